@@ -1,0 +1,44 @@
+"""The Celery application.
+
+Queues: `training` (GPU workers: late acks, requeue on worker loss, prefetch 1 so a long job never
+sits behind another in a worker's buffer), `inference`, and `default`. Tasks are routed by name, so
+`training.*` tasks always land on the training queue whichever process sends them.
+
+Start a worker for one queue on another machine (same environment variables as the web):
+    celery -A config worker -Q training --concurrency 1 -n training@%h
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("imprint")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=(Queue("default"), Queue("training"), Queue("inference")),
+    task_default_queue="default",
+    task_routes={
+        "training.*": {"queue": "training"},
+        "inference.*": {"queue": "inference"},
+    },
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_expires=3600,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    beat_schedule={},
+)
+app.autodiscover_tasks()
+
+
+@app.task(name="imprint.ping")
+def ping(payload: str = "") -> dict:
+    """Round-trip probe: proves a worker process consumed the message and wrote a result."""
+    import socket
+
+    return {"pong": payload, "pid": os.getpid(), "host": socket.gethostname()}

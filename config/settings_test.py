@@ -1,0 +1,15 @@
+"""Settings for the test suite: the project's settings with a separate var/ directory.
+
+Worker processes started by the tests use this module too, so they share the test database file
+(SQLite), the embedded broker folder and local media with the test process.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("IMPRINT_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+
+from .settings import *  # noqa: E402,F403
+
+# Password hashing is deliberately slow in production; tests create many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

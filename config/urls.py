@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import health_view
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("health/", health_view, name="health"),
+    path("admin/", admin.site.urls),
+    path("account/", include("accounts.urls")),
+    path("studio/", include("training.urls")),
+    path("", include("marketplace.urls")),
+    path("compliance/", include("licensing.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+]

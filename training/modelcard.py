@@ -1,0 +1,155 @@
+"""The README.md of a trained model: Hugging Face Hub model-card metadata plus a readable account of
+what it was trained on, how, how well, and how much of its output is copied from its data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+SAMPLE_QUOTE_CHARS = 1000  # long samples are cut so the card stays readable
+
+
+def render_model_card(
+    *,
+    name: str,
+    base_model: str,
+    base_licence: str,
+    dataset_name: str,
+    dataset_digest: str,
+    dataset_licence: str,
+    metrics: Mapping[str, float],
+    params: int,
+    hyperparameters: Mapping[str, Any],
+    samples: Sequence[Mapping[str, Any]],
+) -> str:
+    """Markdown with YAML front matter in the Hub's model-card format.
+
+    `metrics` maps metric names (e.g. "val_loss", "perplexity") to numbers; non-finite values
+    are written as null in the metadata. `samples` are dicts with step, text, longest_span and
+    ngram_share. `dataset_licence` is the licence the dataset was supplied under; the card's
+    `license` is `base_licence` since a fine-tune inherits the base model's terms. Raises KeyError
+    when a sample lacks one of those keys.
+    """
+    front_matter = _front_matter(name, base_model, base_licence, dataset_name, metrics)
+    sections = [
+        f"# {name}",
+        _description(name, base_model, base_licence, params),
+        _training_data(dataset_name, dataset_digest, dataset_licence),
+        _training_procedure(hyperparameters),
+        _evaluation(metrics),
+        _samples(samples),
+        _limitations(),
+    ]
+    return f"---\n{front_matter}---\n\n" + "\n\n".join(sections) + "\n"
+
+
+def _metadata_number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _front_matter(
+    name: str, base_model: str, base_licence: str, dataset_name: str, metrics: Mapping[str, float]
+) -> str:
+    results = [
+        {
+            "task": {"type": "text-generation", "name": "Text generation"},
+            "dataset": {"type": dataset_name, "name": dataset_name},
+            "metrics": [
+                {"type": key, "name": key.replace("_", " "), "value": _metadata_number(value)}
+                for key, value in metrics.items()
+            ],
+        }
+    ]
+    metadata = {
+        "base_model": base_model,
+        "datasets": [dataset_name],
+        "license": base_licence,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": ["text-generation", "gpt2", "fine-tuned", "imprint"],
+        "model-index": [{"name": name, "results": results}],
+    }
+    # sort_keys=False keeps the Hub's conventional order; allow_unicode keeps names readable.
+    return yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
+
+
+def _description(name: str, base_model: str, base_licence: str, params: int) -> str:
+    return (
+        "## Model description\n\n"
+        f"`{name}` is a causal language model fine-tuned from `{base_model}` "
+        f"({params:,} parameters) with Imprint. It continues text in the style of its training "
+        f"data. The base model's licence ({base_licence}) applies to these weights."
+    )
+
+
+def _training_data(dataset_name: str, dataset_digest: str, dataset_licence: str) -> str:
+    return (
+        "## Training data\n\n"
+        f"- Dataset: {dataset_name}\n"
+        f"- Content digest (SHA-256): `{dataset_digest}`\n"
+        f"- Licence: {dataset_licence}\n\n"
+        "Documents were separated by `<|endoftext|>`, encoded with the base model's tokenizer and "
+        "cut into fixed-length windows; a small share of the windows was held out for validation."
+    )
+
+
+def _training_procedure(hyperparameters: Mapping[str, Any]) -> str:
+    rows = "\n".join(f"| {key} | {_cell(value)} |" for key, value in hyperparameters.items())
+    return (
+        "## Training procedure\n\n"
+        "Full fine-tuning with AdamW and a warmup-then-decay learning-rate schedule.\n\n"
+        "### Training hyperparameters\n\n"
+        f"| Hyperparameter | Value |\n|---|---|\n{rows}"
+    )
+
+
+def _evaluation(metrics: Mapping[str, float]) -> str:
+    if not metrics:
+        return "## Evaluation\n\nNo evaluation results were recorded."
+    rows = "\n".join(f"| {key.replace('_', ' ')} | {_number(value)} |" for key, value in metrics.items())
+    return f"## Evaluation\n\nOn the held-out validation windows:\n\n| Metric | Value |\n|---|---|\n{rows}"
+
+
+def _samples(samples: Sequence[Mapping[str, Any]]) -> str:
+    if not samples:
+        return "## Samples\n\nNo samples were recorded."
+    intro = (
+        "## Samples\n\n"
+        "Text generated during training. *Longest verbatim span* is the longest run of sample "
+        "tokens found word for word in the training data; *8-gram overlap* is the share of the "
+        "sample's 8-token sequences that occur in the training data."
+    )
+    parts = [intro]
+    for sample in samples:
+        text = str(sample["text"])[:SAMPLE_QUOTE_CHARS]
+        quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines()) or "> (empty)"
+        parts.append(
+            f"### Step {sample['step']}\n\n{quoted}\n\n"
+            f"Longest verbatim span: {sample['longest_span']} tokens · "
+            f"8-gram overlap: {float(sample['ngram_share']):.1%}"
+        )
+    return "\n\n".join(parts)
+
+
+def _limitations() -> str:
+    return (
+        "## Limitations\n\n"
+        "- The model reproduces the style, topics and biases of its training data and of the base "
+        "model; it can state falsehoods fluently.\n"
+        "- It can repeat passages of its training data verbatim; check the memorisation figures "
+        "above before publishing its output.\n"
+        "- It was evaluated only by loss on held-out text from the same dataset, not on any "
+        "benchmark or for safety."
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: pipes escaped so free text cannot break the table."""
+    return str(value).replace("|", "\\|").replace("\n", " ")

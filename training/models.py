@@ -1,0 +1,165 @@
+"""Training domain: datasets, jobs and their history, and the model versions they produce."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Dataset(models.Model):
+    """An uploaded UTF-8 text corpus, documents separated by `<|endoftext|>`.
+
+    The owner declares the licence of the data and attests that they may use it; the licence
+    inheritance check of offers reads both.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    file = models.FileField(upload_to="datasets/", max_length=300)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size_bytes = models.BigIntegerField()
+    licence = models.CharField(max_length=64, help_text="SPDX id (or 'custom') of the data's licence.")
+    licence_attested = models.BooleanField(default=False)
+    stats = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EncodedDataset(models.Model):
+    """Token ids of a dataset for one tokenizer, stored once and addressed by content."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="encodings")
+    tokenizer_key = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the stored token ids.")
+    file = models.FileField(upload_to="encoded/", max_length=300)
+    tokens = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "tokenizer_key"], name="uniq_encoding_per_tokenizer")
+        ]
+
+
+class TrainingJob(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        SUCCEEDED = "succeeded"
+
+    class Request(models.TextChoices):
+        NONE = ""
+        PAUSE = "pause"
+        CANCEL = "cancel"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_jobs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    name = models.CharField(max_length=200)
+    base_model = models.CharField(max_length=300, help_text="'tiny', a gpt2 family name, or a local path.")
+    hyperparameters = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    control_request = models.CharField(max_length=8, choices=Request.choices, default="", blank=True)
+    # Lease: a worker owns a running job while its heartbeat is younger than the lease.
+    worker_id = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField()
+    resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
+    compute_seconds = models.FloatField(default=0.0)
+    device = models.CharField(max_length=32, blank=True)
+    estimate = models.JSONField(default=dict)
+    error_message = models.TextField(blank=True)
+    error_trace = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def progress_percent(self) -> float:
+        return round(100.0 * self.step / self.total_steps, 1) if self.total_steps else 0.0
+
+
+class Checkpoint(models.Model):
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    storage_prefix = models.CharField(max_length=300)
+    kept = models.BooleanField(default=False, help_text="Promoted to a version: never pruned.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="uniq_checkpoint_step")]
+
+
+class JobMetric(models.Model):
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    train_loss = models.FloatField(null=True)
+    learning_rate = models.FloatField(null=True)
+    tokens_per_second = models.FloatField(null=True)
+    val_loss = models.FloatField(null=True)
+    perplexity = models.FloatField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="uniq_metric_step")]
+
+
+class Sample(models.Model):
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="samples")
+    step = models.PositiveIntegerField()
+    index = models.PositiveSmallIntegerField(default=0)
+    text = models.TextField()
+    longest_copied_span = models.PositiveIntegerField(null=True)
+    ngram_overlap = models.FloatField(null=True, help_text="Share of the sample's 8-grams found in the data.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "step", "index"], name="uniq_sample")]
+
+
+class ModelVersion(models.Model):
+    """A trained model: a Hugging Face folder in storage, identified by its SHA-256 digest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_versions")
+    job = models.ForeignKey(TrainingJob, on_delete=models.PROTECT, related_name="versions")
+    name = models.CharField(max_length=200)
+    from_step = models.PositiveIntegerField()
+    storage_prefix = models.CharField(max_length=300)
+    digest = models.CharField(max_length=64, unique=True)
+    parameter_count = models.BigIntegerField()
+    base_model = models.CharField(max_length=300)
+    base_licence = models.CharField(max_length=64, default="mit")
+    dataset_digest = models.CharField(max_length=64)
+    dataset_licence = models.CharField(max_length=64)
+    n_positions = models.PositiveIntegerField()
+    metrics = models.JSONField(default=dict)
+    card = models.TextField()
+    files = models.JSONField(default=list, help_text="[{name, size, sha256}] of the stored folder.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.digest[:12]})"
