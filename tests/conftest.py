@@ -106,7 +106,7 @@ def celery_workers(transactional_db):
 def _empty_embedded_broker():
     """Messages left in the test broker folder by an earlier, interrupted run are not ours."""
     shutil.rmtree(settings.BROKER_DIR, ignore_errors=True)
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (settings.BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 
 

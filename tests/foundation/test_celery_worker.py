@@ -28,7 +28,7 @@ def test_it_runs_a_task_on_the_embedded_broker(celery_workers, tmp_path, monkeyp
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     broker_dir = tmp_path / "broker"
     results_dir = tmp_path / "results"
-    for d in (broker_dir / "queue", broker_dir / "processed", results_dir):
+    for d in (broker_dir / "queue", broker_dir / "processed", broker_dir / "control", results_dir):
         d.mkdir(parents=True)
     backend = f"file://{results_dir}"
     worker = celery_workers.start(
@@ -36,7 +36,8 @@ def test_it_runs_a_task_on_the_embedded_broker(celery_workers, tmp_path, monkeyp
         env={"IMPRINT_BROKER_DIR": str(broker_dir), "CELERY_RESULT_BACKEND": backend},
     )
     options = {"data_folder_in": str(broker_dir / "queue"), "data_folder_out": str(broker_dir / "queue"),
-               "processed_folder": str(broker_dir / "processed"), "polling_interval": 0.05}
+               "processed_folder": str(broker_dir / "processed"),
+               "control_folder": str(broker_dir / "control"), "polling_interval": 0.05}
     reply = _round_trip(_client_app("filesystem://", backend, options), worker)
     assert reply["pong"] == "hello"
     assert reply["pid"] != os.getpid()  # another process did the work
