@@ -1,0 +1,48 @@
+from django.contrib import admin
+
+from .models import Acceptance, ApiKey, AuditEntry, Grant, LicenceTerms
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Append-only: no add, change or delete, not even for superusers (and no bulk actions)."""
+
+    list_display = ("id", "created_at", "event", "actor_ref", "subject_type", "subject_id")
+    list_filter = ("event",)
+    search_fields = ("subject_id", "actor_ref")
+    actions = None
+
+
+@admin.register(LicenceTerms)
+class LicenceTermsAdmin(ReadOnlyAdmin):
+    list_display = ("sha256", "uses_index", "created_at")
+
+
+@admin.register(Acceptance)
+class AcceptanceAdmin(ReadOnlyAdmin):
+    list_display = ("user", "terms", "accepted_at", "ip_address")
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyAdmin):
+    """State changes go through services (and the audit log), so the admin only shows grants."""
+
+    list_display = ("id", "customer", "model_version", "state", "used_tokens", "quota_tokens", "expires_at")
+    list_filter = ("state",)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ("prefix", "name", "owner", "created_at", "revoked_at", "last_used_at")
+    exclude = ("key_hash",)

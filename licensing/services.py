@@ -1,0 +1,178 @@
+"""Licensing writes: terms, acceptances, grants and API keys. Every licence-relevant change is
+recorded through `audit_append` in the same transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .audit import audit_append
+from .errors import ApiKeyInvalid, ApiKeyNotFound, GrantNotOwned, GrantStateError, TermsInvalid
+from .inheritance import terms_inherit
+from .models import Acceptance, ApiKey, Grant, LicenceTerms
+from .terms import USES, canonical_json, terms_hash, validate_terms
+
+API_KEY_PREFIX = "imp_"
+
+
+# --- Terms -----------------------------------------------------------------------------------
+
+@transaction.atomic
+def terms_create(*, raw: dict, model_version=None, created_by=None) -> LicenceTerms:
+    """Validate `raw`, apply the model version's licence inheritance (when given), and return the
+    content-addressed terms row (an existing one when the same terms were stored before).
+
+    Raises TermsInvalid (a message per bad field) or TermsNotAllowedByInputs (a reason per input)."""
+    document = validate_terms(raw)
+    if model_version is not None:
+        document = terms_inherit(document, base_licence=model_version.base_licence,
+                                 dataset_licence=model_version.dataset_licence)
+    sha = terms_hash(document)
+    existing = LicenceTerms.objects.filter(pk=sha).first()
+    if existing is not None:
+        return existing
+    terms = LicenceTerms(sha256=sha, document=document, canonical=canonical_json(document),
+                         uses_index=" " + " ".join(document["uses"]) + " ", created_by=created_by)
+    terms.save(force_insert=True)
+    audit_append(event="terms.created", actor=created_by, subject=terms, data={"sha256": sha})
+    return terms
+
+
+@transaction.atomic
+def acceptance_record(*, user, terms: LicenceTerms, ip_address: str | None, user_agent: str = "") -> Acceptance:
+    """Record that `user` accepted exactly these terms (by hash)."""
+    acceptance = Acceptance.objects.create(user=user, terms=terms, ip_address=ip_address or None,
+                                           user_agent=user_agent[:300])
+    audit_append(event="terms.accepted", actor=user, subject=acceptance,
+                 data={"terms": terms.sha256, "ip": ip_address or ""})
+    return acceptance
+
+
+# --- Grants ----------------------------------------------------------------------------------
+
+@transaction.atomic
+def grant_create_pending(*, customer, model_version, terms: LicenceTerms, acceptance: Acceptance | None,
+                         price_paid_cents: int, currency: str) -> Grant:
+    """A pending grant waiting for payment; it gives no rights until `grant_activate`."""
+    quota = terms.document["quota"]
+    grant = Grant.objects.create(
+        customer=customer, model_version=model_version, terms=terms, acceptance=acceptance,
+        quota_tokens=quota["tokens"], quota_period=quota["period"],
+        price_paid_cents=price_paid_cents, currency=currency,
+    )
+    audit_append(event="grant.created", actor=customer, subject=grant,
+                 data={"terms": terms.sha256, "model_version": str(model_version.pk)})
+    return grant
+
+
+@transaction.atomic
+def grant_activate(*, grant_id, reason: str = "payment succeeded", actor=None) -> tuple[Grant, bool]:
+    """Make a pending grant active from now (expiry from the terms' duration). Returns
+    (grant, changed): activating an already active grant changes nothing (replayed webhooks).
+
+    Raises GrantStateError when the grant is suspended, revoked or expired."""
+    grant = Grant.objects.select_for_update().select_related("terms").get(pk=grant_id)
+    if grant.state == Grant.State.ACTIVE:
+        return grant, False
+    if grant.state != Grant.State.PENDING:
+        raise GrantStateError(f"A {grant.state} grant cannot be activated.")
+    now = timezone.now()
+    days = grant.terms.document.get("duration_days")
+    grant.state = Grant.State.ACTIVE
+    grant.starts_at = grant.activated_at = grant.period_started_at = now
+    grant.expires_at = now + timedelta(days=days) if days else None
+    grant.state_reason = reason
+    grant.save(update_fields=["state", "starts_at", "activated_at", "period_started_at",
+                              "expires_at", "state_reason"])
+    audit_append(event="grant.activated", actor=actor, subject=grant,
+                 data={"reason": reason, "expires_at": grant.expires_at})
+    return grant, True
+
+
+_TRANSITIONS = {
+    Grant.State.SUSPENDED: {Grant.State.ACTIVE},
+    Grant.State.REVOKED: {Grant.State.PENDING, Grant.State.ACTIVE, Grant.State.SUSPENDED},
+    Grant.State.ACTIVE: {Grant.State.SUSPENDED},  # reinstate
+    Grant.State.EXPIRED: {Grant.State.ACTIVE},
+}
+
+
+@transaction.atomic
+def grant_set_state(*, grant_id, state: str, reason: str, actor=None) -> Grant:
+    """Suspend, revoke, reinstate or expire a grant (refunds, disputes, compliance decisions).
+
+    Raises GrantStateError for a transition that is not allowed (e.g. reinstating a revoked grant)."""
+    grant = Grant.objects.select_for_update().get(pk=grant_id)
+    if grant.state == state:
+        return grant
+    if grant.state not in _TRANSITIONS.get(state, set()):
+        raise GrantStateError(f"A {grant.state} grant cannot become {state}.")
+    previous, grant.state, grant.state_reason = grant.state, state, reason[:300]
+    grant.save(update_fields=["state", "state_reason"])
+    audit_append(event=f"grant.{state}", actor=actor, subject=grant,
+                 data={"from": previous, "reason": reason})
+    return grant
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+def _key_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@transaction.atomic
+def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
+                  default_purpose: str = "personal") -> tuple[ApiKey, str]:
+    """Create a key and return (key, plaintext). The plaintext exists only in this return value:
+    we store its SHA-256 (the key is 256 random bits, so a plain hash is enough, unlike passwords).
+    `grants=None` scopes the key to all of the owner's grants, present and future.
+
+    Raises GrantNotOwned when a listed grant is not the owner's; TermsInvalid for an unknown purpose."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise TermsInvalid({"name": "Give the key a name of at most 100 characters."})
+    if default_purpose not in USES:
+        raise TermsInvalid({"default_purpose": f"The purpose must be one of {', '.join(USES)}."})
+    if grants is not None and any(g.customer_id != owner.pk for g in grants):
+        raise GrantNotOwned("No such grant.", param="grants")
+    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(owner=owner, name=name, prefix=plaintext[:12],
+                                key_hash=_key_hash(plaintext), all_grants=grants is None,
+                                default_purpose=default_purpose)
+    if grants:
+        key.grants.set(grants)
+    audit_append(event="apikey.created", actor=owner, subject=key,
+                 data={"prefix": key.prefix, "grants": sorted(str(g.pk) for g in grants or [])})
+    return key, plaintext
+
+
+def apikey_authenticate(plaintext: str) -> ApiKey:
+    """The active key for `plaintext` (its last-used time updated), or raises ApiKeyInvalid."""
+    if not plaintext or not plaintext.startswith(API_KEY_PREFIX):
+        raise ApiKeyInvalid("Invalid API key.")
+    key = ApiKey.objects.select_related("owner").filter(key_hash=_key_hash(plaintext)).first()
+    if key is None:
+        raise ApiKeyInvalid("Invalid API key.")
+    if key.revoked_at is not None:
+        raise ApiKeyInvalid("This API key has been revoked.")
+    key.last_used_at = timezone.now()
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=key.last_used_at)
+    return key
+
+
+@transaction.atomic
+def apikey_revoke(*, key_id, owner) -> ApiKey:
+    """Revoke one of `owner`'s keys (idempotent). Raises ApiKeyInvalid when it is not theirs."""
+    key = ApiKey.objects.select_for_update().filter(pk=key_id, owner=owner).first()
+    if key is None:
+        raise ApiKeyNotFound("No such API key.", param="key")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit_append(event="apikey.revoked", actor=owner, subject=key, data={"prefix": key.prefix})
+    return key
+

@@ -1,0 +1,161 @@
+"""Licence terms as data: validation (a message per bad field), canonical JSON and its SHA-256,
+deterministic human-readable text, and the inheritance check against a model's inputs.
+
+A terms document (schema "imprint-terms/1") holds the rights only:
+
+    {"schema": "imprint-terms/1", "licence_id": "custom", "uses": ["personal", "research"],
+     "samples": {"publish": true, "resell": false}, "attribution": "Made with X",
+     "quota": {"tokens": 100000, "period": "month"}, "rate_limit_per_minute": 60,
+     "duration_days": 365, "restrictions": ["No medical advice."]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+SCHEMA = "imprint-terms/1"
+USES = ("personal", "research", "education", "internal", "commercial")
+USE_LABELS = {
+    "personal": "personal, non-commercial use",
+    "research": "research",
+    "education": "teaching and education",
+    "internal": "internal business use",
+    "commercial": "commercial use",
+}
+QUOTA_PERIODS = ("month", "total")
+MAX_QUOTA_TOKENS = 10**12
+MAX_RATE_PER_MINUTE = 10_000
+MAX_DURATION_DAYS = 36_500
+MAX_RESTRICTIONS = 20
+_LICENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$")
+
+
+def _check_uses(value, errors):
+    if not isinstance(value, list) or not value:
+        errors["uses"] = "Choose at least one permitted use."
+    elif any(u not in USES for u in value):
+        bad = sorted({str(u) for u in value if u not in USES})
+        errors["uses"] = f"Unknown use {', '.join(bad)}; permitted uses are {', '.join(USES)}."
+    elif len(set(value)) != len(value):
+        errors["uses"] = "Each permitted use may appear once."
+
+
+def _check_samples(value, errors):
+    if not isinstance(value, dict) or set(value) != {"publish", "resell"}:
+        errors["samples"] = "Say whether samples may be published and resold (publish, resell)."
+    elif not all(isinstance(v, bool) for v in value.values()):
+        errors["samples"] = "Sample publication and resale must be true or false."
+    elif value["resell"] and not value["publish"]:
+        errors["samples"] = "Samples that may be resold must also be publishable."
+
+
+def _check_quota(value, errors):
+    if not isinstance(value, dict) or set(value) != {"tokens", "period"}:
+        errors["quota"] = "Give a token quota and its period (tokens, period)."
+    elif not _positive_int(value["tokens"]) or value["tokens"] > MAX_QUOTA_TOKENS:
+        errors["quota"] = f"The token quota must be a whole number from 1 to {MAX_QUOTA_TOKENS}."
+    elif value["period"] not in QUOTA_PERIODS:
+        errors["quota"] = "The quota period must be 'month' or 'total'."
+
+
+def _check_restrictions(value, errors):
+    if not isinstance(value, list) or not all(isinstance(r, str) and r.strip() for r in value):
+        errors["restrictions"] = "Restrictions are a list of non-empty sentences."
+    elif len(value) > MAX_RESTRICTIONS or any(len(r) > 500 for r in value):
+        errors["restrictions"] = f"At most {MAX_RESTRICTIONS} restrictions of 500 characters each."
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def validate_terms(raw: dict) -> dict:
+    """The normalised terms document, or raises TermsInvalid with a message for each bad field."""
+    from .errors import TermsInvalid
+
+    if not isinstance(raw, dict):
+        raise TermsInvalid({"terms": "Terms must be a JSON object."})
+    errors: dict[str, str] = {}
+    known = {"schema", "licence_id", "uses", "samples", "attribution", "quota",
+             "rate_limit_per_minute", "duration_days", "restrictions"}
+    for key in sorted(set(raw) - known):
+        errors[key] = f"Unknown field '{key}'. Prices belong to the offer, not to the terms."
+    if raw.get("schema", SCHEMA) != SCHEMA:
+        errors["schema"] = f"Unsupported schema; use {SCHEMA}."
+    licence_id = raw.get("licence_id", "custom")
+    if not isinstance(licence_id, str) or not _LICENCE_ID.match(licence_id):
+        errors["licence_id"] = "The licence id must be an SPDX identifier or 'custom'."
+    _check_uses(raw.get("uses"), errors)
+    _check_samples(raw.get("samples"), errors)
+    attribution = raw.get("attribution", "")
+    if not isinstance(attribution, str) or len(attribution) > 300:
+        errors["attribution"] = "Attribution is a text of at most 300 characters (or empty)."
+    _check_quota(raw.get("quota"), errors)
+    rate = raw.get("rate_limit_per_minute")
+    if not _positive_int(rate) or rate > MAX_RATE_PER_MINUTE:
+        errors["rate_limit_per_minute"] = f"The rate limit must be 1 to {MAX_RATE_PER_MINUTE} requests a minute."
+    duration = raw.get("duration_days")
+    if duration is not None and (not _positive_int(duration) or duration > MAX_DURATION_DAYS):
+        errors["duration_days"] = f"Duration is 1 to {MAX_DURATION_DAYS} days, or null for perpetual."
+    _check_restrictions(raw.get("restrictions", []), errors)
+    if errors:
+        raise TermsInvalid(errors)
+    return _normalised(raw, licence_id, attribution)
+
+
+def _normalised(raw: dict, licence_id: str, attribution: str) -> dict:
+    # Order of uses and restrictions carries no meaning: sorting makes equal terms hash equally.
+    return {
+        "schema": SCHEMA,
+        "licence_id": licence_id.lower(),
+        "uses": sorted(raw["uses"], key=USES.index),
+        "samples": {"publish": raw["samples"]["publish"], "resell": raw["samples"]["resell"]},
+        "attribution": attribution.strip(),
+        "quota": {"tokens": raw["quota"]["tokens"], "period": raw["quota"]["period"]},
+        "rate_limit_per_minute": raw["rate_limit_per_minute"],
+        "duration_days": raw.get("duration_days"),
+        "restrictions": sorted({" ".join(r.split()) for r in raw.get("restrictions", [])}),
+    }
+
+
+def canonical_json(document: dict) -> str:
+    """Sorted keys, no whitespace, UTF-8 as is: the same terms always give the same bytes."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def terms_hash(document: dict) -> str:
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def _yes_no(flag: bool) -> str:
+    return "may" if flag else "may not"
+
+
+def render_terms_text(document: dict, *, sha256: str | None = None) -> str:
+    """The human-readable licence, rendered only from the document (same terms, same text)."""
+    uses = [USE_LABELS[u] for u in document["uses"]]
+    quota = document["quota"]
+    period = "per calendar month" if quota["period"] == "month" else "in total"
+    duration = (
+        "perpetual" if document["duration_days"] is None
+        else f"{document['duration_days']} days from activation"
+    )
+    lines = [
+        "IMPRINT MODEL LICENCE",
+        f"Licence: {document['licence_id']}" + (f" · terms {sha256}" if sha256 else ""),
+        "",
+        f"1. Permitted uses: {', '.join(uses)}. Any other use is not licensed.",
+        f"2. Generated samples {_yes_no(document['samples']['publish'])} be published and "
+        f"{_yes_no(document['samples']['resell'])} be resold.",
+        "3. Attribution: " + (f'"{document["attribution"]}" must accompany published samples.'
+                              if document["attribution"] else "none required."),
+        f"4. Quota: {quota['tokens']:,} tokens {period}; at most "
+        f"{document['rate_limit_per_minute']} requests per minute.",
+        f"5. Duration: {duration}.",
+        "6. Use restrictions: " + ("none beyond the above." if not document["restrictions"] else ""),
+    ]
+    lines += [f"   - {r}" for r in document["restrictions"]]
+    lines += ["", "The licensee gets generation through the Imprint API, not the model weights."]
+    return "\n".join(lines) + "\n"
