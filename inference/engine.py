@@ -1,0 +1,413 @@
+"""The generation engine: a plain module (no Django, no Celery) that serves text from model folders.
+
+- Models are Hugging Face folders (config, safetensors weights, tokenizer), loaded by digest into a
+  bounded LRU cache: the memory limit is in bytes of parameters and buffers; loading a model that
+  does not fit evicts the least recently used ones first.
+- CUDA when present, else CPU; everything runs under `torch.inference_mode`.
+- The engine owns its request queue: `Engine.submit(request) -> Future`. Today one thread takes
+  requests one at a time; continuous batching (issue #8) replaces that loop without changing callers.
+- The decode loop is our own (prefill, then one `model(...)` call per step with the KV cache) rather
+  than `model.generate`, so that each step applies the per-grant watermark bias, per-sample seeded
+  sampling, the cancel check and the token callback. Greedy output equals `model.generate`'s.
+
+Sampling is seeded per request and per sample (`torch.Generator`), never from the global RNG: forked
+worker processes inherit one global RNG state and would otherwise repeat each other's samples. A
+request without a seed gets a fresh random one, reported in the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .watermark import WatermarkKey, watermark_bias
+
+log = logging.getLogger(__name__)
+
+MAX_SAMPLES = 8
+MAX_TEMPERATURE = 5.0
+
+
+class EngineError(Exception):
+    """Base of the engine's domain errors."""
+
+
+class InvalidGenerationRequest(EngineError):
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+class ContextTooLong(EngineError):
+    """The prompt plus `max_new_tokens` exceeds the model's context (`n_positions`)."""
+
+    def __init__(self, *, prompt_tokens: int, max_new_tokens: int, n_positions: int):
+        super().__init__(
+            f"The prompt ({prompt_tokens} tokens) plus max_new_tokens ({max_new_tokens}) is "
+            f"{prompt_tokens + max_new_tokens} tokens, more than the model's context of {n_positions}."
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.n_positions = n_positions
+
+
+class ModelTooLarge(EngineError):
+    def __init__(self, *, needed: int, limit: int):
+        super().__init__(f"The model needs {needed} bytes, more than the cache limit of {limit} bytes.")
+
+
+class EngineBusy(EngineError):
+    """The request queue is full (back-pressure: the caller answers 429)."""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token of one sample, with the text it adds (may be '' while a multi-byte
+    character is incomplete; the text catches up on a later token, or on a final event with
+    token_id -1 that carries text only)."""
+
+    sample_index: int
+    token_id: int
+    text: str
+
+
+@dataclass
+class GenerationRequest:
+    model_digest: str
+    model_dir: Path
+    prompt: str
+    max_new_tokens: int = 64
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int = 0  # 0 means no top-k filter
+    top_p: float = 1.0
+    n: int = 1
+    seed: int | None = None
+    stop_at_eos: bool = True
+    watermark: WatermarkKey | None = None
+    should_cancel: Callable[[], bool] | None = None
+    on_token: Callable[[TokenEvent], None] | None = None
+
+
+@dataclass
+class Completion:
+    index: int
+    token_ids: list[int]
+    text: str
+    finish_reason: str  # "stop" (eos), "length" (max_new_tokens) or "cancelled"
+
+
+@dataclass
+class GenerationResult:
+    model_digest: str
+    prompt_tokens: int
+    completions: list[Completion]
+    seed: int
+    device: str
+    prompt_token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(len(c.token_ids) for c in self.completions)
+
+    @property
+    def cancelled(self) -> bool:
+        return any(c.finish_reason == "cancelled" for c in self.completions)
+
+
+@dataclass
+class LoadedModel:
+    digest: str
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    n_positions: int
+    vocab_size: int
+    eos_token_id: int | None
+    nbytes: int
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_nbytes(model: torch.nn.Module) -> int:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def model_load(folder: Path, *, digest: str, device: torch.device) -> LoadedModel:
+    """Load a Hugging Face causal LM folder onto `device`, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    config = model.config
+    n_positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings")
+    return LoadedModel(
+        digest=digest, model=model, tokenizer=tokenizer, device=device, n_positions=int(n_positions),
+        vocab_size=int(model.get_output_embeddings().weight.shape[0]),
+        eos_token_id=config.eos_token_id if config.eos_token_id is not None else tokenizer.eos_token_id,
+        nbytes=model_nbytes(model),
+    )
+
+
+class ModelCache:
+    """Least-recently-used cache of loaded models under a byte limit. Thread-safe."""
+
+    def __init__(self, *, max_bytes: int, device: torch.device | None = None,
+                 loader: Callable[..., LoadedModel] = model_load):
+        self.max_bytes = max_bytes
+        self.device = device or default_device()
+        self._loader = loader
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, folder: Path) -> LoadedModel:
+        """The loaded model for `digest`, loading it from `folder` on a miss. Raises ModelTooLarge."""
+        with self._lock:
+            if digest in self._models:
+                self._models.move_to_end(digest)
+                return self._models[digest]
+            loaded = self._loader(Path(folder), digest=digest, device=self.device)
+            if loaded.nbytes > self.max_bytes:
+                raise ModelTooLarge(needed=loaded.nbytes, limit=self.max_bytes)
+            while self._models and self.used_bytes + loaded.nbytes > self.max_bytes:
+                evicted_digest, _ = self._models.popitem(last=False)
+                log.info("model cache: evicted %s", evicted_digest[:12])
+            self._models[digest] = loaded
+            return loaded
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(m.nbytes for m in self._models.values())
+
+    def digests(self) -> list[str]:
+        """Cached digests, least recently used first."""
+        with self._lock:
+            return list(self._models)
+
+
+def _sample_seed(seed: int, index: int) -> int:
+    # Each sample gets its own generator so that one sample's tokens depend only on (seed, index):
+    # the batched engine of issue #8 can then reproduce them row by row.
+    return (seed * 1_000_003 + index) % (2**63 - 1)
+
+
+def validate_request(request: GenerationRequest) -> None:
+    """Raises InvalidGenerationRequest for values the decode loop cannot serve."""
+    checks = [
+        (not request.prompt, "prompt", "The prompt must not be empty."),
+        (not 1 <= request.max_new_tokens, "max_new_tokens", "max_new_tokens must be at least 1."),
+        (not 0.0 <= request.temperature <= MAX_TEMPERATURE, "temperature",
+         f"temperature must be between 0 and {MAX_TEMPERATURE}."),
+        (request.top_k < 0, "top_k", "top_k must be 0 (off) or positive."),
+        (not 0.0 < request.top_p <= 1.0, "top_p", "top_p must be in (0, 1]."),
+        (not 1 <= request.n <= MAX_SAMPLES, "n", f"n must be between 1 and {MAX_SAMPLES}."),
+    ]
+    for failed, param, message in checks:
+        if failed:
+            raise InvalidGenerationRequest(message, param=param)
+
+
+def context_check(*, prompt_tokens: int, max_new_tokens: int, n_positions: int) -> None:
+    """Raises ContextTooLong when the request would run past the model's positions."""
+    if prompt_tokens + max_new_tokens > n_positions:
+        raise ContextTooLong(prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens, n_positions=n_positions)
+
+
+def _filter_logits(logits: torch.Tensor, *, top_k: int, top_p: float) -> torch.Tensor:
+    """Top-k then nucleus (top-p) filtering of [rows, vocab] logits, as transformers does it."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1, None]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove_sorted = cumulative <= (1 - top_p)
+        remove_sorted[..., -1:] = False  # always keep the most likely token
+        remove = remove_sorted.scatter(-1, order, remove_sorted)
+        logits = logits.masked_fill(remove, float("-inf"))
+    return logits
+
+
+class _IncrementalText:
+    """Turns a growing token list into text deltas without splitting a multi-byte character."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.emitted = ""
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+            return ""
+        delta, self.emitted = text[len(self.emitted):], text
+        return delta
+
+
+class DecodeLoop:
+    """One request's decode: prefill the prompt for n rows, then step with the KV cache."""
+
+    def __init__(self, loaded: LoadedModel, request: GenerationRequest, prompt_ids: list[int], seed: int):
+        self.m, self.r, self.prompt_ids, self.seed = loaded, request, prompt_ids, seed
+        device = loaded.device
+        self.generators = [
+            torch.Generator(device=device).manual_seed(_sample_seed(seed, i)) for i in range(request.n)
+        ]
+        self.tokens: list[list[int]] = [[] for _ in range(request.n)]
+        self.finished = [None] * request.n  # finish reason per row once done
+        self.texts = [_IncrementalText(loaded.tokenizer) for _ in range(request.n)]
+
+    def run(self) -> list[Completion]:
+        r, device = self.r, self.m.device
+        input_ids = torch.tensor([self.prompt_ids] * r.n, dtype=torch.long, device=device)
+        out = self.m.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        for _step in range(r.max_new_tokens):
+            next_ids = self._choose(out.logits[:, -1, :].float())
+            self._record(next_ids)
+            if all(self.finished) or self._cancelled():
+                break
+            out = self.m.model(input_ids=next_ids.view(-1, 1), cache=out.cache, use_cache=True, logits_to_keep=1)
+        return self._completions()
+
+    def _cancelled(self) -> bool:
+        if self.r.should_cancel is None or not self.r.should_cancel():
+            return False
+        for i, reason in enumerate(self.finished):
+            self.finished[i] = reason or "cancelled"
+        return True
+
+    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
+        r = self.r
+        if r.watermark is not None:
+            previous = [t[-1] if t else self.prompt_ids[-1] for t in self.tokens]
+            logits = logits + watermark_bias(
+                watermark=r.watermark, previous_tokens=previous, vocab_size=logits.shape[-1], device=logits.device
+            )
+        if r.temperature == 0:
+            return logits.argmax(dim=-1)
+        logits = _filter_logits(logits / r.temperature, top_k=r.top_k, top_p=r.top_p)
+        probs = logits.softmax(dim=-1)
+        picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)]
+        return torch.cat(picks)
+
+    def _record(self, next_ids: torch.Tensor) -> None:
+        eos, r = self.m.eos_token_id, self.r
+        for i, token_id in enumerate(next_ids.tolist()):
+            if self.finished[i]:
+                continue
+            if r.stop_at_eos and token_id == eos:
+                self.finished[i] = "stop"
+                continue
+            self.tokens[i].append(token_id)
+            if r.on_token is not None:
+                r.on_token(TokenEvent(sample_index=i, token_id=token_id, text=self.texts[i].push(token_id)))
+            if len(self.tokens[i]) >= r.max_new_tokens:
+                self.finished[i] = "length"
+
+    def _completions(self) -> list[Completion]:
+        tokenizer, completions = self.m.tokenizer, []
+        for i, ids in enumerate(self.tokens):
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            self._flush(i, text)
+            completions.append(Completion(index=i, token_ids=ids, text=text,
+                                          finish_reason=self.finished[i] or "length"))
+        return completions
+
+    def _flush(self, index: int, text: str) -> None:
+        """Send the text held back for an incomplete character at the end (token_id -1: no new
+        token), so that a stream's deltas always join to the final text."""
+        emitted = self.texts[index].emitted
+        if self.r.on_token is not None and text != emitted and text.startswith(emitted):
+            self.r.on_token(TokenEvent(sample_index=index, token_id=-1, text=text[len(emitted):]))
+
+
+def generate_with(loaded: LoadedModel, request: GenerationRequest) -> GenerationResult:
+    """Run one request on a loaded model. Raises InvalidGenerationRequest, ContextTooLong."""
+    validate_request(request)
+    prompt_ids = loaded.tokenizer(request.prompt)["input_ids"]
+    if not prompt_ids:
+        raise InvalidGenerationRequest("The prompt encodes to no tokens.", param="prompt")
+    context_check(prompt_tokens=len(prompt_ids), max_new_tokens=request.max_new_tokens,
+                  n_positions=loaded.n_positions)
+    seed = request.seed if request.seed is not None else secrets.randbits(63)
+    with torch.inference_mode():
+        completions = DecodeLoop(loaded, request, prompt_ids, seed).run()
+    return GenerationResult(model_digest=loaded.digest, prompt_tokens=len(prompt_ids), completions=completions,
+                            seed=seed, device=str(loaded.device), prompt_token_ids=list(prompt_ids))
+
+
+_STOP = object()
+
+
+class Engine:
+    """Owns the model cache and a bounded request queue served by its own thread.
+
+    `submit` returns a Future at once; `generate` waits for it. Threads of one process (Celery's
+    thread pool, gunicorn threads) share one Engine. The serving thread starts on first use, so an
+    Engine created before a fork is still safe to use in the child.
+    """
+
+    def __init__(self, *, cache_bytes: int, device: torch.device | None = None, max_queue: int = 64,
+                 loader: Callable[..., LoadedModel] = model_load):
+        self.cache = ModelCache(max_bytes=cache_bytes, device=device, loader=loader)
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.cache.device
+
+    def load(self, digest: str, folder: Path) -> LoadedModel:
+        """Load (or touch) a model in the cache; callers may use it to pre-warm or read n_positions."""
+        return self.cache.get(digest, folder)
+
+    def submit(self, request: GenerationRequest) -> Future:
+        """Queue a request. Raises EngineBusy when the queue is full; the Future raises the engine's
+        domain errors (InvalidGenerationRequest, ContextTooLong, ModelTooLarge)."""
+        self._ensure_thread()
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((request, future))
+        except queue.Full:
+            raise EngineBusy("The generation queue is full; retry shortly.") from None
+        return future
+
+    def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
+        return self.submit(request).result(timeout=timeout)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put((_STOP, None))
+            self._thread.join(timeout=10)
+
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="imprint-engine", daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            request, future = self._queue.get()
+            if request is _STOP:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                loaded = self.cache.get(request.model_digest, request.model_dir)
+                future.set_result(generate_with(loaded, request))
+            except BaseException as exc:  # the Future carries every failure to the caller
+                future.set_exception(exc)
