@@ -21,6 +21,8 @@ app.conf.update(
     task_queues=(Queue("default"), Queue("training"), Queue("inference")),
     task_default_queue="default",
     task_routes={
+        # Periodic sweeps are light work for the default queue, whatever their app.
+        "training.sweep_leases": {"queue": "default"},
         "training.*": {"queue": "training"},
         "inference.*": {"queue": "inference"},
     },
@@ -31,7 +33,6 @@ app.conf.update(
     result_expires=3600,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    beat_schedule={},
 )
 app.autodiscover_tasks()
 

@@ -121,6 +121,11 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request otherwise
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "config.staticfinders.PackageFileFinder",  # vendor/plotly.min.js from plotly's wheel
+]
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 
 
@@ -197,6 +202,12 @@ def _default_result_backend(broker_url: str) -> str:
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=_default_result_backend(CELERY_BROKER_URL)
 )
+CELERY_BEAT_SCHEDULE = {
+    "training-sweep-leases": {
+        "task": "training.sweep_leases",
+        "schedule": float(env.int("TRAINING_SWEEP_SECONDS", default=30)),
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- REST framework / OpenAPI ---------------------------------------------------------------
@@ -246,7 +257,15 @@ DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)
 TRAINING_LEASE_SECONDS = env.int("TRAINING_LEASE_SECONDS", default=60)
 TRAINING_MAX_CONCURRENT_JOBS = env.int("TRAINING_MAX_CONCURRENT_JOBS", default=2)
 TRAINING_MAX_TOTAL_STEPS = env.int("TRAINING_MAX_TOTAL_STEPS", default=200_000)
+TRAINING_SWEEP_SECONDS = env.int("TRAINING_SWEEP_SECONDS", default=30)
 COMPUTE_RATE_CENTS_PER_HOUR = env.int("COMPUTE_RATE_CENTS_PER_HOUR", default=250)
+# "cuda" or "cpu": what the training workers have, for estimates (empty: ask torch on this machine).
+TRAINING_DEVICE = env.str("TRAINING_DEVICE", default="")
+# name=path pairs: local copies of base models (no hub download needed), e.g. gpt2=/models/gpt2
+TRAINING_BASE_MODEL_PATHS = [
+    tuple(pair.split("=", 1)) for pair in env.list("TRAINING_BASE_MODEL_PATHS", default=[]) if "=" in pair
+]
+TRAINING_WORK_DIR = Path(env.str("TRAINING_WORK_DIR", default=str(VAR_DIR / "training-work")))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

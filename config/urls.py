@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("account/", include("accounts.urls")),
     path("studio/", include("training.urls")),
+    path("api/v1/training/", include("training.api_urls")),
     path("", include("marketplace.urls")),
     path("compliance/", include("licensing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

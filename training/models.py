@@ -111,6 +111,7 @@ class Checkpoint(models.Model):
 class JobMetric(models.Model):
     job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
     step = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1, help_text="Which run of the job computed this step.")
     train_loss = models.FloatField(null=True)
     learning_rate = models.FloatField(null=True)
     tokens_per_second = models.FloatField(null=True)

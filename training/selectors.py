@@ -1,4 +1,12 @@
-"""Read-side queries of the training app. Every query is scoped to its owner."""
+"""Read-side queries of the training app. Every query is scoped to its owner: another trainer's
+objects are simply not found (404)."""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
 
 from .models import Dataset, ModelVersion, TrainingJob
 
@@ -7,5 +15,50 @@ def studio_overview(*, owner) -> dict:
     return {
         "datasets": Dataset.objects.filter(owner=owner),
         "jobs": TrainingJob.objects.filter(owner=owner).select_related("dataset"),
-        "versions": ModelVersion.objects.filter(owner=owner),
+        "versions": ModelVersion.objects.filter(owner=owner).select_related("job"),
+    }
+
+
+def dataset_get(*, owner, pk) -> Dataset:
+    return get_object_or_404(Dataset, pk=pk, owner=owner)
+
+
+def job_get(*, owner, pk) -> TrainingJob:
+    return get_object_or_404(TrainingJob.objects.select_related("dataset"), pk=pk, owner=owner)
+
+
+def version_get(*, owner, pk) -> ModelVersion:
+    return get_object_or_404(ModelVersion.objects.select_related("job"), pk=pk, owner=owner)
+
+
+def _eta_seconds(job: TrainingJob, metrics: list[dict]) -> float | None:
+    recent = [m["tokens_per_second"] for m in metrics[-20:] if m["tokens_per_second"]]
+    if job.state != TrainingJob.State.RUNNING or not recent:
+        return None
+    hp = job.hyperparameters
+    seconds_per_step = hp["batch_size"] * hp["context_length"] / (sum(recent) / len(recent))
+    return round((job.total_steps - job.step) * seconds_per_step, 1)
+
+
+def job_progress(*, job: TrainingJob, include_trace: bool = False, samples_after: int = -1) -> dict:
+    """Everything the live job page and the API show: state, progress, ETA, compute cost so far,
+    the loss curves, samples, checkpoints and versions. The stack trace only for staff."""
+    metrics = list(job.metrics.values("step", "train_loss", "val_loss", "perplexity", "learning_rate",
+                                      "tokens_per_second", "attempt"))
+    samples = list(job.samples.filter(step__gt=samples_after).values(
+        "step", "index", "text", "longest_copied_span", "ngram_overlap"))
+    hours = job.compute_seconds / 3600
+    return {
+        "id": str(job.pk), "name": job.name, "state": job.state, "control_request": job.control_request,
+        "step": job.step, "total_steps": job.total_steps, "percent": job.progress_percent,
+        "eta_seconds": _eta_seconds(job, metrics), "attempts": job.attempts,
+        "resumed_from_step": job.resumed_from_step, "device": job.device,
+        "compute_seconds": round(job.compute_seconds, 1),
+        "cost_so_far_cents": math.ceil(hours * settings.COMPUTE_RATE_CENTS_PER_HOUR),
+        "estimate": job.estimate, "base_model": job.base_model, "hyperparameters": job.hyperparameters,
+        "error": job.error_message or None, **({"error_trace": job.error_trace} if include_trace else {}),
+        "metrics": metrics, "samples": samples,
+        "checkpoints": list(job.checkpoints.values("id", "step", "kept")),
+        "versions": [{"id": str(v.pk), "name": v.name, "digest": v.digest, "from_step": v.from_step}
+                     for v in job.versions.all()],
     }

@@ -1,11 +1,133 @@
-from django.shortcuts import render
+"""Trainer pages: thin views that validate with forms, call one service, and render."""
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from accounts.roles import role_required
 
-from . import selectors
+from . import selectors, services
+from .forms import DatasetForm, JobForm
+from .models import Checkpoint
+from .textdata import DatasetInvalid
 
 
 @role_required("trainer")
 def studio(request):
     """The trainer's home: their datasets, jobs and model versions."""
     return render(request, "training/studio.html", selectors.studio_overview(owner=request.user))
+
+
+@role_required("trainer")
+def dataset_upload(request):
+    form = DatasetForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            dataset = services.dataset_create(
+                owner=request.user, name=data["name"], upload=data["file"], licence=data["licence"],
+                licence_attested=data["licence_attested"], stats_base_model=data["stats_base_model"] or "tiny")
+        except DatasetInvalid as exc:
+            form.add_error("file", exc.message)
+        except services.TrainingError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            messages.success(request, "Dataset uploaded. Check its statistics, then start a training job.")
+            return redirect("training:dataset", pk=dataset.pk)
+    return render(request, "training/dataset_upload.html", {"form": form})
+
+
+@role_required("trainer")
+def dataset_detail(request, pk):
+    dataset = selectors.dataset_get(owner=request.user, pk=pk)
+    form = JobForm(initial={"dataset": dataset.pk})
+    return render(request, "training/dataset_detail.html", {"dataset": dataset, "form": form})
+
+
+@role_required("trainer")
+def job_create(request):
+    form = JobForm(request.POST)
+    dataset = None
+    if form.is_valid():
+        dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
+        try:
+            job = services.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
+                                      base_model=form.cleaned_data["base_model"],
+                                      hyperparameters=form.hyperparameters())
+        except services.TrainingError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            return redirect("training:job", pk=job.pk)
+    elif form.cleaned_data.get("dataset"):
+        dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
+    if dataset is None:
+        raise Http404("Choose one of your datasets.")
+    return render(request, "training/dataset_detail.html", {"dataset": dataset, "form": form}, status=400)
+
+
+@role_required("trainer")
+def job_detail(request, pk):
+    job = selectors.job_get(owner=request.user, pk=pk)
+    return render(request, "training/job_detail.html", {"job": job})
+
+
+@role_required("trainer")
+def job_progress(request, pk):
+    job = selectors.job_get(owner=request.user, pk=pk)
+    after = int(request.GET.get("samples_after", -1)) if request.GET.get("samples_after", "").lstrip("-").isdigit() else -1
+    return JsonResponse(selectors.job_progress(job=job, include_trace=request.user.is_staff, samples_after=after))
+
+
+@require_POST
+@role_required("trainer")
+def job_control(request, pk, action):
+    job = selectors.job_get(owner=request.user, pk=pk)
+    try:
+        services.job_control(job=job, action=action)
+        messages.success(request, {"pause": "Pausing at the next step.", "cancel": "Cancelled.",
+                                   "resume": "Resumed from the latest checkpoint."}[action])
+    except services.TrainingError as exc:
+        messages.error(request, exc.message)
+    return redirect("training:job", pk=job.pk)
+
+
+@require_POST
+@role_required("trainer")
+def version_from_checkpoint(request, pk, checkpoint_id):
+    job = selectors.job_get(owner=request.user, pk=pk)
+    checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id, job=job)
+    try:
+        version = services.version_from_checkpoint(job=job, checkpoint=checkpoint)
+    except services.TrainingError as exc:
+        messages.error(request, exc.message)
+        return redirect("training:job", pk=job.pk)
+    messages.success(request, f"Model version created from step {checkpoint.step}.")
+    return redirect("training:version", pk=version.pk)
+
+
+@role_required("trainer")
+def version_detail(request, pk):
+    version = selectors.version_get(owner=request.user, pk=pk)
+    return render(request, "training/version_detail.html", {"version": version})
+
+
+@role_required("trainer")
+def version_file(request, pk, name):
+    """The trainer's own model files (customers never get weights: they get generation)."""
+    version = selectors.version_get(owner=request.user, pk=pk)
+    if name not in {f["name"] for f in version.files}:
+        raise Http404("No such file in this version.")
+    from django.core.files.storage import default_storage
+
+    return FileResponse(default_storage.open(f"{version.storage_prefix}/{name}", "rb"), as_attachment=True,
+                        filename=name)
+
+
+@role_required("trainer")
+def estimate(request):
+    form = JobForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    return JsonResponse(services.job_estimate_for(base_model=form.cleaned_data["base_model"],
+                                                  hyperparameters=form.hyperparameters()))

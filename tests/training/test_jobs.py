@@ -1,0 +1,195 @@
+"""Training jobs without a broker: the job runner called in-process (as a worker would), the
+state machine, estimates, model versions, and trainers seeing only their own work."""
+
+import pytest
+import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.training.corpus import corpus_text
+from training import artifacts, job_runner, services
+from training.models import Checkpoint, ModelVersion, TrainingJob
+
+pytestmark = pytest.mark.django_db
+
+FAST = {"steps": 30, "learning_rate": 3e-3, "batch_size": 4, "context_length": 32, "warmup_steps": 0,
+        "sample_every": 15, "sample_count": 2, "sample_prompt": "The", "sample_max_new_tokens": 12,
+        "checkpoint_every": 10, "seed": 7, "early_stopping_patience": None, "early_stopping_min_delta": 0.0}
+
+
+@pytest.fixture
+def local_media(settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    settings.TRAINING_WORK_DIR = tmp_path / "work"
+
+
+def make_dataset(owner, text=None, licence="cc-by-4.0"):
+    upload = SimpleUploadedFile("corpus.txt", (text or corpus_text()).encode(), content_type="text/plain")
+    return services.dataset_create(owner=owner, name="corpus", upload=upload, licence=licence, licence_attested=True)
+
+
+def make_job(owner, dataset=None, **overrides):
+    return services.job_create(owner=owner, dataset=dataset or make_dataset(owner), name="job",
+                               base_model="tiny", hyperparameters={**FAST, **overrides})
+
+
+def test_a_job_runs_to_a_model_version_that_reloads_and_generates(trainer, local_media, tmp_path):
+    job = make_job(trainer)
+    assert job_runner.job_run(job_id=job.pk) == TrainingJob.State.SUCCEEDED
+    job.refresh_from_db()
+    assert (job.state, job.step, job.attempts) == ("succeeded", 30, 1)
+    assert list(job.metrics.values_list("step", flat=True)) == list(range(1, 31))
+    assert job.metrics.filter(val_loss__isnull=False).count() == 2  # at the sample points 15 and 30
+    assert sorted(set(job.samples.values_list("step", flat=True))) == [15, 30]
+    assert job.samples.filter(step=15).count() == 2
+    assert all(s.longest_copied_span is not None for s in job.samples.all())
+    assert list(job.checkpoints.values_list("step", flat=True)) == [10, 20]  # last two kept
+    version = ModelVersion.objects.get(job=job)
+    assert version.from_step == 30 and version.parameter_count > 10_000
+    names = {f["name"] for f in version.files}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= names
+    assert not names & services.TRAINING_STATE_FILES  # weights only, never optimizer state
+    assert version.card.startswith("---\n") and "base_model: tiny" in version.card and "perplexity" in version.card
+    assert version.digest == artifacts.manifest_digest(version.files)
+
+    folder = artifacts.folder_download(version.storage_prefix, tmp_path / "download")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer("The quick", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    assert out.shape[1] == ids.shape[1] + 8
+    assert torch.equal(out[0, : ids.shape[1]], ids[0])
+
+
+def test_the_encoding_is_computed_once_per_dataset_and_tokenizer(trainer, local_media):
+    dataset = make_dataset(trainer)
+    job_runner.job_run(job_id=make_job(trainer, dataset, steps=2, sample_every=2, checkpoint_every=2).pk)
+    job_runner.job_run(job_id=make_job(trainer, dataset, steps=2, sample_every=2, checkpoint_every=2).pk)
+    assert dataset.encodings.count() == 1
+    assert dataset.encodings.get().tokens > 0
+
+
+def test_a_second_delivery_of_a_running_job_is_refused_by_the_claim(trainer, local_media):
+    job = make_job(trainer)
+    assert services.job_claim(job_id=job.pk, worker_id="worker-a")
+    assert not services.job_claim(job_id=job.pk, worker_id="worker-b")
+    assert job_runner.job_run(job_id=job.pk, worker_id="worker-b") == "not-claimed"
+
+
+def test_an_expired_lease_lets_another_worker_take_the_job(trainer, local_media, settings):
+    settings.TRAINING_LEASE_SECONDS = 0
+    job = make_job(trainer)
+    assert services.job_claim(job_id=job.pk, worker_id="worker-a")
+    assert services.job_claim(job_id=job.pk, worker_id="worker-b")
+    job.refresh_from_db()
+    assert job.worker_id == "worker-b" and job.attempts == 2
+
+
+@pytest.mark.parametrize("state, action, message", [
+    ("succeeded", "pause", "Cannot pause a job that is succeeded"),
+    ("succeeded", "resume", "Cannot resume a job that is succeeded"),
+    ("cancelled", "cancel", "Cannot cancel a job that is cancelled"),
+    ("running", "resume", "Cannot resume a job that is running"),
+    ("queued", "resume", "Cannot resume a job that is queued"),
+])
+def test_illegal_transitions_are_refused_with_a_message(trainer, local_media, client, state, action, message):
+    job = make_job(trainer)
+    TrainingJob.objects.filter(pk=job.pk).update(state=state)
+    with pytest.raises(services.IllegalTransition, match=message):
+        services.job_control(job=job, action=action)
+    client.force_login(trainer)
+    response = client.post(f"/api/v1/training/jobs/{job.pk}/{action}/")
+    assert response.status_code == 409 and message in response.json()["error"]["message"]
+
+
+def test_pause_and_cancel_of_a_running_job_are_requests_the_loop_honours(trainer, local_media):
+    job = make_job(trainer)
+    TrainingJob.objects.filter(pk=job.pk).update(state="running")
+    services.job_control(job=job, action="pause")
+    job.refresh_from_db()
+    assert (job.state, job.control_request) == ("running", "pause")
+
+
+def test_a_failed_job_shows_its_error_without_a_trace_to_the_trainer(trainer, staff_user, local_media, client):
+    job = make_job(trainer, context_length=32)
+    TrainingJob.objects.filter(pk=job.pk).update(hyperparameters={**FAST, "learning_rate": -1.0})
+    assert job_runner.job_run(job_id=job.pk) == "failed"
+    job.refresh_from_db()
+    assert "learning_rate must be positive" in job.error_message
+    assert "Traceback" in job.error_trace
+    client.force_login(trainer)
+    body = client.get(f"/studio/jobs/{job.pk}/progress/").json()
+    assert "learning_rate must be positive" in body["error"] and "error_trace" not in body
+    trainer.is_staff = True
+    trainer.save()
+    assert "Traceback" in client.get(f"/studio/jobs/{job.pk}/progress/").json()["error_trace"]
+
+
+def test_job_fields_are_validated_with_field_errors(trainer, local_media, client):
+    dataset = make_dataset(trainer)
+    client.force_login(trainer)
+    response = client.post("/api/v1/training/jobs/", {"dataset": str(dataset.pk), "steps": 0})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "steps"
+    response = client.post("/api/v1/training/jobs/", {"dataset": str(dataset.pk), "context_length": 600})
+    assert response.status_code == 400 and "at most 512" in response.json()["error"]["message"]
+    page = client.post("/studio/jobs/new/", {"dataset": str(dataset.pk), "learning_rate": "fast"})
+    assert page.status_code == 400 and "Enter a number" in page.content.decode()
+    assert TrainingJob.objects.count() == 0
+
+
+def test_a_job_with_defaults_only_needs_a_dataset(trainer, local_media, client):
+    dataset = make_dataset(trainer)
+    client.force_login(trainer)
+    response = client.post("/api/v1/training/jobs/", {"dataset": str(dataset.pk)})
+    assert response.status_code == 201
+    assert response.json()["estimate"]["tokens"] == 200 * 8 * 64
+
+
+def test_trainer_limits_are_enforced(trainer, local_media, settings):
+    settings.TRAINING_MAX_CONCURRENT_JOBS = 1
+    dataset = make_dataset(trainer)
+    make_job(trainer, dataset)
+    with pytest.raises(services.TrainingLimitExceeded, match="limit 1"):
+        make_job(trainer, dataset)
+
+
+def test_the_estimate_says_real_fine_tunes_belong_on_gpus(trainer, client):
+    client.force_login(trainer)
+    estimate = client.get("/studio/jobs/estimate/", {"dataset": "00000000-0000-0000-0000-000000000000",
+                                                      "base_model": "gpt2", "steps": 1000, "batch_size": 8,
+                                                      "context_length": 512}).json()
+    assert estimate["tokens"] == 1000 * 8 * 512
+    assert estimate["gpu_recommended"] is True
+    assert estimate["cpu_seconds"] > 3600 * 10 and estimate["gpu_seconds"] < estimate["cpu_seconds"] / 100
+
+
+def test_any_checkpoint_of_a_finished_job_becomes_a_version(trainer, local_media):
+    job = make_job(trainer)
+    job_runner.job_run(job_id=job.pk)
+    checkpoint = Checkpoint.objects.get(job=job, step=10)
+    job.refresh_from_db()
+    version = services.version_from_checkpoint(job=job, checkpoint=checkpoint)
+    assert version.from_step == 10
+    assert not {f["name"] for f in version.files} & services.TRAINING_STATE_FILES
+    checkpoint.refresh_from_db()
+    assert checkpoint.kept
+
+
+def test_trainers_see_only_their_own_datasets_jobs_and_versions(trainer, make_user, local_media, client):
+    job = make_job(trainer)
+    job_runner.job_run(job_id=job.pk)
+    version = ModelVersion.objects.get(job=job)
+    other = make_user("otto", trainer=True)
+    client.force_login(other)
+    for url in (f"/studio/datasets/{job.dataset.pk}/", f"/studio/jobs/{job.pk}/", f"/studio/jobs/{job.pk}/progress/",
+                f"/studio/versions/{version.pk}/", f"/studio/versions/{version.pk}/files/config.json",
+                f"/api/v1/training/datasets/{job.dataset.pk}/", f"/api/v1/training/jobs/{job.pk}/",
+                f"/api/v1/training/versions/{version.pk}/"):
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/api/v1/training/jobs/{job.pk}/cancel/").status_code == 404
+    assert client.post("/api/v1/training/jobs/", {"dataset": str(job.dataset.pk)}).status_code == 404
+    assert client.get("/api/v1/training/jobs/").json() == []
+    customer_only = make_user("cleo", customer=True)
+    client.force_login(customer_only)
+    assert client.get("/api/v1/training/jobs/").status_code == 403
+    assert client.get("/studio/").status_code == 403

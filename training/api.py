@@ -1,0 +1,137 @@
+"""Training API (session-authenticated trainers). Validation goes through the same forms as the
+pages; errors use the project's one error shape."""
+
+from django.shortcuts import get_object_or_404
+from rest_framework import permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ApiError
+
+from . import selectors, services
+from .forms import DatasetForm, JobForm
+from .models import Checkpoint, Dataset, ModelVersion
+from .textdata import DatasetInvalid
+
+
+class IsTrainer(permissions.BasePermission):
+    message = "This API is for trainers: turn the trainer role on in your account."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.is_trainer)
+
+
+class TrainingApiError(ApiError):
+    code = "training_error"
+
+
+class StateConflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    error_type = "conflict_error"
+    code = "illegal_transition"
+
+
+def _form_error(form) -> ApiError:
+    field, errors = next(iter(form.errors.items()))
+    return ApiError(f"{field}: {errors[0]}" if field != "__all__" else errors[0],
+                    param=None if field == "__all__" else field, extra={"fields": form.errors})
+
+
+class DatasetOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ("id", "name", "sha256", "size_bytes", "licence", "stats", "created_at")
+
+
+class VersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ("id", "name", "job", "from_step", "digest", "parameter_count", "base_model", "base_licence",
+                  "dataset_digest", "dataset_licence", "n_positions", "metrics", "card", "files", "created_at")
+
+
+class TrainerApi(APIView):
+    permission_classes = [IsTrainer]
+
+
+class DatasetListCreateApi(TrainerApi):
+    def get(self, request):
+        return Response(DatasetOutput(Dataset.objects.filter(owner=request.user), many=True).data)
+
+    def post(self, request):
+        form = DatasetForm(request.data, request.FILES)
+        if not form.is_valid():
+            raise _form_error(form)
+        data = form.cleaned_data
+        try:
+            dataset = services.dataset_create(owner=request.user, name=data["name"], upload=data["file"],
+                                              licence=data["licence"], licence_attested=data["licence_attested"],
+                                              stats_base_model=data["stats_base_model"] or "tiny")
+        except DatasetInvalid as exc:
+            raise TrainingApiError(exc.message, param="file", extra={"reason": exc.code}) from exc
+        except services.TrainingError as exc:
+            raise TrainingApiError(exc.message, param=exc.field) from exc
+        return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(TrainerApi):
+    def get(self, request, pk):
+        return Response(DatasetOutput(selectors.dataset_get(owner=request.user, pk=pk)).data)
+
+
+class JobListCreateApi(TrainerApi):
+    def get(self, request):
+        jobs = selectors.studio_overview(owner=request.user)["jobs"]
+        return Response([{"id": str(j.pk), "name": j.name, "state": j.state, "step": j.step,
+                          "total_steps": j.total_steps, "percent": j.progress_percent} for j in jobs])
+
+    def post(self, request):
+        form = JobForm(request.data)
+        if not form.is_valid():
+            raise _form_error(form)
+        dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
+        try:
+            job = services.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
+                                      base_model=form.cleaned_data["base_model"], hyperparameters=form.hyperparameters())
+        except services.TrainingLimitExceeded as exc:
+            raise ApiError(exc.message, param=exc.field) from exc
+        except services.TrainingError as exc:
+            raise TrainingApiError(exc.message, param=exc.field) from exc
+        return Response(selectors.job_progress(job=job), status=status.HTTP_201_CREATED)
+
+
+class JobDetailApi(TrainerApi):
+    def get(self, request, pk):
+        job = selectors.job_get(owner=request.user, pk=pk)
+        return Response(selectors.job_progress(job=job, include_trace=request.user.is_staff))
+
+
+class JobControlApi(TrainerApi):
+    def post(self, request, pk, action):
+        job = selectors.job_get(owner=request.user, pk=pk)
+        try:
+            job = services.job_control(job=job, action=action)
+        except services.TrainingError as exc:
+            raise StateConflict(exc.message) from exc
+        return Response(selectors.job_progress(job=job))
+
+
+class VersionListApi(TrainerApi):
+    def get(self, request):
+        return Response(VersionOutput(ModelVersion.objects.filter(owner=request.user), many=True).data)
+
+
+class VersionDetailApi(TrainerApi):
+    def get(self, request, pk):
+        return Response(VersionOutput(selectors.version_get(owner=request.user, pk=pk)).data)
+
+
+class VersionFromCheckpointApi(TrainerApi):
+    def post(self, request, pk, checkpoint_id):
+        job = selectors.job_get(owner=request.user, pk=pk)
+        checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id, job=job)
+        try:
+            version = services.version_from_checkpoint(job=job, checkpoint=checkpoint, name=request.data.get("name", ""))
+        except services.TrainingError as exc:
+            raise StateConflict(exc.message) from exc
+        return Response(VersionOutput(version).data, status=status.HTTP_201_CREATED)

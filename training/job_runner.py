@@ -1,0 +1,187 @@
+"""Run one training job on a worker: claim it, prepare its data, resume from its latest checkpoint,
+drive `training.loop.run_training` with callbacks that record progress, and finish it.
+
+Safe to call twice for the same job (a re-delivered message): only the worker whose claim
+succeeds runs it, and while it runs every heartbeat checks that the lease is still its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from . import artifacts, services
+from .base_models import BASE_MODELS, TINY
+from .loop import TrainConfig, TrainingCallbacks, run_training
+from .memorisation import memorisation_score
+from .models import Checkpoint, JobMetric, Sample, TrainingJob
+from .textdata import make_windows, split_windows
+
+log = logging.getLogger(__name__)
+State = TrainingJob.State
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (our heartbeat was too late): stop without writing more."""
+
+
+class JobCallbacks(TrainingCallbacks):
+    """Writes the loop's progress to the database and storage, and relays pause/cancel requests."""
+
+    def __init__(self, job: TrainingJob, worker_id: str, tokenizer, train_ids: list[int]):
+        self.job, self.worker_id = job, worker_id
+        self.tokenizer, self.train_ids = tokenizer, train_ids
+        self.keep = job.hyperparameters.get("keep_checkpoints", 2)
+        self.last_beat = time.monotonic()
+
+    def _beat(self, **fields) -> None:
+        """Renew the lease together with the progress; fail loudly if the lease is no longer ours."""
+        now = time.monotonic()
+        elapsed, self.last_beat = now - self.last_beat, now
+        updated = TrainingJob.objects.filter(pk=self.job.pk, worker_id=self.worker_id, state=State.RUNNING).update(
+            heartbeat_at=timezone.now(), compute_seconds=F("compute_seconds") + elapsed, **fields)
+        if not updated:
+            raise LeaseLost(str(self.job.pk))
+
+    def on_step(self, step, loss, lr, tokens_per_second):
+        JobMetric.objects.update_or_create(job=self.job, step=step, defaults={
+            "train_loss": loss, "learning_rate": lr, "tokens_per_second": round(tokens_per_second, 1),
+            "attempt": self.job.attempts, "val_loss": None, "perplexity": None})
+        self._beat(step=step)
+
+    def on_eval(self, step, val_loss, perplexity):
+        JobMetric.objects.filter(job=self.job, step=step).update(val_loss=val_loss, perplexity=perplexity)
+
+    def on_sample(self, step, texts):
+        for index, text in enumerate(texts):
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            score = memorisation_score(ids, self.train_ids)
+            Sample.objects.update_or_create(job=self.job, step=step, index=index, defaults={
+                "text": text, "longest_copied_span": score["longest_span"], "ngram_overlap": score["ngram_share"]})
+
+    def on_checkpoint(self, step, folder):
+        services.checkpoint_record(job=self.job, step=step, folder=Path(folder), keep_last=self.keep)
+        self._beat()
+
+    def control(self):
+        request = TrainingJob.objects.filter(pk=self.job.pk).values_list("control_request", flat=True).first()
+        return request or None
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def train_config(job: TrainingJob) -> TrainConfig:
+    hp = job.hyperparameters
+    return TrainConfig(
+        steps=hp["steps"], learning_rate=hp["learning_rate"], batch_size=hp["batch_size"],
+        context_length=hp["context_length"], seed=hp["seed"], warmup_steps=hp.get("warmup_steps", 0),
+        sample_every=hp["sample_every"], sample_count=hp["sample_count"], sample_prompt=hp.get("sample_prompt", ""),
+        sample_max_new_tokens=hp.get("sample_max_new_tokens", 40), checkpoint_every=hp["checkpoint_every"],
+        early_stopping_patience=hp.get("early_stopping_patience"),
+        early_stopping_min_delta=hp.get("early_stopping_min_delta") or 0.0)
+
+
+def job_run(*, job_id, worker_id: str | None = None) -> str:
+    """Claim and run a job to its next resting state; returns that state, or "not-claimed"."""
+    worker_id = worker_id or worker_identity()
+    if not services.job_claim(job_id=job_id, worker_id=worker_id):
+        return "not-claimed"
+    job = TrainingJob.objects.select_related("dataset", "owner").get(pk=job_id)
+    work = settings.TRAINING_WORK_DIR / str(job.pk) / f"attempt-{job.attempts}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        return _run(job, worker_id, work)
+    except LeaseLost:
+        log.warning("training job %s: lease lost to another worker, stopping", job.pk)
+        return "lease-lost"
+    except Exception as exc:  # noqa: BLE001 - any failure ends the job as failed, with its trace
+        _fail(job, worker_id, exc)
+        return State.FAILED
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(job: TrainingJob, worker_id: str, work: Path) -> str:
+    import torch
+
+    base = BASE_MODELS[job.base_model]
+    config = train_config(job)
+    tokenizer, ids = services.dataset_encoding(dataset=job.dataset, base=base, scratch=work)
+    train, val = split_windows(make_windows(ids, config.context_length), services.VAL_FRACTION, seed=config.seed)
+    resume_from = _prepare_resume(job, work)
+    model_path = _base_model_folder(base, tokenizer, config, work) if resume_from is None else resume_from
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    TrainingJob.objects.filter(pk=job.pk).update(device=device)
+    result = run_training(model_path=model_path, train_windows=train, val_windows=val, config=config,
+                          callbacks=JobCallbacks(job, worker_id, tokenizer, ids),
+                          work_dir=work / "run", resume_from=resume_from, device=device)
+    return _finish(job, worker_id, result)
+
+
+def _prepare_resume(job: TrainingJob, work: Path) -> Path | None:
+    """Download the latest checkpoint, if any, and forget progress recorded after it (those steps
+    are recomputed; steps up to the checkpoint never are)."""
+    checkpoint = Checkpoint.objects.filter(job=job).order_by("-step").first()
+    if checkpoint is None:
+        JobMetric.objects.filter(job=job).delete()
+        Sample.objects.filter(job=job).delete()
+        return None
+    folder = artifacts.folder_download(checkpoint.storage_prefix, work / "resume")
+    JobMetric.objects.filter(job=job, step__gt=checkpoint.step).delete()
+    Sample.objects.filter(job=job, step__gt=checkpoint.step).delete()
+    TrainingJob.objects.filter(pk=job.pk).update(step=checkpoint.step, resumed_from_step=checkpoint.step)
+    return folder
+
+
+def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
+    """The starting weights: the built-in tiny GPT-2 (random init, seeded) or a GPT-2 family model
+    loaded by `from_pretrained` from its hub name or configured local copy."""
+    if base.name != TINY:
+        return base.source
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from .tiny import tiny_config
+
+    folder = work / "base"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = GPT2LMHeadModel(tiny_config(len(tokenizer), n_positions=max(128, config.context_length)))
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _finish(job: TrainingJob, worker_id: str, result) -> str:
+    mine = TrainingJob.objects.filter(pk=job.pk, worker_id=worker_id, state=State.RUNNING)
+    now = timezone.now()
+    if result.status in ("succeeded", "early_stopped"):
+        job.refresh_from_db()
+        services.version_create(job=job, folder=result.output_dir, step=result.step)
+        mine.update(state=State.SUCCEEDED, step=result.step, control_request="", finished_at=now, heartbeat_at=now)
+        return State.SUCCEEDED
+    state = State.PAUSED if result.status == "paused" else State.CANCELLED
+    mine.update(state=state, control_request="", heartbeat_at=now,
+                finished_at=now if state == State.CANCELLED else None)
+    return state
+
+
+def _fail(job: TrainingJob, worker_id: str, exc: Exception) -> None:
+    log.exception("training job %s failed", job.pk)
+    message = getattr(exc, "message", None) or str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    TrainingJob.objects.filter(pk=job.pk, worker_id=worker_id).update(
+        state=State.FAILED, error_message=f"{exc.__class__.__name__}: {message}"[:2000],
+        error_trace="".join(traceback.format_exception(exc)), control_request="", finished_at=timezone.now())

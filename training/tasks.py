@@ -1,0 +1,18 @@
+"""Celery tasks of the training app: thin, idempotent, safe to deliver twice."""
+
+from celery import shared_task
+
+from . import job_runner, services
+
+
+@shared_task(name="training.run_job", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_job(job_id: str) -> str:
+    """Run a training job on this worker (training queue: GPU workers). A duplicate delivery of a
+    job another worker holds, or one already finished, returns "not-claimed" at once."""
+    return job_runner.job_run(job_id=job_id)
+
+
+@shared_task(name="training.sweep_leases", ignore_result=True)
+def sweep_leases() -> int:
+    """Beat: re-enqueue jobs whose worker stopped renewing its lease."""
+    return services.jobs_requeue_stale()
