@@ -103,7 +103,12 @@ class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="orders")
-    grant = models.OneToOneField("licensing.Grant", on_delete=models.PROTECT, related_name="order")
+    terms = models.ForeignKey("licensing.LicenceTerms", on_delete=models.PROTECT, related_name="orders")
+    acceptance = models.ForeignKey("licensing.Acceptance", on_delete=models.PROTECT, related_name="orders")
+    # Set when the payment succeeds: a declined or abandoned order leaves no grant at all.
+    grant = models.OneToOneField(
+        "licensing.Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="order"
+    )
     provider = models.CharField(max_length=16, choices=Provider.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
     amount_cents = models.PositiveBigIntegerField()
@@ -161,3 +166,11 @@ class PayoutEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["kind", "reference"], name="uniq_payout_per_charge"),
         ]
+
+
+class StripeMeter(models.Model):
+    """The Stripe Billing Meter that metered token usage is reported to (one per event name)."""
+
+    event_name = models.CharField(max_length=100, unique=True)
+    stripe_meter_id = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
