@@ -1,9 +1,29 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 app_name = "marketplace"
 urlpatterns = [
     path("models/", views.catalogue, name="catalogue"),
+    path("models/<uuid:listing_id>/", views.listing_detail, name="listing_detail"),
+    path("offers/<uuid:offer_id>/buy/", views.offer_buy, name="offer_buy"),
+    path("orders/<uuid:order_id>/", views.order_detail, name="order_detail"),
+    path("orders/<uuid:order_id>/pay/", views.order_pay, name="order_pay"),
+    path("orders/<uuid:order_id>/pay/test-mode/", views.order_pay_test_mode, name="order_pay_test_mode"),
+    path("orders/<uuid:order_id>/status.json", views.order_status, name="order_status"),
+    path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
     path("licences/", views.customer_home, name="customer_home"),
+    path("licences/<uuid:grant_id>/", views.grant_detail, name="grant_detail"),
+    path("licences/<uuid:grant_id>/licence.json", views.grant_download, name="grant_download"),
+    path("licences/keys/", views.api_keys, name="api_keys"),
+    path("licences/keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("sell/", views.trainer_dashboard, name="trainer_dashboard"),
+    path("sell/publish/", views.listing_publish_view, name="listing_publish"),
+    path("sell/listings/<uuid:listing_id>/", views.listing_edit, name="listing_edit"),
+    path("sell/listings/<uuid:listing_id>/offers/", views.listing_offer_add, name="listing_offer_add"),
+    path("sell/listings/<uuid:listing_id>/visibility/", views.listing_visibility, name="listing_visibility"),
+    path("sell/offers/<uuid:offer_id>/withdraw/", views.offer_withdraw_view, name="offer_withdraw"),
+    # The JSON API (DRF) of both the marketplace and licensing, mounted here so that
+    # config/urls.py needs no change: /api/v1/marketplace/... and /api/v1/licences/...
+    path("api/v1/", include("marketplace.api_urls")),
 ]

@@ -1,14 +1,372 @@
-from django.shortcuts import render
+"""Marketplace pages: catalogue and model pages, checkout, the customer's licences and API keys,
+and the trainer's listings and dashboard. Views validate input, call one service, render."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import stripe
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 
 from accounts.roles import role_required
+from config.api_errors import ApiError
+from licensing.models import Grant
+from licensing.selectors import apikeys_for_owner, grants_for_customer
+from licensing.services import apikey_create, apikey_revoke
+from licensing.terms import render_terms_text
+from training.models import ModelVersion, TrainingJob
 
+from . import charts, selectors
+from .checkout import checkout_resume, purchase_start
+from .errors import OrderNotFound
+from .forms import ApiKeyForm, CatalogueSearchForm, ListingEditForm, OfferForm, PublishForm
+from .models import Listing, Order
+from .services import (
+    TEST_CARD_DECLINED,
+    TEST_CARD_SUCCEEDS,
+    listing_publish,
+    listing_unpublish,
+    listing_update,
+    offer_create,
+    offer_withdraw,
+    order_pay_local_test,
+)
+from .webhooks import stripe_event_process
+
+log = logging.getLogger(__name__)
+CATALOGUE_PAGE_SIZE = 100
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+# --- Public ----------------------------------------------------------------------------------
 
 def catalogue(request):
-    """Public catalogue of published models."""
-    return render(request, "marketplace/catalogue.html", {"listings": []})
+    """Public catalogue of published models, searchable by text, base model, use and price."""
+    form = CatalogueSearchForm(request.GET or None)
+    listings = selectors.catalogue_listings(**form.filters())
+    page = Paginator(listings, CATALOGUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "marketplace/catalogue.html", {
+        "form": form, "page": page, "listings": page.object_list,
+        "base_models": selectors.catalogue_base_models(),
+    })
+
+
+def listing_detail(request, listing_id):
+    """A model page: card, samples and the offers with their terms side by side."""
+    try:
+        listing = selectors.listing_public(listing_id=listing_id)
+    except ApiError as exc:
+        raise Http404(str(exc)) from exc
+    offers = [(offer, render_terms_text(offer.terms.document, sha256=offer.terms_id))
+              for offer in listing.active_offers]
+    return render(request, "marketplace/listing_detail.html", {"listing": listing, "offers": offers})
+
+
+# --- Checkout --------------------------------------------------------------------------------
+
+@role_required("customer")
+@require_POST
+def offer_buy(request, offer_id):
+    if not request.POST.get("accept"):
+        messages.error(request, "Tick the box to accept the licence terms before buying.")
+        return redirect(request.POST.get("next") or "marketplace:catalogue")
+    try:
+        checkout = purchase_start(customer=request.user, offer_id=offer_id,
+                                  accepted_terms_sha256=request.POST.get("accepted_terms", ""),
+                                  ip_address=_client_ip(request),
+                                  user_agent=request.headers.get("User-Agent", ""))
+    except ApiError as exc:
+        messages.error(request, exc.message)
+        return redirect(request.POST.get("next") or "marketplace:catalogue")
+    return redirect("marketplace:order_pay", order_id=checkout.order.pk)
+
+
+def _stripe_js_url() -> str:
+    # localstripe serves a Stripe.js stand-in; production loads Stripe.js from Stripe itself.
+    if settings.STRIPE_API_BASE:
+        return settings.STRIPE_API_BASE.rstrip("/") + "/js.stripe.com/v3/"
+    return "https://js.stripe.com/v3/"
 
 
 @role_required("customer")
+def order_pay(request, order_id):
+    """The payment page: Stripe.js confirms the card in the page, or the local test-mode form."""
+    try:
+        checkout = checkout_resume(order_id=order_id, customer=request.user)
+    except OrderNotFound as exc:
+        raise Http404(str(exc)) from exc
+    except ApiError as exc:
+        messages.error(request, exc.message)
+        return redirect("marketplace:customer_home")
+    order = checkout.order
+    if order.state == Order.State.PAID:
+        return redirect("marketplace:order_detail", order_id=order.pk)
+    return render(request, "marketplace/order_pay.html", {
+        "order": order, "checkout": checkout, "stripe_js_url": _stripe_js_url(),
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY or "pk_test_imprint_localstripe",
+        "test_card_ok": TEST_CARD_SUCCEEDS, "test_card_declined": TEST_CARD_DECLINED,
+    })
+
+
+@role_required("customer")
+@require_POST
+def order_pay_test_mode(request, order_id):
+    """Local test mode only: pay with a test card. No money moves, and the page says so."""
+    try:
+        order_pay_local_test(order_id=order_id, customer=request.user,
+                             card_number=request.POST.get("card_number", ""))
+    except OrderNotFound as exc:
+        raise Http404(str(exc)) from exc
+    except ApiError as exc:
+        messages.error(request, exc.message)
+        return redirect("marketplace:order_pay", order_id=order_id)
+    messages.success(request, "Payment received (local test mode). Your licence is active.")
+    return redirect("marketplace:order_detail", order_id=order_id)
+
+
+def _own_order(request, order_id) -> Order:
+    order = (Order.objects.select_related("offer__listing", "grant", "terms")
+             .filter(pk=order_id, customer=request.user).first())
+    if order is None:
+        raise Http404("No such order of yours.")
+    return order
+
+
+@role_required("customer")
+def order_detail(request, order_id):
+    return render(request, "marketplace/order_detail.html", {"order": _own_order(request, order_id)})
+
+
+@role_required("customer")
+def order_status(request, order_id):
+    """Polled by the order page until the webhook has settled the order."""
+    order = _own_order(request, order_id)
+    return JsonResponse({"state": order.state, "message": order.failure_message,
+                         "grant": str(order.grant_id) if order.grant_id else None})
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    """Stripe's signed events. A missing or wrong signature is a 400 and changes nothing."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        log.error("stripe webhook received but STRIPE_WEBHOOK_SECRET is not set; refusing it")
+        return HttpResponseBadRequest("webhook secret not configured")
+    try:
+        stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature", ""),
+                                       settings.STRIPE_WEBHOOK_SECRET)
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        log.warning("stripe webhook refused: %s", exc)
+        return HttpResponseBadRequest("invalid signature")
+    # The verified body as plain JSON (the SDK's objects are not dicts).
+    outcome = stripe_event_process(event=json.loads(request.body))
+    return JsonResponse({"received": True, "outcome": outcome})
+
+
+# --- The customer's licences and keys --------------------------------------------------------
+
+@role_required("customer")
 def customer_home(request):
-    """The customer's licences and API keys."""
-    return render(request, "marketplace/customer_home.html", {"grants": []})
+    """The customer's licences: grants with remaining quota, spend, and recent orders."""
+    return render(request, "marketplace/customer_home.html", {
+        "grants": grants_for_customer(request.user),
+        "orders": selectors.orders_of_customer(request.user)[:20],
+        "spend": selectors.customer_spend(request.user),
+    })
+
+
+def _own_grant(request, grant_id) -> Grant:
+    grant = grants_for_customer(request.user).filter(pk=grant_id).first()
+    if grant is None:
+        raise Http404("No such licence of yours.")
+    return grant
+
+
+@role_required("customer")
+def grant_detail(request, grant_id):
+    grant = _own_grant(request, grant_id)
+    return render(request, "marketplace/grant_detail.html", {
+        "grant": grant, "terms_text": render_terms_text(grant.terms.document, sha256=grant.terms_id),
+        "keys": [k for k in apikeys_for_owner(request.user) if k.all_grants or grant in k.grants.all()],
+    })
+
+
+def grant_certificate(grant: Grant) -> dict:
+    """The downloadable licence: who may do what with which model, under which terms."""
+    return {
+        "licence": str(grant.pk), "licensee": f"user:{grant.customer_id}", "state": grant.state,
+        "model_version": {"id": str(grant.model_version_id), "digest": grant.model_version.digest,
+                          "name": grant.model_version.name},
+        "terms_sha256": grant.terms_id, "terms": grant.terms.document,
+        "starts_at": grant.starts_at.isoformat() if grant.starts_at else None,
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+        "quota": {"tokens": grant.quota_tokens, "period": grant.quota_period},
+    }
+
+
+@role_required("customer")
+def grant_download(request, grant_id):
+    grant = _own_grant(request, grant_id)
+    response = JsonResponse(grant_certificate(grant), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="imprint-licence-{grant.pk}.json"'
+    return response
+
+
+@role_required("customer")
+def api_keys(request):
+    """Create named keys (the key is shown once, on the response to this POST), scope, revoke."""
+    grants = list(grants_for_customer(request.user).exclude(state=Grant.State.PENDING))
+    form = ApiKeyForm(request.POST or None, grants=grants)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        chosen = None
+        if form.cleaned_data["scope"] == "some":
+            chosen = [g for g in grants if str(g.pk) in form.cleaned_data["grants"]]
+        try:
+            key, plaintext = apikey_create(owner=request.user, name=form.cleaned_data["name"], grants=chosen,
+                                           default_purpose=form.cleaned_data["default_purpose"])
+            created = {"key": key, "plaintext": plaintext}
+            form = ApiKeyForm(grants=grants)
+        except ApiError as exc:
+            messages.error(request, exc.message)
+    response = render(request, "marketplace/api_keys.html", {
+        "form": form, "keys": apikeys_for_owner(request.user), "created": created,
+    })
+    response["Cache-Control"] = "no-store"  # the page may hold a plaintext key
+    return response
+
+
+@role_required("customer")
+@require_POST
+def api_key_revoke(request, key_id):
+    try:
+        key = apikey_revoke(key_id=key_id, owner=request.user)
+    except ApiError as exc:
+        raise Http404(str(exc)) from exc
+    messages.success(request, f"Key {key.name} ({key.prefix}…) revoked.")
+    return redirect("marketplace:api_keys")
+
+
+# --- Trainers --------------------------------------------------------------------------------
+
+def _publishable_versions(user):
+    return (ModelVersion.objects.filter(owner=user, job__state=TrainingJob.State.SUCCEEDED,
+                                        listing__isnull=True).select_related("job"))
+
+
+@role_required("trainer")
+def trainer_dashboard(request):
+    """The trainer's listings, sales and revenue over time, active grants and the payout ledger."""
+    user = request.user
+    sales = selectors.trainer_sales_by_day(user)
+    active = selectors.trainer_active_grants_by_day(user)
+    labels = [d.strftime("%d %b") for d in sales["days"]]
+    return render(request, "marketplace/trainer_dashboard.html", {
+        "listings": selectors.listings_of_trainer(user),
+        "publish_form": PublishForm(versions=_publishable_versions(user)),
+        "totals": selectors.trainer_totals(user),
+        "tokens": selectors.trainer_tokens_by_model(user),
+        "sales_chart": mark_safe(charts.bar_chart(labels, sales["sales"], title="Sales per day")),
+        "revenue_chart": mark_safe(charts.line_chart(labels, sales["revenue"] or {"(none)": [0] * len(labels)},
+                                                     title="Your revenue per model per day",
+                                                     fmt=charts.money)),
+        "grants_chart": mark_safe(charts.line_chart(labels, {"active grants": active["active"]},
+                                                    title="Active grants")),
+    })
+
+
+@role_required("trainer")
+@require_POST
+def listing_publish_view(request):
+    # The page's choice list only holds the trainer's own versions; the service checks ownership.
+    version_id = request.POST.get("model_version", "")
+    try:
+        listing = listing_publish(trainer=request.user, model_version_id=version_id,
+                                  title=request.POST.get("title", ""),
+                                  description=request.POST.get("description", ""))
+    except ApiError as exc:
+        if exc.status_code == 404:
+            raise Http404(str(exc)) from exc
+        messages.error(request, exc.message)
+        return redirect("marketplace:trainer_dashboard")
+    messages.success(request, f"{listing.title} is published.")
+    return redirect("marketplace:listing_edit", listing_id=listing.pk)
+
+
+def _own_listing_or_404(request, listing_id) -> Listing:
+    listing = (Listing.objects.select_related("model_version").prefetch_related("offers__terms")
+               .filter(pk=listing_id, trainer=request.user).first())
+    if listing is None:
+        raise Http404("No such listing of yours.")
+    return listing
+
+
+@role_required("trainer")
+def listing_edit(request, listing_id):
+    listing = _own_listing_or_404(request, listing_id)
+    initial = {"title": listing.title, "description": listing.description, "card": listing.card,
+               "samples": "\n\n".join(listing.samples)}
+    form = ListingEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        listing_update(trainer=request.user, listing_id=listing.pk, title=form.cleaned_data["title"],
+                       description=form.cleaned_data["description"], card=form.cleaned_data["card"],
+                       samples=form.samples_list())
+        messages.success(request, "Listing saved.")
+        return redirect("marketplace:listing_edit", listing_id=listing.pk)
+    return render(request, "marketplace/listing_edit.html",
+                  {"listing": listing, "form": form, "offer_form": OfferForm(), "offer_errors": None})
+
+
+@role_required("trainer")
+@require_POST
+def listing_offer_add(request, listing_id):
+    listing = _own_listing_or_404(request, listing_id)
+    form = OfferForm(request.POST)
+    errors = None
+    if form.is_valid():
+        try:
+            offer_create(trainer=request.user, listing_id=listing.pk, name=form.cleaned_data["name"],
+                         terms=form.terms_document(), **form.price())
+            messages.success(request, "Offer added.")
+            return redirect("marketplace:listing_edit", listing_id=listing.pk)
+        except ApiError as exc:
+            errors = exc.extra.get("fields") or {exc.param or "offer": exc.message}
+    edit_form = ListingEditForm(initial={"title": listing.title, "description": listing.description,
+                                         "card": listing.card, "samples": "\n\n".join(listing.samples)})
+    return render(request, "marketplace/listing_edit.html",
+                  {"listing": listing, "form": edit_form, "offer_form": form, "offer_errors": errors}, status=400)
+
+
+@role_required("trainer")
+@require_POST
+def listing_visibility(request, listing_id):
+    listing = _own_listing_or_404(request, listing_id)
+    if request.POST.get("action") == "unpublish":
+        listing_unpublish(trainer=request.user, listing_id=listing.pk)
+        messages.success(request, "Unpublished: hidden from the catalogue; existing licences keep working.")
+    else:
+        listing_publish(trainer=request.user, model_version_id=listing.model_version_id, title=listing.title)
+        messages.success(request, "Published again.")
+    return redirect("marketplace:listing_edit", listing_id=listing.pk)
+
+
+@role_required("trainer")
+@require_POST
+def offer_withdraw_view(request, offer_id):
+    try:
+        offer = offer_withdraw(trainer=request.user, offer_id=offer_id)
+    except ApiError as exc:
+        raise Http404(str(exc)) from exc
+    messages.success(request, f"Offer {offer} withdrawn; its buyers keep their licences.")
+    return redirect("marketplace:listing_edit", listing_id=offer.listing_id)

@@ -1,0 +1,141 @@
+"""Licensing JSON API: the customer's grants (and their licence download), API keys, and terms.
+
+Object-level permission is by query: a grant or key that is not the caller's is a 404, the same
+as one that does not exist, so ids of other customers' grants are never confirmed.
+"""
+
+from django.urls import reverse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ApiError
+
+from .errors import GrantNotOwned
+from .models import Grant, LicenceTerms
+from .selectors import apikeys_for_owner, grants_for_customer
+from .services import apikey_create, apikey_revoke
+from .terms import render_terms_text, terms_hash, validate_terms
+
+
+class CustomerRequired(ApiError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "customer_role_required"
+
+
+def _customer(request):
+    if not request.user.is_customer:
+        raise CustomerRequired("This endpoint is for customers; turn the role on in your account.")
+    return request.user
+
+
+class GrantOutput(serializers.ModelSerializer):
+    terms_sha256 = serializers.CharField(source="terms_id")
+    remaining_tokens = serializers.IntegerField()
+    model_version_name = serializers.CharField(source="model_version.name")
+
+    class Meta:
+        model = Grant
+        fields = ["id", "state", "model_version", "model_version_name", "terms_sha256", "starts_at",
+                  "expires_at", "quota_tokens", "quota_period", "used_tokens", "reserved_tokens",
+                  "remaining_tokens", "price_paid_cents", "currency", "created_at"]
+
+
+def own_grant(request, grant_id) -> Grant:
+    grant = grants_for_customer(_customer(request)).filter(pk=grant_id).first()
+    if grant is None:
+        raise GrantNotOwned("No such grant.", param="grant")
+    return grant
+
+
+class GrantListApi(APIView):
+    def get(self, request):
+        return Response({"data": GrantOutput(grants_for_customer(_customer(request)), many=True).data})
+
+
+class GrantDetailApi(APIView):
+    def get(self, request, grant_id):
+        return Response(GrantOutput(own_grant(request, grant_id)).data)
+
+
+class GrantLicenceDownloadApi(APIView):
+    """The licence certificate of one of the caller's grants, as a JSON download."""
+
+    def get(self, request, grant_id):
+        from marketplace.views import grant_certificate
+
+        grant = own_grant(request, grant_id)
+        response = Response(grant_certificate(grant))
+        response["Content-Disposition"] = f'attachment; filename="imprint-licence-{grant.pk}.json"'
+        return response
+
+
+class ApiKeyOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    all_grants = serializers.BooleanField()
+    grants = serializers.SerializerMethodField()
+    default_purpose = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField()
+
+    def get_grants(self, key):
+        return [str(g.pk) for g in key.grants.all()]
+
+
+class ApiKeyListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        default_purpose = serializers.CharField(default="personal")
+        grants = serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True)
+
+    def get(self, request):
+        return Response({"data": ApiKeyOutput(apikeys_for_owner(_customer(request)), many=True).data})
+
+    def post(self, request):
+        user = _customer(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        grants = None
+        if data.validated_data.get("grants") is not None:
+            ids = data.validated_data["grants"]
+            grants = list(Grant.objects.filter(pk__in=ids, customer=user))
+            if len(grants) != len(set(ids)):
+                raise GrantNotOwned("No such grant.", param="grants")
+        key, plaintext = apikey_create(owner=user, name=data.validated_data["name"], grants=grants,
+                                       default_purpose=data.validated_data["default_purpose"])
+        # The only response that ever contains the key.
+        return Response({**ApiKeyOutput(key).data, "key": plaintext}, status=201)
+
+
+class ApiKeyRevokeApi(APIView):
+    def post(self, request, key_id):
+        key = apikey_revoke(key_id=key_id, owner=_customer(request))
+        return Response(ApiKeyOutput(key).data)
+
+
+class TermsDetailApi(APIView):
+    """A terms version by its SHA-256 (public): the document and the rendered licence text."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request, sha256):
+        terms = LicenceTerms.objects.filter(pk=sha256.lower()).first()
+        if terms is None:
+            raise GrantNotOwned("No such licence terms.", param="sha256")
+        return Response({"sha256": terms.sha256, "terms": terms.document,
+                         "text": render_terms_text(terms.document, sha256=terms.sha256),
+                         "url": request.build_absolute_uri(reverse("licensing:terms_json", args=[terms.sha256]))})
+
+
+class TermsPreviewApi(APIView):
+    """Validate terms and show their hash and text before offering them (a message per bad field)."""
+
+    def post(self, request):
+        document = validate_terms(request.data.get("terms"))
+        sha = terms_hash(document)
+        return Response({"sha256": sha, "terms": document, "text": render_terms_text(document, sha256=sha)})

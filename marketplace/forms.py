@@ -1,0 +1,95 @@
+"""Page forms. They only shape input; the services validate the rules and raise domain errors."""
+
+from django import forms
+
+from licensing.terms import QUOTA_PERIODS, USES
+
+from .services import CURRENCIES
+
+
+class CatalogueSearchForm(forms.Form):
+    q = forms.CharField(required=False, label="Search")
+    base_model = forms.CharField(required=False)
+    use = forms.ChoiceField(required=False, choices=[("", "any use")] + [(u, u) for u in USES])
+    max_price = forms.DecimalField(required=False, min_value=0, decimal_places=2, label="Max price")
+
+    def filters(self) -> dict:
+        data = self.cleaned_data if self.is_valid() else {}
+        max_price = data.get("max_price")
+        return {
+            "text": (data.get("q") or "").strip(),
+            "base_model": (data.get("base_model") or "").strip(),
+            "use": data.get("use") or "",
+            "max_price_cents": int(max_price * 100) if max_price is not None else None,
+        }
+
+
+class PublishForm(forms.Form):
+    model_version = forms.ChoiceField()
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, versions=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model_version"].choices = [(str(v.pk), str(v)) for v in versions]
+
+
+class ListingEditForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    card = forms.CharField(widget=forms.Textarea(attrs={"rows": 12}))
+    samples = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False,
+                              help_text="One sample per paragraph (separate them with a blank line).")
+
+    def samples_list(self) -> list[str]:
+        return [s.strip() for s in self.cleaned_data["samples"].replace("\r\n", "\n").split("\n\n") if s.strip()]
+
+
+class OfferForm(forms.Form):
+    """Price and terms of an offer. Terms fields are turned into a terms document for the service."""
+
+    name = forms.CharField(max_length=100, initial="Standard")
+    fee = forms.DecimalField(min_value=0, decimal_places=2, initial=25, label="One-time fee")
+    currency = forms.ChoiceField(choices=[(c, c.upper()) for c in CURRENCIES])
+    metered_cents_per_1k = forms.IntegerField(required=False, min_value=1,
+                                              label="Metered price (cents per 1,000 tokens)")
+    licence_id = forms.CharField(max_length=64, initial="custom", label="Licence id (SPDX or custom)")
+    uses = forms.MultipleChoiceField(choices=[(u, u) for u in USES], widget=forms.CheckboxSelectMultiple,
+                                     required=False)
+    samples_publish = forms.BooleanField(required=False, initial=True, label="Samples may be published")
+    samples_resell = forms.BooleanField(required=False, label="Samples may be resold")
+    attribution = forms.CharField(max_length=300, required=False)
+    quota_tokens = forms.IntegerField(min_value=1, initial=100_000)
+    quota_period = forms.ChoiceField(choices=[(p, p) for p in QUOTA_PERIODS])
+    rate_limit_per_minute = forms.IntegerField(min_value=1, initial=60)
+    duration_days = forms.IntegerField(required=False, min_value=1, help_text="Empty: perpetual.")
+    restrictions = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                                   help_text="One restriction per line.")
+
+    def terms_document(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "licence_id": d["licence_id"], "uses": d["uses"],
+            "samples": {"publish": d["samples_publish"], "resell": d["samples_resell"]},
+            "attribution": d["attribution"],
+            "quota": {"tokens": d["quota_tokens"], "period": d["quota_period"]},
+            "rate_limit_per_minute": d["rate_limit_per_minute"], "duration_days": d["duration_days"],
+            "restrictions": [r.strip() for r in d["restrictions"].splitlines() if r.strip()],
+        }
+
+    def price(self) -> dict:
+        d = self.cleaned_data
+        return {"fee_cents": int(d["fee"] * 100), "currency": d["currency"],
+                "metered_cents_per_1k": d["metered_cents_per_1k"]}
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    default_purpose = forms.ChoiceField(choices=[(u, u) for u in USES])
+    scope = forms.ChoiceField(choices=[("all", "All my licences"), ("some", "Only the licences ticked")],
+                              widget=forms.RadioSelect, initial="all")
+    grants = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, grants=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["grants"].choices = [(str(g.pk), f"{g.model_version.name} ({str(g.pk)[:8]})") for g in grants]

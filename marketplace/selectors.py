@@ -1,0 +1,134 @@
+"""Marketplace reads. Catalogue queries are a fixed number whatever the number of listings:
+one for the page of listings (with their model version and trainer joined, the lowest price
+annotated) and one prefetch for the offers and their terms."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from licensing.models import Grant
+
+from .errors import ListingNotFound
+from .models import Listing, Offer, Order, PayoutEntry
+
+
+def _active_offers() -> QuerySet[Offer]:
+    return Offer.objects.filter(active=True).select_related("terms").order_by("fee_cents", "created_at")
+
+
+def catalogue_listings(*, text: str = "", base_model: str = "", use: str = "",
+                       max_price_cents: int | None = None) -> QuerySet[Listing]:
+    """Published listings matching the filters, each with `active_offers` prefetched and
+    `min_fee_cents` (the lowest one-time fee of its active offers) annotated."""
+    qs = Listing.objects.filter(published=True)
+    if text:
+        qs = qs.filter(Q(title__icontains=text) | Q(description__icontains=text) | Q(card__icontains=text))
+    if base_model:
+        qs = qs.filter(model_version__base_model__iexact=base_model)
+    offer_filter = Q(offers__active=True)
+    if use:
+        # uses_index is " personal research ": the spaces make "personal" not match "impersonal".
+        offer_filter &= Q(offers__terms__uses_index__contains=f" {use} ")
+    if max_price_cents is not None:
+        offer_filter &= Q(offers__fee_cents__lte=max_price_cents)
+    if use or max_price_cents is not None:
+        qs = qs.filter(pk__in=Listing.objects.filter(offer_filter).values("pk"))
+    return (
+        qs.select_related("model_version", "trainer")
+        .annotate(min_fee_cents=Min("offers__fee_cents", filter=Q(offers__active=True)))
+        .prefetch_related(Prefetch("offers", queryset=_active_offers(), to_attr="active_offers"))
+        .order_by("-published_at", "-created_at")
+    )
+
+
+def catalogue_base_models() -> list[str]:
+    return list(Listing.objects.filter(published=True).order_by()
+                .values_list("model_version__base_model", flat=True).distinct())
+
+
+def listing_public(*, listing_id) -> Listing:
+    """A published listing with its offers. Raises ListingNotFound (unpublished ones included)."""
+    listing = (Listing.objects.filter(pk=listing_id, published=True)
+               .select_related("model_version", "trainer")
+               .prefetch_related(Prefetch("offers", queryset=_active_offers(), to_attr="active_offers"))
+               .first())
+    if listing is None:
+        raise ListingNotFound("No such model on sale.")
+    return listing
+
+
+def listings_of_trainer(trainer) -> QuerySet[Listing]:
+    return (Listing.objects.filter(trainer=trainer).select_related("model_version")
+            .prefetch_related(Prefetch("offers", queryset=Offer.objects.select_related("terms")
+                                       .order_by("-active", "name", "-version")))
+            .annotate(paid_orders=Count("offers__orders", filter=Q(offers__orders__state=Order.State.PAID)))
+            .order_by("-created_at"))
+
+
+def orders_of_customer(user) -> QuerySet[Order]:
+    return Order.objects.filter(customer=user).select_related("offer__listing", "grant").order_by("-created_at")
+
+
+def customer_spend(user) -> dict[str, int]:
+    """Cents paid per currency (paid, refunded and disputed orders count as they were charged)."""
+    rows = (Order.objects.filter(customer=user, state=Order.State.PAID)
+            .values("currency").annotate(total=Sum("amount_cents")).order_by("currency"))
+    return {r["currency"]: r["total"] for r in rows}
+
+
+def _days(days: int) -> list[date]:
+    today = timezone.now().date()
+    return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+
+
+def trainer_sales_by_day(trainer, *, days: int = 30) -> dict:
+    """{"days": [...], "sales": [count...], "revenue": {model title: [trainer cents per day]}}."""
+    since = timezone.now() - timedelta(days=days)
+    axis = _days(days)
+    sales = dict.fromkeys(axis, 0)
+    revenue: dict[str, dict[date, int]] = defaultdict(lambda: dict.fromkeys(axis, 0))
+    rows = (PayoutEntry.objects.filter(trainer=trainer, created_at__gte=since)
+            .annotate(day=TruncDate("created_at"))
+            .values("day", "order__offer__listing__title")
+            .annotate(n=Count("id"), cents=Sum("trainer_cents")).order_by("day"))
+    for row in rows:
+        if row["day"] in sales:
+            sales[row["day"]] += row["n"]
+            revenue[row["order__offer__listing__title"]][row["day"]] += row["cents"]
+    return {"days": axis, "sales": [sales[d] for d in axis],
+            "revenue": {title: [per_day[d] for d in axis] for title, per_day in sorted(revenue.items())}}
+
+
+def trainer_active_grants_by_day(trainer, *, days: int = 30) -> dict:
+    """Grants active at the end of each day, over the trainer's model versions."""
+    axis = _days(days)
+    grants = list(Grant.objects.filter(model_version__owner=trainer, activated_at__isnull=False)
+                  .values_list("activated_at", "expires_at", "state"))
+    counts = []
+    for day in axis:
+        end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+        counts.append(sum(1 for start, expires, _ in grants if start < end and (expires is None or expires >= end)))
+    # Revoked/suspended grants are not in use today, whatever their history.
+    if counts:
+        counts[-1] = sum(1 for *_, state in grants if state == Grant.State.ACTIVE)
+    return {"days": axis, "active": counts}
+
+
+def trainer_totals(trainer) -> dict:
+    """Per currency: gross, platform fee, trainer share, how much went through Connect, and owed."""
+    rows = (PayoutEntry.objects.filter(trainer=trainer).values("currency")
+            .annotate(gross=Sum("gross_cents"), fee=Sum("platform_fee_cents"), share=Sum("trainer_cents"),
+                      via_connect=Sum("trainer_cents", filter=Q(via_connect=True)), sales=Count("id"))
+            .order_by("currency"))
+    return {r["currency"]: {**r, "owed": r["share"] - (r["via_connect"] or 0)} for r in rows}
+
+
+def trainer_tokens_by_model(trainer) -> list[dict]:
+    """Tokens generated under the trainer's grants, per model version (from the grants' counters)."""
+    return list(Grant.objects.filter(model_version__owner=trainer).values("model_version__name")
+                .annotate(tokens=Sum("used_tokens"), grants=Count("id")).order_by("model_version__name"))

@@ -1,0 +1,358 @@
+"""Marketplace writes: publishing listings and offers, and selling them.
+
+A purchase has three steps, because Stripe calls never happen inside a database transaction:
+`purchase_start` (order row, then the PaymentIntent or SetupIntent at Stripe, then its id saved),
+the customer's card confirmed in the page with Stripe.js, and the signed webhook
+(`stripe_event_process`), which alone turns a paid order into an active grant.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from licensing.audit import audit_append
+from licensing.models import Grant
+from licensing.services import (
+    acceptance_record,
+    grant_activate,
+    grant_create_pending,
+    grant_set_state,
+    terms_create,
+)
+from training.models import ModelVersion, TrainingJob
+
+from .errors import (
+    ListingNotFound,
+    ModelVersionNotOwned,
+    ModelVersionNotReady,
+    OfferNotFound,
+    OrderNotFound,
+    PaymentDeclined,
+    PriceInvalid,
+    TermsChanged,
+    WrongPaymentProvider,
+)
+from .models import Listing, Offer, Order, PayoutAccount, PayoutEntry
+
+log = logging.getLogger(__name__)
+CURRENCIES = ("usd", "eur", "gbp", "chf", "cad", "aud", "jpy")
+MAX_FEE_CENTS = 10_000_000  # 100,000.00 in the currency: a typo guard, not a business rule
+
+
+# --- Listings --------------------------------------------------------------------------------
+
+def _clean_samples(samples) -> list[str]:
+    if samples is None:
+        return []
+    if not isinstance(samples, list) or not all(isinstance(s, str) for s in samples):
+        raise PriceInvalid("Samples are a list of texts.", param="samples")
+    return [s.strip() for s in samples if s.strip()][:20]
+
+
+@transaction.atomic
+def listing_publish(*, trainer, model_version_id, title: str, description: str = "",
+                    card: str | None = None, samples: list[str] | None = None) -> Listing:
+    """Publish the trainer's own model version (from a succeeded job) as a listing, or publish
+    its existing listing again. The card defaults to the version's generated card.
+
+    Raises ModelVersionNotOwned (also for unknown ids) and ModelVersionNotReady."""
+    version = (ModelVersion.objects.select_related("job").select_for_update(of=("self",))
+               .filter(pk=model_version_id, owner=trainer).first())
+    if version is None:
+        raise ModelVersionNotOwned("No such model version of yours.", param="model_version")
+    if version.job.state != TrainingJob.State.SUCCEEDED:
+        raise ModelVersionNotReady("Only versions of succeeded training jobs can be published.",
+                                   param="model_version")
+    title = (title or "").strip()
+    if not title or len(title) > 200:
+        raise PriceInvalid("Give the listing a title of at most 200 characters.", param="title")
+    listing, _ = Listing.objects.get_or_create(
+        model_version=version,
+        defaults={"trainer": trainer, "title": title, "card": card or version.card},
+    )
+    listing.title, listing.description = title, description or listing.description
+    if card is not None:
+        listing.card = card
+    if samples is not None:
+        listing.samples = _clean_samples(samples)
+    listing.published, listing.published_at = True, listing.published_at or timezone.now()
+    listing.save()
+    audit_append(event="listing.published", actor=trainer, subject=listing,
+                 data={"model_version": str(version.pk)})
+    return listing
+
+
+def _own_listing(trainer, listing_id) -> Listing:
+    listing = Listing.objects.select_for_update().filter(pk=listing_id, trainer=trainer).first()
+    if listing is None:
+        raise ListingNotFound("No such listing of yours.", param="listing")
+    return listing
+
+
+@transaction.atomic
+def listing_update(*, trainer, listing_id, title: str | None = None, description: str | None = None,
+                   card: str | None = None, samples: list[str] | None = None) -> Listing:
+    """Edit the trainer's listing (title, description, card, samples). Raises ListingNotFound."""
+    listing = _own_listing(trainer, listing_id)
+    for field, value in (("title", title), ("description", description), ("card", card)):
+        if value is not None:
+            setattr(listing, field, value)
+    if samples is not None:
+        listing.samples = _clean_samples(samples)
+    if not listing.title.strip():
+        raise PriceInvalid("The title may not be empty.", param="title")
+    listing.save()
+    return listing
+
+
+@transaction.atomic
+def listing_unpublish(*, trainer, listing_id) -> Listing:
+    """Hide the listing from the catalogue. Existing grants are untouched and keep working.
+
+    Raises ListingNotFound."""
+    listing = _own_listing(trainer, listing_id)
+    if listing.published:
+        listing.published = False
+        listing.save(update_fields=["published", "updated_at"])
+        audit_append(event="listing.unpublished", actor=trainer, subject=listing)
+    return listing
+
+
+# --- Offers ----------------------------------------------------------------------------------
+
+def _check_price(fee_cents: int, currency: str, metered_cents_per_1k: int | None) -> None:
+    if not isinstance(fee_cents, int) or isinstance(fee_cents, bool) or not 0 <= fee_cents <= MAX_FEE_CENTS:
+        raise PriceInvalid(f"The fee is a whole number of cents from 0 to {MAX_FEE_CENTS}.", param="fee_cents")
+    if currency not in CURRENCIES:
+        raise PriceInvalid(f"The currency must be one of {', '.join(CURRENCIES)}.", param="currency")
+    if metered_cents_per_1k is not None and (
+        not isinstance(metered_cents_per_1k, int) or not 0 < metered_cents_per_1k <= 100_000
+    ):
+        raise PriceInvalid("The metered price is 1 to 100000 cents per 1,000 tokens.",
+                           param="metered_cents_per_1k")
+    if fee_cents == 0 and not metered_cents_per_1k:
+        raise PriceInvalid("An offer needs a one-time fee, a metered price, or both.", param="fee_cents")
+    if 0 < fee_cents < 50:
+        # Stripe's minimum charge is about 50 cents in most currencies.
+        raise PriceInvalid("A one-time fee must be at least 50 cents.", param="fee_cents")
+
+
+@transaction.atomic
+def offer_create(*, trainer, listing_id, name: str, terms: dict, fee_cents: int, currency: str = "usd",
+                 metered_cents_per_1k: int | None = None) -> Offer:
+    """Add a licence offer to the trainer's listing. The terms are validated and checked against
+    the model version's base and dataset licences (restrictions of RAIL inputs flow down).
+
+    Raises ListingNotFound, PriceInvalid, TermsInvalid, TermsNotAllowedByInputs."""
+    listing = _own_listing(trainer, listing_id)
+    currency = (currency or "").lower()
+    _check_price(fee_cents, currency, metered_cents_per_1k)
+    licence_terms = terms_create(raw=terms, model_version=listing.model_version, created_by=trainer)
+    offer = Offer.objects.create(listing=listing, name=(name or "Standard")[:100], terms=licence_terms,
+                                 fee_cents=fee_cents, currency=currency,
+                                 metered_cents_per_1k=metered_cents_per_1k)
+    audit_append(event="offer.created", actor=trainer, subject=offer,
+                 data={"terms": licence_terms.sha256, "fee_cents": fee_cents, "currency": currency,
+                       "metered_cents_per_1k": metered_cents_per_1k})
+    return offer
+
+
+def offer_is_sold(offer: Offer) -> bool:
+    return offer.orders.exclude(state=Order.State.FAILED).exclude(state=Order.State.PENDING).exists()
+
+
+@transaction.atomic
+def offer_revise(*, trainer, offer_id, terms: dict, fee_cents: int, currency: str = "usd",
+                 metered_cents_per_1k: int | None = None, name: str | None = None) -> Offer:
+    """Change an offer's terms or price. An offer nobody bought is changed in place; a sold offer
+    is immutable, so a new version supersedes it and its buyers keep the terms they bought.
+
+    Raises OfferNotFound, PriceInvalid, TermsInvalid, TermsNotAllowedByInputs."""
+    offer = (Offer.objects.select_for_update().select_related("listing")
+             .filter(pk=offer_id, listing__trainer=trainer, active=True).first())
+    if offer is None:
+        raise OfferNotFound("No such active offer of yours.", param="offer")
+    currency = (currency or "").lower()
+    _check_price(fee_cents, currency, metered_cents_per_1k)
+    licence_terms = terms_create(raw=terms, model_version=offer.listing.model_version, created_by=trainer)
+    if not offer_is_sold(offer):
+        offer.terms, offer.fee_cents, offer.currency = licence_terms, fee_cents, currency
+        offer.metered_cents_per_1k, offer.name = metered_cents_per_1k, name or offer.name
+        offer.save()
+        audit_append(event="offer.revised", actor=trainer, subject=offer, data={"terms": licence_terms.sha256})
+        return offer
+    offer.active = False
+    offer.save(update_fields=["active"])
+    new = Offer.objects.create(listing=offer.listing, name=name or offer.name, terms=licence_terms,
+                               version=offer.version + 1, supersedes=offer, fee_cents=fee_cents,
+                               currency=currency, metered_cents_per_1k=metered_cents_per_1k)
+    audit_append(event="offer.new_version", actor=trainer, subject=new,
+                 data={"supersedes": str(offer.pk), "terms": licence_terms.sha256})
+    return new
+
+
+@transaction.atomic
+def offer_withdraw(*, trainer, offer_id) -> Offer:
+    """Stop selling an offer. Grants bought under it are untouched. Raises OfferNotFound."""
+    offer = Offer.objects.select_for_update().filter(pk=offer_id, listing__trainer=trainer).first()
+    if offer is None:
+        raise OfferNotFound("No such offer of yours.", param="offer")
+    if offer.active:
+        offer.active = False
+        offer.save(update_fields=["active"])
+        audit_append(event="offer.withdrawn", actor=trainer, subject=offer)
+    return offer
+
+
+# --- Purchases -------------------------------------------------------------------------------
+
+def payout_split(gross_cents: int) -> tuple[int, int]:
+    """(platform fee, trainer share): the fee is PLATFORM_FEE_BPS of the gross rounded down to the
+    cent, so the trainer is never short-changed by rounding; the two always add up to the gross."""
+    fee = gross_cents * settings.PLATFORM_FEE_BPS // 10_000
+    return fee, gross_cents - fee
+
+
+@dataclass
+class Checkout:
+    """What the payment page needs: the order, and for Stripe the intent's client secret."""
+
+    order: Order
+    client_secret: str = ""
+    intent_kind: str = ""  # "payment" (PaymentIntent) or "setup" (SetupIntent) or "" (test mode)
+
+
+@transaction.atomic
+def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: str | None,
+                 user_agent: str = "", provider: str) -> Order:
+    """Record the customer's acceptance of exactly the offer's terms and a pending order.
+
+    Raises OfferNotFound (unknown, withdrawn or unpublished) and TermsChanged."""
+    offer = (Offer.objects.select_related("listing", "terms")
+             .filter(pk=offer_id, active=True, listing__published=True).first())
+    if offer is None:
+        raise OfferNotFound("This offer is not on sale.", param="offer")
+    if accepted_terms_sha256 != offer.terms_id:
+        raise TermsChanged("The licence terms changed since you read them; review them again.",
+                           param="accepted_terms")
+    acceptance = acceptance_record(user=customer, terms=offer.terms, ip_address=ip_address,
+                                   user_agent=user_agent)
+    order = Order.objects.create(customer=customer, offer=offer, terms=offer.terms, acceptance=acceptance,
+                                 provider=provider, amount_cents=offer.fee_cents, currency=offer.currency)
+    audit_append(event="order.created", actor=customer, subject=order,
+                 data={"offer": str(offer.pk), "amount_cents": offer.fee_cents, "currency": offer.currency,
+                       "provider": provider})
+    return order
+
+
+def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
+    """Inside the caller's transaction: pending grant → active, payout split, audit."""
+    grant = grant_create_pending(customer=order.customer, model_version=order.offer.listing.model_version,
+                                 terms=order.terms, acceptance=order.acceptance,
+                                 price_paid_cents=order.amount_cents, currency=order.currency)
+    grant, _ = grant_activate(grant_id=grant.pk, reason=f"order {order.pk} paid")
+    order.grant, order.state, order.paid_at, order.failure_message = grant, Order.State.PAID, timezone.now(), ""
+    order.save(update_fields=["grant", "state", "paid_at", "failure_message"])
+    if order.amount_cents:
+        fee, share = payout_split(order.amount_cents)
+        PayoutEntry.objects.create(order=order, trainer=order.offer.listing.trainer, kind=PayoutEntry.Kind.SALE,
+                                   reference=reference, gross_cents=order.amount_cents, platform_fee_cents=fee,
+                                   trainer_cents=share, currency=order.currency, via_connect=via_connect)
+    audit_append(event="order.paid", subject=order,
+                 data={"grant": str(grant.pk), "reference": reference, "amount_cents": order.amount_cents,
+                       "currency": order.currency})
+    if order.offer.is_metered and order.provider == Order.Provider.STRIPE:
+        from .tasks import order_metered_subscription_create
+
+        # Billing Meters are post-paid: the subscription that usage is reported to is created at
+        # Stripe after this commit (a Stripe call never runs inside a transaction).
+        transaction.on_commit(lambda: order_metered_subscription_create.delay(str(order.pk)))
+    return grant
+
+
+@transaction.atomic
+def order_mark_paid(*, order_id, reference: str, amount_cents: int, currency: str,
+                    via_connect: bool = False) -> tuple[Order, bool]:
+    """The payment for `order_id` succeeded: activate its grant (once). Returns (order, changed);
+    a second notice for the same order changes nothing. An amount or currency that does not match
+    the order is refused and logged (nothing changes)."""
+    order = (Order.objects.select_for_update(of=("self",))
+             .select_related("offer__listing__model_version", "terms", "customer").get(pk=order_id))
+    if order.state == Order.State.PAID or order.grant_id is not None:
+        return order, False
+    if (amount_cents, currency.lower()) != (order.amount_cents, order.currency):
+        log.error("order %s: paid %s %s but the order is %s %s; not activating",
+                  order.pk, amount_cents, currency, order.amount_cents, order.currency)
+        return order, False
+    _paid_effects(order, reference=reference, via_connect=via_connect)
+    return order, True
+
+
+@transaction.atomic
+def order_mark_failed(*, order_id, message: str) -> tuple[Order, bool]:
+    """The customer's card was declined (or payment otherwise failed). A paid order stays paid:
+    a late failure notice for an attempt that was followed by a successful one changes nothing."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.state != Order.State.PENDING:
+        return order, False
+    order.state, order.failure_message = Order.State.FAILED, message[:300]
+    order.save(update_fields=["state", "failure_message"])
+    audit_append(event="order.failed", subject=order, data={"message": message})
+    return order, True
+
+
+@transaction.atomic
+def order_mark_reversed(*, order_id, state: str, reason: str) -> tuple[Order, bool]:
+    """A refund (state refunded: grant revoked) or a dispute (state disputed: grant suspended)."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.state == state or order.state not in (Order.State.PAID, Order.State.DISPUTED):
+        return order, False
+    order.state = state
+    order.save(update_fields=["state"])
+    if order.grant_id:
+        grant_state = Grant.State.REVOKED if state == Order.State.REFUNDED else Grant.State.SUSPENDED
+        grant_set_state(grant_id=order.grant_id, state=grant_state, reason=reason)
+    audit_append(event=f"order.{state}", subject=order, data={"reason": reason})
+    return order, True
+
+
+# --- The local test-mode provider (embedded default, no Stripe keys) -------------------------
+
+# The same test card numbers as Stripe's, so nobody mistakes what they are.
+TEST_CARD_SUCCEEDS = "4242424242424242"
+TEST_CARD_DECLINED = "4000000000000002"
+
+
+def order_pay_local_test(*, order_id, customer, card_number: str) -> Order:
+    """Pay a local-test-mode order with a test card: 4242… succeeds, anything else is declined.
+    No money moves; the page says so. The grant activates through the same `order_mark_paid` as a
+    Stripe webhook, so this exercises everything but the network.
+
+    Raises OrderNotFound, WrongPaymentProvider and PaymentDeclined."""
+    order = Order.objects.filter(pk=order_id, customer=customer).first()
+    if order is None:
+        raise OrderNotFound("No such order of yours.", param="order")
+    if order.provider != Order.Provider.LOCAL_TEST:
+        raise WrongPaymentProvider("This order is paid through Stripe, not the local test mode.")
+    digits = "".join(ch for ch in card_number if ch.isdigit())
+    if digits != TEST_CARD_SUCCEEDS:
+        order_mark_failed(order_id=order.pk, message="Your card was declined.")
+        raise PaymentDeclined("Your card was declined. (Local test mode: use 4242 4242 4242 4242.)",
+                              param="card_number")
+    order, _ = order_mark_paid(order_id=order.pk, reference=f"testmode_{order.pk}",
+                               amount_cents=order.amount_cents, currency=order.currency)
+    return order
+
+
+def trainer_connect_account(trainer) -> str | None:
+    account = PayoutAccount.objects.filter(user=trainer).first()
+    return account.stripe_account_id if account else None
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    return "unique" in str(exc).lower() or "duplicate" in str(exc).lower()

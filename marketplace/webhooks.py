@@ -1,0 +1,103 @@
+"""Stripe webhook events, each processed once.
+
+The event row (unique event id) and every change the event causes commit in one transaction: a
+redelivered event hits the unique constraint and changes nothing; a crash mid-way rolls back the
+event row too, so Stripe's retry processes it again. Handlers are idempotent state transitions,
+so events arriving out of order (a failure notice after the success) are harmless as well.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+
+from .models import BillingCustomer, Order, StripeEvent
+from .services import order_mark_failed, order_mark_paid, order_mark_reversed
+
+log = logging.getLogger(__name__)
+
+
+def _order_for(obj: dict, *, id_field: str) -> Order | None:
+    """The Stripe-mode order an intent belongs to: by intent id, else by the metadata we set."""
+    order = Order.objects.filter(provider=Order.Provider.STRIPE, **{id_field: obj.get("id")}).first()
+    order_id = (obj.get("metadata") or {}).get("imprint_order")
+    if order is None and order_id:
+        order = Order.objects.filter(provider=Order.Provider.STRIPE, pk=order_id).first()
+        # The webhook can outrun the request that saves the intent's id on the order.
+        if order is not None and not getattr(order, id_field):
+            Order.objects.filter(pk=order.pk).update(**{id_field: obj["id"]})
+    return order
+
+
+def _payment_succeeded(obj: dict) -> str:
+    order = _order_for(obj, id_field="stripe_payment_intent_id")
+    if order is None:
+        return "ignored: unknown payment intent"
+    amount = obj.get("amount_received") or obj.get("amount") or 0
+    _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=int(amount),
+                                 currency=obj.get("currency", ""), via_connect=bool(obj.get("transfer_data")))
+    return "order paid" if changed else "no change: order already paid or amount mismatch"
+
+
+def _payment_failed(obj: dict) -> str:
+    order = _order_for(obj, id_field="stripe_payment_intent_id")
+    if order is None:
+        return "ignored: unknown payment intent"
+    error = obj.get("last_payment_error") or {}
+    message = error.get("message") or "Your payment failed."
+    _, changed = order_mark_failed(order_id=order.pk, message=message)
+    return "order failed" if changed else "no change: order not pending"
+
+
+def _setup_succeeded(obj: dict) -> str:
+    order = _order_for(obj, id_field="stripe_setup_intent_id")
+    if order is None:
+        return "ignored: unknown setup intent"
+    if obj.get("payment_method"):
+        BillingCustomer.objects.filter(user_id=order.customer_id).update(
+            default_payment_method=obj["payment_method"])
+    _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=0,
+                                 currency=order.currency)
+    return "card saved, order active" if changed else "no change"
+
+
+def _charge_reversed(obj: dict, *, state: str, reason: str) -> str:
+    intent = obj.get("payment_intent")
+    order = Order.objects.filter(provider=Order.Provider.STRIPE, stripe_payment_intent_id=intent).first()
+    if order is None or not intent:
+        return "ignored: unknown charge"
+    if state == Order.State.REFUNDED and not obj.get("refunded"):
+        return "ignored: partial refund"
+    _, changed = order_mark_reversed(order_id=order.pk, state=state, reason=reason)
+    return f"order {state}" if changed else "no change"
+
+
+HANDLERS = {
+    "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.payment_failed": _payment_failed,
+    "setup_intent.succeeded": _setup_succeeded,
+    "charge.refunded": lambda obj: _charge_reversed(obj, state=Order.State.REFUNDED, reason="charge refunded"),
+    "charge.dispute.created": lambda obj: _charge_reversed(obj, state=Order.State.DISPUTED,
+                                                            reason="charge disputed"),
+}
+
+
+@transaction.atomic
+def stripe_event_process(*, event: dict) -> str:
+    """Apply a verified Stripe event once and say what it did. Events of other types, and events
+    about objects we do not know, are recorded and logged but change nothing."""
+    obj = (event.get("data") or {}).get("object") or {}
+    try:
+        with transaction.atomic():
+            record = StripeEvent.objects.create(event_id=event["id"], type=event.get("type", ""),
+                                                object_id=str(obj.get("id", ""))[:100], payload=event)
+    except IntegrityError:
+        log.info("stripe event %s (%s) already processed", event.get("id"), event.get("type"))
+        return "duplicate: already processed"
+    handler = HANDLERS.get(event.get("type", ""))
+    outcome = handler(obj) if handler else "ignored: event type not handled"
+    if outcome.startswith("ignored"):
+        log.warning("stripe event %s (%s, %s): %s", event["id"], event.get("type"), obj.get("id"), outcome)
+    StripeEvent.objects.filter(pk=record.pk).update(outcome=outcome)
+    return outcome
