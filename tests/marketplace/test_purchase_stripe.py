@@ -1,0 +1,157 @@
+"""Purchases through the official Stripe SDK against a real localstripe process, with the webhook
+that localstripe delivers (signed) to the live site activating the grant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+import stripe
+from django.urls import reverse
+
+from licensing.models import AuditEntry, Grant
+from marketplace.checkout import purchase_start
+from marketplace.models import BillingCustomer, Order, PayoutEntry, StripeEvent
+
+from .conftest import WEBHOOK_SECRET, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def _start(customer, offer):
+    return purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                          ip_address="127.0.0.1")
+
+
+def _confirm_as_the_browser_would(client, intent_id: str, payment_method: str):
+    """What Stripe.js's confirmCardPayment does in the page: attach the card and confirm."""
+    client.v1.payment_intents.update(intent_id, params={"payment_method": payment_method})
+    return client.v1.payment_intents.confirm(intent_id)
+
+
+def _signed(payload: dict, secret: str = WEBHOOK_SECRET) -> tuple[bytes, str]:
+    body = json.dumps(payload).encode()
+    timestamp = int(time.time())
+    signature = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body.decode()}", secret)
+    return body, f"t={timestamp},v1={signature}"
+
+
+def _post_event(client, payload: dict, *, secret: str = WEBHOOK_SECRET, header: str | None = None):
+    body, signature = _signed(payload, secret)
+    headers = {"HTTP_STRIPE_SIGNATURE": header if header is not None else signature}
+    return client.post(reverse("marketplace:stripe_webhook"), body, content_type="application/json", **headers)
+
+
+def _state_counts():
+    return (Grant.objects.count(), Order.objects.filter(state="paid").count(), AuditEntry.objects.count(),
+            PayoutEntry.objects.count())
+
+
+def test_a_full_purchase_activates_the_grant_when_the_webhook_arrives(stripe_site, customer, offer):
+    checkout = _start(customer, offer)
+    order = checkout.order
+    assert checkout.intent_kind == "payment" and checkout.client_secret.startswith("pi_")
+    intent = stripe_site["client"].v1.payment_intents.retrieve(order.stripe_payment_intent_id)
+    assert intent["amount"] == 2500 and intent["currency"] == "usd"
+    assert intent["customer"] == BillingCustomer.objects.get(user=customer).stripe_customer_id
+    assert intent["metadata"]["imprint_order"] == str(order.pk)
+    assert not Grant.objects.exists()  # nothing before the payment
+
+    confirmed = _confirm_as_the_browser_would(stripe_site["client"], intent.id, "pm_card_visa")
+    assert confirmed["status"] == "succeeded"
+    assert Order.objects.get(pk=order.pk).state == "pending"  # only the webhook settles it
+
+    order = wait_for(lambda: Order.objects.filter(pk=order.pk, state="paid").select_related("grant").first())
+    grant = order.grant
+    assert grant.state == Grant.State.ACTIVE and grant.customer == customer
+    assert grant.terms_id == offer.terms_id and grant.model_version == offer.listing.model_version
+    assert grant.price_paid_cents == 2500 and grant.quota_tokens == 100_000
+    assert StripeEvent.objects.filter(type="payment_intent.succeeded", object_id=intent.id).count() == 1
+    assert AuditEntry.objects.filter(event="grant.activated", subject_id=str(grant.pk)).count() == 1
+    payout = PayoutEntry.objects.get(order=order)
+    assert (payout.platform_fee_cents, payout.trainer_cents) == (500, 2000)
+
+
+def test_a_declined_card_leaves_a_clear_message_and_no_grant(stripe_site, customer, offer):
+    order = _start(customer, offer).order
+    with pytest.raises(stripe.CardError) as declined:
+        _confirm_as_the_browser_would(stripe_site["client"], order.stripe_payment_intent_id,
+                                      "pm_card_chargeCustomerFail")
+    assert declined.value.user_message == "Your card was declined."
+    order = wait_for(lambda: Order.objects.filter(pk=order.pk, state="failed").first())
+    assert order.failure_message == "Your card was declined."
+    assert not Grant.objects.filter(customer=customer).exists()
+
+
+def test_a_forged_or_unsigned_webhook_is_refused_and_changes_nothing(stripe_site, client, customer, offer):
+    order = _start(customer, offer).order
+    forged = {"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
+              "data": {"object": {"id": order.stripe_payment_intent_id, "object": "payment_intent",
+                                  "amount": 2500, "amount_received": 2500, "currency": "usd",
+                                  "metadata": {"imprint_order": str(order.pk)}}}}
+    before = _state_counts()
+    assert _post_event(client, forged, secret="whsec_not_the_real_one").status_code == 400
+    assert _post_event(client, forged, header="").status_code == 400
+    assert _post_event(client, forged, header="t=1,v1=deadbeef").status_code == 400
+    assert _state_counts() == before
+    assert not StripeEvent.objects.filter(event_id="evt_forged").exists()
+    assert Order.objects.get(pk=order.pk).state == "pending"
+
+
+def test_a_replayed_event_grants_nothing_twice_and_late_failures_are_harmless(stripe_site, client, customer, offer):
+    order = _start(customer, offer).order
+    _confirm_as_the_browser_would(stripe_site["client"], order.stripe_payment_intent_id, "pm_card_visa")
+    wait_for(lambda: Order.objects.filter(pk=order.pk, state="paid").exists())
+    delivered = stripe_site["client"].v1.events.list(params={"type": "payment_intent.succeeded"})
+    event = next(e for e in delivered.data if e["data"]["object"]["id"] == order.stripe_payment_intent_id)
+    payload = json.loads(json.dumps(event.to_dict()))
+    before = _state_counts()
+
+    replay = _post_event(client, payload)
+    assert replay.status_code == 200 and replay.json()["outcome"].startswith("duplicate")
+    # The same success under a new event id (Stripe may send one per attempt), then a stale failure.
+    again = _post_event(client, {**payload, "id": "evt_second_notice"})
+    assert again.status_code == 200 and again.json()["outcome"].startswith("no change")
+    stale = {**payload, "id": "evt_stale_failure", "type": "payment_intent.payment_failed"}
+    assert _post_event(client, stale).json()["outcome"] == "no change: order not pending"
+    assert _state_counts() == before
+    assert Grant.objects.filter(customer=customer).count() == 1
+    assert Order.objects.get(pk=order.pk).state == "paid"
+
+
+def test_a_webhook_for_an_unknown_object_is_logged_acknowledged_and_changes_nothing(stripe_site, client, caplog):
+    payload = {"id": "evt_unknown_pi", "object": "event", "type": "payment_intent.succeeded",
+               "data": {"object": {"id": "pi_nobody_knows", "object": "payment_intent", "amount": 100,
+                                   "currency": "usd", "metadata": {}}}}
+    before = _state_counts()
+    with caplog.at_level(logging.WARNING, logger="marketplace.webhooks"):
+        response = _post_event(client, payload)
+    assert response.status_code == 200 and response.json()["outcome"] == "ignored: unknown payment intent"
+    assert "pi_nobody_knows" in caplog.text
+    assert _state_counts() == before
+
+
+def test_a_refund_revokes_and_a_dispute_suspends_the_grant(stripe_site, client, customer, offer):
+    order = _start(customer, offer).order
+    _confirm_as_the_browser_would(stripe_site["client"], order.stripe_payment_intent_id, "pm_card_visa")
+    order = wait_for(lambda: Order.objects.filter(pk=order.pk, state="paid").first())
+    charge = {"id": "ch_x", "object": "charge", "payment_intent": order.stripe_payment_intent_id, "refunded": False}
+    _post_event(client, {"id": "evt_dispute", "type": "charge.dispute.created", "data": {"object": charge}})
+    assert Grant.objects.get(pk=order.grant_id).state == Grant.State.SUSPENDED
+    _post_event(client, {"id": "evt_refund", "type": "charge.refunded", "data": {"object": {**charge, "refunded": True}}})
+    assert Grant.objects.get(pk=order.grant_id).state == Grant.State.REVOKED
+    assert Order.objects.get(pk=order.pk).state == "refunded"
+
+
+def test_the_payment_page_loads_stripe_js_from_localstripe_and_confirms_in_the_page(stripe_site, client, customer, offer):
+    client.force_login(customer)
+    response = client.post(reverse("marketplace:offer_buy", args=[offer.pk]),
+                           {"accept": "1", "accepted_terms": offer.terms_id}, follow=True)
+    page = response.content.decode()
+    assert f'src="{stripe_site["localstripe"]}/js.stripe.com/v3/"' in page
+    assert "stripe.confirmCardPayment(secret" in page
+    order = Order.objects.get(customer=customer)
+    assert f'data-client-secret="{order.stripe_payment_intent_id}_secret_' in page
+    assert "Local test mode" not in page
