@@ -98,10 +98,11 @@ class ListingPublishApi(APIView):
         samples = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None)
 
     def post(self, request):
+        trainer = _trainer(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        listing = listing_publish(trainer=_trainer(request), model_version_id=v["model_version"], title=v["title"],
+        listing = listing_publish(trainer=trainer, model_version_id=v["model_version"], title=v["title"],
                                   description=v["description"], card=v["card"], samples=v["samples"])
         return Response(ListingOutput(listing).data, status=201)
 
@@ -114,9 +115,10 @@ class ListingUpdateApi(APIView):
         samples = serializers.ListField(child=serializers.CharField(), required=False)
 
     def patch(self, request, listing_id):
+        trainer = _trainer(request)
         data = self.InputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        listing = listing_update(trainer=_trainer(request), listing_id=listing_id, **data.validated_data)
+        listing = listing_update(trainer=trainer, listing_id=listing_id, **data.validated_data)
         return Response(ListingOutput(listing).data)
 
 
@@ -136,17 +138,19 @@ class OfferInput(serializers.Serializer):
 
 class OfferCreateApi(APIView):
     def post(self, request, listing_id):
+        trainer = _trainer(request)
         data = OfferInput(data=request.data)
         data.is_valid(raise_exception=True)
-        offer = offer_create(trainer=_trainer(request), listing_id=listing_id, **data.validated_data)
+        offer = offer_create(trainer=trainer, listing_id=listing_id, **data.validated_data)
         return Response(OfferOutput(offer).data, status=201)
 
 
 class OfferReviseApi(APIView):
     def post(self, request, offer_id):
+        trainer = _trainer(request)
         data = OfferInput(data=request.data)
         data.is_valid(raise_exception=True)
-        offer = offer_revise(trainer=_trainer(request), offer_id=offer_id, **data.validated_data)
+        offer = offer_revise(trainer=trainer, offer_id=offer_id, **data.validated_data)
         return Response(OfferOutput(offer).data)
 
 
@@ -165,9 +169,10 @@ class OfferPurchaseApi(APIView):
         accepted_terms_sha256 = serializers.CharField(max_length=64)
 
     def post(self, request, offer_id):
+        customer = _customer(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        checkout = purchase_start(customer=_customer(request), offer_id=offer_id,
+        checkout = purchase_start(customer=customer, offer_id=offer_id,
                                   accepted_terms_sha256=data.validated_data["accepted_terms_sha256"],
                                   ip_address=request.META.get("REMOTE_ADDR"),
                                   user_agent=request.headers.get("User-Agent", ""))
