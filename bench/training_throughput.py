@@ -4,10 +4,14 @@ Both train the same small GPT-2 (4 layers, 256 wide, a BPE tokenizer trained her
 windows with the same batch, step count, fused AdamW, linear warmup/decay schedule and grad clip,
 in one process. Trainer's saving, logging, evaluation and progress bar are off; Imprint's
 evaluation, samples and checkpoints are pushed past the last step. Throughput is measured the same
-way for both, from per-step timestamps after a few warm-up steps, so start-up and the final save
-(which the loops do differently) are excluded; total wall times are printed alongside.
+way for both, from the median step time (per-step timestamps) after a few warm-up steps, so
+start-up and the final save (which the loops do differently) are excluded; total wall times are
+printed alongside.
 
-Runs alternate (Imprint, Trainer, Trainer, Imprint, ...) so drifting machine speed hits both.
+Runs alternate (Imprint, Trainer, Trainer, Imprint, ...) after an untimed warm-up of each, so
+drifting machine speed and first-run costs hit both. Process-wide tuning is shared: the glibc
+allocator setting that run_training applies (training.loop.reuse_freed_memory) is switched on before
+either loop runs, so the ratio compares the loops, not the allocator.
 
     .venv/bin/python bench/training_throughput.py --quick    # under a minute on 2 cores
     .venv/bin/python bench/training_throughput.py            # the full run
@@ -18,6 +22,9 @@ The last line is `ratio: X` with X = Imprint tok/s / Trainer tok/s (higher is be
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import itertools
 import random
 import statistics
 import sys
@@ -29,18 +36,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, import training.*
 
-import torch  # noqa: E402
-from transformers import (  # noqa: E402
+import torch
+from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     Trainer,
     TrainerCallback,
     TrainingArguments,
 )
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers.utils import logging as hf_logging
 
-from training.loop import TrainConfig, TrainingCallbacks, run_training  # noqa: E402
-from training.textdata import encode_documents, make_windows, split_windows  # noqa: E402
-from training.tiny import build_tiny_model  # noqa: E402
+from training.loop import TrainConfig, TrainingCallbacks, reuse_freed_memory, run_training
+from training.textdata import encode_documents, make_windows, split_windows
+from training.tiny import build_tiny_model
 
 BATCH = 8
 CONTEXT = 128
@@ -63,14 +71,19 @@ def synthetic_corpus(documents: int = 400, words: int = 200, seed: int = 0) -> l
     lexicon = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
     punctuation = ["", "", "", "", ",", ".", "!"]
     return [
-        " ".join(rng.choice(lexicon) + rng.choice(punctuation) for _ in range(words)) for _ in range(documents)
+        " ".join(rng.choice(lexicon) + rng.choice(punctuation) for _ in range(words))
+        for _ in range(documents)
     ]
 
 
 def steady_rate(stamps: list[float], tokens_per_step: int) -> float:
-    """Tokens per second between the end of the warm-up steps and the end of the last step."""
-    measured = stamps[WARMUP_STEPS - 1 :]
-    return (len(measured) - 1) * tokens_per_step / (measured[-1] - measured[0])
+    """Tokens per second of the median step after the warm-up steps.
+
+    The median, not the mean: this machine is shared, and a burst of someone else's work inflates
+    a few steps of whichever loop happens to be running; the typical step is what the loop costs.
+    """
+    durations = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    return tokens_per_step / statistics.median(durations[WARMUP_STEPS - 1 :])
 
 
 class _ImprintStamps(TrainingCallbacks):
@@ -85,7 +98,7 @@ class _TrainerStamps(TrainerCallback):
     def __init__(self) -> None:
         self.stamps: list[float] = []
 
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    def on_step_end(self, args, state, control, **kwargs):
         self.stamps.append(time.perf_counter())
 
 
@@ -102,7 +115,9 @@ class _Windows(torch.utils.data.Dataset):
         return {"input_ids": self.windows[index], "labels": self.windows[index]}
 
 
-def run_imprint(model_dir: Path, train: torch.Tensor, val: torch.Tensor, steps: int, work: Path) -> Measurement:
+def run_imprint(
+    model_dir: Path, train: torch.Tensor, val: torch.Tensor, steps: int, work: Path
+) -> Measurement:
     never = steps + 1  # evaluation, samples and checkpoints only after the last step
     config = TrainConfig(
         steps=steps,
@@ -155,7 +170,8 @@ def run_trainer(model_dir: Path, train: torch.Tensor, steps: int, work: Path) ->
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     trainer = Trainer(model=model, args=arguments, train_dataset=_Windows(train), callbacks=[stamps])
-    trainer.train()
+    with contextlib.redirect_stdout(io.StringIO()):  # Trainer prints its summary dict
+        trainer.train()
     return Measurement(steady_rate(stamps.stamps, BATCH * CONTEXT), time.perf_counter() - started)
 
 
@@ -164,9 +180,6 @@ def time_demo_model(root: Path, steps: int = 60) -> float:
     started = time.perf_counter()
     texts = synthetic_corpus(documents=60, words=120, seed=1)
     model_dir = build_tiny_model(root / "demo-model", texts)
-    tokenizer_model = AutoModelForCausalLM  # noqa: F841 - keeps the import obviously used in both paths
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train, val = split_windows(make_windows(encode_documents(texts, tokenizer), CONTEXT))
     run_training(
@@ -184,7 +197,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and rounds (under a minute)")
     args = parser.parse_args()
-    steps, rounds = (12, 1) if args.quick else (60, 2)
+    steps, rounds = (20, 2) if args.quick else (60, 4)
+    allocator = reuse_freed_memory()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore")
@@ -194,8 +208,6 @@ def main() -> None:
         root = Path(tmp)
         texts = synthetic_corpus()
         model_dir = build_tiny_model(root / "bench-model", texts, **BENCH_MODEL)
-        from transformers import AutoTokenizer
-
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         ids = encode_documents(texts, tokenizer)
         train, val = split_windows(make_windows(ids, CONTEXT))
@@ -203,8 +215,11 @@ def main() -> None:
         print(
             f"model: GPT-2 {BENCH_MODEL['n_layer']} layers x {BENCH_MODEL['n_embd']}, vocab {len(tokenizer)}, "
             f"{params / 1e6:.2f}M params; {len(train)} train windows of {CONTEXT}; batch {BATCH}; "
-            f"{steps} steps x {rounds} rounds; torch threads {torch.get_num_threads()}"
+            f"{steps} steps x {rounds} rounds; torch threads {torch.get_num_threads()}; "
+            f"allocator reuse: {allocator}"
         )
+        run_imprint(model_dir, train, val, WARMUP_STEPS + 2, root / "warm-imprint")
+        run_trainer(model_dir, train, WARMUP_STEPS + 2, root / "warm-trainer")
         imprint: list[Measurement] = []
         trainer: list[Measurement] = []
         for round_index in range(rounds):
@@ -221,8 +236,8 @@ def main() -> None:
                     f"  round {round_index + 1} {name:8s} {latest.tokens_per_second:8.0f} tok/s"
                     f"   wall {latest.wall_seconds:6.2f} s"
                 )
-        imprint_rate = statistics.mean(m.tokens_per_second for m in imprint)
-        trainer_rate = statistics.mean(m.tokens_per_second for m in trainer)
+        imprint_rate = statistics.median(m.tokens_per_second for m in imprint)
+        trainer_rate = statistics.median(m.tokens_per_second for m in trainer)
         print(f"imprint run_training: {imprint_rate:.0f} tok/s")
         print(f"transformers Trainer: {trainer_rate:.0f} tok/s")
         print(f"demo model (tiny config, build + 60 steps, batch {BATCH}): {time_demo_model(root):.2f} s")

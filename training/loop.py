@@ -10,6 +10,8 @@ bit for bit, as a run that was never interrupted.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import hashlib
 import json
@@ -17,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.activations import GELUTanh, NewGELUActivation
 
 STATUSES = ("succeeded", "paused", "cancelled", "early_stopped")
 SCHEDULES = ("linear", "cosine")
@@ -147,6 +151,50 @@ class _Progress:
     val_loss: float | None = None
 
 
+_GLIBC_M_TRIM_THRESHOLD, _GLIBC_M_MMAP_THRESHOLD = -1, -3
+_allocator_tuned = False
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed memory in the heap for reuse instead of handing it back to the OS.
+
+    A training step allocates and frees the same large tensors (logits, activations, gradients:
+    megabytes to hundreds of megabytes) every step. By default glibc serves such blocks with
+    fresh mmaps and unmaps them on free, so every step page-faults them in again: about 14% of a
+    small GPT-2's CPU step time here. Process-wide and permanent (the process keeps its peak heap,
+    which a training worker reaches again on its next step anyway); idempotent. Returns whether the
+    setting took effect (False off glibc).
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        limit = 1 << 30
+        _allocator_tuned = bool(
+            libc.mallopt(_GLIBC_M_MMAP_THRESHOLD, limit) and libc.mallopt(_GLIBC_M_TRIM_THRESHOLD, limit)
+        )
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return False
+    return _allocator_tuned
+
+
+def use_fused_gelu(model: torch.nn.Module) -> int:
+    """Swap transformers' NewGELUActivation (GPT-2's "gelu_new", seven elementwise ops, each
+    saving a tensor for backward) for the single-op tanh GELU. Same formula, equal up to float
+    rounding, about 7% faster per training step on CPU. The saved config is unchanged, so the
+    trained model loads and serves as before. Returns how many modules were swapped."""
+    swapped = 0
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if type(child) is NewGELUActivation:
+                setattr(parent, name, GELUTanh())
+                swapped += 1
+    return swapped
+
+
 def run_training(
     *,
     model_path: str | Path,
@@ -163,16 +211,20 @@ def run_training(
     Checkpoints go to `work_dir/checkpoints/step-NNNNNNNN` (only the newest `keep_checkpoints`
     are kept); the final model goes to `work_dir/final`. With `resume_from`, training continues at
     the checkpoint's step + 1 from its weights, optimizer, scheduler and RNG state.
-    Raises ValueError for a bad config or windows, ResumeMismatch for a checkpoint from another
-    trajectory, and whatever model loading raises for a bad `model_path`.
+    On CPU it trains in fp32 and calls `reuse_freed_memory()` (process-wide, see there); on CUDA
+    it uses autocast. Raises ValueError for a bad config or windows, ResumeMismatch for a
+    checkpoint from another trajectory, and whatever model loading raises for a bad `model_path`.
     """
     config.validate()
     _check_windows(train_windows, val_windows, config)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if target.type == "cpu":
+        reuse_freed_memory()
     run = _Run(
         config=config,
         callbacks=callbacks or TrainingCallbacks(),
         work_dir=Path(work_dir),
-        device=torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")),
+        device=target,
         train_windows=train_windows,
         val_windows=val_windows,
     )
@@ -326,6 +378,7 @@ class _Run:
         source = resume_from if resume_from is not None else model_path
         # Master weights stay fp32 whatever the checkpoint's dtype; CUDA speed comes from autocast.
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(self.device)
+        use_fused_gelu(self.model)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token")

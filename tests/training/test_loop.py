@@ -19,7 +19,9 @@ from training.loop import (
     TrainingCallbacks,
     _BatchPlan,
     list_checkpoints,
+    reuse_freed_memory,
     run_training,
+    use_fused_gelu,
 )
 from training.tiny import build_tiny_model
 
@@ -252,3 +254,19 @@ def test_config_rejects_values_out_of_range(overrides: dict) -> None:
 def test_windows_must_match_context_length(tiny_model_dir: Path, windows, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="context_length"):
         _train(tiny_model_dir, windows, tmp_path, config=_config(context_length=CONTEXT * 2))
+
+
+def test_fused_gelu_swap_keeps_the_model_function(tiny_model_dir: Path) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    input_ids = torch.arange(1, 33).unsqueeze(0)
+    with torch.inference_mode():
+        before = model(input_ids=input_ids).logits
+        assert use_fused_gelu(model) == model.config.n_layer
+        after = model(input_ids=input_ids).logits
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    assert use_fused_gelu(model) == 0  # nothing left to swap
+
+
+def test_allocator_tuning_is_idempotent() -> None:
+    first = reuse_freed_memory()
+    assert reuse_freed_memory() == first
