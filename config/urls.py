@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from inference.urls import api_urlpatterns as inference_api_urlpatterns
+
 from .health import health_view
 
 urlpatterns = [
@@ -14,6 +16,8 @@ urlpatterns = [
     path("api/v1/training/", include("training.api_urls")),
     path("", include("marketplace.urls")),
     path("compliance/", include("licensing.urls")),
+    path("", include("inference.urls")),
+    path("", include((inference_api_urlpatterns, "inference_api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
 ]

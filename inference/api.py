@@ -1,0 +1,307 @@
+"""The generation API (`/api/v1/generations`), its OpenAI-compatible twin (`/v1/completions`,
+`/v1/models`) and verification (`/api/v1/verifications`). Thin: validate, call a service, render."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import authentication, permissions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ApiError, error_body
+from licensing.services import apikey_authenticate
+
+from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
+from .selectors import licensed_models, usage_by_idempotency_key
+from .services import (
+    GenerationInput,
+    generation_create,
+    generation_execute,
+    generation_prepare,
+    generation_settle,
+    truncate_to_sent,
+)
+from .verification import verification_run
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer imp_…`. A bad or revoked key is a 401 (ApiKeyInvalid)."""
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        key = apikey_authenticate(token.strip())
+        return key.owner, key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="imprint"'
+
+
+class _HeadersOnErrors:
+    """Adds an error's `headers` (x-ratelimit-*, retry-after) to its response."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            response[name] = value
+        return response
+
+
+class _KeyApi(_HeadersOnErrors, APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [permissions.IsAuthenticated]
+
+
+class GenerationFields(serializers.Serializer):
+    prompt = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
+    max_new_tokens = serializers.IntegerField(min_value=1, max_value=4096, default=64)
+    temperature = serializers.FloatField(min_value=0.0, max_value=MAX_TEMPERATURE, default=1.0)
+    top_k = serializers.IntegerField(min_value=0, default=0)
+    top_p = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
+    n = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLES, default=1)
+    seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, allow_null=True)
+    purpose = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    stream = serializers.BooleanField(default=False)
+    ignore_eos = serializers.BooleanField(default=False)
+
+
+def _input(data: dict, model: str) -> GenerationInput:
+    return GenerationInput(model=model, prompt=data["prompt"], max_new_tokens=data["max_new_tokens"],
+                           temperature=data["temperature"], top_k=data["top_k"], top_p=data["top_p"],
+                           n=data["n"], seed=data.get("seed"), purpose=data.get("purpose") or None,
+                           ignore_eos=data["ignore_eos"])
+
+
+def _sse(data) -> bytes:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+
+
+class _Stream:
+    """Runs a prepared request on the engine and yields its tokens as server-sent events.
+
+    A client that goes away closes the generator: the cancel flag stops the engine between steps,
+    and the request is settled for the tokens actually sent (a ledger row with interrupted=true)."""
+
+    def __init__(self, prepared, render_token, render_final):
+        self.prepared, self.render_token, self.render_final = prepared, render_token, render_final
+        self.events: queue.Queue = queue.Queue()
+        self.cancel = threading.Event()
+        self.sent_tokens: dict[int, int] = {}
+        self.sent_text: dict[int, str] = {}
+
+    def _run(self):
+        try:
+            result = generation_execute(self.prepared, on_token=self.events.put, should_cancel=self.cancel.is_set)
+            self.events.put(("done", result))
+        except BaseException as exc:  # delivered to the client as an error event
+            self.events.put(("error", exc))
+
+    def __iter__(self):
+        threading.Thread(target=self._run, daemon=True).start()
+        finished = False
+        try:
+            while True:
+                item = self.events.get()
+                if isinstance(item, TokenEvent):
+                    yield self._token(item)
+                    continue
+                kind, value = item
+                finished = True
+                if kind == "error":
+                    yield _sse(_error_payload(value))
+                else:
+                    entry = generation_settle(self.prepared, value)
+                    yield _sse(self.render_final(entry.response))
+                yield _sse("[DONE]")
+                return
+        finally:
+            if not finished:
+                self._interrupted()
+
+    def _token(self, event: TokenEvent) -> bytes:
+        if event.token_id >= 0:
+            self.sent_tokens[event.sample_index] = self.sent_tokens.get(event.sample_index, 0) + 1
+        self.sent_text[event.sample_index] = self.sent_text.get(event.sample_index, "") + event.text
+        return _sse(self.render_token(self.prepared, event))
+
+    def _interrupted(self):
+        self.cancel.set()
+        while True:  # wait for the engine to stop, then charge for what was sent
+            item = self.events.get()
+            if isinstance(item, tuple):
+                break
+        kind, value = item
+        if kind == "done":
+            generation_settle(self.prepared, truncate_to_sent(value, sent_tokens=self.sent_tokens,
+                                                               sent_text=self.sent_text), interrupted=True)
+
+
+def _error_payload(exc) -> dict:
+    if isinstance(exc, ApiError):
+        return error_body(status_code=exc.status_code, message=exc.message, code=exc.code, param=exc.param)
+    return error_body(status_code=500, message="Generation failed.", code="server_error")
+
+
+def _stream_response(stream: _Stream, headers: dict) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(iter(stream), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx must not buffer an event stream
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _generate(request, params: GenerationInput, stream: bool, render_token, render_final, *, stream_final=None):
+    """Shared by both APIs: idempotent replay, streaming, or the plain flow."""
+    idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
+    key = request.auth
+    if stream:
+        existing = usage_by_idempotency_key(api_key=key, idempotency_key=idempotency_key)
+        if existing is not None:
+            return Response(render_final(existing.response), headers={"Idempotent-Replayed": "true"})
+        prepared = generation_prepare(api_key=key, params=params, idempotency_key=idempotency_key)
+        return _stream_response(_Stream(prepared, render_token, stream_final or render_final), prepared.headers())
+    entry, headers, replayed = generation_create(api_key=key, params=params, idempotency_key=idempotency_key)
+    if replayed:
+        headers = {**headers, "Idempotent-Replayed": "true"}
+    return Response(render_final(entry.response), headers=headers)
+
+
+class GenerationCreateApi(_KeyApi):
+    """Generate text under a licence; every output carries a signed receipt and the licence stamp."""
+
+    class InputSerializer(GenerationFields):
+        model = serializers.CharField(required=False, max_length=100)
+        listing = serializers.CharField(required=False, max_length=100)
+
+        def validate(self, attrs):
+            if not attrs.get("model") and not attrs.get("listing"):
+                raise serializers.ValidationError({"model": "Give a model (version id or digest) or a listing."})
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        params = _input(v, v.get("model") or v["listing"])
+        return _generate(request, params, v["stream"], _token_event, lambda body: body,
+                         stream_final=lambda body: {"type": "result", **body})
+
+
+def _token_event(prepared, event: TokenEvent) -> dict:
+    return {"type": "token", "id": prepared.request_id, "index": event.sample_index, "text": event.text}
+
+
+# --- OpenAI-compatible ------------------------------------------------------------------------
+
+class CompletionCreateApi(_KeyApi):
+    """OpenAI-compatible text completions: the official `openai` client works with base_url set to
+    this site. Imprint's extras (`top_k`, `purpose`) come through `extra_body`; the receipts and
+    the licence stamp travel in the response's `imprint` field."""
+
+    class InputSerializer(serializers.Serializer):
+        model = serializers.CharField(max_length=100)
+        prompt = serializers.JSONField()
+        max_tokens = serializers.IntegerField(min_value=1, max_value=4096, default=16)
+        temperature = serializers.FloatField(min_value=0.0, max_value=MAX_TEMPERATURE, default=1.0)
+        top_p = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
+        top_k = serializers.IntegerField(min_value=0, default=0)
+        n = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLES, default=1)
+        seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, allow_null=True)
+        purpose = serializers.CharField(required=False, allow_blank=True, max_length=32)
+        stream = serializers.BooleanField(default=False)
+        ignore_eos = serializers.BooleanField(default=False)
+
+        def validate_prompt(self, value):
+            if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+                value = value[0]
+            if not isinstance(value, str):
+                raise serializers.ValidationError("prompt must be one string.")
+            return value
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        params = GenerationInput(model=v["model"], prompt=v["prompt"], max_new_tokens=v["max_tokens"],
+                                 temperature=v["temperature"], top_k=v["top_k"], top_p=v["top_p"], n=v["n"],
+                                 seed=v.get("seed"), purpose=v.get("purpose") or None, ignore_eos=v["ignore_eos"])
+        return _generate(request, params, v["stream"], _completion_chunk, completion_body,
+                         stream_final=completion_stream_final)
+
+
+def _finish_reason(reason: str) -> str:
+    return "stop" if reason == "stop" else "length"
+
+
+def completion_body(body: dict) -> dict:
+    """An Imprint generation rendered as an OpenAI `text_completion`."""
+    return {
+        "id": body["id"], "object": "text_completion", "created": body["created"], "model": body["model"],
+        "choices": [{"index": o["index"], "text": o["text"], "logprobs": None,
+                     "finish_reason": _finish_reason(o["finish_reason"])} for o in body["outputs"]],
+        "usage": body["usage"],
+        "imprint": {"receipts": [o["receipt"] for o in body["outputs"]], "licence": body["licence"],
+                    "model_digest": body["model_digest"], "seed": body["seed"], "purpose": body["purpose"]},
+    }
+
+
+def completion_stream_final(body: dict) -> dict:
+    """The last chunk of a completion stream: finish reasons, usage, receipts (no text: the client
+    has it from the token chunks)."""
+    final = completion_body(body)
+    final["choices"] = [{**c, "text": ""} for c in final["choices"]]
+    return final
+
+
+def _completion_chunk(prepared, event: TokenEvent) -> dict:
+    return {"id": prepared.request_id, "object": "text_completion", "created": prepared.created,
+            "model": str(prepared.version.pk),
+            "choices": [{"index": event.sample_index, "text": event.text, "logprobs": None, "finish_reason": None}]}
+
+
+class ModelListApi(_KeyApi):
+    """The models the key is licensed to use (OpenAI `GET /v1/models`)."""
+
+    def get(self, request):
+        seen, data = set(), []
+        for grant in licensed_models(api_key=request.auth):
+            version = grant.model_version
+            if version.pk in seen:
+                continue
+            seen.add(version.pk)
+            data.append({"id": str(version.pk), "object": "model", "created": int(version.created_at.timestamp()),
+                         "owned_by": "imprint", "name": version.name, "digest": version.digest,
+                         "n_positions": version.n_positions})
+        return Response({"object": "list", "data": data})
+
+
+# --- Verification ------------------------------------------------------------------------------
+
+class VerificationCreateApi(_HeadersOnErrors, APIView):
+    """Public: check a text (and optionally its receipt) for Imprint provenance."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(trim_whitespace=False, max_length=200_000)
+        receipt = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+        prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        return Response(verification_run(text=v["text"], receipt=v.get("receipt") or None,
+                                         prompt=v.get("prompt") or None))

@@ -1,0 +1,372 @@
+"""Inference writes: the metered generation flow.
+
+    key → grant → checks (state, expiry, purpose, rate, quota) → reserve → engine → settle
+
+`generation_prepare` runs every check and reserves `n × (prompt + max_new_tokens)` tokens with one
+conditional UPDATE (no row lock held while generating; correct on SQLite and PostgreSQL alike).
+`generation_execute` runs the engine and releases the reservation if it fails. `generation_settle`
+charges the actual tokens and writes the ledger row, the receipts and the meter outbox row in ONE
+transaction. A refused request is recorded in the audit log and charges nothing.
+
+Where the engine runs: in this process in the embedded default (no broker hop, tokens streamed
+directly), on `inference` queue workers when settings.INFERENCE_IN_PROCESS is false (production):
+the web tier then never loads weights, only the tokenizer to count prompt tokens before reserving.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from licensing.audit import audit_append
+from licensing.models import ApiKey, Grant
+
+from . import engine as engine_module
+from .errors import (
+    InferenceError,
+    LicenceInactive,
+    LicenceSuspended,
+    ModelUnavailable,
+    PurposeNotPermitted,
+    QuotaExceeded,
+    engine_error_to_api,
+)
+from .keyring import watermark_secret
+from .modelstore import ModelIntegrityError, engine_instance, model_folder_fetch, tokenizer_for
+from .models import MeterOutbox, Receipt, UsageEntry
+from .ratelimit import RateLimitState, ratelimit_consume, ratelimit_headers
+from .receipts import customer_pseudonym, receipt_sign, sha256_text
+from .selectors import grant_for_request, usage_by_idempotency_key
+from .watermark import DEFAULT_DELTA, DEFAULT_GAMMA, WatermarkKey, watermark_key_derive
+
+@dataclass
+class GenerationInput:
+    model: str
+    prompt: str
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int | None = None
+    purpose: str | None = None
+    ignore_eos: bool = False  # vLLM's name: generate exactly max_new_tokens (benchmarks, tests)
+
+
+@dataclass
+class Prepared:
+    """A request that passed every check and holds its reservation."""
+
+    request_id: str
+    api_key: ApiKey | None
+    grant: Grant
+    params: GenerationInput
+    purpose: str
+    prompt_tokens: int
+    reserved: int
+    idempotency_key: str
+    ratelimit: RateLimitState
+    watermark: WatermarkKey
+    created: int = field(default_factory=lambda: int(timezone.now().timestamp()))
+
+    @property
+    def version(self):
+        return self.grant.model_version
+
+    def headers(self) -> dict[str, str]:
+        self.grant.refresh_from_db(fields=["used_tokens", "reserved_tokens", "quota_tokens"])
+        return ratelimit_headers(self.grant, self.ratelimit)
+
+
+# --- Checks ------------------------------------------------------------------------------------
+
+def generation_refusal_record(*, grant: Grant, api_key: ApiKey | None, error: InferenceError,
+                              params: GenerationInput, purpose: str) -> None:
+    """Record a refused request in the audit log (compliance flags read it). Charges nothing."""
+    audit_append(event="generation.refused", actor=grant.customer, subject=grant,
+                 data={"status": error.status_code, "code": error.code, "model": params.model,
+                       "purpose": purpose, "key": api_key.prefix if api_key else "playground"})
+
+
+def grant_check(*, grant: Grant, purpose: str) -> None:
+    """Raises LicenceSuspended / LicenceInactive (403) unless the grant is active, started and
+    unexpired, and PurposeNotPermitted (403) unless its terms permit `purpose`."""
+    now = timezone.now()
+    if grant.state == Grant.State.SUSPENDED:
+        raise LicenceSuspended(f"This licence is suspended: {grant.state_reason or 'under review'}.")
+    if grant.state != Grant.State.ACTIVE:
+        raise LicenceInactive(f"This licence is {grant.state}.")
+    if grant.expires_at is not None and grant.expires_at <= now:
+        raise LicenceInactive("This licence has expired.")
+    if grant.starts_at is not None and grant.starts_at > now:
+        raise LicenceInactive("This licence has not started yet.")
+    if purpose not in grant.terms.uses:
+        raise PurposeNotPermitted(
+            f"The licence permits {', '.join(grant.terms.uses)}; not {purpose!r}.", param="purpose")
+
+
+def _validate(params: GenerationInput, version) -> None:
+    request = engine_module.GenerationRequest(
+        model_digest=version.digest, model_dir=None, prompt=params.prompt, max_new_tokens=params.max_new_tokens,
+        temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, n=params.n, seed=params.seed)
+    try:
+        engine_module.validate_request(request)
+    except engine_module.EngineError as exc:
+        raise engine_error_to_api(exc) from exc
+
+
+def _count_prompt_tokens(version, prompt: str) -> int:
+    try:
+        tokenizer = tokenizer_for(version)
+    except (OSError, ModelIntegrityError) as exc:
+        raise ModelUnavailable(f"Model {version.digest[:12]} cannot be loaded: {exc}") from exc
+    count = len(tokenizer(prompt)["input_ids"])
+    if count == 0:
+        raise engine_error_to_api(engine_module.InvalidGenerationRequest("The prompt encodes to no tokens.",
+                                                                         param="prompt"))
+    return count
+
+
+def quota_reserve(*, grant_id, tokens: int) -> None:
+    """Reserve `tokens` of the grant's quota with one conditional UPDATE, so parallel requests can
+    never reserve more than remains. Raises QuotaExceeded (402, with the tokens left)."""
+    reserved = Grant.objects.filter(
+        pk=grant_id, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + tokens,
+    ).update(reserved_tokens=F("reserved_tokens") + tokens)
+    if not reserved:
+        grant = Grant.objects.get(pk=grant_id)
+        raise QuotaExceeded(needed=tokens, remaining=grant.remaining_tokens)
+
+
+def quota_release(*, grant_id, tokens: int) -> None:
+    """Give back a reservation that will not be settled (the request failed or was a duplicate)."""
+    Grant.objects.filter(pk=grant_id, reserved_tokens__gte=tokens).update(
+        reserved_tokens=F("reserved_tokens") - tokens)
+
+
+def _watermark_for(grant: Grant) -> WatermarkKey:
+    secret = watermark_secret(grant.watermark_secret_version)
+    return WatermarkKey(key=watermark_key_derive(secret=secret, grant_id=str(grant.pk)),
+                        delta=float(getattr(settings, "WATERMARK_DELTA", DEFAULT_DELTA)),
+                        gamma=float(getattr(settings, "WATERMARK_GAMMA", DEFAULT_GAMMA)))
+
+
+def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idempotency_key: str = "",
+                       customer=None) -> Prepared:
+    """Run every check and reserve the tokens, for an API key (or, in the playground, for the
+    signed-in `customer`). Raises ModelNotFound (404), GenerationInvalid / ContextLengthExceeded
+    (400), LicenceInactive / LicenceSuspended / PurposeNotPermitted (403), RateLimited (429),
+    QuotaExceeded (402); each refusal with a grant is audited."""
+    grant = grant_for_request(api_key=api_key, model=params.model, customer=customer)
+    purpose = params.purpose or (api_key.default_purpose if api_key else "personal")
+    try:
+        grant_check(grant=grant, purpose=purpose)
+        _validate(params, grant.model_version)
+        prompt_tokens = _count_prompt_tokens(grant.model_version, params.prompt)
+        n_positions = grant.model_version.n_positions
+        if prompt_tokens + params.max_new_tokens > n_positions:
+            raise engine_error_to_api(engine_module.ContextTooLong(
+                prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
+        rate = ratelimit_consume(grant=grant)
+        need = params.n * (prompt_tokens + params.max_new_tokens)
+        quota_reserve(grant_id=grant.pk, tokens=need)
+    except InferenceError as error:
+        generation_refusal_record(grant=grant, api_key=api_key, error=error, params=params, purpose=purpose)
+        if not getattr(error, "headers", None):  # 429 brings its own; the others report the quota
+            grant.refresh_from_db(fields=["used_tokens", "reserved_tokens"])
+            error.headers = ratelimit_headers(grant, None)
+        raise
+    return Prepared(request_id=f"gen_{uuid.uuid4().hex}", api_key=api_key, grant=grant, params=params,
+                    purpose=purpose, prompt_tokens=prompt_tokens, reserved=need,
+                    idempotency_key=idempotency_key, ratelimit=rate, watermark=_watermark_for(grant))
+
+
+# --- Running the engine ------------------------------------------------------------------------
+
+def _engine_request(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationRequest:
+    p, version = prepared.params, prepared.version
+    return engine_module.GenerationRequest(
+        model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=p.prompt,
+        max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p,
+        n=p.n, seed=p.seed, stop_at_eos=not p.ignore_eos, watermark=prepared.watermark, on_token=on_token,
+        should_cancel=should_cancel)
+
+
+def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) -> Future:
+    """Start the engine on a prepared request; the Future yields an engine GenerationResult.
+
+    In process (embedded default) the engine streams tokens through `on_token` as they come; on
+    `inference` workers (settings.INFERENCE_IN_PROCESS false) the tokens arrive with the result."""
+    if getattr(settings, "INFERENCE_IN_PROCESS", not settings.PRODUCTION):
+        try:
+            return engine_instance().submit(_engine_request(prepared, on_token=on_token,
+                                                            should_cancel=should_cancel))
+        except engine_module.EngineError as exc:
+            raise engine_error_to_api(exc) from exc
+    from .tasks import generation_submit_remote
+
+    return generation_submit_remote(prepared, on_token=on_token)
+
+
+def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationResult:
+    """Run the engine and wait. Releases the reservation and raises the mapped API error on failure."""
+    timeout = float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300))
+    try:
+        future = generation_submit(prepared, on_token=on_token, should_cancel=should_cancel)
+        return future.result(timeout=timeout)
+    except BaseException as exc:
+        quota_release(grant_id=prepared.grant.pk, tokens=prepared.reserved)
+        if isinstance(exc, engine_module.EngineError):
+            raise engine_error_to_api(exc) from exc
+        raise
+
+
+# --- Settling ----------------------------------------------------------------------------------
+
+def licence_stamp(grant: Grant) -> dict:
+    """What the output may be used for and how to attribute it (travels with every response)."""
+    doc = grant.terms.document
+    listing = getattr(grant.model_version, "listing", None)
+    return {
+        "terms_id": grant.terms_id, "terms_sha256": grant.terms_id, "licence_id": doc.get("licence_id"),
+        "url": f"{settings.SITE_URL.rstrip('/')}/verify/terms/{grant.terms_id}/",
+        "attribution": doc.get("attribution", ""), "uses": doc.get("uses", []),
+        "samples_publishable": bool(doc.get("samples", {}).get("publish")),
+        "samples_resellable": bool(doc.get("samples", {}).get("resell")),
+        "restrictions": doc.get("restrictions", []), "grant_id": str(grant.pk),
+        "model_version": str(grant.model_version_id), "listing_id": str(listing.pk) if listing else None,
+    }
+
+
+def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> dict:
+    p, grant, version = prepared.params, prepared.grant, prepared.version
+    listing = getattr(version, "listing", None)
+    return {
+        "iss": settings.SITE_URL, "jti": str(receipt_id), "iat": int(now.timestamp()),
+        "request_id": prepared.request_id,
+        "model": {"version_id": str(version.pk), "digest": version.digest, "name": version.name},
+        "listing": str(listing.pk) if listing else None,
+        "licence": {"terms_id": grant.terms_id, "terms_sha256": grant.terms_id},
+        "grant": str(grant.pk), "sub": customer_pseudonym(grant.customer_id), "purpose": prepared.purpose,
+        "params": {"max_new_tokens": p.max_new_tokens, "temperature": p.temperature, "top_k": p.top_k,
+                   "top_p": p.top_p, "n": p.n, "seed": result.seed, "index": completion.index,
+                   "ignore_eos": p.ignore_eos},
+        "prompt_sha256": sha256_text(p.prompt), "output_sha256": sha256_text(completion.text),
+        "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(completion.token_ids)},
+        "watermark": {"scheme": "lefthash", "gamma": prepared.watermark.gamma,
+                      "delta": prepared.watermark.delta, "secret_version": grant.watermark_secret_version},
+    }
+
+
+def _stripe_customer_for_metering(grant: Grant) -> str | None:
+    """The Stripe customer to bill when the grant was bought on a metered offer, else None."""
+    from marketplace.models import BillingCustomer, Order
+
+    order = Order.objects.filter(grant=grant).select_related("offer").first()
+    if order is None or not order.offer.is_metered:
+        return None
+    return order.stripe_customer_id or BillingCustomer.objects.filter(user_id=grant.customer_id).values_list(
+        "stripe_customer_id", flat=True).first()
+
+
+def _meter_outbox_for(entry: UsageEntry, grant: Grant) -> MeterOutbox | None:
+    """An outbox row (the arguments of marketplace.billing.meter_event_report) for metered grants."""
+    customer = _stripe_customer_for_metering(grant)
+    if not customer:
+        return None
+    identifier = f"imprint-usage-{entry.request_id}"
+    payload = {"stripe_customer_id": customer, "tokens": entry.total_tokens, "identifier": identifier,
+               "timestamp": int(entry.created_at.timestamp())}
+    return MeterOutbox.objects.create(identifier=identifier, usage_entry=entry, payload=payload)
+
+
+@transaction.atomic
+def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
+    charged = result.prompt_tokens + result.completion_tokens  # the prompt counts once, as OpenAI's
+    settled = Grant.objects.filter(pk=prepared.grant.pk, reserved_tokens__gte=prepared.reserved).update(
+        used_tokens=F("used_tokens") + charged, reserved_tokens=F("reserved_tokens") - prepared.reserved)
+    if not settled:
+        raise RuntimeError(f"Reservation of {prepared.request_id} vanished before settlement.")
+    now = timezone.now()
+    receipts, outputs = [], []
+    for completion in result.completions:
+        receipt_id = uuid.uuid4()
+        claims = _receipt_claims(prepared, result, completion, receipt_id, now)
+        kid, jws = receipt_sign(claims=claims)
+        receipts.append(Receipt(id=receipt_id, index=completion.index, kid=kid, jws=jws, grant=prepared.grant,
+                                model_digest=result.model_digest, terms_sha256=prepared.grant.terms_id,
+                                prompt_sha256=claims["prompt_sha256"], output_sha256=claims["output_sha256"],
+                                issued_at=now))
+        outputs.append({"index": completion.index, "text": completion.text, "finish_reason": completion.finish_reason,
+                        "tokens": len(completion.token_ids), "receipt": {"id": str(receipt_id), "jws": jws}})
+    body = {
+        "id": prepared.request_id, "object": "generation", "created": prepared.created,
+        "model": str(prepared.version.pk), "model_digest": result.model_digest, "seed": result.seed,
+        "purpose": prepared.purpose, "outputs": outputs, "interrupted": interrupted,
+        "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                  "total_tokens": charged},
+        "licence": licence_stamp(prepared.grant),
+    }
+    entry = UsageEntry.objects.create(
+        request_id=prepared.request_id, grant=prepared.grant, api_key=prepared.api_key,
+        model_digest=result.model_digest, purpose=prepared.purpose, prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens, total_tokens=charged, samples=len(result.completions),
+        interrupted=interrupted, idempotency_key=prepared.idempotency_key, response=body)
+    for receipt in receipts:
+        receipt.usage_entry = entry
+    Receipt.objects.bulk_create(receipts)
+    outbox = _meter_outbox_for(entry, prepared.grant)
+    if outbox is not None:
+        from .tasks import meter_outbox_send
+
+        transaction.on_commit(lambda: meter_outbox_send.delay(outbox.pk))
+    return entry
+
+
+def generation_settle(prepared: Prepared, result, *, interrupted: bool = False) -> UsageEntry:
+    """Charge the actual tokens and write ledger row, receipts and outbox row in one transaction.
+
+    A concurrent retry with the same Idempotency-Key loses the race on the unique constraint: its
+    reservation is released and the first request's entry is returned (charged once)."""
+    try:
+        return _settle(prepared, result, interrupted=interrupted)
+    except IntegrityError:
+        quota_release(grant_id=prepared.grant.pk, tokens=prepared.reserved)
+        existing = usage_by_idempotency_key(api_key=prepared.api_key, idempotency_key=prepared.idempotency_key)
+        if existing is None:
+            raise
+        return existing
+
+
+def truncate_to_sent(result, *, sent_tokens: dict[int, int], sent_text: dict[int, str]):
+    """The result cut to what a client actually received: an interrupted stream is charged for the
+    tokens sent only, and its receipt covers exactly the text sent."""
+    completions = []
+    for completion in result.completions:
+        count = sent_tokens.get(completion.index, 0)
+        if count < len(completion.token_ids):
+            completion = replace(completion, token_ids=completion.token_ids[:count], finish_reason="cancelled",
+                                 text=sent_text.get(completion.index, ""))
+        completions.append(completion)
+    return replace(result, completions=completions)
+
+
+def generation_create(*, api_key: ApiKey, params: GenerationInput,
+                      idempotency_key: str = "") -> tuple[UsageEntry, dict[str, str], bool]:
+    """The whole non-streaming flow. Returns (usage entry, rate-limit headers, replayed): a retry
+    with a known Idempotency-Key returns the first entry without charging again.
+
+    Raises every error of `generation_prepare` and `generation_execute`."""
+    existing = usage_by_idempotency_key(api_key=api_key, idempotency_key=idempotency_key)
+    if existing is not None:
+        return existing, {}, True
+    prepared = generation_prepare(api_key=api_key, params=params, idempotency_key=idempotency_key)
+    result = generation_execute(prepared)
+    entry = generation_settle(prepared, result)
+    return entry, prepared.headers(), entry.request_id != prepared.request_id

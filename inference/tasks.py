@@ -1,0 +1,112 @@
+"""Celery tasks of inference, "treated as an API": take ids or plain data, call a service.
+
+- `inference.generate` runs on the `inference` queue (routed by name): workers share one engine per
+  process (thread pool), the web tier waits on the result.
+- `metering.outbox_send` / `metering.outbox_sweep` run on the `default` queue: they report usage to
+  Stripe Billing Meters from the outbox, with bounded retries and backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from celery import shared_task
+from django.conf import settings
+
+from . import engine as engine_module
+
+
+@shared_task(name="inference.generate")
+def generation_run(payload: dict) -> dict:
+    """Generate on this worker's engine; returns the result as JSON. Engine errors come back as
+    {"error": {...}} so the web maps them to the same API errors as in process."""
+    from .modelstore import engine_instance, model_folder_fetch
+    from .watermark import WatermarkKey
+
+    from training.models import ModelVersion
+
+    version = ModelVersion.objects.get(digest=payload["model_digest"])
+    request = engine_module.GenerationRequest(
+        model_digest=version.digest, model_dir=model_folder_fetch(version),
+        watermark=WatermarkKey(**payload.pop("watermark")),
+        **{k: v for k, v in payload.items() if k != "model_digest"})
+    try:
+        result = engine_instance().generate(request)
+    except engine_module.ContextTooLong as exc:
+        return {"error": {"kind": "context", "prompt_tokens": exc.prompt_tokens,
+                          "max_new_tokens": exc.max_new_tokens, "n_positions": exc.n_positions}}
+    except engine_module.EngineError as exc:
+        return {"error": {"kind": type(exc).__name__, "message": str(exc), "param": getattr(exc, "param", None)}}
+    return {"model_digest": result.model_digest, "prompt_tokens": result.prompt_tokens, "seed": result.seed,
+            "device": result.device, "prompt_token_ids": result.prompt_token_ids,
+            "completions": [{"index": c.index, "token_ids": c.token_ids, "text": c.text,
+                             "finish_reason": c.finish_reason} for c in result.completions]}
+
+
+def _result_from_json(data: dict) -> engine_module.GenerationResult:
+    error = data.get("error")
+    if error and error["kind"] == "context":
+        raise engine_module.ContextTooLong(prompt_tokens=error["prompt_tokens"],
+                                           max_new_tokens=error["max_new_tokens"], n_positions=error["n_positions"])
+    if error:
+        if error["kind"] == "InvalidGenerationRequest":
+            raise engine_module.InvalidGenerationRequest(error["message"], param=error["param"])
+        raise engine_module.EngineError(error["message"])
+    completions = [engine_module.Completion(**c) for c in data["completions"]]
+    return engine_module.GenerationResult(
+        model_digest=data["model_digest"], prompt_tokens=data["prompt_tokens"], completions=completions,
+        seed=data["seed"], device=data["device"], prompt_token_ids=data["prompt_token_ids"])
+
+
+def generation_submit_remote(prepared, *, on_token=None) -> Future:
+    """Send a prepared request to an `inference` worker; the Future completes with its result.
+    Tokens are replayed through `on_token` when the result arrives (no per-token relay yet: that
+    needs the Redis pub/sub channel planned with batching, issue #8)."""
+    p = prepared.params
+    payload = {"model_digest": prepared.version.digest, "prompt": p.prompt, "max_new_tokens": p.max_new_tokens,
+               "temperature": p.temperature, "top_k": p.top_k, "top_p": p.top_p, "n": p.n, "seed": p.seed,
+               "stop_at_eos": not p.ignore_eos,
+               "watermark": {"key": prepared.watermark.key, "delta": prepared.watermark.delta,
+                             "gamma": prepared.watermark.gamma}}
+    async_result = generation_run.apply_async(args=[payload])
+    future: Future = Future()
+    timeout = float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300))
+
+    def wait():
+        try:
+            result = _result_from_json(async_result.get(timeout=timeout))
+            if on_token is not None:
+                for c in result.completions:
+                    for token_id in c.token_ids:
+                        on_token(engine_module.TokenEvent(sample_index=c.index, token_id=token_id, text=""))
+                    on_token(engine_module.TokenEvent(sample_index=c.index, token_id=-1, text=c.text))
+            future.set_result(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=wait, daemon=True).start()
+    return future
+
+
+@shared_task(name="metering.outbox_send", bind=True, max_retries=8)
+def meter_outbox_send(self, outbox_id: int) -> str:
+    """Report one outbox row to Stripe; a failure retries with exponential backoff. The row's unique
+    identifier is the meter event identifier, so a retry can never bill twice."""
+    from .metering import MeterSendFailed, meter_outbox_deliver
+
+    try:
+        return meter_outbox_deliver(outbox_id=outbox_id)
+    except MeterSendFailed as exc:
+        raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries * 5)) from exc
+
+
+@shared_task(name="metering.outbox_sweep")
+def meter_outbox_sweep() -> int:
+    """Periodic: resend pending rows whose task was lost (a crashed worker, a broker restart)."""
+    from .metering import meter_outbox_due
+
+    due = meter_outbox_due()
+    for outbox_id in due:
+        meter_outbox_send.delay(outbox_id)
+    return len(due)
