@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 RAIL_RESTRICTIONS = (
     "You may not use the model or its outputs in any way that violates applicable law.",
     "You may not use the model or its outputs to exploit, harm or attempt to harm minors.",
-    "You may not use the model or its outputs to generate or disseminate verifiably false "
-    "information with the purpose of harming others.",
-    "You may not use the model or its outputs to generate or disseminate personal identifiable "
-    "information that can be used to harm an individual.",
+    ("You may not use the model or its outputs to generate or disseminate verifiably false "
+    "information with the purpose of harming others."),
+    ("You may not use the model or its outputs to generate or disseminate personal identifiable "
+    "information that can be used to harm an individual."),
     "You may not use the model or its outputs to defame, disparage or otherwise harass others.",
-    "You may not use the model or its outputs for fully automated decision making that adversely "
-    "impacts an individual's legal rights.",
+    ("You may not use the model or its outputs for fully automated decision making that adversely "
+    "impacts an individual's legal rights."),
     "You may not use the model or its outputs to provide medical advice or interpret medical results.",
 )
 

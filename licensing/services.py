@@ -11,7 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_append
-from .errors import ApiKeyInvalid, ApiKeyNotFound, GrantNotOwned, GrantStateError, TermsInvalid
+from .errors import (
+    ApiKeyInvalid,
+    ApiKeyNotFound,
+    GrantNotOwned,
+    GrantStateError,
+    TermsInvalid,
+)
 from .inheritance import terms_inherit
 from .models import Acceptance, ApiKey, Grant, LicenceTerms
 from .terms import USES, canonical_json, terms_hash, validate_terms

@@ -147,12 +147,12 @@ def render_terms_text(document: dict, *, sha256: str | None = None) -> str:
         f"Licence: {document['licence_id']}" + (f" · terms {sha256}" if sha256 else ""),
         "",
         f"1. Permitted uses: {', '.join(uses)}. Any other use is not licensed.",
-        f"2. Generated samples {_yes_no(document['samples']['publish'])} be published and "
-        f"{_yes_no(document['samples']['resell'])} be resold.",
+        (f"2. Generated samples {_yes_no(document['samples']['publish'])} be published and "
+        f"{_yes_no(document['samples']['resell'])} be resold."),
         "3. Attribution: " + (f'"{document["attribution"]}" must accompany published samples.'
                               if document["attribution"] else "none required."),
-        f"4. Quota: {quota['tokens']:,} tokens {period}; at most "
-        f"{document['rate_limit_per_minute']} requests per minute.",
+        (f"4. Quota: {quota['tokens']:,} tokens {period}; at most "
+        f"{document['rate_limit_per_minute']} requests per minute."),
         f"5. Duration: {duration}.",
         "6. Use restrictions: " + ("none beyond the above." if not document["restrictions"] else ""),
     ]

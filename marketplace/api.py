@@ -11,7 +11,13 @@ from . import selectors
 from .checkout import purchase_start
 from .errors import OrderNotFound
 from .models import Listing, Offer, Order
-from .services import listing_publish, listing_unpublish, listing_update, offer_create, offer_revise
+from .services import (
+    listing_publish,
+    listing_unpublish,
+    listing_update,
+    offer_create,
+    offer_revise,
+)
 
 
 class TrainerRequired(ApiError):

@@ -13,8 +13,8 @@ PALETTE = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#4
 
 def _frame(title: str, ymax: float, fmt) -> list[str]:
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" class="chart">',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}" class="chart">'),
         f'<text x="{PAD_LEFT}" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
     ]
     for i in range(3):

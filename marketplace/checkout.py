@@ -15,7 +15,13 @@ from django.db import IntegrityError
 
 from .errors import OrderNotFound, PaymentDeclined, PaymentProviderError
 from .models import BillingCustomer, Order
-from .services import Checkout, order_create, order_mark_failed, payout_split, trainer_connect_account
+from .services import (
+    Checkout,
+    order_create,
+    order_mark_failed,
+    payout_split,
+    trainer_connect_account,
+)
 from .stripe_gateway import payments_in_test_mode, stripe_client
 
 log = logging.getLogger(__name__)

@@ -271,7 +271,7 @@ def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
 
         # Billing Meters are post-paid: the subscription that usage is reported to is created at
         # Stripe after this commit (a Stripe call never runs inside a transaction).
-        transaction.on_commit(lambda: order_metered_subscription_create.delay(str(order.pk)))
+        transaction.on_commit(lambda: order_metered_subscription_create.delay(str(order.pk)), robust=True)
     return grant
 
 

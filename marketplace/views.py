@@ -27,7 +27,13 @@ from training.models import ModelVersion, TrainingJob
 from . import charts, selectors
 from .checkout import checkout_resume, purchase_start
 from .errors import OrderNotFound
-from .forms import ApiKeyForm, CatalogueSearchForm, ListingEditForm, OfferForm, PublishForm
+from .forms import (
+    ApiKeyForm,
+    CatalogueSearchForm,
+    ListingEditForm,
+    OfferForm,
+    PublishForm,
+)
 from .models import Listing, Order
 from .services import (
     TEST_CARD_DECLINED,

@@ -4,7 +4,12 @@ import pytest
 
 from licensing.errors import TermsImmutable, TermsInvalid
 from licensing.models import LicenceTerms
-from licensing.terms import canonical_json, render_terms_text, terms_hash, validate_terms
+from licensing.terms import (
+    canonical_json,
+    render_terms_text,
+    terms_hash,
+    validate_terms,
+)
 from tests import factories
 
 

@@ -59,7 +59,7 @@ def test_unpublished_listings_are_invisible_but_existing_grants_keep_working(cli
     listing = factories.listing(trainer, title="Vanishing model")
     offer = factories.offer(listing)
     grant = factories.grant(customer, offer)
-    key, plaintext = apikey_create(owner=customer, name="prod")
+    _key, plaintext = apikey_create(owner=customer, name="prod")
 
     listing_unpublish(trainer=trainer, listing_id=listing.pk)
 

@@ -155,3 +155,33 @@ def test_the_payment_page_loads_stripe_js_from_localstripe_and_confirms_in_the_p
     order = Order.objects.get(customer=customer)
     assert f'data-client-secret="{order.stripe_payment_intent_id}_secret_' in page
     assert "Local test mode" not in page
+
+
+def test_a_metered_offer_saves_the_card_and_activates_on_setup_intent_succeeded(stripe_site, client, customer, trainer):
+    from tests import factories
+
+    offer = factories.offer(factories.listing(trainer, title="Metered"), fee_cents=0, metered=20)
+    checkout = _start(customer, offer)
+    assert checkout.intent_kind == "setup" and checkout.client_secret.startswith("seti_")
+    order = checkout.order
+    # What Stripe.js's confirmCardSetup does in the page.
+    confirmed = stripe_site["client"].v1.setup_intents.confirm(order.stripe_setup_intent_id,
+                                                               params={"payment_method": "pm_card_visa"})
+    assert confirmed["status"] == "succeeded"
+    # localstripe sends no setup_intent events, so the test delivers Stripe's signed event itself.
+    event = {"id": "evt_setup_ok", "object": "event", "type": "setup_intent.succeeded",
+             "data": {"object": json.loads(json.dumps(confirmed.to_dict()))}}
+    assert _post_event(client, event).json()["outcome"] == "card saved, order active"
+    order = Order.objects.get(pk=order.pk)
+    assert order.state == "paid" and order.grant.state == Grant.State.ACTIVE and order.amount_cents == 0
+    assert BillingCustomer.objects.get(user=customer).default_payment_method == confirmed["payment_method"]
+
+
+def test_the_purchase_api_returns_the_client_secret_for_stripe_js(stripe_site, client, customer, offer):
+    client.force_login(customer)
+    response = client.post(reverse("marketplace:api_offer_purchase", args=[offer.pk]),
+                           {"accepted_terms_sha256": offer.terms_id}, content_type="application/json")
+    body = response.json()
+    assert response.status_code == 201 and body["intent_kind"] == "payment"
+    assert body["client_secret"].startswith(Order.objects.get().stripe_payment_intent_id + "_secret_")
+    assert body["order"]["state"] == "pending" and body["order"]["grant"] is None

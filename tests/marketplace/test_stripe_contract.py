@@ -1,0 +1,131 @@
+"""Contract tests for the Stripe calls localstripe does not emulate: the real SDK talks to a
+recording server process on loopback, and each request's method, path and parameters are checked
+against Stripe's documented API (https://docs.stripe.com/api)."""
+
+import json
+import urllib.request
+
+import pytest
+
+from marketplace.billing import (
+    METER_EVENT_NAME,
+    billing_meter_ensure,
+    meter_event_report,
+    metered_subscription_create,
+    offer_price_ensure,
+)
+from marketplace.checkout import purchase_start
+from marketplace.models import BillingCustomer, Offer, PayoutAccount, StripeMeter
+from tests import factories
+from tests.support.processes import free_port, python_cmd, start_process
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def recording_stripe(settings):
+    port = free_port()
+    server = start_process("recording-stripe", python_cmd("tests/marketplace/recording_stripe.py", str(port)),
+                           port=port)
+    base = f"http://127.0.0.1:{port}"
+    settings.STRIPE_SECRET_KEY = "sk_test_contract"
+    settings.STRIPE_API_BASE = base
+    settings.PAYMENTS_TEST_MODE = False
+
+    def recorded() -> list[dict]:
+        with urllib.request.urlopen(f"{base}/_recorded", timeout=5) as response:
+            return [r for r in json.load(response)["requests"] if r["path"] != "/_recorded"]
+
+    yield recorded
+    server.stop()
+
+
+def _only(requests, method, path):
+    matching = [r for r in requests if r["method"] == method and r["path"] == path]
+    assert len(matching) == 1, f"expected one {method} {path}, got {[(r['method'], r['path']) for r in requests]}"
+    return matching[0]
+
+
+def test_connect_destination_charges_carry_the_application_fee_and_destination(recording_stripe, trainer, customer,
+                                                                               settings):
+    settings.PLATFORM_FEE_BPS = 1250  # 12.5 %: 2,999 cents → a 374.875 fee, rounded down to 374
+    listing = factories.listing(trainer)
+    offer = factories.offer(listing, fee_cents=2999)
+    PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_trainer123")
+    purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id, ip_address=None)
+
+    requests = recording_stripe()
+    create = _only(requests, "POST", "/v1/payment_intents")
+    assert create["params"]["amount"] == "2999" and create["params"]["currency"] == "usd"
+    assert create["params"]["application_fee_amount"] == "374"
+    assert create["params"]["transfer_data[destination]"] == "acct_trainer123"
+    assert create["params"]["customer"].startswith("cus_")
+    assert create["headers"]["authorization"] == "Bearer sk_test_contract"
+    assert create["headers"]["idempotency-key"].startswith("imprint-order-")
+    assert _only(requests, "POST", "/v1/customers")["params"]["email"] == customer.email
+
+
+def test_metered_offers_save_the_card_for_off_session_charges(recording_stripe, trainer, customer):
+    offer = factories.offer(factories.listing(trainer), fee_cents=1000, metered=20)
+    purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id, ip_address=None)
+    create = _only(recording_stripe(), "POST", "/v1/payment_intents")
+    assert create["params"]["setup_future_usage"] == "off_session"
+    assert "application_fee_amount" not in create["params"]  # no Connect account: the ledger shows what is owed
+
+
+def test_metered_offers_without_a_fee_use_a_setup_intent(recording_stripe, trainer, customer):
+    offer = factories.offer(factories.listing(trainer), fee_cents=0, metered=20)
+    checkout = purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                              ip_address=None)
+    assert checkout.intent_kind == "setup"
+    create = _only(recording_stripe(), "POST", "/v1/setup_intents")
+    assert create["params"]["usage"] == "off_session"
+    assert create["params"]["metadata[imprint_order]"] == str(checkout.order.pk)
+
+
+def test_the_billing_meter_is_created_once_with_the_documented_parameters(recording_stripe):
+    first = billing_meter_ensure()
+    assert billing_meter_ensure() == first == StripeMeter.objects.get().stripe_meter_id
+    meter = _only(recording_stripe(), "POST", "/v1/billing/meters")
+    assert meter["params"] == {
+        "display_name": "Imprint generated tokens", "event_name": METER_EVENT_NAME,
+        "default_aggregation[formula]": "sum",
+        "customer_mapping[event_payload_key]": "stripe_customer_id", "customer_mapping[type]": "by_id",
+        "value_settings[event_payload_key]": "value",
+    }
+
+
+def test_metered_prices_and_subscriptions_follow_the_documented_api(recording_stripe, trainer, customer):
+    from licensing.services import acceptance_record
+    from marketplace.models import Order
+
+    offer = factories.offer(factories.listing(trainer), fee_cents=1000, metered=25)
+    BillingCustomer.objects.create(user=customer, stripe_customer_id="cus_known", default_payment_method="pm_saved")
+    order = Order.objects.create(
+        customer=customer, offer=offer, terms=offer.terms, provider="stripe", state="paid",
+        acceptance=acceptance_record(user=customer, terms=offer.terms, ip_address=None),
+        grant=factories.grant(customer, offer), amount_cents=1000, currency="usd",
+    )
+    subscription_id = metered_subscription_create(order)
+    # The price is created once per offer and reused.
+    assert offer_price_ensure(Offer.objects.get(pk=offer.pk)) == Offer.objects.get(pk=offer.pk).stripe_price_id
+
+    requests = recording_stripe()
+    price = _only(requests, "POST", "/v1/prices")["params"]
+    assert price["currency"] == "usd"
+    assert price["unit_amount_decimal"] == "0.025"  # 25 cents per 1,000 tokens, per token, exact
+    assert price["recurring[usage_type]"] == "metered" and price["recurring[interval]"] == "month"
+    assert price["recurring[meter]"].startswith("mtr_")
+    assert price["product_data[name]"].endswith("(tokens)")
+    sub = _only(requests, "POST", "/v1/subscriptions")["params"]
+    assert sub["customer"] == "cus_known" and sub["items[0][price]"] == Offer.objects.get(pk=offer.pk).stripe_price_id
+    assert sub["default_payment_method"] == "pm_saved"
+    assert sub["metadata[imprint_order]"] == str(order.pk)
+    assert Order.objects.get(pk=order.pk).stripe_subscription_id == subscription_id
+
+
+def test_meter_events_report_tokens_with_a_unique_identifier(recording_stripe):
+    meter_event_report(stripe_customer_id="cus_abc", tokens=1234, identifier="usage-42", timestamp=1_800_000_000)
+    event = _only(recording_stripe(), "POST", "/v1/billing/meter_events")
+    assert event["params"] == {"event_name": METER_EVENT_NAME, "payload[stripe_customer_id]": "cus_abc",
+                               "payload[value]": "1234", "identifier": "usage-42", "timestamp": "1800000000"}
