@@ -3,6 +3,7 @@ recorded through `audit_append` in the same transaction."""
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import secrets
 from datetime import timedelta
@@ -165,8 +166,11 @@ def apikey_authenticate(plaintext: str) -> ApiKey:
         raise ApiKeyInvalid("Invalid API key.")
     if key.revoked_at is not None:
         raise ApiKeyInvalid("This API key has been revoked.")
-    key.last_used_at = timezone.now()
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=key.last_used_at)
+    now = timezone.now()
+    # At most one write a minute per key: "last used" is for people, not an access log.
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+        key.last_used_at = now
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
 
 
@@ -182,3 +186,51 @@ def apikey_revoke(*, key_id, owner) -> ApiKey:
         audit_append(event="apikey.revoked", actor=owner, subject=key, data={"prefix": key.prefix})
     return key
 
+
+
+# --- Periodic upkeep (Celery beat) -----------------------------------------------------------
+
+def grants_expire_due(*, now=None) -> int:
+    """Expire every active grant whose expiry has passed; one audit entry each. Returns how many.
+    Each grant changes in its own short transaction (a long sweep never holds many row locks)."""
+    now = now or timezone.now()
+    due = list(Grant.objects.filter(state=Grant.State.ACTIVE, expires_at__lte=now).values_list("pk", flat=True))
+    for grant_id in due:
+        grant_set_state(grant_id=grant_id, state=Grant.State.EXPIRED, reason="licence duration ended")
+    return len(due)
+
+
+def _months_later(moment, months: int = 1):
+    year, month = divmod(moment.month - 1 + months, 12)
+    year, month = moment.year + year, month + 1
+    # Clamp the day: a period that started on 31 January renews on the last day of February.
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+@transaction.atomic
+def grant_quota_period_reset(*, grant_id, now=None) -> bool:
+    """Start a new monthly quota period if the current one is over: used tokens go back to zero
+    (tokens reserved by in-flight requests stay reserved). Returns whether a period was reset."""
+    now = now or timezone.now()
+    grant = Grant.objects.select_for_update().get(pk=grant_id)
+    if grant.quota_period != Grant.QuotaPeriod.MONTH or grant.period_started_at is None:
+        return False
+    next_start = _months_later(grant.period_started_at)
+    if next_start > now:
+        return False
+    while _months_later(next_start) <= now:  # a grant idle for several months skips ahead
+        next_start = _months_later(next_start)
+    used, grant.used_tokens, grant.period_started_at = grant.used_tokens, 0, next_start
+    grant.save(update_fields=["used_tokens", "period_started_at"])
+    audit_append(event="grant.quota_reset", subject=grant, data={"used_in_period": used, "period_start": next_start})
+    return True
+
+
+def grants_reset_quota_periods_due(*, now=None) -> int:
+    """Reset the monthly quota of every grant whose period ended. Returns how many were reset."""
+    now = now or timezone.now()
+    candidates = Grant.objects.filter(state__in=[Grant.State.ACTIVE, Grant.State.SUSPENDED],
+                                      quota_period=Grant.QuotaPeriod.MONTH,
+                                      period_started_at__lte=now - timedelta(days=28))
+    return sum(grant_quota_period_reset(grant_id=pk, now=now) for pk in candidates.values_list("pk", flat=True))

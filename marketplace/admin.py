@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from .models import (
+    BillingCustomer,
+    Listing,
+    Offer,
+    Order,
+    PayoutAccount,
+    PayoutEntry,
+    StripeEvent,
+)
+
+
+@admin.register(Listing)
+class ListingAdmin(admin.ModelAdmin):
+    list_display = ("title", "trainer", "model_version", "published", "published_at")
+    list_filter = ("published",)
+    search_fields = ("title", "description")
+    raw_id_fields = ("trainer", "model_version")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Money and payment records change only through services (and the audit log)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Offer)
+class OfferAdmin(ReadOnlyAdmin):
+    list_display = ("name", "listing", "version", "fee_cents", "currency", "metered_cents_per_1k", "active")
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ("id", "customer", "offer", "state", "provider", "amount_cents", "currency", "created_at")
+    list_filter = ("state", "provider")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "type", "object_id", "outcome", "received_at")
+    list_filter = ("type",)
+
+
+@admin.register(PayoutEntry)
+class PayoutEntryAdmin(ReadOnlyAdmin):
+    list_display = ("trainer", "kind", "gross_cents", "platform_fee_cents", "trainer_cents", "currency",
+                    "via_connect", "created_at")
+
+
+@admin.register(BillingCustomer)
+class BillingCustomerAdmin(ReadOnlyAdmin):
+    list_display = ("user", "stripe_customer_id", "created_at")
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(admin.ModelAdmin):
+    """Staff record a trainer's Stripe Connect account id here (onboarding is outside this issue)."""
+
+    list_display = ("user", "stripe_account_id", "created_at")
+    raw_id_fields = ("user",)
