@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,8 @@ def run() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("createcachetable")
     manage("collectstatic", "--noinput", "-v", "0")
+    logins = subprocess.run([str(PY), "manage.py", "demo_accounts"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     # Two worker processes, as production would have: a training worker that runs one job at a time
@@ -66,14 +69,21 @@ def run() -> int:
         subprocess.Popen([str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
                           "--timeout", "120", "--access-logfile", "-"], cwd=ROOT),
     ]
-    print_welcome(host, port)
+    wait_for_port(host, int(port), procs)
+    print(f"\nDemo logins (embedded default):\n{logins}", flush=True)
+    print(f"Imprint is running at http://{host}:{port}/   (Ctrl+C stops it)\n", flush=True)
     return supervise(procs)
 
 
-def print_welcome(host: str, port: str) -> None:
-    print("\nDemo logins (embedded default):", flush=True)
-    manage("demo_accounts")
-    print(f"\nImprint is running at http://{host}:{port}/   (Ctrl+C stops it)\n", flush=True)
+def wait_for_port(host: str, port: int, procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Return once the web server accepts connections, so the printed URL works when shown."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
 
 
 def supervise(procs: list[subprocess.Popen]) -> int:

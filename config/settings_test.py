@@ -7,6 +7,8 @@ Worker processes started by the tests use this module too, so they share the tes
 import os
 from pathlib import Path
 
+# Tests never reach a model hub: fail fast instead of waiting on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("IMPRINT_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 
 from .settings import *  # noqa: E402,F403

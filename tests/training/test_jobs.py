@@ -193,3 +193,28 @@ def test_trainers_see_only_their_own_datasets_jobs_and_versions(trainer, make_us
     client.force_login(customer_only)
     assert client.get("/api/v1/training/jobs/").status_code == 403
     assert client.get("/studio/").status_code == 403
+
+
+def test_a_gpt2_family_base_loads_through_from_pretrained_from_a_configured_local_copy(
+        trainer, local_media, settings, tmp_path):
+    """No hub here: TRAINING_BASE_MODEL_PATHS points "gpt2" at a local Hugging Face folder, and the
+    job loads it (and its tokenizer) with the same from_pretrained code that would fetch the hub."""
+    from training.tiny import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "gpt2-local", [corpus_text()], n_positions=64)
+    settings.TRAINING_BASE_MODEL_PATHS = [("gpt2", str(folder))]
+    dataset = make_dataset(trainer)
+    job = services.job_create(owner=trainer, dataset=dataset, name="gpt2 job", base_model="gpt2",
+                              hyperparameters={**FAST, "steps": 4, "sample_every": 4, "checkpoint_every": 4})
+    assert job_runner.job_run(job_id=job.pk) == "succeeded"
+    version = ModelVersion.objects.get(job=job)
+    assert version.base_model == "gpt2" and version.base_licence == "mit" and version.n_positions == 64
+
+
+def test_a_gpt2_base_without_a_local_copy_or_hub_fails_with_a_clear_message(trainer, local_media, settings):
+    settings.TRAINING_BASE_MODEL_PATHS = [("gpt2", "/nonexistent/gpt2")]
+    job = services.job_create(owner=trainer, dataset=make_dataset(trainer), name="gpt2 job", base_model="gpt2",
+                              hyperparameters={**FAST, "steps": 2})
+    assert job_runner.job_run(job_id=job.pk) == "failed"
+    job.refresh_from_db()
+    assert "gpt2 tokenizer is not available on this server" in job.error_message
