@@ -185,3 +185,34 @@ def test_the_purchase_api_returns_the_client_secret_for_stripe_js(stripe_site, c
     assert response.status_code == 201 and body["intent_kind"] == "payment"
     assert body["client_secret"].startswith(Order.objects.get().stripe_payment_intent_id + "_secret_")
     assert body["order"]["state"] == "pending" and body["order"]["grant"] is None
+
+
+def test_a_webhook_that_outruns_the_checkout_request_still_finds_its_order(stripe_site, client, customer, offer):
+    from marketplace.services import order_create
+
+    # The order exists but the request that saves the intent id has not finished yet.
+    order = order_create(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                         ip_address=None, provider="stripe")
+    event = {"id": "evt_early", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": "pi_early", "object": "payment_intent", "amount": 2500,
+                                 "amount_received": 2500, "currency": "usd",
+                                 "metadata": {"imprint_order": str(order.pk)}}}}
+    assert _post_event(client, event).json()["outcome"] == "order paid"
+    order = Order.objects.get(pk=order.pk)
+    assert order.state == "paid" and order.stripe_payment_intent_id == "pi_early"
+
+
+def test_a_payment_for_the_wrong_amount_activates_nothing(stripe_site, client, customer, offer):
+    order = _start(customer, offer).order
+    event = {"id": "evt_short", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": order.stripe_payment_intent_id, "object": "payment_intent",
+                                 "amount": 100, "amount_received": 100, "currency": "usd", "metadata": {}}}}
+    assert _post_event(client, event).status_code == 200
+    assert Order.objects.get(pk=order.pk).state == "pending" and not Grant.objects.exists()
+
+
+def test_without_a_webhook_secret_every_event_is_refused(stripe_site, client, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    payload = {"id": "evt_any", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {}}}
+    assert _post_event(client, payload, secret="").status_code == 400
+    assert not StripeEvent.objects.exists()
