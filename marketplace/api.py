@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from config.api_errors import ApiError
 
 from . import selectors
-from .checkout import purchase_start
+from .checkout import order_charge, purchase_start
 from .errors import OrderNotFound
 from .models import Listing, Offer, Order
 from .services import (
@@ -192,3 +192,14 @@ class OrderDetailApi(APIView):
         if order is None:
             raise OrderNotFound("No such order.", param="order")
         return Response(OrderOutput(order).data)
+
+
+class OrderChargeApi(APIView):
+    """After Stripe.js confirmed the card (confirmCardSetup): charge the fee on it. Returns
+    "processing" (the webhook activates the grant), "requires_action" (run confirmCardPayment with
+    `client_secret`) or "card_saved" (a metered offer without a fee, active now)."""
+
+    def post(self, request, order_id):
+        charge = order_charge(order_id=order_id, customer=_customer(request))
+        return Response({"status": charge.status, "client_secret": charge.client_secret,
+                         "order": OrderOutput(charge.order).data})

@@ -17,6 +17,7 @@ urlpatterns = [
     path("marketplace/offers/<uuid:offer_id>/revise/", api.OfferReviseApi.as_view(), name="api_offer_revise"),
     path("marketplace/offers/<uuid:offer_id>/purchase/", api.OfferPurchaseApi.as_view(), name="api_offer_purchase"),
     path("marketplace/orders/<uuid:order_id>/", api.OrderDetailApi.as_view(), name="api_order_detail"),
+    path("marketplace/orders/<uuid:order_id>/charge/", api.OrderChargeApi.as_view(), name="api_order_charge"),
     path("licences/grants/", licensing_api.GrantListApi.as_view(), name="api_grant_list"),
     path("licences/grants/<uuid:grant_id>/", licensing_api.GrantDetailApi.as_view(), name="api_grant_detail"),
     path("licences/grants/<uuid:grant_id>/licence/", licensing_api.GrantLicenceDownloadApi.as_view(),

@@ -1,14 +1,23 @@
-"""Checkout through Stripe: a Stripe Customer per user, then a PaymentIntent for the one-time fee
-(or a SetupIntent that saves the card of a metered, post-paid offer) for the customer to confirm
-in the page with Stripe.js. Nothing here activates a grant: only the signed webhook does.
+"""Checkout through Stripe: a Stripe Customer per user; the card is collected and confirmed in
+the page with Stripe.js (Card Element, `confirmCardSetup`), then the server charges the one-time
+fee with a PaymentIntent confirmed on the saved card ("finalize payments on the server"). When
+the bank asks for 3-D Secure, the page completes it with `confirmCardPayment`. Metered offers keep
+the saved card for the monthly post-paid charges. Nothing here activates a paid grant: only the
+signed `payment_intent.succeeded` webhook does.
+
+Why a SetupIntent first instead of confirming the PaymentIntent with the card in the page: the same
+page code then runs against Stripe and against localstripe's Stripe.js stand-in (which creates
+card payment methods only through confirmCardSetup), so the browser test exercises the production
+path; a declined card is reported synchronously by the server charge, with Stripe's own message.
 
 Every Stripe call runs outside a database transaction; the rows are written before (the order)
-and after (the intent's id) in short transactions of their own.
+and after (the intents' ids) in short transactions of their own.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import stripe
 from django.db import IntegrityError
@@ -19,6 +28,7 @@ from .services import (
     Checkout,
     order_create,
     order_mark_failed,
+    order_mark_paid,
     payout_split,
     trainer_connect_account,
 )
@@ -63,26 +73,15 @@ def _payment_intent_params(order: Order, stripe_customer: str) -> dict:
         # Stripe Connect destination charge: the trainer's account gets the money, minus our fee.
         params["application_fee_amount"] = payout_split(order.amount_cents)[0]
         params["transfer_data"] = {"destination": destination}
-    if order.offer.is_metered:
-        # Post-paid usage is charged to the same card later, off session.
-        params["setup_future_usage"] = "off_session"
     return params
 
 
 def _create_intent(order: Order, stripe_customer: str) -> Checkout:
-    client = stripe_client()
-    options = {"idempotency_key": f"imprint-order-{order.pk}"}
-    if order.amount_cents:
-        intent = client.v1.payment_intents.create(params=_payment_intent_params(order, stripe_customer),
-                                                  options=options)
-        Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id,
-                                                 stripe_customer_id=stripe_customer)
-        order.stripe_payment_intent_id = intent.id
-        return Checkout(order=order, client_secret=intent.client_secret, intent_kind="payment")
-    intent = client.v1.setup_intents.create(
+    # usage=off_session: metered offers charge the saved card monthly without the customer present.
+    intent = stripe_client().v1.setup_intents.create(
         params={"customer": stripe_customer, "usage": "off_session", "payment_method_types": ["card"],
                 "metadata": {"imprint_order": str(order.pk)}},
-        options=options,
+        options={"idempotency_key": f"imprint-order-{order.pk}-setup"},
     )
     Order.objects.filter(pk=order.pk).update(stripe_setup_intent_id=intent.id, stripe_customer_id=stripe_customer)
     order.stripe_setup_intent_id = intent.id
@@ -118,14 +117,70 @@ def checkout_resume(*, order_id, customer) -> Checkout:
     if order.provider == Order.Provider.LOCAL_TEST or order.state != Order.State.PENDING:
         return Checkout(order=order)
     try:
-        if order.stripe_payment_intent_id:
-            intent = stripe_client().v1.payment_intents.retrieve(order.stripe_payment_intent_id)
-            return Checkout(order=order, client_secret=intent.client_secret, intent_kind="payment")
         intent = stripe_client().v1.setup_intents.retrieve(order.stripe_setup_intent_id)
         return Checkout(order=order, client_secret=intent.client_secret, intent_kind="setup")
     except stripe.StripeError as exc:
         raise PaymentProviderError(f"Stripe is not reachable: {exc}") from exc
 
 
-def card_error_message(exc: stripe.StripeError) -> PaymentDeclined:
-    return PaymentDeclined(exc.user_message or "Your card was declined.")
+@dataclass
+class Charge:
+    """The outcome of `order_charge`: "processing" (wait for the webhook), "requires_action"
+    (the page runs 3-D Secure with `client_secret`), or "card_saved" (metered offer, no fee)."""
+
+    status: str
+    order: Order
+    client_secret: str = ""
+
+
+def _saved_card(order: Order) -> str:
+    """The payment method the customer confirmed in the page, checked at Stripe."""
+    intent = stripe_client().v1.setup_intents.retrieve(order.stripe_setup_intent_id).to_dict()
+    if intent.get("status") != "succeeded" or not intent.get("payment_method"):
+        raise PaymentDeclined("Your card has not been confirmed yet.", param="card")
+    if (intent.get("metadata") or {}).get("imprint_order") != str(order.pk):
+        raise PaymentProviderError("The card setup does not belong to this order.")
+    BillingCustomer.objects.filter(user_id=order.customer_id).update(default_payment_method=intent["payment_method"])
+    return intent["payment_method"]
+
+
+def _pending_stripe_order(order_id, customer) -> Order:
+    order = (Order.objects.select_related("offer__listing__trainer")
+             .filter(pk=order_id, customer=customer, provider=Order.Provider.STRIPE).first())
+    if order is None:
+        raise OrderNotFound("No such order of yours.", param="order")
+    return order
+
+
+def order_charge(*, order_id, customer) -> Charge:
+    """Charge the one-time fee on the card the customer just saved in the page. The grant becomes
+    active when Stripe's signed webhook confirms the payment (not here). A metered offer without a
+    fee needs no charge: its verified saved card activates it at once (idempotently).
+
+    Raises OrderNotFound, PaymentDeclined (Stripe's message; the order is marked failed) and
+    PaymentProviderError."""
+    order = _pending_stripe_order(order_id, customer)
+    if order.state == Order.State.PAID:
+        return Charge(status="paid", order=order)
+    try:
+        payment_method = _saved_card(order)
+        if not order.amount_cents:
+            order, _ = order_mark_paid(order_id=order.pk, reference=order.stripe_setup_intent_id,
+                                       amount_cents=0, currency=order.currency)
+            return Charge(status="card_saved", order=order)
+        params = {**_payment_intent_params(order, order.stripe_customer_id),
+                  "payment_method": payment_method, "confirm": True}
+        # One idempotency key per saved card: a retried click never charges twice, a new card can.
+        intent = stripe_client().v1.payment_intents.create(
+            params=params, options={"idempotency_key": f"imprint-order-{order.pk}-{payment_method}"})
+    except stripe.CardError as exc:
+        message = exc.user_message or "Your card was declined."
+        order_mark_failed(order_id=order.pk, message=message)
+        raise PaymentDeclined(message, param="card") from exc
+    except stripe.StripeError as exc:
+        raise PaymentProviderError(f"Stripe could not take the payment: {exc.user_message or exc}") from exc
+    Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id)
+    order.stripe_payment_intent_id = intent.id
+    if intent["status"] == "requires_action":
+        return Charge(status="requires_action", order=order, client_secret=intent.client_secret)
+    return Charge(status="processing", order=order)

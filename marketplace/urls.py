@@ -9,6 +9,7 @@ urlpatterns = [
     path("offers/<uuid:offer_id>/buy/", views.offer_buy, name="offer_buy"),
     path("orders/<uuid:order_id>/", views.order_detail, name="order_detail"),
     path("orders/<uuid:order_id>/pay/", views.order_pay, name="order_pay"),
+    path("orders/<uuid:order_id>/charge/", views.order_charge_view, name="order_charge"),
     path("orders/<uuid:order_id>/pay/test-mode/", views.order_pay_test_mode, name="order_pay_test_mode"),
     path("orders/<uuid:order_id>/status.json", views.order_status, name="order_status"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -25,7 +26,7 @@ from licensing.terms import render_terms_text
 from training.models import ModelVersion, TrainingJob
 
 from . import charts, selectors
-from .checkout import checkout_resume, purchase_start
+from .checkout import checkout_resume, order_charge, purchase_start
 from .errors import OrderNotFound
 from .forms import (
     ApiKeyForm,
@@ -123,6 +124,20 @@ def order_pay(request, order_id):
         "publishable_key": settings.STRIPE_PUBLISHABLE_KEY or "pk_test_imprint_localstripe",
         "test_card_ok": TEST_CARD_SUCCEEDS, "test_card_declined": TEST_CARD_DECLINED,
     })
+
+
+@role_required("customer")
+@require_POST
+def order_charge_view(request, order_id):
+    """Called by the payment page once Stripe.js has confirmed the card: charge the fee."""
+    try:
+        charge = order_charge(order_id=order_id, customer=request.user)
+    except OrderNotFound as exc:
+        raise Http404(str(exc)) from exc
+    except ApiError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
+    return JsonResponse({"status": charge.status, "client_secret": charge.client_secret,
+                         "next": reverse("marketplace:order_detail", args=[charge.order.pk])})
 
 
 @role_required("customer")

@@ -57,6 +57,8 @@ def _setup_succeeded(obj: dict) -> str:
     if obj.get("payment_method"):
         BillingCustomer.objects.filter(user_id=order.customer_id).update(
             default_payment_method=obj["payment_method"])
+    if order.amount_cents:
+        return "card saved; the fee's payment intent settles the order"
     _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=0,
                                  currency=order.currency)
     return "card saved, order active" if changed else "no change"

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 RECORDED: list[dict] = []
+CREATED: dict[str, dict] = {}
 _ids = itertools.count(1)
 OBJECTS = {  # path prefix -> (object, id prefix)
     "/v1/customers": ("customer", "cus_"),
@@ -52,13 +53,36 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(body.decode() or url.query, keep_blank_values=True))
         RECORDED.append({"method": self.command, "path": url.path, "params": params,
                          "headers": {k.lower(): v for k, v in self.headers.items()}})
+        object_id = url.path.rsplit("/", 1)[-1]
+        if self.command == "GET" and object_id in CREATED:
+            return self._reply(200, CREATED[object_id])
         kind, prefix = next((v for k, v in OBJECTS.items() if url.path.startswith(k)), ("unknown", "obj_"))
-        obj = {"object": kind, "livemode": False, **{k: v for k, v in params.items() if "[" not in k}}
+        obj = {"object": kind, "livemode": False, **_unflatten(params)}
         if prefix:
             obj["id"] = f"{prefix}rec{next(_ids)}"
+        if kind == "setup_intent":
+            # As if the customer confirmed the card in the page with Stripe.js.
+            obj.update(status="succeeded", payment_method="pm_recorded")
+        elif kind == "payment_intent":
+            obj["status"] = "succeeded"
         if kind in ("payment_intent", "setup_intent"):
             obj["client_secret"] = f"{obj['id']}_secret_recorded"
+        if "id" in obj:
+            CREATED[obj["id"]] = obj
         return self._reply(200, obj)
+
+
+def _unflatten(params: dict) -> dict:
+    """Stripe's form encoding one level deep: metadata[k]=v → {"metadata": {"k": "v"}}."""
+    out: dict = {}
+    for key, value in params.items():
+        if "[" in key:
+            outer, inner = key.split("[", 1)
+            if "[" not in inner and isinstance(out.setdefault(outer, {}), dict):
+                out[outer][inner.rstrip("]")] = value
+        else:
+            out[key] = value
+    return out
 
 
 if __name__ == "__main__":

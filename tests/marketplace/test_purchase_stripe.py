@@ -12,7 +12,8 @@ import stripe
 from django.urls import reverse
 
 from licensing.models import AuditEntry, Grant
-from marketplace.checkout import purchase_start
+from marketplace.checkout import order_charge, purchase_start
+from marketplace.errors import PaymentDeclined
 from marketplace.models import BillingCustomer, Order, PayoutEntry, StripeEvent
 
 from .conftest import WEBHOOK_SECRET, wait_for
@@ -25,10 +26,11 @@ def _start(customer, offer):
                           ip_address="127.0.0.1")
 
 
-def _confirm_as_the_browser_would(client, intent_id: str, payment_method: str):
-    """What Stripe.js's confirmCardPayment does in the page: attach the card and confirm."""
-    client.v1.payment_intents.update(intent_id, params={"payment_method": payment_method})
-    return client.v1.payment_intents.confirm(intent_id)
+def _pay_as_the_page_would(client, order, payment_method: str):
+    """What the payment page does: Stripe.js's confirmCardSetup with the card, then the POST that
+    makes the server charge the fee on the saved card."""
+    client.v1.setup_intents.confirm(order.stripe_setup_intent_id, params={"payment_method": payment_method})
+    return order_charge(order_id=order.pk, customer=order.customer)
 
 
 def _signed(payload: dict, secret: str = WEBHOOK_SECRET) -> tuple[bytes, str]:
@@ -52,15 +54,15 @@ def _state_counts():
 def test_a_full_purchase_activates_the_grant_when_the_webhook_arrives(stripe_site, customer, offer):
     checkout = _start(customer, offer)
     order = checkout.order
-    assert checkout.intent_kind == "payment" and checkout.client_secret.startswith("pi_")
-    intent = stripe_site["client"].v1.payment_intents.retrieve(order.stripe_payment_intent_id)
-    assert intent["amount"] == 2500 and intent["currency"] == "usd"
-    assert intent["customer"] == BillingCustomer.objects.get(user=customer).stripe_customer_id
-    assert intent["metadata"]["imprint_order"] == str(order.pk)
+    assert checkout.intent_kind == "setup" and checkout.client_secret.startswith("seti_")
     assert not Grant.objects.exists()  # nothing before the payment
 
-    confirmed = _confirm_as_the_browser_would(stripe_site["client"], intent.id, "pm_card_visa")
-    assert confirmed["status"] == "succeeded"
+    charge = _pay_as_the_page_would(stripe_site["client"], order, "pm_card_visa")
+    assert charge.status == "processing"
+    intent = stripe_site["client"].v1.payment_intents.retrieve(charge.order.stripe_payment_intent_id)
+    assert intent["status"] == "succeeded" and intent["amount"] == 2500 and intent["currency"] == "usd"
+    assert intent["customer"] == BillingCustomer.objects.get(user=customer).stripe_customer_id
+    assert intent["metadata"]["imprint_order"] == str(order.pk)
     assert Order.objects.get(pk=order.pk).state == "pending"  # only the webhook settles it
 
     order = wait_for(lambda: Order.objects.filter(pk=order.pk, state="paid").select_related("grant").first())
@@ -76,19 +78,20 @@ def test_a_full_purchase_activates_the_grant_when_the_webhook_arrives(stripe_sit
 
 def test_a_declined_card_leaves_a_clear_message_and_no_grant(stripe_site, customer, offer):
     order = _start(customer, offer).order
-    with pytest.raises(stripe.CardError) as declined:
-        _confirm_as_the_browser_would(stripe_site["client"], order.stripe_payment_intent_id,
-                                      "pm_card_chargeCustomerFail")
-    assert declined.value.user_message == "Your card was declined."
-    order = wait_for(lambda: Order.objects.filter(pk=order.pk, state="failed").first())
-    assert order.failure_message == "Your card was declined."
+    with pytest.raises(PaymentDeclined) as declined:
+        _pay_as_the_page_would(stripe_site["client"], order, "pm_card_chargeCustomerFail")
+    assert declined.value.message == "Your card was declined."
+    order = Order.objects.get(pk=order.pk)
+    assert order.state == "failed" and order.failure_message == "Your card was declined."
+    # localstripe's payment_intent.payment_failed webhook arrives later and changes nothing more.
+    wait_for(lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed").exists())
     assert not Grant.objects.filter(customer=customer).exists()
 
 
 def test_a_forged_or_unsigned_webhook_is_refused_and_changes_nothing(stripe_site, client, customer, offer):
     order = _start(customer, offer).order
     forged = {"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
-              "data": {"object": {"id": order.stripe_payment_intent_id, "object": "payment_intent",
+              "data": {"object": {"id": "pi_forged", "object": "payment_intent",
                                   "amount": 2500, "amount_received": 2500, "currency": "usd",
                                   "metadata": {"imprint_order": str(order.pk)}}}}
     before = _state_counts()
@@ -101,8 +104,7 @@ def test_a_forged_or_unsigned_webhook_is_refused_and_changes_nothing(stripe_site
 
 
 def test_a_replayed_event_grants_nothing_twice_and_late_failures_are_harmless(stripe_site, client, customer, offer):
-    order = _start(customer, offer).order
-    _confirm_as_the_browser_would(stripe_site["client"], order.stripe_payment_intent_id, "pm_card_visa")
+    order = _pay_as_the_page_would(stripe_site["client"], _start(customer, offer).order, "pm_card_visa").order
     wait_for(lambda: Order.objects.filter(pk=order.pk, state="paid").exists())
     delivered = stripe_site["client"].v1.events.list(params={"type": "payment_intent.succeeded"})
     event = next(e for e in delivered.data if e["data"]["object"]["id"] == order.stripe_payment_intent_id)
@@ -134,8 +136,7 @@ def test_a_webhook_for_an_unknown_object_is_logged_acknowledged_and_changes_noth
 
 
 def test_a_refund_revokes_and_a_dispute_suspends_the_grant(stripe_site, client, customer, offer):
-    order = _start(customer, offer).order
-    _confirm_as_the_browser_would(stripe_site["client"], order.stripe_payment_intent_id, "pm_card_visa")
+    order = _pay_as_the_page_would(stripe_site["client"], _start(customer, offer).order, "pm_card_visa").order
     order = wait_for(lambda: Order.objects.filter(pk=order.pk, state="paid").first())
     charge = {"id": "ch_x", "object": "charge", "payment_intent": order.stripe_payment_intent_id, "refunded": False}
     _post_event(client, {"id": "evt_dispute", "type": "charge.dispute.created", "data": {"object": charge}})
@@ -151,9 +152,9 @@ def test_the_payment_page_loads_stripe_js_from_localstripe_and_confirms_in_the_p
                            {"accept": "1", "accepted_terms": offer.terms_id}, follow=True)
     page = response.content.decode()
     assert f'src="{stripe_site["localstripe"]}/js.stripe.com/v3/"' in page
-    assert "stripe.confirmCardPayment(secret" in page
+    assert "stripe.confirmCardSetup(" in page and "stripe.confirmCardPayment(" in page
     order = Order.objects.get(customer=customer)
-    assert f'data-client-secret="{order.stripe_payment_intent_id}_secret_' in page
+    assert f'data-client-secret="{order.stripe_setup_intent_id}_secret_' in page
     assert "Local test mode" not in page
 
 
@@ -182,8 +183,9 @@ def test_the_purchase_api_returns_the_client_secret_for_stripe_js(stripe_site, c
     response = client.post(reverse("marketplace:api_offer_purchase", args=[offer.pk]),
                            {"accepted_terms_sha256": offer.terms_id}, content_type="application/json")
     body = response.json()
-    assert response.status_code == 201 and body["intent_kind"] == "payment"
-    assert body["client_secret"].startswith(Order.objects.get().stripe_payment_intent_id + "_secret_")
+    assert response.status_code == 201
+    assert body["intent_kind"] == "setup"
+    assert body["client_secret"].startswith(Order.objects.get().stripe_setup_intent_id + "_secret_")
     assert body["order"]["state"] == "pending" and body["order"]["grant"] is None
 
 
@@ -204,6 +206,8 @@ def test_a_webhook_that_outruns_the_checkout_request_still_finds_its_order(strip
 
 def test_a_payment_for_the_wrong_amount_activates_nothing(stripe_site, client, customer, offer):
     order = _start(customer, offer).order
+    Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id="pi_short")
+    order.stripe_payment_intent_id = "pi_short"
     event = {"id": "evt_short", "object": "event", "type": "payment_intent.succeeded",
              "data": {"object": {"id": order.stripe_payment_intent_id, "object": "payment_intent",
                                  "amount": 100, "amount_received": 100, "currency": "usd", "metadata": {}}}}

@@ -14,7 +14,7 @@ from marketplace.billing import (
     metered_subscription_create,
     offer_price_ensure,
 )
-from marketplace.checkout import purchase_start
+from marketplace.checkout import order_charge, purchase_start
 from marketplace.models import BillingCustomer, Offer, PayoutAccount, StripeMeter
 from tests import factories
 from tests.support.processes import free_port, python_cmd, start_process
@@ -52,11 +52,14 @@ def test_connect_destination_charges_carry_the_application_fee_and_destination(r
     listing = factories.listing(trainer)
     offer = factories.offer(listing, fee_cents=2999)
     PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_trainer123")
-    purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id, ip_address=None)
+    checkout = purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                              ip_address=None)
+    assert order_charge(order_id=checkout.order.pk, customer=customer).status == "processing"
 
     requests = recording_stripe()
     create = _only(requests, "POST", "/v1/payment_intents")
     assert create["params"]["amount"] == "2999" and create["params"]["currency"] == "usd"
+    assert create["params"]["payment_method"] == "pm_recorded" and create["params"]["confirm"] == "true"
     assert create["params"]["application_fee_amount"] == "374"
     assert create["params"]["transfer_data[destination]"] == "acct_trainer123"
     assert create["params"]["customer"].startswith("cus_")
@@ -65,22 +68,30 @@ def test_connect_destination_charges_carry_the_application_fee_and_destination(r
     assert _only(requests, "POST", "/v1/customers")["params"]["email"] == customer.email
 
 
-def test_metered_offers_save_the_card_for_off_session_charges(recording_stripe, trainer, customer):
+def test_the_card_is_saved_for_off_session_charges_and_charged_without_connect(recording_stripe, trainer,
+                                                                               customer):
     offer = factories.offer(factories.listing(trainer), fee_cents=1000, metered=20)
-    purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id, ip_address=None)
-    create = _only(recording_stripe(), "POST", "/v1/payment_intents")
-    assert create["params"]["setup_future_usage"] == "off_session"
-    assert "application_fee_amount" not in create["params"]  # no Connect account: the ledger shows what is owed
-
-
-def test_metered_offers_without_a_fee_use_a_setup_intent(recording_stripe, trainer, customer):
-    offer = factories.offer(factories.listing(trainer), fee_cents=0, metered=20)
     checkout = purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
                               ip_address=None)
     assert checkout.intent_kind == "setup"
-    create = _only(recording_stripe(), "POST", "/v1/setup_intents")
-    assert create["params"]["usage"] == "off_session"
-    assert create["params"]["metadata[imprint_order]"] == str(checkout.order.pk)
+    order_charge(order_id=checkout.order.pk, customer=customer)
+    requests = recording_stripe()
+    setup = _only(requests, "POST", "/v1/setup_intents")["params"]
+    assert setup["usage"] == "off_session" and setup["metadata[imprint_order]"] == str(checkout.order.pk)
+    assert setup["customer"] == BillingCustomer.objects.get(user=customer).stripe_customer_id
+    _only(requests, "GET", f"/v1/setup_intents/{checkout.order.stripe_setup_intent_id}")
+    create = _only(requests, "POST", "/v1/payment_intents")["params"]
+    assert "application_fee_amount" not in create  # no Connect account: the ledger shows what is owed
+    assert BillingCustomer.objects.get(user=customer).default_payment_method == "pm_recorded"
+
+
+def test_a_metered_offer_without_a_fee_is_active_once_its_card_is_saved(recording_stripe, trainer, customer):
+    offer = factories.offer(factories.listing(trainer), fee_cents=0, metered=20)
+    checkout = purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                              ip_address=None)
+    charge = order_charge(order_id=checkout.order.pk, customer=customer)
+    assert charge.status == "card_saved" and charge.order.grant.state == "active"
+    assert not [r for r in recording_stripe() if r["path"] == "/v1/payment_intents"]
 
 
 def test_the_billing_meter_is_created_once_with_the_documented_parameters(recording_stripe):
