@@ -16,10 +16,10 @@ from .modelstore import ModelIntegrityError, tokenizer_for
 from .receipts import receipt_verify
 from .watermark import DEFAULT_Z_THRESHOLD, detect_any, watermark_key_derive
 
-# Generated tokens the verify page asks for. Measured on the tiny model (bias 2.0, gamma 0.25,
-# temperature 1) every sample passed z > 4 by 32 tokens (tests/inference/test_watermark.py); lower-
-# entropy text of a trained model needs more, about 50, so the page asks for 50.
-MIN_TOKENS = 50
+# Tokens of text the verify page asks for. Measured on the (briefly trained) tiny model with bias 2.0,
+# gamma 0.25, temperature 1, 16 samples: z stays above 4 from a median of 25 generated tokens, 50 for
+# 15 of 16 and 57 for the worst (tests/inference/test_watermark.py), so the page asks for 60.
+MIN_TOKENS = 60
 ALPHA = 1e-3  # family-wise false-positive rate after the Bonferroni correction
 
 
@@ -35,7 +35,7 @@ def watermark_scan(text: str) -> dict:
     files are unavailable: it is skipped and listed."""
     from .services import licence_stamp
 
-    best, total_keys, skipped, scored = None, 0, [], 0
+    best, total_keys, skipped, text_tokens = None, 0, [], 0
     for version, grants in _grants_by_version().items():
         try:
             ids = tokenizer_for(version)(text)["input_ids"]
@@ -46,11 +46,11 @@ def watermark_scan(text: str) -> dict:
                 for g in grants}
         found = detect_any(ids, keys)
         total_keys += len(keys)
-        scored = max(scored, found.best.scored_tokens if found.best else 0)
+        text_tokens = max(text_tokens, len(ids) - 1)  # the first token is context only
         if found.best and (best is None or found.best.p_value < best[0].p_value):
             best = (found.best, keys[found.best.key])
-    result = {"detected": False, "candidates": total_keys, "scored_tokens": scored, "min_tokens": MIN_TOKENS,
-              "too_short": scored < MIN_TOKENS, "skipped_models": skipped, "z_threshold": DEFAULT_Z_THRESHOLD}
+    result = {"detected": False, "candidates": total_keys, "text_tokens": text_tokens, "min_tokens": MIN_TOKENS,
+              "too_short": text_tokens < MIN_TOKENS, "skipped_models": skipped, "z_threshold": DEFAULT_Z_THRESHOLD}
     if best is None:
         return result
     detection, grant = best

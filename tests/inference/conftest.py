@@ -38,13 +38,15 @@ def quick_train(folder: Path, texts: list[str], *, steps: int = 30, seq: int = 3
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
-    for _ in range(steps):
-        starts = torch.randint(0, len(ids) - seq - 1, (batch,), generator=generator)
-        x = torch.stack([ids[s:s + seq] for s in starts])
-        loss = model(input_ids=x, labels=x).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: same weights every run
+        torch.manual_seed(seed)
+        for _ in range(steps):
+            starts = torch.randint(0, len(ids) - seq - 1, (batch,), generator=generator)
+            x = torch.stack([ids[s:s + seq] for s in starts])
+            loss = model(input_ids=x, labels=x).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     model.eval().save_pretrained(folder, safe_serialization=True)
     return folder
 

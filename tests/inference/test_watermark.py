@@ -18,10 +18,9 @@ from inference.watermark import (
 
 from .conftest import TINY_DIGEST
 
+from inference.verification import MIN_TOKENS
+
 SECRET = b"server-secret-v1"
-# Measured below (tiny model, bias 2.0, gamma 0.25, temperature 1): every one of 8 watermarked samples
-# passes z > 4 from this many generated tokens on. The verify page asks for at least this many.
-MIN_TOKENS_FOR_DETECTION = 40
 
 
 def generate(engine, tiny_dir: Path, *, key: int | None, seed: int, tokens: int = 120, n: int = 4):
@@ -63,17 +62,20 @@ def test_unwatermarked_text_stays_near_zero_and_is_not_flagged(engine, tiny_dir)
     for ids in generate(engine, tiny_dir, key=None, seed=21, n=8):
         z_scores += [detect(ids, key=k).z_score for k in keys]
         assert not detect_any(ids, keys).is_watermarked()
+    print(f"\nunwatermarked: mean z {np.mean(z_scores):.3f}, sd {np.std(z_scores):.3f}, max {max(z_scores):.2f} "
+          f"over {len(z_scores)} (text, key) pairs")
     assert abs(float(np.mean(z_scores))) < 0.5 and max(z_scores) < 4
 
 
 def test_confident_detection_needs_at_most_the_stated_token_count(engine, tiny_dir):
     key = watermark_key_derive(secret=SECRET, grant_id="grant-a")
     samples = generate(engine, tiny_dir, key=key, seed=31, tokens=100, n=8)
+    samples += generate(engine, tiny_dir, key=key, seed=32, tokens=100, n=8)
     needed = []
     for ids in samples:
         confident = [t for t in range(2, len(ids) + 1) if detect(ids[:t], key=key).z_score > 4]
         # the first length from which every longer prefix stays above z = 4
         last_miss = max((t for t in range(2, len(ids) + 1) if t not in confident), default=1)
         needed.append(last_miss)  # tokens generated = prefix length - 1 context token
-    print(f"\nwatermark: tokens for z>4 per sample {needed}, worst {max(needed)}")
-    assert max(needed) <= MIN_TOKENS_FOR_DETECTION
+    print(f"\nwatermark: tokens for z>4 per sample {sorted(needed)}, worst {max(needed)}")
+    assert max(needed) <= MIN_TOKENS  # the length the verify page asks for
