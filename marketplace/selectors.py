@@ -132,3 +132,42 @@ def trainer_tokens_by_model(trainer) -> list[dict]:
     """Tokens generated under the trainer's grants, per model version (from the grants' counters)."""
     return list(Grant.objects.filter(model_version__owner=trainer).values("model_version__name")
                 .annotate(tokens=Sum("used_tokens"), grants=Count("id")).order_by("model_version__name"))
+
+
+def trainer_tokens_by_day(trainer, *, days: int = 30) -> dict:
+    """Tokens generated per day per model, from the inference usage ledger."""
+    from inference.models import UsageEntry
+
+    axis = _days(days)
+    since = timezone.now() - timedelta(days=days)
+    per_model: dict[str, dict[date, int]] = defaultdict(lambda: dict.fromkeys(axis, 0))
+    rows = (UsageEntry.objects.filter(grant__model_version__owner=trainer, created_at__gte=since)
+            .annotate(day=TruncDate("created_at")).values("day", "grant__model_version__name")
+            .annotate(tokens=Sum("total_tokens")).order_by("day"))
+    for row in rows:
+        if row["day"] in per_model[row["grant__model_version__name"]]:
+            per_model[row["grant__model_version__name"]][row["day"]] += row["tokens"]
+    return {"days": axis, "tokens": {name: [d[day] for day in axis] for name, d in sorted(per_model.items())}}
+
+
+def metered_estimate_cents(tokens: int, cents_per_1k: int | None) -> int:
+    """What Stripe will bill for `tokens` at `cents_per_1k`, as an estimate rounded to the cent
+    (half up). Stripe computes the real amount from the meter; we never charge from this."""
+    if not cents_per_1k:
+        return 0
+    return (tokens * cents_per_1k + 500) // 1000
+
+
+def metered_usage_by_grant(grants) -> dict:
+    """{grant id: (ledger tokens, estimated cents)} for grants bought on metered offers."""
+    from inference.models import UsageEntry
+
+    prices = {o.grant_id: (o.offer.metered_cents_per_1k, o.currency)
+              for o in Order.objects.filter(grant__in=grants, offer__metered_cents_per_1k__isnull=False)
+              .select_related("offer")}
+    if not prices:
+        return {}
+    rows = (UsageEntry.objects.filter(grant_id__in=prices).values("grant_id")
+            .annotate(tokens=Sum("total_tokens")).order_by())
+    return {r["grant_id"]: (r["tokens"], metered_estimate_cents(r["tokens"], prices[r["grant_id"]][0]),
+                            prices[r["grant_id"]][1]) for r in rows}

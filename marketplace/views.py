@@ -200,8 +200,12 @@ def stripe_webhook(request):
 @role_required("customer")
 def customer_home(request):
     """The customer's licences: grants with remaining quota, spend, and recent orders."""
+    grants = list(grants_for_customer(request.user))
+    metered = selectors.metered_usage_by_grant(grants)
+    for grant in grants:
+        grant.metered = metered.get(grant.pk)  # (tokens, estimated cents, currency) or None
     return render(request, "marketplace/customer_home.html", {
-        "grants": grants_for_customer(request.user),
+        "grants": grants,
         "orders": selectors.orders_of_customer(request.user)[:20],
         "spend": selectors.customer_spend(request.user),
     })
@@ -292,6 +296,7 @@ def trainer_dashboard(request):
     user = request.user
     sales = selectors.trainer_sales_by_day(user)
     active = selectors.trainer_active_grants_by_day(user)
+    tokens = selectors.trainer_tokens_by_day(user)
     labels = [d.strftime("%d %b") for d in sales["days"]]
     return render(request, "marketplace/trainer_dashboard.html", {
         "listings": selectors.listings_of_trainer(user),
@@ -304,6 +309,8 @@ def trainer_dashboard(request):
                                                      fmt=charts.money)),
         "grants_chart": mark_safe(charts.line_chart(labels, {"active grants": active["active"]},
                                                     title="Active grants")),
+        "tokens_chart": mark_safe(charts.line_chart(labels, tokens["tokens"] or {"(none)": [0] * len(labels)},
+                                                    title="Tokens generated per model per day")),
     })
 
 

@@ -61,7 +61,7 @@ def test_the_trainer_dashboard_plots_sales_active_grants_and_revenue_per_model(c
     _buy(make_user("cleo"), second)
     client.force_login(trainer)
     page = client.get(reverse("marketplace:trainer_dashboard")).content.decode()
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
     assert 'aria-label="Sales per day"' in page and 'aria-label="Active grants"' in page
     assert "<title>Alpha model</title>" in page and "<title>Beta model</title>" in page
     # 11,000 cents gross, 20 % platform fee: 2,200 to the platform, 8,800 owed to the trainer.
@@ -71,3 +71,29 @@ def test_the_trainer_dashboard_plots_sales_active_grants_and_revenue_per_model(c
 def test_the_trainer_dashboard_is_for_trainers(client, customer):
     client.force_login(customer)
     assert client.get(reverse("marketplace:trainer_dashboard")).status_code == 403
+
+
+def _usage(grant, tokens: int, request_id: str):
+    from inference.models import UsageEntry
+
+    return UsageEntry.objects.create(request_id=request_id, grant=grant, model_digest=grant.model_version.digest,
+                                     purpose="personal", prompt_tokens=0, completion_tokens=tokens,
+                                     total_tokens=tokens)
+
+
+def test_metered_use_is_shown_as_an_estimate_rounded_to_the_cent(client, customer, trainer):
+    from marketplace.selectors import metered_estimate_cents
+
+    assert metered_estimate_cents(1234, 25) == 31  # 30.85 cents → 31
+    assert metered_estimate_cents(1000, 25) == 25
+    offer = factories.offer(factories.listing(trainer, title="Metered model"), fee_cents=500, metered=25)
+    grant = _buy(customer, offer).grant
+    _usage(grant, 1000, "r1")
+    _usage(grant, 234, "r2")
+    client.force_login(customer)
+    page = client.get(reverse("marketplace:customer_home")).content.decode()
+    assert "1234 tokens ≈ USD 0.31" in page
+    client.force_login(trainer)
+    dashboard = client.get(reverse("marketplace:trainer_dashboard")).content.decode()
+    assert 'aria-label="Tokens generated per model per day"' in dashboard
+    assert f"<title>{grant.model_version.name}</title>" in dashboard
