@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from config.api_errors import ApiError
 
-from .errors import GrantNotOwned
+from .errors import GrantNotOwned, TermsNotFound
 from .models import Grant, LicenceTerms
-from .selectors import apikeys_for_owner, grants_for_customer
+from .selectors import apikeys_for_owner, grant_certificate, grants_for_customer
 from .services import apikey_create, apikey_revoke
 from .terms import render_terms_text, terms_hash, validate_terms
 
@@ -64,8 +64,6 @@ class GrantLicenceDownloadApi(APIView):
     """The licence certificate of one of the caller's grants, as a JSON download."""
 
     def get(self, request, grant_id):
-        from marketplace.views import grant_certificate
-
         grant = own_grant(request, grant_id)
         response = Response(grant_certificate(grant))
         response["Content-Disposition"] = f'attachment; filename="imprint-licence-{grant.pk}.json"'
@@ -126,7 +124,7 @@ class TermsDetailApi(APIView):
     def get(self, request, sha256):
         terms = LicenceTerms.objects.filter(pk=sha256.lower()).first()
         if terms is None:
-            raise GrantNotOwned("No such licence terms.", param="sha256")
+            raise TermsNotFound("No such licence terms.", param="sha256")
         return Response({"sha256": terms.sha256, "terms": terms.document,
                          "text": render_terms_text(terms.document, sha256=terms.sha256),
                          "url": request.build_absolute_uri(reverse("licensing:terms_json", args=[terms.sha256]))})

@@ -61,3 +61,9 @@ class ApiKeyNotFound(LicensingError):
     status_code = status.HTTP_404_NOT_FOUND
     error_type = "not_found_error"
     code = "api_key_not_found"
+
+
+class TermsNotFound(LicensingError):
+    status_code = status.HTTP_404_NOT_FOUND
+    error_type = "not_found_error"
+    code = "terms_not_found"

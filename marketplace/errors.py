@@ -23,6 +23,10 @@ class ModelVersionNotReady(MarketplaceError):
     code = "model_version_not_ready"
 
 
+class ListingInvalid(MarketplaceError):
+    code = "invalid_listing"
+
+
 class ListingNotFound(MarketplaceError):
     status_code = status.HTTP_404_NOT_FOUND
     error_type = "not_found_error"

@@ -75,8 +75,8 @@ def orders_of_customer(user) -> QuerySet[Order]:
 
 
 def customer_spend(user) -> dict[str, int]:
-    """Cents paid per currency (paid, refunded and disputed orders count as they were charged)."""
-    rows = (Order.objects.filter(customer=user, state=Order.State.PAID)
+    """Cents paid per currency: paid orders and disputed ones (still charged); refunds are not spend."""
+    rows = (Order.objects.filter(customer=user, state__in=[Order.State.PAID, Order.State.DISPUTED])
             .values("currency").annotate(total=Sum("amount_cents")).order_by("currency"))
     return {r["currency"]: r["total"] for r in rows}
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from licensing.audit import audit_append
@@ -27,6 +27,7 @@ from licensing.services import (
 from training.models import ModelVersion, TrainingJob
 
 from .errors import (
+    ListingInvalid,
     ListingNotFound,
     ModelVersionNotOwned,
     ModelVersionNotReady,
@@ -50,7 +51,7 @@ def _clean_samples(samples) -> list[str]:
     if samples is None:
         return []
     if not isinstance(samples, list) or not all(isinstance(s, str) for s in samples):
-        raise PriceInvalid("Samples are a list of texts.", param="samples")
+        raise ListingInvalid("Samples are a list of texts.", param="samples")
     return [s.strip() for s in samples if s.strip()][:20]
 
 
@@ -70,7 +71,7 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
                                    param="model_version")
     title = (title or "").strip()
     if not title or len(title) > 200:
-        raise PriceInvalid("Give the listing a title of at most 200 characters.", param="title")
+        raise ListingInvalid("Give the listing a title of at most 200 characters.", param="title")
     listing, _ = Listing.objects.get_or_create(
         model_version=version,
         defaults={"trainer": trainer, "title": title, "card": card or version.card},
@@ -105,7 +106,7 @@ def listing_update(*, trainer, listing_id, title: str | None = None, description
     if samples is not None:
         listing.samples = _clean_samples(samples)
     if not listing.title.strip():
-        raise PriceInvalid("The title may not be empty.", param="title")
+        raise ListingInvalid("The title may not be empty.", param="title")
     listing.save()
     return listing
 
@@ -352,7 +353,3 @@ def order_pay_local_test(*, order_id, customer, card_number: str) -> Order:
 def trainer_connect_account(trainer) -> str | None:
     account = PayoutAccount.objects.filter(user=trainer).first()
     return account.stripe_account_id if account else None
-
-
-def _unique_violation(exc: IntegrityError) -> bool:
-    return "unique" in str(exc).lower() or "duplicate" in str(exc).lower()

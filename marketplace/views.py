@@ -20,7 +20,11 @@ from django.views.decorators.http import require_POST
 from accounts.roles import role_required
 from config.api_errors import ApiError
 from licensing.models import Grant
-from licensing.selectors import apikeys_for_owner, grants_for_customer
+from licensing.selectors import (
+    apikeys_for_owner,
+    grant_certificate,
+    grants_for_customer,
+)
 from licensing.services import apikey_create, apikey_revoke
 from licensing.terms import render_terms_text
 from training.models import ModelVersion, TrainingJob
@@ -225,19 +229,6 @@ def grant_detail(request, grant_id):
         "grant": grant, "terms_text": render_terms_text(grant.terms.document, sha256=grant.terms_id),
         "keys": [k for k in apikeys_for_owner(request.user) if k.all_grants or grant in k.grants.all()],
     })
-
-
-def grant_certificate(grant: Grant) -> dict:
-    """The downloadable licence: who may do what with which model, under which terms."""
-    return {
-        "licence": str(grant.pk), "licensee": f"user:{grant.customer_id}", "state": grant.state,
-        "model_version": {"id": str(grant.model_version_id), "digest": grant.model_version.digest,
-                          "name": grant.model_version.name},
-        "terms_sha256": grant.terms_id, "terms": grant.terms.document,
-        "starts_at": grant.starts_at.isoformat() if grant.starts_at else None,
-        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
-        "quota": {"tokens": grant.quota_tokens, "period": grant.quota_period},
-    }
 
 
 @role_required("customer")
