@@ -5,6 +5,8 @@ as one that does not exist, so ids of other customers' grants are never confirme
 """
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -51,11 +53,13 @@ def own_grant(request, grant_id) -> Grant:
 
 
 class GrantListApi(APIView):
+    @extend_schema(operation_id="licences_grant_list", responses=GrantOutput(many=True))
     def get(self, request):
         return Response({"data": GrantOutput(grants_for_customer(_customer(request)), many=True).data})
 
 
 class GrantDetailApi(APIView):
+    @extend_schema(operation_id="licences_grant_detail", responses=GrantOutput)
     def get(self, request, grant_id):
         return Response(GrantOutput(own_grant(request, grant_id)).data)
 
@@ -63,6 +67,7 @@ class GrantDetailApi(APIView):
 class GrantLicenceDownloadApi(APIView):
     """The licence certificate of one of the caller's grants, as a JSON download."""
 
+    @extend_schema(operation_id="licences_grant_download", responses=OpenApiTypes.OBJECT)
     def get(self, request, grant_id):
         grant = own_grant(request, grant_id)
         response = Response(grant_certificate(grant))
@@ -81,22 +86,25 @@ class ApiKeyOutput(serializers.Serializer):
     revoked_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField()
 
-    def get_grants(self, key):
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_grants(self, key) -> list[str]:
         return [str(g.pk) for g in key.grants.all()]
 
 
 class ApiKeyListCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ApiKeyCreateInput(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         default_purpose = serializers.CharField(default="personal")
         grants = serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True)
 
+    @extend_schema(operation_id="licences_key_list", responses=ApiKeyOutput(many=True))
     def get(self, request):
         return Response({"data": ApiKeyOutput(apikeys_for_owner(_customer(request)), many=True).data})
 
+    @extend_schema(operation_id="licences_key_create", request=ApiKeyCreateInput, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         user = _customer(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.ApiKeyCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         grants = None
         if data.validated_data.get("grants") is not None:
@@ -111,6 +119,7 @@ class ApiKeyListCreateApi(APIView):
 
 
 class ApiKeyRevokeApi(APIView):
+    @extend_schema(operation_id="licences_key_revoke", request=None, responses=ApiKeyOutput)
     def post(self, request, key_id):
         key = apikey_revoke(key_id=key_id, owner=_customer(request))
         return Response(ApiKeyOutput(key).data)
@@ -121,6 +130,7 @@ class TermsDetailApi(APIView):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(operation_id="licences_terms_detail", responses=OpenApiTypes.OBJECT)
     def get(self, request, sha256):
         terms = LicenceTerms.objects.filter(pk=sha256.lower()).first()
         if terms is None:
@@ -133,6 +143,7 @@ class TermsDetailApi(APIView):
 class TermsPreviewApi(APIView):
     """Validate terms and show their hash and text before offering them (a message per bad field)."""
 
+    @extend_schema(operation_id="licences_terms_preview", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         document = validate_terms(request.data.get("terms"))
         sha = terms_hash(document)

@@ -1,5 +1,7 @@
 """Marketplace JSON API: catalogue, publishing (trainers), purchases (customers)."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -63,6 +65,7 @@ class ListingOutput(serializers.ModelSerializer):
         fields = ["id", "title", "description", "card", "samples", "published", "model_version",
                   "base_model", "offers"]
 
+    @extend_schema_field(OfferOutput(many=True))
     def get_offers(self, listing):
         offers = getattr(listing, "active_offers", None)
         if offers is None:
@@ -79,6 +82,8 @@ class CatalogueApi(APIView):
         use = serializers.CharField(required=False, default="")
         max_price_cents = serializers.IntegerField(required=False, min_value=0, allow_null=True, default=None)
 
+    @extend_schema(operation_id="marketplace_catalogue", parameters=[FilterSerializer],
+                   responses=OpenApiTypes.OBJECT)
     def get(self, request):
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
@@ -91,21 +96,23 @@ class CatalogueApi(APIView):
 class ListingDetailApi(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema(operation_id="marketplace_listing_detail", responses=ListingOutput)
     def get(self, request, listing_id):
         return Response(ListingOutput(selectors.listing_public(listing_id=listing_id)).data)
 
 
 class ListingPublishApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ListingPublishInput(serializers.Serializer):
         model_version = serializers.UUIDField()
         title = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, allow_blank=True, default="")
         card = serializers.CharField(required=False, allow_null=True, default=None)
         samples = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None)
 
+    @extend_schema(operation_id="marketplace_listing_publish", request=ListingPublishInput, responses={201: ListingOutput})
     def post(self, request):
         trainer = _trainer(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.ListingPublishInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         listing = listing_publish(trainer=trainer, model_version_id=v["model_version"], title=v["title"],
@@ -114,21 +121,23 @@ class ListingPublishApi(APIView):
 
 
 class ListingUpdateApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class ListingUpdateInput(serializers.Serializer):
         title = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True)
         card = serializers.CharField(required=False)
         samples = serializers.ListField(child=serializers.CharField(), required=False)
 
+    @extend_schema(operation_id="marketplace_listing_update", request=ListingUpdateInput, responses=ListingOutput)
     def patch(self, request, listing_id):
         trainer = _trainer(request)
-        data = self.InputSerializer(data=request.data, partial=True)
+        data = self.ListingUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         listing = listing_update(trainer=trainer, listing_id=listing_id, **data.validated_data)
         return Response(ListingOutput(listing).data)
 
 
 class ListingUnpublishApi(APIView):
+    @extend_schema(operation_id="marketplace_listing_unpublish", request=None, responses=ListingOutput)
     def post(self, request, listing_id):
         listing = listing_unpublish(trainer=_trainer(request), listing_id=listing_id)
         return Response(ListingOutput(listing).data)
@@ -143,6 +152,7 @@ class OfferInput(serializers.Serializer):
 
 
 class OfferCreateApi(APIView):
+    @extend_schema(operation_id="marketplace_offer_create", request=OfferInput, responses={201: OfferOutput})
     def post(self, request, listing_id):
         trainer = _trainer(request)
         data = OfferInput(data=request.data)
@@ -152,6 +162,7 @@ class OfferCreateApi(APIView):
 
 
 class OfferReviseApi(APIView):
+    @extend_schema(operation_id="marketplace_offer_revise", request=OfferInput, responses=OfferOutput)
     def post(self, request, offer_id):
         trainer = _trainer(request)
         data = OfferInput(data=request.data)
@@ -171,12 +182,14 @@ class OfferPurchaseApi(APIView):
     """Start a purchase. Returns the order and, with Stripe, the client secret that Stripe.js
     confirms (`intent_kind` "payment" or "setup"); the grant activates on the webhook."""
 
-    class InputSerializer(serializers.Serializer):
+    class OfferPurchaseInput(serializers.Serializer):
         accepted_terms_sha256 = serializers.CharField(max_length=64)
 
+    @extend_schema(operation_id="marketplace_offer_purchase", request=OfferPurchaseInput,
+                   responses={201: OpenApiTypes.OBJECT})
     def post(self, request, offer_id):
         customer = _customer(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.OfferPurchaseInput(data=request.data)
         data.is_valid(raise_exception=True)
         checkout = purchase_start(customer=customer, offer_id=offer_id,
                                   accepted_terms_sha256=data.validated_data["accepted_terms_sha256"],
@@ -187,6 +200,7 @@ class OfferPurchaseApi(APIView):
 
 
 class OrderDetailApi(APIView):
+    @extend_schema(operation_id="marketplace_order_detail", responses=OrderOutput)
     def get(self, request, order_id):
         order = Order.objects.filter(pk=order_id, customer=request.user).first()
         if order is None:
@@ -199,6 +213,7 @@ class OrderChargeApi(APIView):
     "processing" (the webhook activates the grant), "requires_action" (run confirmCardPayment with
     `client_secret`) or "card_saved" (a metered offer without a fee, active now)."""
 
+    @extend_schema(operation_id="marketplace_order_charge", request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, order_id):
         charge = order_charge(order_id=order_id, customer=_customer(request))
         return Response({"status": charge.status, "client_secret": charge.client_secret,

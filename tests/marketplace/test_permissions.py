@@ -67,3 +67,11 @@ def test_api_errors_have_the_one_shape(client, two_customers):
     body = client.get(reverse("marketplace:api_grant_detail", args=[two_customers["grant"].pk])).json()
     assert set(body["error"]) >= {"type", "code", "message", "param"}
     assert body["error"]["type"] == "not_found_error"
+
+
+def test_the_openapi_schema_documents_the_marketplace_and_licensing_apis(client, customer):
+    client.force_login(customer)
+    schema = client.get(reverse("api_schema"), {"format": "json"}).json()
+    operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
+    assert {"marketplace_catalogue", "marketplace_offer_purchase", "marketplace_order_charge",
+            "licences_grant_download", "licences_key_create", "licences_terms_detail"} <= operations
