@@ -1,0 +1,110 @@
+"""Concurrent generation: 1 client against 8 concurrent clients through Imprint's full metered path.
+
+The same GPT-2-small-sized model (random weights) and setup as bench/generation_overhead.py. Each
+client sends greedy requests for exactly N new tokens to `POST /api/v1/generations` (auth, checks,
+reservation, the in-process engine, settle, ledger, receipt, watermark) from its own thread, with
+its own database connection, as threads of a web server would. Reported per level: aggregate
+generated tokens/s over the wall time, and p50/p95 request latency.
+
+Today's engine serves one request at a time (its queue is the seam for continuous batching, issue
+#8), so 8 clients share the same decode throughput and wait in the queue: expect an aggregate near
+1x and latencies that grow with the queue.
+
+    .venv/bin/python bench/concurrent_generation.py --quick    # under a minute on 2 cores
+    .venv/bin/python bench/concurrent_generation.py            # the full run
+
+The last line is `ratio: X` with X = aggregate tok/s at 8 clients / aggregate tok/s at 1 client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generation_overhead import GPT2_SMALL, PROMPT_WORDS, api_generate, build_model, django_setup, served_licence
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run_level(version, plaintext: str, *, clients: int, requests_per_client: int, prompt: str,
+              new_tokens: int) -> dict:
+    """`clients` threads, each sending `requests_per_client` requests back to back."""
+    from django.db import connections
+    from django.test import Client
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client_loop():
+        http = Client()
+        try:
+            for _ in range(requests_per_client):
+                t = time.perf_counter()
+                body = api_generate(http, version, plaintext, prompt, new_tokens)
+                elapsed = time.perf_counter() - t
+                assert body["usage"]["completion_tokens"] == new_tokens
+                with lock:
+                    latencies.append(elapsed)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    tokens = new_tokens * len(latencies)
+    return {"clients": clients, "requests": len(latencies), "wall": wall, "tok_s": tokens / wall,
+            "p50": statistics.median(latencies), "p95": percentile(latencies, 0.95)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer tokens and requests (< 1 min)")
+    parser.add_argument("--new-tokens", type=int, default=None)
+    parser.add_argument("--prompt-tokens", type=int, default=32)
+    args = parser.parse_args()
+    new_tokens = args.new_tokens or (12 if args.quick else 64)
+    per_client_at_8 = 1 if args.quick else 2
+    solo_requests = 8 * per_client_at_8  # the same total work at both levels
+
+    with tempfile.TemporaryDirectory(prefix="imprint-bench-") as tmp:
+        var_dir = Path(tmp)
+        django_setup(var_dir)
+        version, plaintext = served_licence(build_model(var_dir / "model-src", GPT2_SMALL))
+        import torch
+
+        from inference.modelstore import engine_instance, model_folder_fetch
+
+        loaded = engine_instance().load(version.digest, model_folder_fetch(version))
+        prompt = " ".join((PROMPT_WORDS * 8)[:args.prompt_tokens])
+        run_level(version, plaintext, clients=1, requests_per_client=1, prompt=prompt, new_tokens=4)  # warm-up
+        solo = run_level(version, plaintext, clients=1, requests_per_client=solo_requests, prompt=prompt,
+                         new_tokens=new_tokens)
+        eight = run_level(version, plaintext, clients=8, requests_per_client=per_client_at_8, prompt=prompt,
+                          new_tokens=new_tokens)
+        print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+              f"device {loaded.device}; GPT-2-small config, {new_tokens} new tokens per request, greedy")
+        for level in (solo, eight):
+            print(f"{level['clients']} client(s): {level['requests']} requests in {level['wall']:.2f} s, "
+                  f"aggregate {level['tok_s']:.1f} tok/s, latency p50 {level['p50']:.2f} s, p95 {level['p95']:.2f} s")
+        print(f"p95 latency at 8 clients / lone request p50: {eight['p95'] / solo['p50']:.2f}")
+        print(f"ratio: {eight['tok_s'] / solo['tok_s']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
