@@ -80,6 +80,14 @@ class ModelUnavailable(InferenceError):
     code = "model_unavailable"
 
 
+class ReservationLost(InferenceError):
+    """A request outlived its reservation (swept) and the quota was spent meanwhile."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    error_type = "api_error"
+    code = "reservation_expired"
+
+
 class IdempotencyConflict(InferenceError):
     status_code = status.HTTP_409_CONFLICT
     error_type = "conflict_error"

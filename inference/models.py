@@ -119,3 +119,19 @@ class MeterOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier} ({self.state})"
+
+
+class QuotaReservation(models.Model):
+    """Tokens held on a grant by one in-flight request (the grant's `reserved_tokens` is their sum).
+
+    Settling or releasing deletes the row; a request whose process died leaves it behind, and the
+    sweep releases it once it expires, so a crashed worker never locks quota away for good."""
+
+    request_id = models.CharField(max_length=64, primary_key=True)
+    grant = models.ForeignKey("licensing.Grant", on_delete=models.CASCADE, related_name="reservations")
+    tokens = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: {self.tokens} tokens"

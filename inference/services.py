@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Future
+from datetime import timedelta
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -35,11 +36,12 @@ from .errors import (
     ModelUnavailable,
     PurposeNotPermitted,
     QuotaExceeded,
+    ReservationLost,
     engine_error_to_api,
 )
 from .keyring import watermark_secret
 from .modelstore import ModelIntegrityError, engine_instance, model_folder_fetch, tokenizer_for
-from .models import MeterOutbox, Receipt, UsageEntry
+from .models import MeterOutbox, QuotaReservation, Receipt, UsageEntry
 from .ratelimit import RateLimitState, ratelimit_consume, ratelimit_headers
 from .receipts import customer_pseudonym, receipt_sign, sha256_text
 from .selectors import grant_for_request, usage_by_idempotency_key
@@ -133,21 +135,42 @@ def _count_prompt_tokens(version, prompt: str) -> int:
     return count
 
 
-def quota_reserve(*, grant_id, tokens: int) -> None:
+def _reservation_ttl() -> timedelta:
+    # Longer than any request may run (the engine timeout), so the sweep never takes a live one.
+    return timedelta(seconds=float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300)) + 120)
+
+
+@transaction.atomic
+def quota_reserve(*, grant_id, tokens: int, request_id: str) -> None:
     """Reserve `tokens` of the grant's quota with one conditional UPDATE, so parallel requests can
-    never reserve more than remains. Raises QuotaExceeded (402, with the tokens left)."""
+    never reserve more than remains, and record the reservation. Raises QuotaExceeded (402, with the
+    tokens left)."""
     reserved = Grant.objects.filter(
         pk=grant_id, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + tokens,
     ).update(reserved_tokens=F("reserved_tokens") + tokens)
     if not reserved:
         grant = Grant.objects.get(pk=grant_id)
         raise QuotaExceeded(needed=tokens, remaining=grant.remaining_tokens)
+    QuotaReservation.objects.create(request_id=request_id, grant_id=grant_id, tokens=tokens,
+                                    expires_at=timezone.now() + _reservation_ttl())
 
 
-def quota_release(*, grant_id, tokens: int) -> None:
-    """Give back a reservation that will not be settled (the request failed or was a duplicate)."""
-    Grant.objects.filter(pk=grant_id, reserved_tokens__gte=tokens).update(
-        reserved_tokens=F("reserved_tokens") - tokens)
+@transaction.atomic
+def quota_release(*, request_id: str) -> bool:
+    """Give back a reservation that will not be settled (the request failed, was a duplicate, or its
+    process died). Returns False when it was already settled or released (idempotent)."""
+    reservation = QuotaReservation.objects.select_for_update().filter(pk=request_id).first()
+    if reservation is None:
+        return False
+    reservation.delete()
+    Grant.objects.filter(pk=reservation.grant_id).update(reserved_tokens=F("reserved_tokens") - reservation.tokens)
+    return True
+
+
+def quota_reservations_sweep() -> int:
+    """Release expired reservations (orphaned by a dead worker). Returns how many were released."""
+    expired = QuotaReservation.objects.filter(expires_at__lt=timezone.now()).values_list("pk", flat=True)
+    return sum(quota_release(request_id=request_id) for request_id in list(expired))
 
 
 def _watermark_for(grant: Grant) -> WatermarkKey:
@@ -175,14 +198,15 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
                 prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
         rate = ratelimit_consume(grant=grant)
         need = params.n * (prompt_tokens + params.max_new_tokens)
-        quota_reserve(grant_id=grant.pk, tokens=need)
+        request_id = f"gen_{uuid.uuid4().hex}"
+        quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id)
     except InferenceError as error:
         generation_refusal_record(grant=grant, api_key=api_key, error=error, params=params, purpose=purpose)
         if not getattr(error, "headers", None):  # 429 brings its own; the others report the quota
             grant.refresh_from_db(fields=["used_tokens", "reserved_tokens"])
             error.headers = ratelimit_headers(grant, None)
         raise
-    return Prepared(request_id=f"gen_{uuid.uuid4().hex}", api_key=api_key, grant=grant, params=params,
+    return Prepared(request_id=request_id, api_key=api_key, grant=grant, params=params,
                     purpose=purpose, prompt_tokens=prompt_tokens, reserved=need,
                     idempotency_key=idempotency_key, ratelimit=rate, watermark=_watermark_for(grant))
 
@@ -221,7 +245,7 @@ def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None)
         future = generation_submit(prepared, on_token=on_token, should_cancel=should_cancel)
         return future.result(timeout=timeout)
     except BaseException as exc:
-        quota_release(grant_id=prepared.grant.pk, tokens=prepared.reserved)
+        quota_release(request_id=prepared.request_id)
         if isinstance(exc, engine_module.EngineError):
             raise engine_error_to_api(exc) from exc
         raise
@@ -289,10 +313,15 @@ def _meter_outbox_for(entry: UsageEntry, grant: Grant) -> MeterOutbox | None:
 @transaction.atomic
 def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
     charged = result.prompt_tokens + result.completion_tokens  # the prompt counts once, as OpenAI's
-    settled = Grant.objects.filter(pk=prepared.grant.pk, reserved_tokens__gte=prepared.reserved).update(
-        used_tokens=F("used_tokens") + charged, reserved_tokens=F("reserved_tokens") - prepared.reserved)
+    if QuotaReservation.objects.filter(pk=prepared.request_id).delete()[0]:
+        settled = Grant.objects.filter(pk=prepared.grant.pk).update(
+            used_tokens=F("used_tokens") + charged, reserved_tokens=F("reserved_tokens") - prepared.reserved)
+    else:  # the sweep released it (a request that outlived its reservation): charge if it still fits
+        settled = Grant.objects.filter(
+            pk=prepared.grant.pk, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + charged,
+        ).update(used_tokens=F("used_tokens") + charged)
     if not settled:
-        raise RuntimeError(f"Reservation of {prepared.request_id} vanished before settlement.")
+        raise ReservationLost(f"The reservation of {prepared.request_id} expired and the quota is spent.")
     now = timezone.now()
     receipts, outputs = [], []
     for completion in result.completions:
@@ -337,7 +366,7 @@ def generation_settle(prepared: Prepared, result, *, interrupted: bool = False) 
     try:
         return _settle(prepared, result, interrupted=interrupted)
     except IntegrityError:
-        quota_release(grant_id=prepared.grant.pk, tokens=prepared.reserved)
+        quota_release(request_id=prepared.request_id)
         existing = usage_by_idempotency_key(api_key=prepared.api_key, idempotency_key=prepared.idempotency_key)
         if existing is None:
             raise

@@ -110,3 +110,11 @@ def meter_outbox_sweep() -> int:
     for outbox_id in due:
         meter_outbox_send.delay(outbox_id)
     return len(due)
+
+
+@shared_task(name="quota.reservations_sweep")
+def quota_reservations_sweep_task() -> int:
+    """Periodic: release quota reservations left by requests whose process died."""
+    from .services import quota_reservations_sweep
+
+    return quota_reservations_sweep()

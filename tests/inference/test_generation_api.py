@@ -151,3 +151,36 @@ def test_each_grant_gets_its_own_watermark(client, make_licence):
     assert scan["licence"]["terms_id"] == first.grant.terms_id
     other = post(client, second, max_new_tokens=120, temperature=1.0, ignore_eos=True).json()["outputs"][0]["text"]
     assert verification_run(text=other)["watermark"]["grant_id"] == str(second.grant.pk)
+
+
+def test_a_reservation_orphaned_by_a_dead_worker_is_released_by_the_sweep(make_licence):
+    from inference.models import QuotaReservation
+    from inference.services import GenerationInput, generation_prepare, quota_reservations_sweep
+
+    licence = make_licence()
+    params = GenerationInput(model=str(licence.version.pk), prompt="the quick brown", max_new_tokens=10)
+    prepared = generation_prepare(api_key=licence.key, params=params)  # ...and the process dies here
+    assert Grant.objects.get(pk=licence.grant.pk).reserved_tokens == prepared.reserved == 13
+    assert quota_reservations_sweep() == 0  # not expired yet: a live request keeps its tokens
+    QuotaReservation.objects.filter(pk=prepared.request_id).update(expires_at=timezone.now())
+    assert quota_reservations_sweep() == 1 and quota_reservations_sweep() == 0
+    grant = Grant.objects.get(pk=licence.grant.pk)
+    assert grant.reserved_tokens == 0 and grant.used_tokens == 0
+
+
+def test_a_failing_engine_releases_the_reservation(make_licence, monkeypatch):
+    from inference import services
+    from inference.errors import ModelUnavailable
+
+    licence = make_licence()
+
+    def broken(*args, **kwargs):
+        raise services.engine_module.EngineError("model file unreadable")
+
+    monkeypatch.setattr(services, "generation_submit", broken)
+    params = services.GenerationInput(model=str(licence.version.pk), prompt="the quick brown", max_new_tokens=4)
+    prepared = services.generation_prepare(api_key=licence.key, params=params)
+    with pytest.raises(ModelUnavailable):
+        services.generation_execute(prepared)
+    grant = Grant.objects.get(pk=licence.grant.pk)
+    assert grant.reserved_tokens == 0 and grant.used_tokens == 0 and not UsageEntry.objects.exists()
