@@ -234,3 +234,49 @@ def grants_reset_quota_periods_due(*, now=None) -> int:
                                       quota_period=Grant.QuotaPeriod.MONTH,
                                       period_started_at__lte=now - timedelta(days=28))
     return sum(grant_quota_period_reset(grant_id=pk, now=now) for pk in candidates.values_list("pk", flat=True))
+
+
+# --- The platform's trial grants (the model page's "try it" box) ------------------------------
+
+TRIAL_USERNAME = "imprint-trial"
+TRIAL_TERMS = {
+    "licence_id": "custom",
+    "uses": ["personal"],
+    "samples": {"publish": False, "resell": False},
+    "attribution": "",
+    # The real limit is per visitor (marketplace.try_it); this quota only bounds a runaway.
+    "quota": {"tokens": 10_000_000, "period": "month"},
+    "rate_limit_per_minute": 600,
+    "duration_days": None,
+    "restrictions": ["Trial output, shown on the model page for evaluation only."],
+}
+
+
+def trial_user():
+    """The platform account that holds the trial grants (it cannot log in)."""
+    from django.contrib.auth import get_user_model
+
+    user, created = get_user_model().objects.get_or_create(
+        username=TRIAL_USERNAME,
+        defaults={"email": "trial@imprint.invalid", "is_customer": True, "is_active": False},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def grant_trial_ensure(*, model_version) -> Grant:
+    """The platform's active trial grant for a model version (personal use), created on first use.
+    Generation under it is metered in the ledger like any other grant.
+
+    Raises TermsNotAllowedByInputs if even personal use is not allowed by the model's inputs."""
+    holder = trial_user()
+    grant = Grant.objects.filter(customer=holder, model_version=model_version, state=Grant.State.ACTIVE).first()
+    if grant is not None:
+        return grant
+    terms = terms_create(raw=TRIAL_TERMS, model_version=model_version)
+    grant = grant_create_pending(customer=holder, model_version=model_version, terms=terms, acceptance=None,
+                                 price_paid_cents=0, currency="usd")
+    return grant_activate(grant_id=grant.pk, reason="platform trial grant")[0]

@@ -6,6 +6,7 @@ app_name = "marketplace"
 urlpatterns = [
     path("models/", views.catalogue, name="catalogue"),
     path("models/<uuid:listing_id>/", views.listing_detail, name="listing_detail"),
+    path("models/<uuid:listing_id>/try/", views.listing_try, name="listing_try"),
     path("offers/<uuid:offer_id>/buy/", views.offer_buy, name="offer_buy"),
     path("orders/<uuid:order_id>/", views.order_detail, name="order_detail"),
     path("orders/<uuid:order_id>/pay/", views.order_pay, name="order_pay"),

@@ -79,9 +79,28 @@ def listing_detail(request, listing_id):
         listing = selectors.listing_public(listing_id=listing_id)
     except ApiError as exc:
         raise Http404(str(exc)) from exc
+    from .try_it import MAX_PROMPT_CHARS, try_it_remaining
+
     offers = [(offer, render_terms_text(offer.terms.document, sha256=offer.terms_id))
               for offer in listing.active_offers]
-    return render(request, "marketplace/listing_detail.html", {"listing": listing, "offers": offers})
+    return render(request, "marketplace/listing_detail.html", {
+        "listing": listing, "offers": offers, "max_prompt": MAX_PROMPT_CHARS,
+        "try_remaining": try_it_remaining(visitor=_client_ip(request) or "unknown"),
+    })
+
+
+@require_POST
+def listing_try(request, listing_id):
+    """The "try it" box: a short continuation for any visitor, within a daily token budget."""
+    from .try_it import try_it_generate
+
+    try:
+        listing = selectors.listing_public(listing_id=listing_id)
+        result = try_it_generate(listing=listing, prompt=request.POST.get("prompt", ""),
+                                 visitor=_client_ip(request) or "unknown")
+    except ApiError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
+    return JsonResponse(result)
 
 
 # --- Checkout --------------------------------------------------------------------------------
