@@ -8,7 +8,8 @@ import queue
 import threading
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import authentication, permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -42,6 +43,28 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="imprint"'
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An Imprint API key (imp_…)."}
+
+
+_ERROR = inline_serializer("ApiError", fields={"error": inline_serializer("ApiErrorBody", fields={
+    "type": serializers.CharField(), "code": serializers.CharField(), "message": serializers.CharField(),
+    "param": serializers.CharField(allow_null=True)})})
+GENERATION_ERRORS = {
+    400: OpenApiResponse(_ERROR, "Invalid parameters, empty prompt, or prompt + max_new_tokens past the "
+                                 "model's context (context_length_exceeded, with both numbers)."),
+    401: OpenApiResponse(_ERROR, "Missing, unknown or revoked API key (invalid_api_key)."),
+    402: OpenApiResponse(_ERROR, "Quota exhausted (insufficient_quota, with remaining_tokens)."),
+    403: OpenApiResponse(_ERROR, "Licence inactive, expired or suspended, or purpose not permitted."),
+    404: OpenApiResponse(_ERROR, "No licence of this key covers the model (model_not_found)."),
+    429: OpenApiResponse(_ERROR, "Rate limit reached (x-ratelimit-* and retry-after headers)."),
+}
 
 
 class _HeadersOnErrors:
@@ -174,19 +197,23 @@ def _generate(request, params: GenerationInput, stream: bool, render_token, rend
     return Response(render_final(entry.response), headers=headers)
 
 
+class GenerationInputSerializer(GenerationFields):
+    model = serializers.CharField(required=False, max_length=100, help_text="Model version id or digest.")
+    listing = serializers.CharField(required=False, max_length=100, help_text="Or a listing id.")
+
+    def validate(self, attrs):
+        if not attrs.get("model") and not attrs.get("listing"):
+            raise serializers.ValidationError({"model": "Give a model (version id or digest) or a listing."})
+        return attrs
+
+
 class GenerationCreateApi(_KeyApi):
-    """Generate text under a licence; every output carries a signed receipt and the licence stamp."""
+    """Generate text under a licence; every output carries a signed receipt and the licence stamp.
+    `stream: true` answers with server-sent events: token events, then the full result."""
 
-    class InputSerializer(GenerationFields):
-        model = serializers.CharField(required=False, max_length=100)
-        listing = serializers.CharField(required=False, max_length=100)
+    InputSerializer = GenerationInputSerializer
 
-        def validate(self, attrs):
-            if not attrs.get("model") and not attrs.get("listing"):
-                raise serializers.ValidationError({"model": "Give a model (version id or digest) or a listing."})
-            return attrs
-
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=GenerationInputSerializer, responses={200: dict, **GENERATION_ERRORS})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -208,6 +235,9 @@ class CompletionCreateApi(_KeyApi):
     the licence stamp travel in the response's `imprint` field."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "CompletionInput"
+
         model = serializers.CharField(max_length=100)
         prompt = serializers.JSONField()
         max_tokens = serializers.IntegerField(min_value=1, max_value=4096, default=16)
@@ -227,7 +257,7 @@ class CompletionCreateApi(_KeyApi):
                 raise serializers.ValidationError("prompt must be one string.")
             return value
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: dict, **GENERATION_ERRORS})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -272,6 +302,7 @@ def _completion_chunk(prepared, event: TokenEvent) -> dict:
 class ModelListApi(_KeyApi):
     """The models the key is licensed to use (OpenAI `GET /v1/models`)."""
 
+    @extend_schema(responses={200: dict, 401: GENERATION_ERRORS[401]})
     def get(self, request):
         seen, data = set(), []
         for grant in licensed_models(api_key=request.auth):
@@ -294,6 +325,9 @@ class VerificationCreateApi(_HeadersOnErrors, APIView):
     permission_classes = [permissions.AllowAny]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VerificationInput"
+
         text = serializers.CharField(trim_whitespace=False, max_length=200_000)
         receipt = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
         prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)

@@ -184,3 +184,10 @@ def test_a_failing_engine_releases_the_reservation(make_licence, monkeypatch):
         services.generation_execute(prepared)
     grant = Grant.objects.get(pk=licence.grant.pk)
     assert grant.reserved_tokens == 0 and grant.used_tokens == 0 and not UsageEntry.objects.exists()
+
+
+def test_the_openapi_schema_documents_the_generation_api_and_its_errors(client):
+    schema = client.get("/api/schema/", headers={"Accept": "application/json"}).content.decode()
+    for path in ("/api/v1/generations", "/api/v1/verifications", "/v1/completions", "/v1/models"):
+        assert path in schema
+    assert "insufficient_quota" in schema and "bearer" in schema
