@@ -123,7 +123,7 @@ class _Stream:
         try:
             result = generation_execute(self.prepared, on_token=self.events.put, should_cancel=self.cancel.is_set)
             self.events.put(("done", result))
-        except BaseException as exc:  # delivered to the client as an error event
+        except BaseException as exc:  # noqa: BLE001 - delivered to the client as an error event
             self.events.put(("error", exc))
 
     def __iter__(self):

@@ -151,7 +151,7 @@ def model_load(folder: Path, *, digest: str, device: torch.device) -> LoadedMode
     model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = model.config
-    n_positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings")
+    n_positions = getattr(config, "n_positions", None) or config.max_position_embeddings
     return LoadedModel(
         digest=digest, model=model, tokenizer=tokenizer, device=device, n_positions=int(n_positions),
         vocab_size=int(model.get_output_embeddings().weight.shape[0]),
@@ -409,5 +409,5 @@ class Engine:
             try:
                 loaded = self.cache.get(request.model_digest, request.model_dir)
                 future.set_result(generate_with(loaded, request))
-            except BaseException as exc:  # the Future carries every failure to the caller
+            except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
                 future.set_exception(exc)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Future
-from datetime import timedelta
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -40,12 +40,18 @@ from .errors import (
     engine_error_to_api,
 )
 from .keyring import watermark_secret
-from .modelstore import ModelIntegrityError, engine_instance, model_folder_fetch, tokenizer_for
 from .models import MeterOutbox, QuotaReservation, Receipt, UsageEntry
+from .modelstore import (
+    ModelIntegrityError,
+    engine_instance,
+    model_folder_fetch,
+    tokenizer_for,
+)
 from .ratelimit import RateLimitState, ratelimit_consume, ratelimit_headers
 from .receipts import customer_pseudonym, receipt_sign, sha256_text
 from .selectors import grant_for_request, usage_by_idempotency_key
 from .watermark import DEFAULT_DELTA, DEFAULT_GAMMA, WatermarkKey, watermark_key_derive
+
 
 @dataclass
 class GenerationInput:

@@ -21,10 +21,10 @@ from . import engine as engine_module
 def generation_run(payload: dict) -> dict:
     """Generate on this worker's engine; returns the result as JSON. Engine errors come back as
     {"error": {...}} so the web maps them to the same API errors as in process."""
+    from training.models import ModelVersion
+
     from .modelstore import engine_instance, model_folder_fetch
     from .watermark import WatermarkKey
-
-    from training.models import ModelVersion
 
     version = ModelVersion.objects.get(digest=payload["model_digest"])
     request = engine_module.GenerationRequest(
@@ -82,7 +82,7 @@ def generation_submit_remote(prepared, *, on_token=None) -> Future:
                         on_token(engine_module.TokenEvent(sample_index=c.index, token_id=token_id, text=""))
                     on_token(engine_module.TokenEvent(sample_index=c.index, token_id=-1, text=c.text))
             future.set_result(result)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
             future.set_exception(exc)
 
     threading.Thread(target=wait, daemon=True).start()

@@ -13,7 +13,12 @@ from licensing.models import Grant, LicenceTerms
 from licensing.terms import render_terms_text
 
 from .receipts import jwks
-from .services import GenerationInput, generation_execute, generation_prepare, generation_settle
+from .services import (
+    GenerationInput,
+    generation_execute,
+    generation_prepare,
+    generation_settle,
+)
 from .verification import MIN_TOKENS, verification_run
 
 

@@ -10,10 +10,7 @@ import pytest
 from inference.engine import Engine
 from training.tiny import build_tiny_model
 
-WORDS = (
-    "the quick brown fox jumps over a lazy dog while rivers run past old stone bridges "
-    "and quiet towns sleep under a pale winter moon"
-).split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "rivers", "run", "past", "old", "stone", "bridges", "and", "quiet", "towns", "sleep", "under", "a", "pale", "winter", "moon"]
 TINY_DIGEST = "0" * 63 + "1"
 
 

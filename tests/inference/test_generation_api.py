@@ -155,7 +155,11 @@ def test_each_grant_gets_its_own_watermark(client, make_licence):
 
 def test_a_reservation_orphaned_by_a_dead_worker_is_released_by_the_sweep(make_licence):
     from inference.models import QuotaReservation
-    from inference.services import GenerationInput, generation_prepare, quota_reservations_sweep
+    from inference.services import (
+        GenerationInput,
+        generation_prepare,
+        quota_reservations_sweep,
+    )
 
     licence = make_licence()
     params = GenerationInput(model=str(licence.version.pk), prompt="the quick brown", max_new_tokens=10)

@@ -119,3 +119,15 @@ def test_production_refuses_to_start_without_provided_keys(settings):
         keyring.production_secrets_check()
     with pytest.raises(ImproperlyConfigured):
         keyring.signing_keys()
+
+
+@pytest.mark.django_db
+def test_the_rotate_command_makes_a_new_active_key_and_keeps_the_old_one_published():
+    from django.core.management import call_command
+
+    from inference.models import SigningKey
+
+    old_kid, _token = receipt_sign(claims=claims())
+    call_command("signing_key_rotate")
+    states = dict(SigningKey.objects.values_list("kid", "state"))
+    assert states[old_kid] == "retired" and list(states.values()).count("active") == 1

@@ -41,7 +41,7 @@ def test_a_valid_receipt_and_its_text_verify_and_each_tampering_names_its_check(
 
 
 def test_the_watermark_names_the_grant_without_a_receipt_and_plain_text_is_not_flagged(client, make_licence):
-    first, second = make_licence(), make_licence()
+    first, _other = make_licence(), make_licence()  # two grants: the scan must pick the right one
     text = post(client, first, max_new_tokens=120, ignore_eos=True).json()["outputs"][0]["text"]
     found = verify(client, text=text)
     assert found["verdict"] == "watermark_detected" and found["watermark"]["grant_id"] == str(first.grant.pk)

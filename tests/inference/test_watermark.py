@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.engine import GenerationRequest
+from inference.verification import MIN_TOKENS
 from inference.watermark import (
     WatermarkKey,
     detect,
@@ -17,8 +18,6 @@ from inference.watermark import (
 )
 
 from .conftest import TINY_DIGEST
-
-from inference.verification import MIN_TOKENS
 
 SECRET = b"server-secret-v1"
 
