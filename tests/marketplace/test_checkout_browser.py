@@ -8,10 +8,11 @@ import shutil
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connections
 from django.test import Client
 
 from licensing.models import Grant
-from marketplace.models import Order
+from marketplace.models import Order, StripeEvent
 from tests.conftest import require
 
 from .conftest import wait_for
@@ -39,7 +40,12 @@ def browser_page(stripe_site, customer, offer, monkeypatch):
         page = context.new_page()
         page.set_default_timeout(15_000)
         yield page
+        page.goto("about:blank")  # stop the order page's polling before the site goes away
+        context.close()
         browser.close()
+        # Playwright's sync API runs the test in a greenlet with its own context, so the ORM opened
+        # a connection of its own there: close it, or PostgreSQL cannot drop the test database.
+        connections.close_all()
 
 
 def _buy_with_card(page, offer, card_number: str):
@@ -65,4 +71,6 @@ def test_a_declined_card_shows_the_message_in_the_page_and_grants_nothing(browse
     browser_page.wait_for_function("document.getElementById('card-errors').textContent.length > 0")
     assert browser_page.inner_text("#card-errors") == "Your card was declined."
     assert wait_for(lambda: Order.objects.filter(customer=customer, state="failed").exists())
+    # localstripe's payment_failed webhook follows a second later and changes nothing more.
+    wait_for(lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed").exists())
     assert not Grant.objects.filter(customer=customer).exists()
