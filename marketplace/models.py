@@ -149,6 +149,7 @@ class PayoutEntry(models.Model):
     class Kind(models.TextChoices):
         SALE = "sale"
         METERED = "metered"
+        REFUND = "refund"  # reverses a sale: its amounts count negatively in the totals
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payouts")
     trainer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts")

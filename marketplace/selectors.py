@@ -93,7 +93,7 @@ def trainer_sales_by_day(trainer, *, days: int = 30) -> dict:
     sales = dict.fromkeys(axis, 0)
     revenue: dict[str, dict[date, int]] = defaultdict(lambda: dict.fromkeys(axis, 0))
     rows = (PayoutEntry.objects.filter(trainer=trainer, created_at__gte=since)
-            .annotate(day=TruncDate("created_at"))
+            .exclude(kind=PayoutEntry.Kind.REFUND).annotate(day=TruncDate("created_at"))
             .values("day", "order__offer__listing__title")
             .annotate(n=Count("id"), cents=Sum("trainer_cents")).order_by("day"))
     for row in rows:
@@ -120,12 +120,23 @@ def trainer_active_grants_by_day(trainer, *, days: int = 30) -> dict:
 
 
 def trainer_totals(trainer) -> dict:
-    """Per currency: gross, platform fee, trainer share, how much went through Connect, and owed."""
-    rows = (PayoutEntry.objects.filter(trainer=trainer).values("currency")
+    """Per currency: sales, gross, platform fee, trainer share, how much went through Connect, and
+    what is owed. Refund entries count negatively."""
+    rows = (PayoutEntry.objects.filter(trainer=trainer).values("currency", "kind")
             .annotate(gross=Sum("gross_cents"), fee=Sum("platform_fee_cents"), share=Sum("trainer_cents"),
-                      via_connect=Sum("trainer_cents", filter=Q(via_connect=True)), sales=Count("id"))
-            .order_by("currency"))
-    return {r["currency"]: {**r, "owed": r["share"] - (r["via_connect"] or 0)} for r in rows}
+                      via_connect=Sum("trainer_cents", filter=Q(via_connect=True)), n=Count("id"))
+            .order_by("currency", "kind"))
+    totals: dict[str, dict] = {}
+    for row in rows:
+        sign = -1 if row["kind"] == PayoutEntry.Kind.REFUND else 1
+        t = totals.setdefault(row["currency"], {"sales": 0, "refunds": 0, "gross": 0, "fee": 0, "share": 0,
+                                                "via_connect": 0})
+        t["refunds" if sign < 0 else "sales"] += row["n"]
+        for field in ("gross", "fee", "share", "via_connect"):
+            t[field] += sign * (row[field] or 0)
+    for t in totals.values():
+        t["owed"] = t["share"] - t["via_connect"]
+    return totals
 
 
 def trainer_tokens_by_model(trainer) -> list[dict]:

@@ -315,11 +315,25 @@ def order_mark_reversed(*, order_id, state: str, reason: str) -> tuple[Order, bo
         return order, False
     order.state = state
     order.save(update_fields=["state"])
+    if state == Order.State.REFUNDED:
+        _payout_reverse(order)
     if order.grant_id:
         grant_state = Grant.State.REVOKED if state == Order.State.REFUNDED else Grant.State.SUSPENDED
         grant_set_state(grant_id=order.grant_id, state=grant_state, reason=reason)
     audit_append(event=f"order.{state}", subject=order, data={"reason": reason})
     return order, True
+
+
+def _payout_reverse(order: Order) -> None:
+    """Record the refund of a sale in the payouts ledger (the entry is never edited: appended)."""
+    sale = PayoutEntry.objects.filter(order=order, kind=PayoutEntry.Kind.SALE).first()
+    if sale is not None:
+        PayoutEntry.objects.get_or_create(
+            kind=PayoutEntry.Kind.REFUND, reference=f"refund:{sale.reference}",
+            defaults={"order": order, "trainer": sale.trainer, "gross_cents": sale.gross_cents,
+                      "platform_fee_cents": sale.platform_fee_cents, "trainer_cents": sale.trainer_cents,
+                      "currency": sale.currency, "via_connect": sale.via_connect},
+        )
 
 
 # --- The local test-mode provider (embedded default, no Stripe keys) -------------------------

@@ -1,0 +1,107 @@
+"""Populate the embedded default with a demo marketplace (idempotent: re-running keeps data).
+
+A demo trainer trains two tiny models at first start (seconds each, on a CPU) from corpora written
+for the demo, publishes them with different licence offers; a demo customer buys a licence through
+the local test-mode provider and gets an API key; a staff account reviews compliance.
+"""
+
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import User
+from licensing.models import Grant
+from licensing.services import apikey_create
+from marketplace import services as market
+from marketplace.demo_content import harbour_logbook, kitchen_notes
+from marketplace.models import Listing, Order
+from training import job_runner, services as training
+from training.models import ModelVersion
+
+HP = {"steps": 200, "learning_rate": 3e-3, "batch_size": 8, "context_length": 64, "warmup_steps": 10,
+      "sample_every": 100, "sample_count": 2, "sample_prompt": "", "sample_max_new_tokens": 40,
+      "checkpoint_every": 100, "seed": 42, "early_stopping_patience": None, "early_stopping_min_delta": 0.0}
+
+
+def _terms(uses, *, publish, resell, attribution, tokens, period, rate, days, restrictions=()):
+    return {"licence_id": "custom", "uses": list(uses), "samples": {"publish": publish, "resell": resell},
+            "attribution": attribution, "quota": {"tokens": tokens, "period": period},
+            "rate_limit_per_minute": rate, "duration_days": days, "restrictions": list(restrictions)}
+
+
+DEMO_MODELS = [
+    {
+        "title": "Harbour Logbook", "licence": "cc-by-4.0", "text": harbour_logbook,
+        "prompt": "At dawn, the Marigold",
+        "description": "Short entries in the voice of an old harbourmaster's logbook. Trained on 80 entries.",
+        "offers": [
+            ("Personal", _terms(["personal", "research"], publish=True, resell=False,
+                                attribution="Text by Harbour Logbook on Imprint", tokens=20_000, period="month",
+                                rate=30, days=365), 900, None),
+            ("Commercial", _terms(["personal", "research", "internal", "commercial"], publish=True, resell=True,
+                                  attribution="Harbour Logbook (Imprint)", tokens=500_000, period="month", rate=120,
+                                  days=None), 4900, 20),
+        ],
+    },
+    {
+        "title": "Kitchen Notes", "licence": "cc-by-nc-4.0", "text": kitchen_notes, "prompt": "Warm the pan",
+        "description": "Recipe notes in a grandmother's hand. The data is CC BY-NC, so only non-commercial offers.",
+        "offers": [
+            ("Research", _terms(["research", "education"], publish=False, resell=False,
+                                attribution="Kitchen Notes model, Imprint", tokens=50_000, period="total",
+                                rate=20, days=90, restrictions=["Do not present outputs as tested recipes."]),
+             500, None),
+        ],
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts, models, listings, a customer licence and an API key (idempotent)."
+
+    def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            raise CommandError("The demo is never created with IMPRINT_ENV=production.")
+        call_command("demo_accounts", stdout=self.stdout)
+        trainer, customer = User.objects.get(username="trainer"), User.objects.get(username="customer")
+        listings = [self._listing(trainer, spec) for spec in DEMO_MODELS]
+        self._customer_licence(customer, listings[0])
+
+    def _listing(self, trainer, spec) -> Listing:
+        existing = Listing.objects.filter(trainer=trainer, title=spec["title"]).first()
+        if existing:
+            return existing
+        self.stdout.write(f"  training the demo model '{spec['title']}' (a few seconds) …")
+        upload = SimpleUploadedFile(f"{spec['title']}.txt", spec["text"]().encode(), content_type="text/plain")
+        dataset = training.dataset_create(owner=trainer, name=spec["title"], upload=upload,
+                                          licence=spec["licence"], licence_attested=True)
+        job = training.job_create(owner=trainer, dataset=dataset, name=spec["title"], base_model="tiny",
+                                  hyperparameters={**HP, "sample_prompt": spec["prompt"]})
+        # Run here rather than wait for a worker: the demo is ready when the site starts. A worker
+        # that later receives this job's message finds it claimed and does nothing.
+        if job_runner.job_run(job_id=job.pk) != "succeeded":
+            job.refresh_from_db()
+            raise CommandError(f"demo training failed: {job.error_message}")
+        version = ModelVersion.objects.get(job=job)
+        samples = [spec["prompt"] + s.text for s in job.samples.filter(step=HP["steps"])]
+        listing = market.listing_publish(trainer=trainer, model_version_id=version.pk, title=spec["title"],
+                                         description=spec["description"], samples=samples)
+        for name, terms, fee, metered in spec["offers"]:
+            market.offer_create(trainer=trainer, listing_id=listing.pk, name=name, terms=terms, fee_cents=fee,
+                                metered_cents_per_1k=metered)
+        return listing
+
+    def _customer_licence(self, customer, listing: Listing) -> None:
+        credentials = settings.VAR_DIR / "demo-api-key.txt"
+        if Grant.objects.filter(customer=customer, state=Grant.State.ACTIVE).exists():
+            if credentials.exists():
+                self.stdout.write(f"  demo customer API key: {credentials.read_text().strip()}")
+            return
+        offer = listing.offers.order_by("fee_cents").first()
+        order = market.order_create(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                                    ip_address="127.0.0.1", provider=Order.Provider.LOCAL_TEST)
+        market.order_pay_local_test(order_id=order.pk, customer=customer, card_number=market.TEST_CARD_SUCCEEDS)
+        _, plaintext = apikey_create(owner=customer, name="demo key", default_purpose="personal")
+        credentials.write_text(plaintext + "\n")
+        self.stdout.write(f"  demo customer API key (also in {credentials}): {plaintext}")
