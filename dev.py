@@ -53,8 +53,9 @@ def run() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("createcachetable")
     manage("collectstatic", "--noinput", "-v", "0")
-    logins = subprocess.run([str(PY), "manage.py", "demo_accounts"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    print("Preparing the demo (the first start trains two small models) …", flush=True)
+    logins = subprocess.run([str(PY), "manage.py", "demo"], cwd=ROOT, check=True,
+                            stdout=subprocess.PIPE, text=True).stdout
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     # Two worker processes, as production would have: a training worker that runs one job at a time
@@ -70,7 +71,7 @@ def run() -> int:
                           "--timeout", "120", "--access-logfile", "-"], cwd=ROOT),
     ]
     wait_for_port(host, int(port), procs)
-    print(f"\nDemo logins (embedded default):\n{logins}", flush=True)
+    print(f"\nDemo logins (embedded default, password imprint-demo):\n{logins}", flush=True)
     print(f"Imprint is running at http://{host}:{port}/   (Ctrl+C stops it)\n", flush=True)
     return supervise(procs)
 

@@ -8,6 +8,7 @@ that turns DEBUG off and makes secrets mandatory; setting a database or broker U
 production (CI does exactly that).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -15,6 +16,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
+# Workers log to files and terminals: no progress bars from Hugging Face libraries in them.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 IMPRINT_ENV = env.str("IMPRINT_ENV", default="embedded")
 PRODUCTION = IMPRINT_ENV == "production"
