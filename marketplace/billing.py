@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError
 
-from .models import BillingCustomer, Offer, Order, StripeMeter
+from .models import BillingCustomer, Offer, Order, PayoutAccount, StripeMeter
 from .stripe_gateway import stripe_client
 
 METER_EVENT_NAME = "imprint_tokens"
@@ -98,3 +98,23 @@ def meter_event_report(*, stripe_customer_id: str, tokens: int, identifier: str,
             "timestamp": int(timestamp),
         }
     )
+
+
+def payout_account_onboard(*, trainer, refresh_url: str, return_url: str) -> str:
+    """The URL of Stripe's onboarding for the trainer's Connect (Express) account, creating the
+    account the first time. Charges go to it only once Stripe reports transfers active
+    (account.updated webhook); until then the payouts ledger shows what the trainer is owed."""
+    account = PayoutAccount.objects.filter(user=trainer).first()
+    if account is None:
+        created = stripe_client().v1.accounts.create(
+            params={"type": "express", "email": trainer.email,
+                    "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+                    "metadata": {"imprint_user": str(trainer.pk)}},
+            options={"idempotency_key": f"imprint-connect-{trainer.pk}"},
+        )
+        account, _ = PayoutAccount.objects.get_or_create(user=trainer, defaults={"stripe_account_id": created.id})
+    link = stripe_client().v1.account_links.create(
+        params={"account": account.stripe_account_id, "refresh_url": refresh_url, "return_url": return_url,
+                "type": "account_onboarding"}
+    )
+    return link.url

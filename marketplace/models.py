@@ -81,10 +81,13 @@ class BillingCustomer(models.Model):
 
 
 class PayoutAccount(models.Model):
-    """A trainer's Stripe Connect account: charges go to it as destination with an application fee."""
+    """A trainer's Stripe Connect account: once it can receive transfers, charges go to it as
+    destination with an application fee; until then the payouts ledger shows what is owed."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="payout_account")
     stripe_account_id = models.CharField(max_length=100, unique=True)
+    # Set from Stripe's account.updated events: the "transfers" capability is active.
+    transfers_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -365,5 +365,5 @@ def order_pay_local_test(*, order_id, customer, card_number: str) -> Order:
 
 
 def trainer_connect_account(trainer) -> str | None:
-    account = PayoutAccount.objects.filter(user=trainer).first()
+    account = PayoutAccount.objects.filter(user=trainer, transfers_active=True).first()
     return account.stripe_account_id if account else None

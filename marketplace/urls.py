@@ -20,6 +20,7 @@ urlpatterns = [
     path("licences/keys/", views.api_keys, name="api_keys"),
     path("licences/keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke_page"),
     path("sell/", views.trainer_dashboard, name="trainer_dashboard"),
+    path("sell/payouts/connect/", views.payout_account_connect, name="payout_account_connect"),
     path("sell/publish/", views.listing_publish_view, name="listing_publish"),
     path("sell/listings/<uuid:listing_id>/", views.listing_edit, name="listing_edit"),
     path("sell/listings/<uuid:listing_id>/offers/", views.listing_offer_add, name="listing_offer_add"),

@@ -39,7 +39,7 @@ from .forms import (
     OfferForm,
     PublishForm,
 )
-from .models import Listing, Order
+from .models import Listing, Order, PayoutAccount
 from .services import (
     TEST_CARD_DECLINED,
     TEST_CARD_SUCCEEDS,
@@ -309,6 +309,7 @@ def trainer_dashboard(request):
     tokens = selectors.trainer_tokens_by_day(user)
     labels = [d.strftime("%d %b") for d in sales["days"]]
     return render(request, "marketplace/trainer_dashboard.html", {
+        "payout_account": PayoutAccount.objects.filter(user=user).first(),
         "listings": selectors.listings_of_trainer(user),
         "publish_form": PublishForm(versions=_publishable_versions(user)),
         "totals": selectors.trainer_totals(user),
@@ -322,6 +323,27 @@ def trainer_dashboard(request):
         "tokens_chart": mark_safe(charts.line_chart(labels, tokens["tokens"] or {"(none)": [0] * len(labels)},
                                                     title="Tokens generated per model per day")),
     })
+
+
+@role_required("trainer")
+@require_POST
+def payout_account_connect(request):
+    """Send the trainer to Stripe's Connect onboarding (not available in local test mode)."""
+    import stripe as stripe_sdk
+
+    from .billing import payout_account_onboard
+    from .stripe_gateway import payments_in_test_mode
+
+    if payments_in_test_mode():
+        messages.error(request, "Stripe is not configured (local test mode): payouts are shown as owed.")
+        return redirect("marketplace:trainer_dashboard")
+    here = request.build_absolute_uri(reverse("marketplace:trainer_dashboard"))
+    try:
+        url = payout_account_onboard(trainer=request.user, refresh_url=here, return_url=here)
+    except stripe_sdk.StripeError as exc:
+        messages.error(request, f"Stripe could not start onboarding: {exc.user_message or exc}")
+        return redirect("marketplace:trainer_dashboard")
+    return redirect(url)
 
 
 @role_required("trainer")

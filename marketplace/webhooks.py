@@ -12,7 +12,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from .models import BillingCustomer, Order, StripeEvent
+from .models import BillingCustomer, Order, PayoutAccount, StripeEvent
 from .services import order_mark_failed, order_mark_paid, order_mark_reversed
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,17 @@ def _charge_reversed(obj: dict, *, state: str, reason: str) -> str:
     return f"order {state}" if changed else "no change"
 
 
+def _account_updated(obj: dict) -> str:
+    """Connect: the trainer's account can (or no longer can) receive transfers."""
+    active = (obj.get("capabilities") or {}).get("transfers") == "active"
+    updated = PayoutAccount.objects.filter(stripe_account_id=obj.get("id") or "").update(transfers_active=active)
+    if not updated:
+        return "ignored: unknown account"
+    return "transfers active" if active else "transfers inactive"
+
+
 HANDLERS = {
+    "account.updated": _account_updated,
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
     "setup_intent.succeeded": _setup_succeeded,

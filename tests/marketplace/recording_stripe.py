@@ -24,6 +24,8 @@ OBJECTS = {  # path prefix -> (object, id prefix)
     "/v1/subscriptions": ("subscription", "sub_"),
     "/v1/billing/meters": ("billing.meter", "mtr_"),
     "/v1/billing/meter_events": ("billing.meter_event", ""),
+    "/v1/accounts": ("account", "acct_"),
+    "/v1/account_links": ("account_link", ""),
 }
 
 
@@ -65,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
             obj.update(status="succeeded", payment_method="pm_recorded")
         elif kind == "payment_intent":
             obj["status"] = "succeeded"
+        elif kind == "account_link":
+            obj["url"] = "https://connect.example/onboarding/recorded"
         if kind in ("payment_intent", "setup_intent"):
             obj["client_secret"] = f"{obj['id']}_secret_recorded"
         if "id" in obj:

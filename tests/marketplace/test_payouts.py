@@ -22,7 +22,11 @@ def test_the_platform_fee_is_rounded_down_and_the_parts_add_up(settings, bps, gr
 def test_a_refund_reverses_the_sale_in_the_payouts_ledger(trainer, customer, payments_test_mode):
     from marketplace.models import PayoutEntry
     from marketplace.selectors import trainer_totals
-    from marketplace.services import order_create, order_mark_reversed, order_pay_local_test
+    from marketplace.services import (
+        order_create,
+        order_mark_reversed,
+        order_pay_local_test,
+    )
     from tests import factories
 
     offer = factories.offer(factories.listing(trainer), fee_cents=2500)

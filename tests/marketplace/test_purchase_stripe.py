@@ -220,3 +220,14 @@ def test_without_a_webhook_secret_every_event_is_refused(stripe_site, client, se
     payload = {"id": "evt_any", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {}}}
     assert _post_event(client, payload, secret="").status_code == 400
     assert not StripeEvent.objects.exists()
+
+
+def test_connect_account_updates_turn_destination_charges_on(stripe_site, client, trainer):
+    from marketplace.models import PayoutAccount
+
+    PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_onboarding")
+    event = {"id": "evt_acct", "object": "event", "type": "account.updated",
+             "data": {"object": {"id": "acct_onboarding", "object": "account",
+                                 "capabilities": {"transfers": "active", "card_payments": "active"}}}}
+    assert _post_event(client, event).json()["outcome"] == "transfers active"
+    assert PayoutAccount.objects.get(user=trainer).transfers_active

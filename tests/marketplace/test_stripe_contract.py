@@ -6,6 +6,7 @@ import json
 import urllib.request
 
 import pytest
+from django.urls import reverse
 
 from marketplace.billing import (
     METER_EVENT_NAME,
@@ -51,7 +52,7 @@ def test_connect_destination_charges_carry_the_application_fee_and_destination(r
     settings.PLATFORM_FEE_BPS = 1250  # 12.5 %: 2,999 cents → a 374.875 fee, rounded down to 374
     listing = factories.listing(trainer)
     offer = factories.offer(listing, fee_cents=2999)
-    PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_trainer123")
+    PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_trainer123", transfers_active=True)
     checkout = purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
                               ip_address=None)
     assert order_charge(order_id=checkout.order.pk, customer=customer).status == "processing"
@@ -140,3 +141,30 @@ def test_meter_events_report_tokens_with_a_unique_identifier(recording_stripe):
     event = _only(recording_stripe(), "POST", "/v1/billing/meter_events")
     assert event["params"] == {"event_name": METER_EVENT_NAME, "payload[stripe_customer_id]": "cus_abc",
                                "payload[value]": "1234", "identifier": "usage-42", "timestamp": "1800000000"}
+
+
+def test_connect_onboarding_creates_an_express_account_once_and_an_onboarding_link(recording_stripe, client, trainer):
+    client.force_login(trainer)
+    response = client.post(reverse("marketplace:payout_account_connect"))
+    assert response.status_code == 302 and response.url == "https://connect.example/onboarding/recorded"
+    client.post(reverse("marketplace:payout_account_connect"))  # again: the same account, a new link
+    requests = recording_stripe()
+    account = _only(requests, "POST", "/v1/accounts")["params"]
+    assert account["type"] == "express" and account["email"] == trainer.email
+    assert account["capabilities[transfers][requested]"] == "true"
+    links = [r["params"] for r in requests if r["path"] == "/v1/account_links"]
+    assert len(links) == 2 and links[0]["type"] == "account_onboarding"
+    assert links[0]["account"] == PayoutAccount.objects.get(user=trainer).stripe_account_id
+    assert links[0]["return_url"].endswith(reverse("marketplace:trainer_dashboard"))
+    # Not ready yet: charges are not routed to it until Stripe says transfers are active.
+    assert not PayoutAccount.objects.get(user=trainer).transfers_active
+
+
+def test_an_account_that_cannot_receive_transfers_gets_no_destination_charges(recording_stripe, trainer, customer):
+    PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_pending")
+    offer = factories.offer(factories.listing(trainer), fee_cents=2000)
+    checkout = purchase_start(customer=customer, offer_id=offer.pk, accepted_terms_sha256=offer.terms_id,
+                              ip_address=None)
+    order_charge(order_id=checkout.order.pk, customer=customer)
+    create = _only(recording_stripe(), "POST", "/v1/payment_intents")["params"]
+    assert "transfer_data[destination]" not in create and "application_fee_amount" not in create

@@ -16,7 +16,8 @@ from licensing.services import apikey_create
 from marketplace import services as market
 from marketplace.demo_content import harbour_logbook, kitchen_notes
 from marketplace.models import Listing, Order
-from training import job_runner, services as training
+from training import job_runner
+from training import services as training
 from training.models import ModelVersion
 
 HP = {"steps": 200, "learning_rate": 3e-3, "batch_size": 8, "context_length": 64, "warmup_steps": 10,
