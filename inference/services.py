@@ -8,9 +8,12 @@ conditional UPDATE (no row lock held while generating; correct on SQLite and Pos
 charges the actual tokens and writes the ledger row, the receipts and the meter outbox row in ONE
 transaction. A refused request is recorded in the audit log and charges nothing.
 
-Where the engine runs: in this process in the embedded default (no broker hop, tokens streamed
-directly), on `inference` queue workers when settings.INFERENCE_IN_PROCESS is false (production):
-the web tier then never loads weights, only the tokenizer to count prompt tokens before reserving.
+Where the engine runs (the trade-off): in this process in the embedded default — no broker hop, no
+Redis, tokens streamed directly; but every web process holds a copy of the models, so it suits one
+machine. On `inference` queue workers when settings.INFERENCE_IN_PROCESS is false (the production
+default): the web tier never loads weights (only the tokenizer, to count prompt tokens before
+reserving), workers scale on their own machines (GPUs) and share one engine per process, at the
+cost of a broker round trip per request (~3 ms on Redis) and a Redis relay for streamed tokens.
 """
 
 from __future__ import annotations
@@ -232,7 +235,8 @@ def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) 
     """Start the engine on a prepared request; the Future yields an engine GenerationResult.
 
     In process (embedded default) the engine streams tokens through `on_token` as they come; on
-    `inference` workers (settings.INFERENCE_IN_PROCESS false) the tokens arrive with the result."""
+    `inference` workers (settings.INFERENCE_IN_PROCESS false) they come through the Redis relay
+    (inference.relay) and a disconnect stops the worker's engine the same way."""
     if getattr(settings, "INFERENCE_IN_PROCESS", not settings.PRODUCTION):
         try:
             return engine_instance().submit(_engine_request(prepared, on_token=on_token,
@@ -241,7 +245,7 @@ def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) 
             raise engine_error_to_api(exc) from exc
     from .tasks import generation_submit_remote
 
-    return generation_submit_remote(prepared, on_token=on_token)
+    return generation_submit_remote(prepared, on_token=on_token, should_cancel=should_cancel)
 
 
 def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationResult:

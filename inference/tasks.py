@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 
 from celery import shared_task
@@ -20,24 +21,34 @@ from . import engine as engine_module
 @shared_task(name="inference.generate")
 def generation_run(payload: dict) -> dict:
     """Generate on this worker's engine; returns the result as JSON. Engine errors come back as
-    {"error": {...}} so the web maps them to the same API errors as in process."""
+    {"error": {...}} so the web maps them to the same API errors as in process. With `relay`, tokens
+    are published as they come and a cancel flag set by the web stops the engine between steps."""
     from training.models import ModelVersion
 
     from .modelstore import engine_instance, model_folder_fetch
+    from .relay import TokenPublisher, cancel_checker
     from .watermark import WatermarkKey
 
-    version = ModelVersion.objects.get(digest=payload["model_digest"])
+    request_id, relay = payload.pop("request_id"), payload.pop("relay", None)
+    version = ModelVersion.objects.get(digest=payload.pop("model_digest"))
+    publisher = TokenPublisher(request_id, relay) if relay else None
     request = engine_module.GenerationRequest(
         model_digest=version.digest, model_dir=model_folder_fetch(version),
-        watermark=WatermarkKey(**payload.pop("watermark")),
-        **{k: v for k, v in payload.items() if k != "model_digest"})
+        watermark=WatermarkKey(**payload.pop("watermark")), should_cancel=cancel_checker(request_id),
+        on_token=publisher.publish if publisher else None, **payload)
     try:
-        result = engine_instance().generate(request)
+        return _result_to_json(engine_instance().generate(request))
     except engine_module.ContextTooLong as exc:
         return {"error": {"kind": "context", "prompt_tokens": exc.prompt_tokens,
                           "max_new_tokens": exc.max_new_tokens, "n_positions": exc.n_positions}}
     except engine_module.EngineError as exc:
         return {"error": {"kind": type(exc).__name__, "message": str(exc), "param": getattr(exc, "param", None)}}
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _result_to_json(result: engine_module.GenerationResult) -> dict:
     return {"model_digest": result.model_digest, "prompt_tokens": result.prompt_tokens, "seed": result.seed,
             "device": result.device, "prompt_token_ids": result.prompt_token_ids,
             "completions": [{"index": c.index, "token_ids": c.token_ids, "text": c.text,
@@ -59,34 +70,69 @@ def _result_from_json(data: dict) -> engine_module.GenerationResult:
         seed=data["seed"], device=data["device"], prompt_token_ids=data["prompt_token_ids"])
 
 
-def generation_submit_remote(prepared, *, on_token=None) -> Future:
-    """Send a prepared request to an `inference` worker; the Future completes with its result.
-    Tokens are replayed through `on_token` when the result arrives (no per-token relay yet: that
-    needs the Redis pub/sub channel planned with batching, issue #8)."""
+def _payload(prepared, relay: str | None) -> dict:
     p = prepared.params
-    payload = {"model_digest": prepared.version.digest, "prompt": p.prompt, "max_new_tokens": p.max_new_tokens,
-               "temperature": p.temperature, "top_k": p.top_k, "top_p": p.top_p, "n": p.n, "seed": p.seed,
-               "stop_at_eos": not p.ignore_eos,
-               "watermark": {"key": prepared.watermark.key, "delta": prepared.watermark.delta,
-                             "gamma": prepared.watermark.gamma}}
-    async_result = generation_run.apply_async(args=[payload])
+    return {"request_id": prepared.request_id, "relay": relay, "model_digest": prepared.version.digest,
+            "prompt": p.prompt, "max_new_tokens": p.max_new_tokens, "temperature": p.temperature,
+            "top_k": p.top_k, "top_p": p.top_p, "n": p.n, "seed": p.seed, "stop_at_eos": not p.ignore_eos,
+            "watermark": {"key": prepared.watermark.key, "delta": prepared.watermark.delta,
+                          "gamma": prepared.watermark.gamma}}
+
+
+def generation_submit_remote(prepared, *, on_token=None, should_cancel=None) -> Future:
+    """Send a prepared request to an `inference` worker; the Future completes with its result.
+
+    Streaming (`on_token`) relays tokens over Redis as the worker makes them, and forwards a
+    disconnect (`should_cancel`) as the shared cancel flag. Without Redis the tokens are replayed
+    when the result arrives."""
+    from .relay import TokenSubscription, cancel_request, relay_url
+
+    url = relay_url() if on_token is not None else None
+    subscription = TokenSubscription(prepared.request_id, url) if url else None  # before the task starts
+    async_result = generation_run.apply_async(args=[_payload(prepared, url)])
     future: Future = Future()
     timeout = float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300))
 
+    def relay_tokens():
+        cancelled, finished, deadline = False, False, time.monotonic() + timeout
+        for event in subscription.events():
+            if event is not None:
+                on_token(event)
+                continue
+            # A quiet interval. The worker publishes its end marker before it stores the result, so
+            # a quiet interval after the result is ready means the marker was lost: stop waiting.
+            if finished:
+                return
+            finished = async_result.ready()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"No tokens from the inference worker for {prepared.request_id}.")
+            if not cancelled and should_cancel is not None and should_cancel():
+                cancel_request(prepared.request_id)
+                cancelled = True
+
     def wait():
         try:
+            if subscription is not None:
+                relay_tokens()
             result = _result_from_json(async_result.get(timeout=timeout))
-            if on_token is not None:
-                for c in result.completions:
-                    for token_id in c.token_ids:
-                        on_token(engine_module.TokenEvent(sample_index=c.index, token_id=token_id, text=""))
-                    on_token(engine_module.TokenEvent(sample_index=c.index, token_id=-1, text=c.text))
+            if subscription is None and on_token is not None:
+                _replay(result, on_token)
             future.set_result(result)
         except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
             future.set_exception(exc)
+        finally:
+            if subscription is not None:
+                subscription.close()
 
     threading.Thread(target=wait, daemon=True).start()
     return future
+
+
+def _replay(result: engine_module.GenerationResult, on_token) -> None:
+    for c in result.completions:
+        for token_id in c.token_ids:
+            on_token(engine_module.TokenEvent(sample_index=c.index, token_id=token_id, text=""))
+        on_token(engine_module.TokenEvent(sample_index=c.index, token_id=-1, text=c.text))
 
 
 @shared_task(name="metering.outbox_send", bind=True, max_retries=8)

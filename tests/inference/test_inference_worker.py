@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from inference.models import UsageEntry
@@ -24,3 +26,25 @@ def test_a_generation_runs_on_a_real_inference_worker_when_not_in_process(
     assert receipt_verify(jws=output["receipt"]["jws"], text=output["text"]).valid
     assert UsageEntry.objects.get(request_id=response.json()["id"]).completion_tokens == 6
     assert "inference.generate" in worker.log() and "succeeded" in worker.log()
+
+
+def test_a_stream_from_a_worker_relays_tokens_and_a_disconnect_stops_it(
+        celery_workers, make_licence, settings, client, redis_url):
+    from inference.relay import relay_url
+    from tests.conftest import require
+
+    require(relay_url() is not None, "a Redis broker (CELERY_BROKER_URL=redis://...) for the token relay")
+    settings.INFERENCE_IN_PROCESS = False
+    worker = celery_workers.start(queues="inference", pool="threads", concurrency=2)
+    licence = make_licence()
+    body = {"model": str(licence.version.pk), "prompt": "the quick brown", "max_new_tokens": 120,
+            "ignore_eos": True, "stream": True}
+    response = client.post("/api/v1/generations", data=json.dumps(body), content_type="application/json",
+                           headers={"Authorization": f"Bearer {licence.plaintext}"})
+    assert response.status_code == 200
+    chunks = response._iterator  # the test client's closing wrapper (see test_streaming.py)
+    first = [next(chunks) for _ in range(3)]
+    chunks.close()  # the client goes away after three tokens
+    entry = UsageEntry.objects.get(grant=licence.grant)
+    assert entry.interrupted and entry.completion_tokens == 3, worker.log()[-2000:]
+    assert all(b'"type": "token"' in chunk for chunk in first)
