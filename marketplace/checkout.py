@@ -162,6 +162,9 @@ def order_charge(*, order_id, customer) -> Charge:
     order = _pending_stripe_order(order_id, customer)
     if order.state == Order.State.PAID:
         return Charge(status="paid", order=order)
+    if order.state != Order.State.PENDING or not order.stripe_setup_intent_id:
+        # A failed order stays failed (its message says why); buying again starts a new order.
+        raise PaymentDeclined(order.failure_message or "This order can no longer be paid.", param="order")
     try:
         payment_method = _saved_card(order)
         if not order.amount_cents:

@@ -231,3 +231,13 @@ def test_connect_account_updates_turn_destination_charges_on(stripe_site, client
                                  "capabilities": {"transfers": "active", "card_payments": "active"}}}}
     assert _post_event(client, event).json()["outcome"] == "transfers active"
     assert PayoutAccount.objects.get(user=trainer).transfers_active
+
+
+def test_a_declined_order_cannot_be_charged_again(stripe_site, customer, offer):
+    order = _start(customer, offer).order
+    with pytest.raises(PaymentDeclined):
+        _pay_as_the_page_would(stripe_site["client"], order, "pm_card_chargeCustomerFail")
+    with pytest.raises(PaymentDeclined, match="Your card was declined."):
+        order_charge(order_id=order.pk, customer=customer)
+    wait_for(lambda: StripeEvent.objects.filter(type="payment_intent.payment_failed").exists())
+    assert not Grant.objects.exists()
