@@ -7,6 +7,7 @@ import json
 import queue
 import threading
 
+from django.db import connections
 from django.http import StreamingHttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -125,6 +126,8 @@ class _Stream:
             self.events.put(("done", result))
         except BaseException as exc:  # noqa: BLE001 - delivered to the client as an error event
             self.events.put(("error", exc))
+        finally:
+            connections.close_all()  # this thread's own connections (a failure releases quota)
 
     def __iter__(self):
         threading.Thread(target=self._run, daemon=True).start()

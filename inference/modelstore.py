@@ -13,8 +13,9 @@ import threading
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 
-from training.artifacts import folder_download, folder_manifest, manifest_digest
+from training.artifacts import file_sha256, folder_download, folder_manifest, manifest_digest
 
 from .engine import Engine
 
@@ -72,13 +73,56 @@ def engine_instance() -> Engine:
         return _engine
 
 
+# Small files enough for AutoTokenizer: the web tier counts tokens without fetching the weights.
+_TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json")
+
+
+def tokenizer_folder_fetch(version) -> Path:
+    """A local folder with the version's tokenizer files only, each verified against the version's
+    manifest (its SHA-256). Uses the full model folder when this process already has it.
+
+    Raises ModelIntegrityError for a file that differs from the manifest or a manifest without a
+    tokenizer; FileNotFoundError when storage lacks a listed file."""
+    full = model_cache_dir() / version.digest
+    if full.is_dir():
+        return full
+    target = model_cache_dir() / "tokenizers" / version.digest
+    if target.is_dir():
+        return target
+    wanted = [f for f in version.files or [] if f["name"] in _TOKENIZER_FILES]
+    if not any(f["name"] == "tokenizer.json" for f in wanted):
+        return model_folder_fetch(version)  # an older manifest: fall back to the verified full folder
+    staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=_ensure(model_cache_dir())))
+    try:
+        for entry in wanted:
+            with default_storage.open(f"{version.storage_prefix.rstrip('/')}/{entry['name']}", "rb") as src:
+                (staging / entry["name"]).write_bytes(src.read())
+            if file_sha256(staging / entry["name"]) != entry["sha256"]:
+                raise ModelIntegrityError(f"{entry['name']} of model {version.digest[:12]} differs from its manifest.")
+        _ensure(target.parent)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def tokenizer_for(version):
-    """The version's tokenizer (loaded from the verified local folder, cached per digest): the web
-    tier counts prompt tokens with it before reserving quota, without loading the weights."""
+    """The version's tokenizer, cached per digest: the web tier counts prompt tokens with it before
+    reserving quota, and the verify page tokenizes texts with it, without loading any weights."""
     tokenizer = _tokenizers.get(version.digest)
     if tokenizer is None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model_folder_fetch(version))
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder_fetch(version))
         _tokenizers[version.digest] = tokenizer
     return tokenizer
