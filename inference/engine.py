@@ -271,6 +271,8 @@ class DecodeLoop:
 
     def run(self) -> list[Completion]:
         r, device = self.r, self.m.device
+        if self._cancelled():  # the client left while the request waited in the queue
+            return self._completions()
         input_ids = torch.tensor([self.prompt_ids] * r.n, dtype=torch.long, device=device)
         out = self.m.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
         for _step in range(r.max_new_tokens):

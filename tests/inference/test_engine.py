@@ -125,3 +125,8 @@ def test_a_full_queue_is_refused_with_engine_busy(tiny_dir):
     finally:
         release.set()
         engine.close()
+
+
+def test_a_request_cancelled_while_queued_generates_nothing(engine, tiny_dir):
+    result = engine.generate(request(tiny_dir, should_cancel=lambda: True))
+    assert result.completion_tokens == 0 and result.completions[0].finish_reason == "cancelled"
