@@ -1,0 +1,16 @@
+"""Listings, licence offers, purchases and payouts.
+
+Payments (settings from the environment, see config/settings.py):
+- STRIPE_SECRET_KEY unset: the embedded default's local test-mode provider (labelled on every page;
+  test cards 4242… succeed, others decline; grants activate through the same services).
+- STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET set: Stripe. Register the webhook
+  endpoint /stripe/webhook/ for payment_intent.succeeded, payment_intent.payment_failed,
+  setup_intent.succeeded, charge.refunded, charge.dispute.created and account.updated.
+- STRIPE_API_BASE points the SDK (and the page's Stripe.js) at localstripe for local development.
+
+Flow: checkout.purchase_start (order + SetupIntent) → Stripe.js confirmCardSetup in the page →
+checkout.order_charge (PaymentIntent on the saved card; 3-D Secure via confirmCardPayment) →
+webhooks.stripe_event_process (payment_intent.succeeded) → grant active + payout entry + audit.
+Metered offers are post-paid through Billing Meters (billing.py); the inference outbox reports usage
+with billing.meter_event_report.
+"""
