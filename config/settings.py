@@ -211,6 +211,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.sweep_leases",
         "schedule": float(env.int("TRAINING_SWEEP_SECONDS", default=30)),
     },
+    "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
+    "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -252,9 +254,11 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # An override so tests and local development can point the real SDK at localstripe.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 PAYMENTS_TEST_MODE = not STRIPE_SECRET_KEY
-if PRODUCTION and PAYMENTS_TEST_MODE:
-    raise ImproperlyConfigured("IMPRINT_ENV=production needs STRIPE_SECRET_KEY.")
+if PRODUCTION and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "IMPRINT_ENV=production needs STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET.")
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20.00 %, in basis points
+TRY_IT_TOKENS_PER_VISITOR_PER_DAY = env.int("TRY_IT_TOKENS_PER_VISITOR_PER_DAY", default=300)
 
 # --- Training -------------------------------------------------------------------------------
 DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)
