@@ -2,6 +2,8 @@
 pages; errors use the project's one error shape."""
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -54,10 +56,24 @@ class TrainerApi(APIView):
     permission_classes = [IsTrainer]
 
 
+DatasetUpload = inline_serializer("DatasetUpload", fields={
+    "name": serializers.CharField(required=False),
+    "file": serializers.FileField(help_text="UTF-8 text; documents separated by <|endoftext|>."),
+    "licence": serializers.CharField(help_text="SPDX id of the data's licence, or 'custom'."),
+    "licence_attested": serializers.BooleanField(),
+    "stats_base_model": serializers.CharField(required=False),
+})
+JOB_FIELDS = ("Fields of the job form: dataset (required), name, base_model, steps, learning_rate, batch_size, "
+              "context_length, warmup_steps, sample_every, sample_count, sample_prompt, sample_max_new_tokens, "
+              "checkpoint_every, seed, early_stopping_patience, early_stopping_min_delta. Unset fields take defaults.")
+
+
 class DatasetListCreateApi(TrainerApi):
+    @extend_schema(operation_id="training_datasets_list", responses=DatasetOutput(many=True))
     def get(self, request):
         return Response(DatasetOutput(Dataset.objects.filter(owner=request.user), many=True).data)
 
+    @extend_schema(operation_id="training_datasets_create", request={"multipart/form-data": DatasetUpload}, responses={201: DatasetOutput})
     def post(self, request):
         form = DatasetForm(request.data, request.FILES)
         if not form.is_valid():
@@ -75,16 +91,19 @@ class DatasetListCreateApi(TrainerApi):
 
 
 class DatasetDetailApi(TrainerApi):
+    @extend_schema(operation_id="training_datasets_retrieve", responses=DatasetOutput)
     def get(self, request, pk):
         return Response(DatasetOutput(selectors.dataset_get(owner=request.user, pk=pk)).data)
 
 
 class JobListCreateApi(TrainerApi):
+    @extend_schema(operation_id="training_jobs_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         jobs = selectors.studio_overview(owner=request.user)["jobs"]
         return Response([{"id": str(j.pk), "name": j.name, "state": j.state, "step": j.step,
                           "total_steps": j.total_steps, "percent": j.progress_percent} for j in jobs])
 
+    @extend_schema(operation_id="training_jobs_create", request=OpenApiTypes.OBJECT, description=JOB_FIELDS, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         form = JobForm(request.data)
         if not form.is_valid():
@@ -101,12 +120,14 @@ class JobListCreateApi(TrainerApi):
 
 
 class JobDetailApi(TrainerApi):
+    @extend_schema(operation_id="training_jobs_retrieve", responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):
         job = selectors.job_get(owner=request.user, pk=pk)
         return Response(selectors.job_progress(job=job, include_trace=request.user.is_staff))
 
 
 class JobControlApi(TrainerApi):
+    @extend_schema(operation_id="training_jobs_control", request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk, action):
         job = selectors.job_get(owner=request.user, pk=pk)
         try:
@@ -117,16 +138,19 @@ class JobControlApi(TrainerApi):
 
 
 class VersionListApi(TrainerApi):
+    @extend_schema(operation_id="training_versions_list", responses=VersionOutput(many=True))
     def get(self, request):
         return Response(VersionOutput(ModelVersion.objects.filter(owner=request.user), many=True).data)
 
 
 class VersionDetailApi(TrainerApi):
+    @extend_schema(operation_id="training_versions_retrieve", responses=VersionOutput)
     def get(self, request, pk):
         return Response(VersionOutput(selectors.version_get(owner=request.user, pk=pk)).data)
 
 
 class VersionFromCheckpointApi(TrainerApi):
+    @extend_schema(operation_id="training_versions_from_checkpoint", request=OpenApiTypes.OBJECT, responses={201: VersionOutput})
     def post(self, request, pk, checkpoint_id):
         job = selectors.job_get(owner=request.user, pk=pk)
         checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id, job=job)
