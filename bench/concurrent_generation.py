@@ -29,7 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generation_overhead import GPT2_SMALL, PROMPT_WORDS, api_generate, build_model, django_setup, served_licence
+from generation_overhead import (
+    GPT2_SMALL,
+    PROMPT_WORDS,
+    api_generate,
+    build_model,
+    django_setup,
+    served_licence,
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -92,7 +99,8 @@ def main() -> None:
 
         loaded = engine_instance().load(version.digest, model_folder_fetch(version))
         prompt = " ".join((PROMPT_WORDS * 8)[:args.prompt_tokens])
-        run_level(version, plaintext, clients=1, requests_per_client=1, prompt=prompt, new_tokens=4)  # warm-up
+        # Warm-up at full length: first-call allocations and kernel choices must not land in a level.
+        run_level(version, plaintext, clients=2, requests_per_client=1, prompt=prompt, new_tokens=new_tokens)
         solo = run_level(version, plaintext, clients=1, requests_per_client=solo_requests, prompt=prompt,
                          new_tokens=new_tokens)
         eight = run_level(version, plaintext, clients=8, requests_per_client=per_client_at_8, prompt=prompt,
