@@ -8,7 +8,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 200
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 14, 30
+LEFT, RIGHT, TOP, BOTTOM = 64, 12, 26, 30
 
 
 def _nice_max(value: int) -> int:
@@ -44,9 +44,11 @@ def usage_svg(days: list[dict], *, quota_tokens: int | None = None) -> SafeStrin
         title = escape(f"{d['day'].isoformat()}: {d['tokens']:,} tokens in {d['requests']} requests")
         parts.append(f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
                      f'fill="#3b5bdb"><title>{title}</title></rect>')
-        if i % 7 == 0 or i == len(days) - 1:
+        last = len(days) - 1
+        # A label a week, and the last day unless it would sit on the previous weekly label.
+        if i % 7 == 0 or (i == last and last % 7 >= 4):
             parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{HEIGHT - 10}" text-anchor="middle" font-size="11" '
                          f'fill="#5b6478">{escape(d["day"].strftime("%b %d"))}</text>')
-    parts.append(f'<text x="{LEFT}" y="{TOP - 2}" font-size="11" fill="#5b6478">tokens per day'
+    parts.append(f'<text x="{LEFT}" y="12" font-size="11" fill="#5b6478">tokens per day'
                  + (escape(f" (quota {quota_tokens:,})") if quota_tokens else "") + "</text></svg>")
     return mark_safe("".join(parts))
