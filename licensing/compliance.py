@@ -6,7 +6,8 @@ Where the evidence comes from:
   raises a flag when a rule's threshold is reached within its window (purpose not permitted, repeated
   quota exhaustion, repeated rate-limit hits, use of a revoked grant);
 - a revoked API key presented again: `flag_revoked_key_used` (called where keys are authenticated);
-- a receipt that fails verification: `flag_receipt_failed` (reports here; the verify API may call it);
+- a receipt that fails verification: `flags_from_verification` (reports here; the public verify API
+  and page call it too);
 - a reported text whose watermark names a grant: `report_submit` raises the flag and opens a case.
 
 Flags of one kind about one subject within one window share a row (`dedupe_key`) whose evidence is
@@ -183,18 +184,39 @@ def flag_revoked_key_used(*, key: ApiKey) -> Flag:
                       dedupe_key=f"{Flag.Kind.USED_AFTER_REVOCATION}:key:{key.pk}:{bucket}")
 
 
-def flag_receipt_failed(*, receipt_check: dict, text: str, source: str, report: Report | None = None) -> Flag:
+# A malformed "receipt" is someone pasting the wrong thing, not evidence; flagging it would only let
+# anyone fill the review queue through the public verify API.
+RECEIPT_FAILURES_FLAGGED = ("signature", "unknown_key", "text_altered", "prompt_altered")
+
+
+def flag_receipt_failed(*, receipt_check: dict, receipt: str, text: str, source: str,
+                        report: Report | None = None) -> Flag | None:
     """A receipt failed verification. When its signature held (the text or prompt was altered) the
-    claims name the grant, so the flag does too; a forged or unknown signature names no one.
+    claims name the grant, so the flag does too; a forged or unknown signature names no one. One
+    flag per receipt and reason, however often it is checked. Returns None for a malformed receipt.
     Raises nothing of its own."""
+    reason = receipt_check.get("reason")
+    if reason not in RECEIPT_FAILURES_FLAGGED:
+        return None
     claims = receipt_check.get("claims") or {}
     grant = Grant.objects.select_related("customer").filter(pk=claims["grant"]).first() if claims.get("grant") else None
-    evidence = {"reason": receipt_check.get("reason"), "message": receipt_check.get("message"),
-                "kid": receipt_check.get("kid"), "claims": claims or None, "source": source,
-                "report": report.pk if report else None,
+    evidence = {"reason": reason, "message": receipt_check.get("message"), "kid": receipt_check.get("kid"),
+                "claims": claims or None, "source": source, "report": report.pk if report else None,
                 "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    receipt_digest = hashlib.sha256(receipt.encode()).hexdigest()
     return flag_raise(kind=Flag.Kind.RECEIPT_INVALID, severity=Severity.MEDIUM, grant=grant,
-                      customer=grant.customer if grant else None, evidence=evidence)
+                      customer=grant.customer if grant else None, evidence=evidence,
+                      dedupe_key=f"{Flag.Kind.RECEIPT_INVALID}:{reason}:{receipt_digest}")
+
+
+def flags_from_verification(*, result: dict, text: str, receipt: str | None, source: str,
+                            report: Report | None = None) -> Flag | None:
+    """Raise the flag a verification result calls for (a receipt that failed), if any. For callers
+    of `inference.verification.verification_run` such as the public verify API and page."""
+    check = result.get("receipt")
+    if not receipt or not check or check.get("valid"):
+        return None
+    return flag_receipt_failed(receipt_check=check, receipt=receipt, text=text, source=source, report=report)
 
 
 # --- Cases -----------------------------------------------------------------------------------
@@ -422,9 +444,8 @@ def _report_record(*, fields: dict, verification: dict, reporter, ip) -> Report:
     audit_append(event="report.received", actor=report.reporter, subject=report,
                  data={"verdict": verification.get("verdict"), "text_sha256":
                        hashlib.sha256(report.text.encode()).hexdigest()})
-    check = verification.get("receipt")
-    if check and not check.get("valid"):
-        flag_receipt_failed(receipt_check=check, text=report.text, source="report", report=report)
+    flags_from_verification(result=verification, text=report.text, receipt=report.receipt, source="report",
+                            report=report)
     grant, basis = _accused_grant(verification)
     if grant is None:
         return report

@@ -104,3 +104,30 @@ def test_reports_are_rate_limited_per_address(client, db, settings):
 def test_a_bad_report_is_400_with_the_field(client, db, body, param):
     response = report(client, **body)
     assert response.status_code == 400 and response.json()["error"]["param"] == param
+
+
+def test_a_forged_receipt_is_flagged_once_and_a_malformed_one_not_at_all(client, make_licence):
+    licence = make_licence()
+    output = generate_text(client, licence, tokens=12)
+    head, payload, signature = output["receipt"]["jws"].split(".")
+    forged = f"{head}.{payload}.{signature[:10]}{'A' if signature[10] != 'A' else 'B'}{signature[11:]}"
+    for ip in ("192.0.2.1", "192.0.2.2"):
+        assert report(client, text=output["text"], receipt=forged, ip=ip).json()["verification"]["receipt"][
+            "reason"] == "signature"
+    flag = Flag.objects.get(kind=Flag.Kind.RECEIPT_INVALID)
+    assert flag.grant is None and flag.evidence["claims"] is None  # an unverified claim accuses no one
+    report(client, text=output["text"], receipt="not a receipt")
+    assert Flag.objects.filter(kind=Flag.Kind.RECEIPT_INVALID).count() == 1
+
+
+def test_the_verify_api_result_raises_a_receipt_flag_through_the_service(client, make_licence):
+    from licensing.compliance import flags_from_verification
+
+    licence = make_licence()
+    output = generate_text(client, licence, tokens=12)
+    altered = output["text"] + "!"
+    result = client.post("/api/v1/verifications", data={"text": altered, "receipt": output["receipt"]["jws"]},
+                         content_type="application/json").json()
+    flag = flags_from_verification(result=result, text=altered, receipt=output["receipt"]["jws"],
+                                   source="verify_api")
+    assert flag.grant_id == licence.grant.pk and flag.evidence["source"] == "verify_api"
