@@ -252,7 +252,7 @@ def case_open_from_flag(*, flag_id: int, staff) -> Case:
     """Open a case about the flag's grant holding every flag of that grant not yet in a case (or add
     them to the grant's undecided case). Raises FlagNotFound, and DecisionInvalid when the flag names
     no grant (nothing to decide on)."""
-    flag = Flag.objects.select_for_update().select_related("grant").filter(pk=flag_id).first()
+    flag = Flag.objects.select_for_update().filter(pk=flag_id).first()
     if flag is None:
         raise FlagNotFound("No such flag.", param="flag")
     if flag.grant is None:
@@ -291,7 +291,7 @@ def case_decide(*, case_id: int, staff, action: str, reason: str) -> Decision:
     if not reason or len(reason) > MAX_REASON_CHARS:
         raise DecisionInvalid(f"Give a reason (at most {MAX_REASON_CHARS} characters).", param="reason")
     with transaction.atomic():
-        case = Case.objects.select_for_update().select_related("grant").filter(pk=case_id).first()
+        case = Case.objects.select_for_update().filter(pk=case_id).first()
         if case is None:
             raise CaseNotFound("No such case.", param="case")
         target = _ACTION_STATES.get(action)

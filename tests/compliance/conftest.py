@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.inference.conftest import engine, make_licence, tiny_dir, tiny_stored  # noqa: F401
-from tests.inference.test_generation_api import post  # noqa: F401
+from tests.inference.test_generation_api import post
 
 REPORTS = "/compliance/api/reports/"
 

@@ -13,9 +13,20 @@ from django.db import connection
 from django.utils import timezone
 
 from licensing.audit import audit_chain_verify
-from licensing.models import AuditEntry, Case, CustomerAnswer, Decision, Flag, Grant, Report
-from licensing.services import apikey_create, apikey_revoke, grant_set_state, grants_expire_due
-from tests import factories
+from licensing.models import (
+    AuditEntry,
+    Case,
+    CustomerAnswer,
+    Decision,
+    Flag,
+    Grant,
+    Report,
+)
+from licensing.services import (
+    apikey_revoke,
+    grant_set_state,
+    grants_expire_due,
+)
 
 from .conftest import decide, generate_text, report
 
