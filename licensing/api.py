@@ -15,7 +15,13 @@ from rest_framework.views import APIView
 
 from config.api_errors import ApiError
 
-from .compliance import case_answer, case_decide, case_open_from_flag, report_submit
+from .compliance import (
+    case_answer,
+    case_decide,
+    case_open_from_flag,
+    flag_dismiss,
+    report_submit,
+)
 from .compliance_selectors import (
     case_evidence,
     case_for_staff,
@@ -178,7 +184,7 @@ class FlagOutput(serializers.ModelSerializer):
     class Meta:
         model = Flag
         fields = ["id", "kind", "severity", "grant", "customer", "api_key", "evidence", "case", "created_at",
-                  "updated_at"]
+                  "updated_at", "dismissed_at", "dismissed_reason"]
 
 
 class CaseOutput(serializers.ModelSerializer):
@@ -291,6 +297,19 @@ class FlagCaseOpenApi(APIView):
     @extend_schema(operation_id="compliance_flag_open_case", request=None, responses={201: CaseOutput})
     def post(self, request, flag_id):
         return Response(CaseOutput(case_open_from_flag(flag_id=flag_id, staff=request.user)).data, status=201)
+
+
+class FlagDismissApi(APIView):
+    permission_classes = [StaffRequired]
+
+    class DismissInput(serializers.Serializer):
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(operation_id="compliance_flag_dismiss", request=DismissInput, responses=FlagOutput)
+    def post(self, request, flag_id):
+        data = self.DismissInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(FlagOutput(flag_dismiss(flag_id=flag_id, staff=request.user, **data.validated_data)).data)
 
 
 class CaseAnswerApi(APIView):

@@ -143,6 +143,10 @@ def flag_raise(*, kind: str, severity: int, evidence: dict, grant: Grant | None 
               "evidence": evidence}
     if dedupe_key:
         flag, created = Flag.objects.select_for_update().get_or_create(dedupe_key=dedupe_key, defaults=fields)
+        if not created and (flag.dismissed_at is not None or _in_decided_case(flag)):
+            # Events after a dismissal or a decision are news: the old flag keeps its key.
+            return flag_raise(kind=kind, severity=severity, evidence=evidence, grant=grant, customer=customer,
+                              api_key=api_key, dedupe_key=f"{dedupe_key}:after:{flag.pk}")
         if not created:
             flag.evidence = evidence
             flag.save(update_fields=["evidence", "updated_at"])
@@ -156,6 +160,10 @@ def flag_raise(*, kind: str, severity: int, evidence: dict, grant: Grant | None 
                  data={"kind": kind, "severity": severity, "grant": str(grant.pk) if grant else "",
                        "customer": f"user:{customer.pk}" if customer else "", "case": case.pk if case else None})
     return flag
+
+
+def _in_decided_case(flag: Flag) -> bool:
+    return flag.case_id is not None and Case.objects.filter(pk=flag.case_id, state=Case.State.DECIDED).exists()
 
 
 def _key_grant(key: ApiKey) -> Grant | None:
@@ -266,6 +274,26 @@ def case_open_from_flag(*, flag_id: int, staff) -> Case:
         opened_by=staff)
     _case_attach(case, pending)
     return case
+
+
+@transaction.atomic
+def flag_dismiss(*, flag_id: int, staff, reason: str) -> Flag:
+    """Take a flag that is in no case off the queue, with a reason (audited).
+
+    Raises FlagNotFound, DecisionInvalid (no reason, or the flag is in a case: decide the case)."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON_CHARS:
+        raise DecisionInvalid(f"Give a reason (at most {MAX_REASON_CHARS} characters).", param="reason")
+    flag = Flag.objects.select_for_update().filter(pk=flag_id).first()
+    if flag is None:
+        raise FlagNotFound("No such flag.", param="flag")
+    if flag.case_id is not None:
+        raise DecisionInvalid(f"This flag is part of case #{flag.case_id}; decide the case instead.")
+    if flag.dismissed_at is None:
+        flag.dismissed_at, flag.dismissed_by, flag.dismissed_reason = timezone.now(), staff, reason
+        flag.save(update_fields=["dismissed_at", "dismissed_by", "dismissed_reason", "updated_at"])
+        audit_append(event="flag.dismissed", actor=staff, subject=flag, data={"kind": flag.kind, "reason": reason})
+    return flag
 
 
 _ACTION_STATES = {
@@ -381,9 +409,11 @@ def report_ratelimit_consume(*, ip: str | None) -> None:
 
 
 def _report_clean(*, text: str, receipt: str, where_url: str, where_text: str) -> dict:
-    text, receipt, where_url, where_text = (text or "").strip(), (receipt or "").strip(), \
-        (where_url or "").strip(), (where_text or "").strip()
-    if not text or len(text) > MAX_REPORT_CHARS:
+    # The text is kept exactly as given: a receipt covers the SHA-256 of the exact output, which
+    # often starts with a space.
+    text = text or ""
+    receipt, where_url, where_text = (receipt or "").strip(), (where_url or "").strip(), (where_text or "").strip()
+    if not text.strip() or len(text) > MAX_REPORT_CHARS:
         raise ReportInvalid(f"Paste the text you found (at most {MAX_REPORT_CHARS} characters).", param="text")
     if len(receipt) > 10_000:
         raise ReportInvalid("That receipt is too long to be an Imprint receipt.", param="receipt")

@@ -23,7 +23,7 @@ def review_queue() -> dict:
     cases = (Case.objects.exclude(state=Case.State.DECIDED)
              .select_related("customer", "model_version", "grant")
              .annotate(flag_count=Count("flags")).order_by("-severity", "created_at"))
-    flags = (Flag.objects.filter(case__isnull=True).select_related("customer", "grant__model_version", "api_key")
+    flags = (Flag.objects.filter(case__isnull=True, dismissed_at__isnull=True).select_related("customer", "grant__model_version", "api_key")
              .order_by("-severity", "created_at"))
     decided = (Case.objects.filter(state=Case.State.DECIDED).select_related("customer", "model_version")
                .order_by("-decided_at")[:20])

@@ -299,6 +299,11 @@ class Flag(models.Model):
     evidence = models.JSONField(default=dict)
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="flags")
+    # A flag that names no grant (a forged receipt) can never join a case: staff dismiss it instead.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    dismissed_reason = models.CharField(max_length=2000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

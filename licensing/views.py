@@ -21,6 +21,7 @@ from .compliance import (
     case_decide,
     case_open_from_flag,
     export_record,
+    flag_dismiss,
     report_submit,
     review_access_record,
 )
@@ -98,6 +99,17 @@ def flag_open_case(request, flag_id: int):
         messages.error(request, exc.message)
         return redirect("licensing:review_queue")
     return redirect("licensing:case_detail", case_id=case.pk)
+
+
+@role_required("staff")  # outermost: non-staff get 403 whatever the method
+@require_POST
+def flag_dismiss_view(request, flag_id: int):
+    try:
+        flag_dismiss(flag_id=flag_id, staff=request.user, reason=request.POST.get("reason", ""))
+        messages.success(request, f"Flag #{flag_id} dismissed.")
+    except ApiError as exc:
+        messages.error(request, exc.message)
+    return redirect("licensing:review_queue")
 
 
 class _Echo:

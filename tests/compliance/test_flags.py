@@ -102,3 +102,24 @@ def test_a_reported_text_joins_no_other_grants_flags(client, make_licence):
     text = generate_text(client, first)["text"]
     report(client, text=text)
     assert not Flag.objects.filter(grant=second.grant).exists()
+
+
+def test_staff_dismiss_a_flag_with_a_reason_and_later_events_raise_a_new_one(
+        client, make_licence, staff_user, django_capture_on_commit_callbacks):
+    licence = make_licence(uses=["personal"])
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, licence, purpose="commercial")
+    flag = Flag.objects.get()
+    client.force_login(staff_user)
+    no_reason = client.post(f"/compliance/api/review/flags/{flag.pk}/dismissal/", data={"reason": ""},
+                            content_type="application/json")
+    assert no_reason.status_code == 400
+    dismissed = client.post(f"/compliance/api/review/flags/{flag.pk}/dismissal/",
+                            data={"reason": "Customer mistyped the purpose"}, content_type="application/json")
+    assert dismissed.status_code == 200 and dismissed.json()["dismissed_reason"] == "Customer mistyped the purpose"
+    assert client.get("/compliance/api/review/").json()["flags"] == []
+    assert AuditEntry.objects.filter(event="flag.dismissed", subject_id=str(flag.pk)).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, licence, purpose="commercial")
+    assert [f["id"] for f in client.get("/compliance/api/review/").json()["flags"]] != [flag.pk]
+    assert Flag.objects.count() == 2

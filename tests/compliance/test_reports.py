@@ -131,3 +131,15 @@ def test_the_verify_api_result_raises_a_receipt_flag_through_the_service(client,
     flag = flags_from_verification(result=result, text=altered, receipt=output["receipt"]["jws"],
                                    source="verify_api")
     assert flag.grant_id == licence.grant.pk and flag.evidence["source"] == "verify_api"
+
+
+def test_the_reported_text_is_kept_exactly_so_its_receipt_verifies(client, make_licence):
+    licence = make_licence()
+    output = generate_text(client, licence, tokens=12)
+    text = "  " + output["text"].strip() + "\n"  # whitespace is part of what the receipt signed
+    body = report(client, text=output["text"], receipt=output["receipt"]["jws"]).json()
+    assert body["verification"]["receipt"]["valid"] and body["verdict"] == "receipt_valid"
+    assert Report.objects.get(pk=body["report"]).text == output["text"]
+    assert body["case"]["grant"] == str(licence.grant.pk)  # a valid receipt names its grant too
+    assert report(client, text=text, receipt=output["receipt"]["jws"]).json()["verification"]["receipt"][
+        "reason"] == "text_altered"
