@@ -15,7 +15,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from training.artifacts import file_sha256, folder_download, folder_manifest, manifest_digest
+from training.artifacts import (
+    file_sha256,
+    folder_download,
+    folder_manifest,
+    manifest_digest,
+)
 
 from .engine import Engine
 

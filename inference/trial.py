@@ -23,7 +23,12 @@ from licensing.models import Grant
 from licensing.services import grant_activate, grant_create_pending, terms_create
 
 from .errors import InferenceError
-from .services import GenerationInput, generation_execute, generation_prepare, generation_settle
+from .services import (
+    GenerationInput,
+    generation_execute,
+    generation_prepare,
+    generation_settle,
+)
 
 PLATFORM_USERNAME = "imprint-platform"
 

@@ -6,7 +6,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from inference.modelstore import ModelIntegrityError, model_folder_fetch, tokenizer_folder_fetch, tokenizer_for
+from inference.modelstore import (
+    ModelIntegrityError,
+    model_folder_fetch,
+    tokenizer_folder_fetch,
+    tokenizer_for,
+)
 
 
 @pytest.fixture
