@@ -3,6 +3,8 @@ a burst of one kind of event is one flag whose evidence counts them."""
 
 from __future__ import annotations
 
+import pytest
+
 from licensing.compliance import case_open_from_flag, flag_revoked_key_used
 from licensing.models import AuditEntry, Case, Flag, Severity
 from licensing.services import apikey_revoke, grant_set_state
@@ -123,3 +125,16 @@ def test_staff_dismiss_a_flag_with_a_reason_and_later_events_raise_a_new_one(
         post(client, licence, purpose="commercial")
     assert [f["id"] for f in client.get("/compliance/api/review/").json()["flags"]] != [flag.pk]
     assert Flag.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_raises_its_flag_once_committed_without_turning_the_403_into_an_error(client, make_licence):
+    # Real commits (no captured callbacks): the receiver's on_commit hook runs after the refusal is stored.
+    licence = make_licence(uses=["personal"])
+    response = post(client, licence, purpose="education")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "purpose_not_permitted"
+    flag = Flag.objects.get()
+    assert flag.kind == Flag.Kind.PURPOSE_NOT_PERMITTED and flag.evidence["attempts"][0]["purpose"] == "education"
+    from licensing.audit import audit_chain_verify
+
+    assert audit_chain_verify()[1] is None
