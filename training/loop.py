@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -151,6 +152,9 @@ class _Progress:
     val_loss: float | None = None
 
 
+# from_pretrained swaps global torch state (default device, init functions) while it builds a
+# model, so two loads in threads of one process (a threads-pool worker) can corrupt each other.
+_MODEL_LOADING = threading.Lock()
 _GLIBC_M_TRIM_THRESHOLD, _GLIBC_M_MMAP_THRESHOLD = -1, -3
 _allocator_tuned = False
 
@@ -376,10 +380,12 @@ class _Run:
     def load(self, resume_from: Path | None, model_path: str | Path) -> None:
         """Load the model (from the checkpoint when resuming) and build optimizer and scheduler."""
         source = resume_from if resume_from is not None else model_path
-        # Master weights stay fp32 whatever the checkpoint's dtype; CUDA speed comes from autocast.
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(self.device)
+        with _MODEL_LOADING:
+            # Master weights stay fp32 whatever the checkpoint's dtype; CUDA speed comes from autocast.
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.model.to(self.device)
         use_fused_gelu(self.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token")
         self.n_positions = int(self.model.config.max_position_embeddings)
