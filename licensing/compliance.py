@@ -12,6 +12,10 @@ Where the evidence comes from:
 
 Flags of one kind about one subject within one window share a row (`dedupe_key`) whose evidence is
 recomputed from the audit log on each new event, so a burst of refusals is one flag, not a thousand.
+
+Settings (with their defaults): COMPLIANCE_REPORTS_PER_IP_PER_HOUR = 10;
+COMPLIANCE_QUOTA_REFUSALS_THRESHOLD = 5 within COMPLIANCE_QUOTA_REFUSALS_WINDOW = 3600 s;
+COMPLIANCE_RATE_REFUSALS_THRESHOLD = 20 within COMPLIANCE_RATE_REFUSALS_WINDOW = 600 s.
 """
 
 from __future__ import annotations
