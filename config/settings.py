@@ -260,6 +260,13 @@ if PRODUCTION and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and STRIPE_W
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20.00 %, in basis points
 TRY_IT_TOKENS_PER_VISITOR_PER_DAY = env.int("TRY_IT_TOKENS_PER_VISITOR_PER_DAY", default=300)
 
+# --- Compliance -------------------------------------------------------------------------------
+COMPLIANCE_REPORTS_PER_IP_PER_HOUR = env.int("COMPLIANCE_REPORTS_PER_IP_PER_HOUR", default=10)
+COMPLIANCE_QUOTA_REFUSALS_THRESHOLD = env.int("COMPLIANCE_QUOTA_REFUSALS_THRESHOLD", default=5)
+COMPLIANCE_QUOTA_REFUSALS_WINDOW = env.int("COMPLIANCE_QUOTA_REFUSALS_WINDOW", default=3600)
+COMPLIANCE_RATE_REFUSALS_THRESHOLD = env.int("COMPLIANCE_RATE_REFUSALS_THRESHOLD", default=20)
+COMPLIANCE_RATE_REFUSALS_WINDOW = env.int("COMPLIANCE_RATE_REFUSALS_WINDOW", default=600)
+
 # --- Training -------------------------------------------------------------------------------
 DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)
 TRAINING_LEASE_SECONDS = env.int("TRAINING_LEASE_SECONDS", default=60)

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import ApiError, error_body
+from licensing.compliance import flags_from_verification
 from licensing.services import apikey_authenticate
 
 from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
@@ -340,5 +341,6 @@ class VerificationCreateApi(_HeadersOnErrors, APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        return Response(verification_run(text=v["text"], receipt=v.get("receipt") or None,
-                                         prompt=v.get("prompt") or None))
+        result = verification_run(text=v["text"], receipt=v.get("receipt") or None, prompt=v.get("prompt") or None)
+        flags_from_verification(result=result, text=v["text"], receipt=v.get("receipt"), source="verify_api")
+        return Response(result)

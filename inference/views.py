@@ -9,6 +9,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from config.api_errors import ApiError
+from licensing.compliance import flags_from_verification
 from licensing.models import Grant, LicenceTerms
 from licensing.terms import render_terms_text
 
@@ -38,6 +39,8 @@ def verify_page(request):
         if form["text"]:
             result = verification_run(text=form["text"], receipt=form["receipt"].strip() or None,
                                       prompt=form["prompt"] or None)
+            flags_from_verification(result=result, text=form["text"], receipt=form["receipt"].strip(),
+                                    source="verify_page")
     return render(request, "inference/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS})
 
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .audit import audit_append
+from .compliance import flag_revoked_key_used
 from .errors import (
     ApiKeyInvalid,
     ApiKeyNotFound,
@@ -165,6 +166,7 @@ def apikey_authenticate(plaintext: str) -> ApiKey:
     if key is None:
         raise ApiKeyInvalid("Invalid API key.")
     if key.revoked_at is not None:
+        flag_revoked_key_used(key=key)
         raise ApiKeyInvalid("This API key has been revoked.")
     now = timezone.now()
     # At most one write a minute per key: "last used" is for people, not an access log.

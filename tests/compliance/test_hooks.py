@@ -1,0 +1,26 @@
+"""Compliance hooks in the request paths: a revoked key presented to the API, and an altered text
+checked on the verify API and page, each raise a flag naming the grant."""
+
+from licensing.models import Flag
+from licensing.services import apikey_revoke
+
+from .conftest import post
+
+
+def test_a_revoked_key_presented_to_the_api_raises_a_flag(client, make_licence):
+    licence = make_licence()
+    apikey_revoke(key_id=licence.key.pk, owner=licence.customer)
+    assert post(client, licence).status_code == 401
+    assert post(client, licence).status_code == 401
+    flag = Flag.objects.get()
+    assert flag.kind == "used_after_revocation" and flag.grant_id == licence.grant.pk
+    assert flag.evidence["count"] == 2
+
+
+def test_the_verify_api_and_page_flag_an_altered_text(client, make_licence):
+    licence = make_licence()
+    out = post(client, licence, max_new_tokens=12).json()["outputs"][0]
+    client.post("/api/v1/verifications", data={"text": out["text"] + "!", "receipt": out["receipt"]["jws"]},
+                content_type="application/json")
+    client.post("/verify/", {"text": out["text"] + "!", "receipt": out["receipt"]["jws"], "prompt": ""})
+    assert Flag.objects.get().grant_id == licence.grant.pk
