@@ -12,7 +12,6 @@ urlpatterns = [
     path("verify/", views.verify_page, name="verify"),
     path("verify/terms/<str:sha256>/", views.terms_page, name="terms"),
     path("playground/", views.playground, name="playground"),
-    path("try/<uuid:listing_id>/", views.try_page, name="try"),
 ]
 
 api_urlpatterns = [

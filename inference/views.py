@@ -20,7 +20,6 @@ from .services import (
     generation_prepare,
     generation_settle,
 )
-from .trial import trial_generate, trial_max_new_tokens, trial_remaining
 from .verification import MIN_TOKENS, verification_run
 
 
@@ -82,31 +81,3 @@ def playground(request):
             context["error"] = exc.message
     return render(request, "inference/playground.html", context)
 
-
-def _visitor(request) -> str:
-    """Who the trial budget counts against: the session, else the client address."""
-    if request.user.is_authenticated:
-        return f"user:{request.user.pk}"
-    if request.session.session_key is None:
-        request.session.save()
-    return f"session:{request.session.session_key}"
-
-
-def try_page(request, listing_id):
-    """The listing's "try it" box: a short sample under the platform's trial grant."""
-    from marketplace.models import Listing
-
-    listing = Listing.objects.filter(pk=listing_id, published=True).select_related("model_version").first()
-    if listing is None:
-        raise Http404("No such listing.")
-    visitor = _visitor(request)
-    context = {"listing": listing, "output": None, "error": None, "prompt": "",
-               "max_new_tokens": trial_max_new_tokens()}
-    if request.method == "POST":
-        context["prompt"] = request.POST.get("prompt", "")
-        try:
-            context["output"] = trial_generate(listing=listing, visitor=visitor, prompt=context["prompt"])
-        except ApiError as exc:
-            context["error"] = exc.message
-    context["remaining"] = trial_remaining(listing=listing, visitor=visitor)
-    return render(request, "inference/try.html", context)
