@@ -13,7 +13,9 @@ Today's engine serves one request at a time (its queue is the seam for continuou
     .venv/bin/python bench/concurrent_generation.py --quick    # under a minute on 2 cores
     .venv/bin/python bench/concurrent_generation.py            # the full run
 
-The last line is `ratio: X` with X = aggregate tok/s at 8 clients / aggregate tok/s at 1 client.
+Each round sends the same 8 requests one after another, then from 8 concurrent clients, back to back;
+the last line is `ratio: X` with X = the median over rounds of aggregate tok/s at 8 clients /
+aggregate tok/s at 1 client.
 """
 
 from __future__ import annotations
@@ -84,10 +86,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer tokens and requests (< 1 min)")
     parser.add_argument("--new-tokens", type=int, default=None)
     parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
     new_tokens = args.new_tokens or (12 if args.quick else 64)
-    per_client_at_8 = 1 if args.quick else 2
-    solo_requests = 8 * per_client_at_8  # the same total work at both levels
+    rounds = args.rounds or (1 if args.quick else 3)
 
     with tempfile.TemporaryDirectory(prefix="imprint-bench-") as tmp:
         var_dir = Path(tmp)
@@ -101,17 +103,29 @@ def main() -> None:
         prompt = " ".join((PROMPT_WORDS * 8)[:args.prompt_tokens])
         # Warm-up at full length: first-call allocations and kernel choices must not land in a level.
         run_level(version, plaintext, clients=2, requests_per_client=1, prompt=prompt, new_tokens=new_tokens)
-        solo = run_level(version, plaintext, clients=1, requests_per_client=solo_requests, prompt=prompt,
-                         new_tokens=new_tokens)
-        eight = run_level(version, plaintext, clients=8, requests_per_client=per_client_at_8, prompt=prompt,
-                          new_tokens=new_tokens)
         print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, "
               f"device {loaded.device}; GPT-2-small config, {new_tokens} new tokens per request, greedy")
-        for level in (solo, eight):
-            print(f"{level['clients']} client(s): {level['requests']} requests in {level['wall']:.2f} s, "
-                  f"aggregate {level['tok_s']:.1f} tok/s, latency p50 {level['p50']:.2f} s, p95 {level['p95']:.2f} s")
-        print(f"p95 latency at 8 clients / lone request p50: {eight['p95'] / solo['p50']:.2f}")
-        print(f"ratio: {eight['tok_s'] / solo['tok_s']:.3f}")
+        ratios, latency_ratios = [], []
+        for _ in range(rounds):
+            # The same 8 requests one after another, then from 8 concurrent clients: back to back, so
+            # both levels of a round see the same state of a shared machine.
+            solo = run_level(version, plaintext, clients=1, requests_per_client=8, prompt=prompt,
+                             new_tokens=new_tokens)
+            eight = run_level(version, plaintext, clients=8, requests_per_client=1, prompt=prompt,
+                              new_tokens=new_tokens)
+            for level in (solo, eight):
+                print(f"{level['clients']} client(s): {level['requests']} requests in {level['wall']:.2f} s, "
+                      f"aggregate {level['tok_s']:.1f} tok/s, latency p50 {level['p50']:.2f} s, "
+                      f"p95 {level['p95']:.2f} s")
+            ratios.append(eight["tok_s"] / solo["tok_s"])
+            latency_ratios.append(eight["p95"] / solo["p50"])
+        print(f"p95 latency at 8 clients / lone request p50, per round: {fmt(latency_ratios)}")
+        print(f"aggregate tok/s at 8 clients / 1 client, per round: {fmt(ratios)}")
+        print(f"ratio: {statistics.median(ratios):.3f}")
+
+
+def fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
 
 
 if __name__ == "__main__":
