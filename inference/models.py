@@ -30,6 +30,11 @@ class SigningKey(models.Model):
         return f"{self.kid} ({self.state})"
 
 
+class LedgerQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The usage ledger is append-only.")
+
+
 class UsageEntry(models.Model):
     """One append-only ledger row per request that generated text (also an interrupted stream,
     charged for the tokens sent). The grant's `used_tokens` is settled in the same transaction, so the
@@ -50,6 +55,8 @@ class UsageEntry(models.Model):
     idempotency_key = models.CharField(max_length=200, blank=True)
     response = models.JSONField(default=dict, help_text="The response body, replayed for an idempotent retry.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = LedgerQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -195,3 +195,13 @@ def test_the_openapi_schema_documents_the_generation_api_and_its_errors(client):
     for path in ("/api/v1/generations", "/api/v1/verifications", "/v1/completions", "/v1/models"):
         assert path in schema
     assert "insufficient_quota" in schema and "bearer" in schema
+
+
+def test_the_usage_ledger_is_append_only(client, make_licence):
+    licence = make_licence()
+    entry = UsageEntry.objects.get(request_id=post(client, licence).json()["id"])
+    with pytest.raises(PermissionError):
+        UsageEntry.objects.filter(pk=entry.pk).update(total_tokens=0)
+    entry.total_tokens = 0
+    with pytest.raises(PermissionError):
+        entry.save()
