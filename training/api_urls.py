@@ -1,13 +1,14 @@
 from django.urls import path, re_path
 
 from . import api
+from .urls import JOB_CONTROL
 
 urlpatterns = [
     path("datasets/", api.DatasetListCreateApi.as_view(), name="training_api_datasets"),
     path("datasets/<uuid:pk>/", api.DatasetDetailApi.as_view(), name="training_api_dataset"),
     path("jobs/", api.JobListCreateApi.as_view(), name="training_api_jobs"),
     path("jobs/<uuid:pk>/", api.JobDetailApi.as_view(), name="training_api_job"),
-    re_path(r"^jobs/(?P<pk>[0-9a-f-]{36})/(?P<action>pause|resume|cancel)/$", api.JobControlApi.as_view(),
+    re_path(JOB_CONTROL, api.JobControlApi.as_view(),
             name="training_api_job_control"),
     path("jobs/<uuid:pk>/checkpoints/<int:checkpoint_id>/version/", api.VersionFromCheckpointApi.as_view(),
          name="training_api_version_from_checkpoint"),
