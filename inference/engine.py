@@ -239,6 +239,13 @@ def _filter_logits(logits: torch.Tensor, *, top_k: int, top_p: float) -> torch.T
     return logits
 
 
+def decode_text(tokenizer, token_ids: list[int]) -> str:
+    """The text of generated tokens, without NUL characters: a byte-level model can emit the 0x00
+    byte, which is never meaningful text, and PostgreSQL cannot store it (text or jsonb) nor DRF
+    accept it back for verification. Receipts hash exactly this text."""
+    return tokenizer.decode(token_ids, skip_special_tokens=True).replace("\x00", "")
+
+
 class _IncrementalText:
     """Turns a growing token list into text deltas without splitting a multi-byte character."""
 
@@ -249,7 +256,7 @@ class _IncrementalText:
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        text = decode_text(self.tokenizer, self.ids)
         if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
             return ""
         delta, self.emitted = text[len(self.emitted):], text
@@ -321,7 +328,7 @@ class DecodeLoop:
     def _completions(self) -> list[Completion]:
         tokenizer, completions = self.m.tokenizer, []
         for i, ids in enumerate(self.tokens):
-            text = tokenizer.decode(ids, skip_special_tokens=True)
+            text = decode_text(tokenizer, ids)
             self._flush(i, text)
             completions.append(Completion(index=i, token_ids=ids, text=text,
                                           finish_reason=self.finished[i] or "length"))

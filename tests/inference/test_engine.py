@@ -130,3 +130,11 @@ def test_a_full_queue_is_refused_with_engine_busy(tiny_dir):
 def test_a_request_cancelled_while_queued_generates_nothing(engine, tiny_dir):
     result = engine.generate(request(tiny_dir, should_cancel=lambda: True))
     assert result.completion_tokens == 0 and result.completions[0].finish_reason == "cancelled"
+
+
+def test_generated_text_never_holds_nul_characters(engine, tiny_dir):
+    from inference.engine import decode_text
+
+    loaded = engine.load(TINY_DIGEST, tiny_dir)
+    nul = loaded.tokenizer.convert_tokens_to_ids("Ā")  # byte-level BPE's symbol for the 0x00 byte
+    assert "\x00" in loaded.tokenizer.decode([nul]) and decode_text(loaded.tokenizer, [nul]) == ""
