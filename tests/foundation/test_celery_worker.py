@@ -9,7 +9,8 @@ pytestmark = pytest.mark.slow
 
 
 def _client_app(broker_url: str, backend: str, transport_options: dict) -> Celery:
-    app = Celery("test-client", broker=broker_url, backend=backend)
+    # set_as_current=False: shared tasks of the project must keep sending through the project app.
+    app = Celery("test-client", broker=broker_url, backend=backend, set_as_current=False)
     app.conf.broker_transport_options = transport_options
     app.conf.task_routes = {"imprint.*": {"queue": "default"}}
     return app
