@@ -213,6 +213,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
+    "metering-outbox-sweep": {"task": "metering.outbox_sweep", "schedule": 60.0},
+    "quota-reservations-sweep": {"task": "quota.reservations_sweep", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -259,6 +261,17 @@ if PRODUCTION and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and STRIPE_W
         "IMPRINT_ENV=production needs STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET.")
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20.00 %, in basis points
 TRY_IT_TOKENS_PER_VISITOR_PER_DAY = env.int("TRY_IT_TOKENS_PER_VISITOR_PER_DAY", default=300)
+
+# --- Inference -------------------------------------------------------------------------------
+# Embedded default: generation runs in the web process (no broker hop; tokens stream directly).
+# Production: on `inference` queue workers; the web tier loads tokenizers only, never weights.
+INFERENCE_IN_PROCESS = env.bool("INFERENCE_IN_PROCESS", default=not PRODUCTION)
+INFERENCE_CACHE_BYTES = env.int("INFERENCE_CACHE_BYTES", default=2 * 1024**3)  # model LRU cache bound
+INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued requests per engine, then 429
+INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
+INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
+WATERMARK_DELTA = env.float("WATERMARK_DELTA", default=2.0)
+WATERMARK_GAMMA = env.float("WATERMARK_GAMMA", default=0.25)
 
 # --- Compliance -------------------------------------------------------------------------------
 COMPLIANCE_REPORTS_PER_IP_PER_HOUR = env.int("COMPLIANCE_REPORTS_PER_IP_PER_HOUR", default=10)

@@ -66,11 +66,16 @@ def acceptance_record(*, user, terms: LicenceTerms, ip_address: str | None, user
 def grant_create_pending(*, customer, model_version, terms: LicenceTerms, acceptance: Acceptance | None,
                          price_paid_cents: int, currency: str) -> Grant:
     """A pending grant waiting for payment; it gives no rights until `grant_activate`."""
+    from inference.keyring import watermark_secrets
+
     quota = terms.document["quota"]
+    # New grants are watermarked with the newest secret; the version stays on the grant, so rotating
+    # the secret later never orphans texts generated under it.
     grant = Grant.objects.create(
         customer=customer, model_version=model_version, terms=terms, acceptance=acceptance,
         quota_tokens=quota["tokens"], quota_period=quota["period"],
         price_paid_cents=price_paid_cents, currency=currency,
+        watermark_secret_version=max(watermark_secrets()),
     )
     audit_append(event="grant.created", actor=customer, subject=grant,
                  data={"terms": terms.sha256, "model_version": str(model_version.pk)})
