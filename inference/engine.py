@@ -133,6 +133,7 @@ class LoadedModel:
     vocab_size: int
     eos_token_id: int | None
     nbytes: int
+    lean: object = None  # the lean forward (inference.decode), built on first use; False: unsupported
 
 
 def default_device() -> torch.device:
@@ -297,10 +298,13 @@ class DecodeLoop:
             self.finished[i] = reason or "cancelled"
         return True
 
-    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
+    def _choose(self, logits: torch.Tensor, rows: list[int] | None = None) -> torch.Tensor:
+        """Next token of each of `rows` (default: all) from their logits [len(rows), vocab]; each row
+        samples from its own generator, so its tokens never depend on the other rows of a batch."""
         r = self.r
+        rows = list(range(r.n)) if rows is None else rows
         if r.watermark is not None:
-            previous = [t[-1] if t else self.prompt_ids[-1] for t in self.tokens]
+            previous = [self.tokens[i][-1] if self.tokens[i] else self.prompt_ids[-1] for i in rows]
             logits = logits + watermark_bias(
                 watermark=r.watermark, previous_tokens=previous, vocab_size=logits.shape[-1], device=logits.device
             )
@@ -308,22 +312,26 @@ class DecodeLoop:
             return logits.argmax(dim=-1)
         logits = _filter_logits(logits / r.temperature, top_k=r.top_k, top_p=r.top_p)
         probs = logits.softmax(dim=-1)
-        picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)]
+        picks = [torch.multinomial(probs[j], 1, generator=self.generators[i]) for j, i in enumerate(rows)]
         return torch.cat(picks)
 
-    def _record(self, next_ids: torch.Tensor) -> None:
-        eos, r = self.m.eos_token_id, self.r
-        for i, token_id in enumerate(next_ids.tolist()):
+    def _record(self, next_ids: torch.Tensor, rows: list[int] | None = None) -> int:
+        """Append each row's token (calling on_token); returns how many tokens were recorded."""
+        eos, r, recorded = self.m.eos_token_id, self.r, 0
+        rows = list(range(r.n)) if rows is None else rows
+        for i, token_id in zip(rows, next_ids.tolist()):
             if self.finished[i]:
                 continue
             if r.stop_at_eos and token_id == eos:
                 self.finished[i] = "stop"
                 continue
             self.tokens[i].append(token_id)
+            recorded += 1
             if r.on_token is not None:
                 r.on_token(TokenEvent(sample_index=i, token_id=token_id, text=self.texts[i].push(token_id)))
             if len(self.tokens[i]) >= r.max_new_tokens:
                 self.finished[i] = "length"
+        return recorded
 
     def _completions(self) -> list[Completion]:
         tokenizer, completions = self.m.tokenizer, []
@@ -357,7 +365,71 @@ def generate_with(loaded: LoadedModel, request: GenerationRequest) -> Generation
                             seed=seed, device=str(loaded.device), prompt_token_ids=list(prompt_ids))
 
 
+def _prepare(loaded: LoadedModel, request: GenerationRequest) -> tuple[list[int], int]:
+    """Validate a request against its model; returns (prompt ids, seed)."""
+    validate_request(request)
+    prompt_ids = loaded.tokenizer(request.prompt)["input_ids"]
+    if not prompt_ids:
+        raise InvalidGenerationRequest("The prompt encodes to no tokens.", param="prompt")
+    context_check(prompt_tokens=len(prompt_ids), max_new_tokens=request.max_new_tokens,
+                  n_positions=loaded.n_positions)
+    seed = request.seed if request.seed is not None else secrets.randbits(63)
+    return prompt_ids, seed
+
+
+def lean_for(loaded: LoadedModel):
+    """The lean forward of a loaded model (built once, on first use), or None when it does not apply."""
+    if loaded.lean is None:
+        from .decode import LeanGPT2
+
+        loaded.lean = LeanGPT2(loaded.model) if LeanGPT2.supports(loaded.model) else False
+    return loaded.lean or None
+
+
+class BatchJob(DecodeLoop):
+    """One request inside a running batch: its rows, their KV caches, and its own bookkeeping
+    (seed and generators, stop conditions, watermark key, callbacks, token count)."""
+
+    def __init__(self, loaded: LoadedModel, request: GenerationRequest, future: Future):
+        prompt_ids, seed = _prepare(loaded, request)
+        super().__init__(loaded, request, prompt_ids, seed)
+        self.future = future
+        self.caches: list = []
+        self.recorded = 0
+
+    def result(self) -> GenerationResult:
+        return GenerationResult(model_digest=self.m.digest, prompt_tokens=len(self.prompt_ids),
+                                completions=self._completions(), seed=self.seed, device=str(self.m.device),
+                                prompt_token_ids=list(self.prompt_ids))
+
+    def active_rows(self) -> list[int]:
+        return [i for i, reason in enumerate(self.finished) if not reason]
+
+    def start(self, lean) -> bool:
+        """Prefill and choose the first tokens. Returns True while the job has rows left to decode."""
+        if self._cancelled():  # the client left while the request waited in the queue
+            return False
+        logits, cache = lean.prefill(self.prompt_ids, len(self.prompt_ids) + self.r.max_new_tokens)
+        self.caches = [cache] + [cache.copy() for _ in range(self.r.n - 1)]
+        return self.advance(logits.float().unsqueeze(0).expand(self.r.n, -1), list(range(self.r.n)))
+
+    def advance(self, logits: torch.Tensor, rows: list[int]) -> bool:
+        self.recorded += self._record(self._choose(logits, rows), rows)
+        return not (all(self.finished) or self._cancelled())
+
+
 _STOP = object()
+
+
+def _setting_max_batch() -> int:
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return int(getattr(settings, "INFERENCE_MAX_BATCH", 8))
+    except ImportError:  # the engine is a plain module: Django is optional
+        pass
+    return 8
 
 
 class Engine:
@@ -366,14 +438,32 @@ class Engine:
     `submit` returns a Future at once; `generate` waits for it. Threads of one process (Celery's
     thread pool, gunicorn threads) share one Engine. The serving thread starts on first use, so an
     Engine created before a fork is still safe to use in the child.
+
+    Continuous batching (issue #8): the serving thread keeps one running batch per model; between
+    decode steps it admits queued requests (prefilled one by one) while the batch has fewer than
+    `max_batch` rows (a request brings `n` rows; one larger than `max_batch` runs when its batch is
+    empty), and a request leaves the batch as soon as its rows finish, are cancelled, or it fails —
+    a failure (a bad parameter, a callback that raises) fails that request's Future only. Requests
+    waiting for room stay in the bounded queue, so a full queue still answers EngineBusy (429).
+    Models the lean forward does not support (non-GPT-2) run one request at a time on the generic
+    Hugging Face loop.
     """
 
     def __init__(self, *, cache_bytes: int, device: torch.device | None = None, max_queue: int = 64,
-                 loader: Callable[..., LoadedModel] = model_load):
+                 loader: Callable[..., LoadedModel] = model_load, max_batch: int | None = None):
         self.cache = ModelCache(max_bytes=cache_bytes, device=device, loader=loader)
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._max_batch = max_batch
+        # Counters for tests and benches: decode steps, rows of the largest step, tokens recorded.
+        self.stats = {"steps": 0, "max_rows": 0, "tokens": 0}
+
+    @property
+    def max_batch(self) -> int:
+        if self._max_batch is None:
+            self._max_batch = max(1, _setting_max_batch())
+        return self._max_batch
 
     @property
     def device(self) -> torch.device:
@@ -415,14 +505,85 @@ class Engine:
         from training.loop import reuse_freed_memory
 
         reuse_freed_memory()
-        while True:
-            request, future = self._queue.get()
-            if request is _STOP:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                loaded = self.cache.get(request.model_digest, request.model_dir)
+        batches: dict[str, list[BatchJob]] = {}
+        held = None  # a request taken from the queue that waits for room in its model's batch
+        with torch.inference_mode():
+            while True:
+                while True:  # admit queued requests while there is room
+                    if held is None:
+                        try:
+                            held = self._queue.get(block=not any(batches.values()))
+                        except queue.Empty:
+                            break
+                        if held[0] is _STOP:
+                            for jobs in batches.values():
+                                for job in jobs:
+                                    job.future.set_exception(EngineError("The engine was closed."))
+                            return
+                    request, future = held
+                    rows = sum(len(job.active_rows()) for job in batches.get(request.model_digest, []))
+                    if rows and rows + request.n > self.max_batch:
+                        break
+                    held = None
+                    self._admit(request, future, batches)
+                for digest in list(batches):
+                    if batches[digest]:
+                        self._step(batches[digest])
+                    if not batches[digest]:
+                        del batches[digest]
+
+    def _admit(self, request: GenerationRequest, future: Future, batches: dict) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        job = None
+        try:
+            loaded = self.cache.get(request.model_digest, request.model_dir)
+            lean = lean_for(loaded)
+            if lean is None:
                 future.set_result(generate_with(loaded, request))
-            except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
-                future.set_exception(exc)
+                return
+            job = BatchJob(loaded, request, future)
+            running = job.start(lean)
+        except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
+            future.set_exception(exc)
+            return
+        self.stats["tokens"] += job.recorded
+        if running:
+            job.recorded = 0
+            batches.setdefault(request.model_digest, []).append(job)
+        else:
+            future.set_result(job.result())
+
+    def _step(self, jobs: list[BatchJob]) -> None:
+        """One decode step of every row of a batch; finished, cancelled and failed jobs leave it."""
+        lean = lean_for(jobs[0].m)
+        plan = [(job, job.active_rows()) for job in jobs]
+        token_ids = [job.tokens[i][-1] for job, rows in plan for i in rows]
+        caches = [job.caches[i] for job, rows in plan for i in rows]
+        try:
+            logits = lean.step(token_ids, caches).float()
+        except BaseException as exc:  # noqa: BLE001 - a failed step fails the whole batch
+            for job in jobs:
+                job.future.set_exception(exc)
+            jobs.clear()
+            return
+        self.stats["steps"] += 1
+        self.stats["max_rows"] = max(self.stats["max_rows"], len(token_ids))
+        offset, keep = 0, []
+        for job, rows in plan:
+            part = logits[offset:offset + len(rows)]
+            offset += len(rows)
+            before = job.recorded
+            try:
+                running = job.advance(part, rows)
+            except BaseException as exc:  # noqa: BLE001 - this request fails; the others go on
+                self.stats["tokens"] += job.recorded - before
+                job.future.set_exception(exc)
+                continue
+            self.stats["tokens"] += job.recorded - before
+            if running:
+                keep.append(job)
+            else:
+                job.caches = []
+                job.future.set_result(job.result())
+        jobs[:] = keep
