@@ -80,6 +80,14 @@ class ModelUnavailable(InferenceError):
     code = "model_unavailable"
 
 
+class InferenceTimeout(InferenceError):
+    """No result from the inference worker in time (it died, or the queue is stuck)."""
+
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    error_type = "api_error"
+    code = "inference_timeout"
+
+
 class ReservationLost(InferenceError):
     """A request outlived its reservation (swept) and the quota was spent meanwhile."""
 

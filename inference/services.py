@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -34,6 +35,7 @@ from licensing.models import ApiKey, Grant
 from . import engine as engine_module
 from .errors import (
     InferenceError,
+    InferenceTimeout,
     LicenceInactive,
     LicenceSuspended,
     ModelUnavailable,
@@ -258,6 +260,9 @@ def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None)
         quota_release(request_id=prepared.request_id)
         if isinstance(exc, engine_module.EngineError):
             raise engine_error_to_api(exc) from exc
+        if isinstance(exc, (TimeoutError, CeleryTimeoutError)):
+            raise InferenceTimeout(
+                f"No result from the inference worker within {timeout:g} s; nothing was charged. Retry.") from exc
         raise
 
 
