@@ -3,18 +3,9 @@
 
 from django.contrib import admin
 
+from config.readonly_admin import ReadOnlyAdmin
+
 from .models import MeterOutbox, QuotaReservation, Receipt, SigningKey, UsageEntry
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(UsageEntry)

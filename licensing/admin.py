@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from config.readonly_admin import ReadOnlyAdmin
+
 from .models import (
     Acceptance,
     ApiKey,
@@ -12,17 +14,6 @@ from .models import (
     LicenceTerms,
     Report,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AuditEntry)

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from config.readonly_admin import ReadOnlyAdmin
+
 from .models import (
     BillingCustomer,
     Listing,
@@ -17,19 +19,6 @@ class ListingAdmin(admin.ModelAdmin):
     list_filter = ("published",)
     search_fields = ("title", "description")
     raw_id_fields = ("trainer", "model_version")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Money and payment records change only through services (and the audit log)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Offer)
