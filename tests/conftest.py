@@ -102,6 +102,19 @@ def celery_workers(transactional_db):
     factory.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters and other shared state live in the cache; with Redis (CI) it outlives a
+    test's transaction, so each test starts from an empty cache as it does with the database cache."""
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except Exception:  # noqa: BLE001 - the database cache table may not exist before the DB fixture
+        pass
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _empty_embedded_broker():
     """Messages left in the test broker folder by an earlier, interrupted run are not ours."""

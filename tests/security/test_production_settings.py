@@ -26,7 +26,8 @@ def production_env(tmp_path, **overrides) -> dict:
         "IMPRINT_WATERMARK_SECRETS": json.dumps({"1": secrets.token_urlsafe(24)}),
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-    env.pop("DEBUG", None)
+    for test_only in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"):  # set by other tests of this process
+        env.pop(test_only, None)
     for key, value in overrides.items():
         if value is None:
             env.pop(key, None)

@@ -32,6 +32,7 @@ def chromium_page(base_url: str):
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are plain
     # blocking calls, and the site runs in the live server's thread.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
@@ -47,6 +48,8 @@ def chromium_page(base_url: str):
             # The sync API runs the test in a greenlet whose ORM connection is its own: close it, or
             # PostgreSQL cannot drop the test database at the end.
             connections.close_all()
+            if previous is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def screenshot(page, name: str) -> Path:
