@@ -37,12 +37,12 @@ def request(tiny_dir: Path, **kwargs) -> GenerationRequest:
 
 
 VARIED = [
-    dict(temperature=0, stop_at_eos=False, max_new_tokens=24),
-    dict(prompt="a lazy dog while rivers run", temperature=0, max_new_tokens=9),
-    dict(prompt="old stone", temperature=1.0, seed=5, n=2, stop_at_eos=False, max_new_tokens=20),
-    dict(prompt="quiet towns sleep under", temperature=0.7, top_k=20, seed=9, max_new_tokens=14),
-    dict(prompt="pale winter", temperature=1.3, top_p=0.8, seed=13, max_new_tokens=30, stop_at_eos=False),
-    dict(prompt="the fox", temperature=1.0, seed=17, max_new_tokens=5),
+    {"temperature": 0, "stop_at_eos": False, "max_new_tokens": 24},
+    {"prompt": "a lazy dog while rivers run", "temperature": 0, "max_new_tokens": 9},
+    {"prompt": "old stone", "temperature": 1.0, "seed": 5, "n": 2, "stop_at_eos": False, "max_new_tokens": 20},
+    {"prompt": "quiet towns sleep under", "temperature": 0.7, "top_k": 20, "seed": 9, "max_new_tokens": 14},
+    {"prompt": "pale winter", "temperature": 1.3, "top_p": 0.8, "seed": 13, "max_new_tokens": 30, "stop_at_eos": False},
+    {"prompt": "the fox", "temperature": 1.0, "seed": 17, "max_new_tokens": 5},
 ]
 
 
@@ -91,7 +91,7 @@ def test_batched_outputs_equal_unbatched_ones_greedy_and_sampled(fresh_engine, t
 
 def test_watermark_detection_works_per_grant_for_outputs_made_in_one_batch(fresh_engine, tiny_dir):
     keys = [0xA11CE, 0xB0B, 0xCAFE]
-    specs = [dict(temperature=1.0, seed=40 + i, max_new_tokens=100, stop_at_eos=False, watermark=WatermarkKey(k))
+    specs = [{"temperature": 1.0, "seed": 40 + i, "max_new_tokens": 100, "stop_at_eos": False, "watermark": WatermarkKey(k)}
              for i, k in enumerate(keys)]
     _gated, futures = run_batched(fresh_engine, tiny_dir, specs)
     results = [future.result(30) for future in futures]
@@ -107,8 +107,8 @@ def test_watermark_detection_works_per_grant_for_outputs_made_in_one_batch(fresh
 def test_per_request_usage_sums_exactly_to_the_tokens_the_batch_made(fresh_engine, tiny_dir):
     before = fresh_engine.stats["tokens"]
     cancel_after = []
-    specs = VARIED + [dict(max_new_tokens=30, stop_at_eos=False, on_token=cancel_after.append,
-                           should_cancel=lambda: len(cancel_after) >= 4)]
+    specs = VARIED + [{"max_new_tokens": 30, "stop_at_eos": False, "on_token": cancel_after.append,
+                           "should_cancel": lambda: len(cancel_after) >= 4}]
     gated, futures = run_batched(fresh_engine, tiny_dir, specs)
     results = [gated.result(30)] + [f.result(30) for f in futures]
     made = fresh_engine.stats["tokens"] - before
@@ -147,8 +147,8 @@ def test_a_client_disconnect_mid_stream_leaves_the_others_in_the_batch_unharmed(
         if len(streamed) == 3:
             gone.set()  # the client disconnects after its third token
 
-    leaver = dict(temperature=1.0, seed=3, max_new_tokens=40, stop_at_eos=False, on_token=on_token,
-                  should_cancel=gone.is_set)
+    leaver = {"temperature": 1.0, "seed": 3, "max_new_tokens": 40, "stop_at_eos": False, "on_token": on_token,
+                  "should_cancel": gone.is_set}
     gated, futures = run_batched(fresh_engine, tiny_dir, [leaver] + VARIED)
     left = futures[0].result(30)
     assert left.cancelled and left.completion_tokens == 3 and left.completions[0].token_ids == streamed
@@ -166,8 +166,8 @@ def test_a_request_that_fails_inside_a_batch_leaves_the_others_unharmed(fresh_en
             raise RuntimeError("the stream's consumer broke")
 
     failing = [
-        dict(max_new_tokens=30, stop_at_eos=False, on_token=broken_callback),  # fails at its 5th token
-        dict(temperature=1.0, seed=1, watermark=WatermarkKey(key="not an int")),  # fails at decode time
+        {"max_new_tokens": 30, "stop_at_eos": False, "on_token": broken_callback},  # fails at its 5th token
+        {"temperature": 1.0, "seed": 1, "watermark": WatermarkKey(key="not an int")},  # fails at decode time
     ]
     gated, futures = run_batched(fresh_engine, tiny_dir, failing + VARIED)
     with pytest.raises(RuntimeError, match="consumer broke"):
