@@ -95,7 +95,6 @@ def main() -> None:
             return new_tokens / (time.perf_counter() - t)
 
         # Warm-up (and the engine's one-time set-up: the lean forward and its kernel choice).
-        short = {"new_tokens": new_tokens}
         engine.generate(request())
         setup_s = time.perf_counter() - t
         run_generate()
