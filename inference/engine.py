@@ -383,6 +383,8 @@ def lean_for(loaded: LoadedModel):
         from .decode import LeanGPT2
 
         loaded.lean = LeanGPT2(loaded.model) if LeanGPT2.supports(loaded.model) else False
+        if loaded.lean:  # its split weight copies count against the model cache's byte limit
+            loaded.nbytes += loaded.lean.extra_bytes
     return loaded.lean or None
 
 
