@@ -177,3 +177,66 @@ def test_a_request_that_fails_inside_a_batch_leaves_the_others_unharmed(fresh_en
     assert [tokens(f.result(30)) for f in futures[2:]] == alone
     assert gated.result(30).completion_tokens == 30
     assert len(seen) == 5
+
+
+def test_concurrent_api_requests_in_one_batch_are_each_charged_exactly_their_own_tokens(transactional_db,
+                                                                                     make_licence):
+    """Through the full metered path (key, reservation, engine, settle, ledger): requests of three
+    grants share one batch; each ledger row holds its own tokens, and they add up to the batch's."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django.test import Client
+
+    from inference.models import UsageEntry
+    from inference.modelstore import engine_instance, model_folder_fetch
+    from licensing.models import Grant
+
+    from .test_generation_api import URL
+
+    licences = [make_licence() for _ in range(3)]
+    engine = engine_instance()
+    bodies = [(licences[i % 3], {"model": str(licences[0].version.pk), "prompt": "the quick brown fox",
+                                 "max_new_tokens": 6 + 3 * i, "temperature": 0.9, "seed": i,
+                                 "ignore_eos": i % 2 == 0}) for i in range(6)]
+
+    def post(item):
+        licence, body = item
+        try:
+            response = Client().post(URL, data=json.dumps(body), content_type="application/json",
+                                     headers={"Authorization": f"Bearer {licence.plaintext}"})
+            return response.status_code, response.json()
+        finally:
+            connections.close_all()
+
+    gate = Gate()
+    gated = engine.submit(GenerationRequest(
+        model_digest=licences[0].version.digest, model_dir=model_folder_fetch(licences[0].version),
+        prompt="the quick brown", max_new_tokens=20, temperature=0, stop_at_eos=False, on_token=gate.hold))
+    assert gate.started.wait(30)
+    before = dict(engine.stats)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        pending = pool.map(post, bodies)
+        deadline = threading.Event()
+        for _ in range(300):  # every request reserved its tokens and waits in the engine's queue
+            if engine._queue.qsize() >= 6:
+                break
+            deadline.wait(0.1)
+        gate.open()
+        results = list(pending)
+    gate_tokens = gated.result(30).completion_tokens  # all counted after the hold released its first token
+    assert [status for status, _ in results] == [200] * 6, results
+    assert engine.stats["max_rows"] >= 6
+    made = engine.stats["tokens"] - before["tokens"] - gate_tokens
+    assert made == sum(body["usage"]["completion_tokens"] for _, body in results)
+    for (_licence, sent), (_, body) in zip(bodies, results):
+        assert body["usage"]["completion_tokens"] == sum(o["tokens"] for o in body["outputs"])
+        assert body["usage"]["completion_tokens"] <= sent["max_new_tokens"]
+        if sent["ignore_eos"]:
+            assert body["usage"]["completion_tokens"] == sent["max_new_tokens"]
+    for licence in licences:
+        grant = Grant.objects.get(pk=licence.grant.pk)
+        entries = UsageEntry.objects.filter(grant=grant)
+        assert entries.count() == 2 and grant.reserved_tokens == 0
+        assert grant.used_tokens == sum(e.total_tokens for e in entries)
