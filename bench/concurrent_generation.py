@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
-    new_tokens = args.new_tokens or (12 if args.quick else 64)
+    new_tokens = args.new_tokens or (32 if args.quick else 64)
     rounds = args.rounds or (1 if args.quick else 3)
 
     with tempfile.TemporaryDirectory(prefix="imprint-bench-") as tmp:

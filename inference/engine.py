@@ -4,11 +4,14 @@
   bounded LRU cache: the memory limit is in bytes of parameters and buffers; loading a model that
   does not fit evicts the least recently used ones first.
 - CUDA when present, else CPU; everything runs under `torch.inference_mode`.
-- The engine owns its request queue: `Engine.submit(request) -> Future`. Today one thread takes
-  requests one at a time; continuous batching (issue #8) replaces that loop without changing callers.
-- The decode loop is our own (prefill, then one `model(...)` call per step with the KV cache) rather
-  than `model.generate`, so that each step applies the per-grant watermark bias, per-sample seeded
-  sampling, the cancel check and the token callback. Greedy output equals `model.generate`'s.
+- The engine owns its request queue: `Engine.submit(request) -> Future`. One serving thread batches
+  continuously (issue #8): requests for the same model join one running batch between decode steps
+  and leave it as they finish (`Engine` below).
+- The decode loop is our own rather than `model.generate`, so that each step applies the per-grant
+  watermark bias, per-sample seeded sampling, the cancel check and the token callback, per request.
+  GPT-2 models run on a lean forward (inference.decode: per-row preallocated KV caches, lm_head for
+  the last position only, two-core split matmuls on CPU); other models on the generic Hugging Face
+  loop (`DecodeLoop.run`), one request at a time. Greedy output equals `model.generate`'s.
 
 Sampling is seeded per request and per sample (`torch.Generator`), never from the global RNG: forked
 worker processes inherit one global RNG state and would otherwise repeat each other's samples. A
