@@ -33,7 +33,7 @@ def render_model_card(
     `license` is `base_licence` since a fine-tune inherits the base model's terms. Raises KeyError
     when a sample lacks one of those keys.
     """
-    front_matter = _front_matter(name, base_model, base_licence, dataset_name, metrics)
+    front_matter = _front_matter(name, base_model, base_licence, dataset_name, dataset_licence, metrics)
     sections = [
         f"# {name}",
         _description(name, base_model, base_licence, params),
@@ -50,8 +50,18 @@ def _metadata_number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _card_licence(base_licence: str, dataset_licence: str) -> dict:
+    """The Hub's license fields. When the data's licence differs from the base model's, neither alone
+    describes the weights (e.g. MIT base, CC BY-NC data): say "other" and name both."""
+    if dataset_licence.lower() == base_licence.lower():
+        return {"license": base_licence}
+    return {"license": "other",
+            "license_name": f"base model {base_licence}, training data {dataset_licence}; sold under Imprint offers"}
+
+
 def _front_matter(
-    name: str, base_model: str, base_licence: str, dataset_name: str, metrics: Mapping[str, float]
+    name: str, base_model: str, base_licence: str, dataset_name: str, dataset_licence: str,
+    metrics: Mapping[str, float],
 ) -> str:
     results = [
         {
@@ -66,7 +76,7 @@ def _front_matter(
     metadata = {
         "base_model": base_model,
         "datasets": [dataset_name],
-        "license": base_licence,
+        **_card_licence(base_licence, dataset_licence),
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["text-generation", "gpt2", "fine-tuned", "imprint"],
