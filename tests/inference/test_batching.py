@@ -240,3 +240,19 @@ def test_concurrent_api_requests_in_one_batch_are_each_charged_exactly_their_own
         entries = UsageEntry.objects.filter(grant=grant)
         assert entries.count() == 2 and grant.reserved_tokens == 0
         assert grant.used_tokens == sum(e.total_tokens for e in entries)
+
+
+def test_models_without_the_lean_forward_run_on_the_generic_loop_with_the_same_output(tiny_dir, monkeypatch):
+    from inference.decode import LeanGPT2
+
+    lean = Engine(cache_bytes=64 * 1024 * 1024)
+    generic = Engine(cache_bytes=64 * 1024 * 1024)
+    try:
+        specs = VARIED[:3]
+        expected = [tokens(lean.generate(request(tiny_dir, **spec))) for spec in specs]
+        monkeypatch.setattr(LeanGPT2, "supports", staticmethod(lambda model: False))
+        assert [tokens(generic.generate(request(tiny_dir, **spec))) for spec in specs] == expected
+        assert generic.stats["steps"] == 0 and generic.load(TINY_DIGEST, tiny_dir).lean is False
+    finally:
+        lean.close()
+        generic.close()
