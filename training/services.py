@@ -83,7 +83,9 @@ def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: 
     _check_upload(upload)
     raw = upload.read()
     documents = dataset_documents(raw)
-    stats = dataset_stats(documents, stats_tokenizer(documents, _base(stats_base_model)))
+    base = _base(stats_base_model)
+    tokenizer = stats_tokenizer(documents, base)
+    stats = dataset_stats(documents, tokenizer)
     stats["tokenizer"] = stats_base_model
     sha = hashlib.sha256(raw).hexdigest()
     stored = default_storage.save(f"datasets/{sha}.txt", ContentFile(raw))
@@ -96,6 +98,10 @@ def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: 
     except Exception:
         default_storage.delete(stored)
         raise
+    # The tokenizer is at hand (for the tiny model it was just trained on this data): cache the
+    # encoding now, so a job neither trains the tokenizer again nor encodes the data again.
+    with tempfile.TemporaryDirectory() as tmp:
+        _encoding_save(dataset=dataset, base=base, tokenizer=tokenizer, documents=documents, scratch=Path(tmp))
     return dataset
 
 
@@ -141,24 +147,39 @@ def dataset_encoding(*, dataset: Dataset, base: BaseModel, scratch: Path):
     tokenizer is trained on the dataset and stored beside the ids, so a resumed job gets the very
     same tokenizer.
     """
-    key = TINY_TOKENIZER_KEY if base.name == TINY else f"hf:{base.source}"
-    address = hashlib.sha256(f"{dataset.sha256}:{key}".encode()).hexdigest()
-    prefix = f"encoded/{address}"
+    key, prefix = _encoding_address(dataset, base)
     ids_name = f"{prefix}/ids.bin"
-    if default_storage.exists(ids_name):
-        tokenizer = _cached_tokenizer(base, prefix, scratch)
-        with default_storage.open(ids_name, "rb") as fh:
-            ids = ids_from_bytes(fh.read())
-    else:
+    if not default_storage.exists(ids_name):
         documents = dataset_read_documents(dataset)
         tokenizer = stats_tokenizer(documents, base)
-        ids = encode_documents(documents, tokenizer)
+        return tokenizer, _encoding_save(dataset=dataset, base=base, tokenizer=tokenizer, documents=documents,
+                                         scratch=scratch)
+    tokenizer = _cached_tokenizer(base, prefix, scratch)
+    with default_storage.open(ids_name, "rb") as fh:
+        ids = ids_from_bytes(fh.read())
+    _record_encoding(dataset, key, ids_name, ids)
+    return tokenizer, ids
+
+
+def _encoding_address(dataset: Dataset, base: BaseModel) -> tuple[str, str]:
+    """(tokenizer key, storage prefix) of a dataset's encoding for a base model."""
+    key = TINY_TOKENIZER_KEY if base.name == TINY else f"hf:{base.source}"
+    return key, "encoded/" + hashlib.sha256(f"{dataset.sha256}:{key}".encode()).hexdigest()
+
+
+def _encoding_save(*, dataset: Dataset, base: BaseModel, tokenizer, documents: list[str], scratch: Path) -> list[int]:
+    """Encode the documents and store the ids (and the tiny model's own tokenizer) under the
+    encoding's address, unless an identical upload stored them already. Returns the ids."""
+    key, prefix = _encoding_address(dataset, base)
+    ids_name = f"{prefix}/ids.bin"
+    ids = encode_documents(documents, tokenizer)
+    if not default_storage.exists(ids_name):
         if base.name == TINY:
             tokenizer.save_pretrained(scratch / "tokenizer")
             artifacts.folder_upload(scratch / "tokenizer", f"{prefix}/tokenizer")
         default_storage.save(ids_name, ContentFile(ids_to_bytes(ids)))
     _record_encoding(dataset, key, ids_name, ids)
-    return tokenizer, ids
+    return ids
 
 
 def _cached_tokenizer(base: BaseModel, prefix: str, scratch: Path):

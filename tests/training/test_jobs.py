@@ -63,6 +63,7 @@ def test_a_job_runs_to_a_model_version_that_reloads_and_generates(trainer, local
 
 def test_the_encoding_is_computed_once_per_dataset_and_tokenizer(trainer, local_media):
     dataset = make_dataset(trainer)
+    assert dataset.encodings.count() == 1  # encoded at upload, with the tokenizer its stats used
     job_runner.job_run(job_id=make_job(trainer, dataset, steps=2, sample_every=2, checkpoint_every=2).pk)
     job_runner.job_run(job_id=make_job(trainer, dataset, steps=2, sample_every=2, checkpoint_every=2).pk)
     assert dataset.encodings.count() == 1
