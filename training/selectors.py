@@ -31,27 +31,33 @@ def version_get(*, owner, pk) -> ModelVersion:
     return get_object_or_404(ModelVersion.objects.select_related("job"), pk=pk, owner=owner)
 
 
-def _eta_seconds(job: TrainingJob, metrics: list[dict]) -> float | None:
-    recent = [m["tokens_per_second"] for m in metrics[-20:] if m["tokens_per_second"]]
-    if job.state != TrainingJob.State.RUNNING or not recent:
+def _eta_seconds(job: TrainingJob) -> float | None:
+    if job.state != TrainingJob.State.RUNNING:
+        return None
+    recent = [tps for tps in job.metrics.order_by("-step").values_list("tokens_per_second", flat=True)[:20] if tps]
+    if not recent:
         return None
     hp = job.hyperparameters
     seconds_per_step = hp["batch_size"] * hp["context_length"] / (sum(recent) / len(recent))
     return round((job.total_steps - job.step) * seconds_per_step, 1)
 
 
-def job_progress(*, job: TrainingJob, include_trace: bool = False, samples_after: int = -1) -> dict:
+def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after: int = 0,
+                 samples_after: int = -1) -> dict:
     """Everything the live job page and the API show: state, progress, ETA, compute cost so far,
-    the loss curves, samples, checkpoints and versions. The stack trace only for staff."""
-    metrics = list(job.metrics.values("step", "train_loss", "val_loss", "perplexity", "learning_rate",
-                                      "tokens_per_second", "attempt"))
+    the loss curves, samples, checkpoints and versions. The stack trace only for staff.
+
+    `metrics_after` and `samples_after` (steps) let a polling page fetch only what is new: a long
+    job has one metric row per step, too many to send every few seconds."""
+    metrics = list(job.metrics.filter(step__gt=metrics_after).values(
+        "step", "train_loss", "val_loss", "perplexity", "learning_rate", "tokens_per_second", "attempt"))
     samples = list(job.samples.filter(step__gt=samples_after).values(
         "step", "index", "text", "longest_copied_span", "ngram_overlap"))
     hours = job.compute_seconds / 3600
     return {
         "id": str(job.pk), "name": job.name, "state": job.state, "control_request": job.control_request,
         "step": job.step, "total_steps": job.total_steps, "percent": job.progress_percent,
-        "eta_seconds": _eta_seconds(job, metrics), "attempts": job.attempts,
+        "eta_seconds": _eta_seconds(job), "attempts": job.attempts,
         "resumed_from_step": job.resumed_from_step, "device": job.device,
         "compute_seconds": round(job.compute_seconds, 1),
         "cost_so_far_cents": math.ceil(hours * settings.COMPUTE_RATE_CENTS_PER_HOUR),

@@ -75,8 +75,14 @@ def job_detail(request, pk):
 @role_required("trainer")
 def job_progress(request, pk):
     job = selectors.job_get(owner=request.user, pk=pk)
-    after = int(request.GET.get("samples_after", -1)) if request.GET.get("samples_after", "").lstrip("-").isdigit() else -1
-    return JsonResponse(selectors.job_progress(job=job, include_trace=request.user.is_staff, samples_after=after))
+    return JsonResponse(selectors.job_progress(
+        job=job, include_trace=request.user.is_staff, metrics_after=_step_param(request, "metrics_after", 0),
+        samples_after=_step_param(request, "samples_after", -1)))
+
+
+def _step_param(request, name: str, default: int) -> int:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else default
 
 
 @require_POST

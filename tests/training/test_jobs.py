@@ -219,3 +219,14 @@ def test_a_gpt2_base_without_a_local_copy_or_hub_fails_with_a_clear_message(trai
     assert job_runner.job_run(job_id=job.pk) == "failed"
     job.refresh_from_db()
     assert "gpt2 tokenizer is not available on this server" in job.error_message
+
+
+def test_the_progress_feed_sends_only_what_is_new_to_a_polling_page(trainer, local_media, client):
+    job = make_job(trainer)
+    job_runner.job_run(job_id=job.pk)
+    client.force_login(trainer)
+    url = f"/studio/jobs/{job.pk}/progress/"
+    assert [m["step"] for m in client.get(url).json()["metrics"]] == list(range(1, 31))
+    newer = client.get(url, {"metrics_after": 27, "samples_after": 15}).json()
+    assert [m["step"] for m in newer["metrics"]] == [28, 29, 30]
+    assert {s["step"] for s in newer["samples"]} == {30}
