@@ -181,7 +181,9 @@ def _finish(job: TrainingJob, worker_id: str, result) -> str:
 
 def _fail(job: TrainingJob, worker_id: str, exc: Exception) -> None:
     log.exception("training job %s failed", job.pk)
-    message = getattr(exc, "message", None) or str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    # The trainer sees the first line of the domain message; the whole trace is kept for staff.
+    text = getattr(exc, "message", None) or str(exc)
+    message = text.splitlines()[0] if text.strip() else exc.__class__.__name__
     TrainingJob.objects.filter(pk=job.pk, worker_id=worker_id).update(
         state=State.FAILED, error_message=f"{exc.__class__.__name__}: {message}"[:2000],
         error_trace="".join(traceback.format_exception(exc)), control_request="", finished_at=timezone.now())
