@@ -8,7 +8,6 @@ Domain errors subclass `ApiError` (or are mapped here) with their HTTP status, t
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -91,6 +90,3 @@ def exception_handler(exc, context):
     response.data = body
     return response
 
-
-def api_error_response(status_code: int, message: str, code: str, **extra) -> Response:
-    return Response(error_body(status_code=status_code, message=message, code=code, **extra), status=status_code)

@@ -206,10 +206,11 @@ def _default_result_backend(broker_url: str) -> str:
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=_default_result_backend(CELERY_BROKER_URL)
 )
+TRAINING_SWEEP_SECONDS = env.int("TRAINING_SWEEP_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "training-sweep-leases": {
         "task": "training.sweep_leases",
-        "schedule": float(env.int("TRAINING_SWEEP_SECONDS", default=30)),
+        "schedule": float(TRAINING_SWEEP_SECONDS),
     },
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
@@ -285,7 +286,6 @@ DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)
 TRAINING_LEASE_SECONDS = env.int("TRAINING_LEASE_SECONDS", default=60)
 TRAINING_MAX_CONCURRENT_JOBS = env.int("TRAINING_MAX_CONCURRENT_JOBS", default=2)
 TRAINING_MAX_TOTAL_STEPS = env.int("TRAINING_MAX_TOTAL_STEPS", default=200_000)
-TRAINING_SWEEP_SECONDS = env.int("TRAINING_SWEEP_SECONDS", default=30)
 COMPUTE_RATE_CENTS_PER_HOUR = env.int("COMPUTE_RATE_CENTS_PER_HOUR", default=250)
 # "cuda" or "cpu": what the training workers have, for estimates (empty: ask torch on this machine).
 TRAINING_DEVICE = env.str("TRAINING_DEVICE", default="")
