@@ -40,7 +40,10 @@ def verify_page(request):
                                       prompt=form["prompt"] or None)
             flags_from_verification(result=result, text=form["text"], receipt=form["receipt"].strip(),
                                     source="verify_page")
-    return render(request, "inference/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS})
+    # "receipt_valid" reads "RECEIPT VALID" on the page (cutting the underscore glued the words).
+    verdict_label = result["verdict"].replace("_", " ") if result else ""
+    return render(request, "inference/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS,
+                                                     "verdict_label": verdict_label})
 
 
 @require_GET

@@ -61,7 +61,7 @@ def test_the_verify_page_shows_the_verdict(client, make_licence):
     output = post(client, licence, max_new_tokens=12).json()["outputs"][0]
     page = client.post("/verify/", {"text": output["text"], "receipt": output["receipt"]["jws"]})
     assert page.status_code == 200
-    assert b"RECEIPTVALID" in page.content and licence.grant.terms_id[:16].encode() in page.content
+    assert b"RECEIPT VALID" in page.content and licence.grant.terms_id[:16].encode() in page.content
     terms = client.get(f"/verify/terms/{licence.grant.terms_id}/")
     assert terms.status_code == 200 and licence.grant.terms_id.encode() in terms.content
 

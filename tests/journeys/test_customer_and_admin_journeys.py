@@ -74,8 +74,11 @@ def test_a_customer_buys_generates_and_verifies_then_an_admin_suspends(
         page.goto("/playground/")
         page.fill("#p-prompt", "At dawn, the Marigold")
         page.fill("#p-max", "60")
-        page.click("button:has-text('Generate')")
-        page.wait_for_selector("text=Verify this text")
+        for _ in range(3):  # a sample may end at once (eos): generate again, as a person would
+            page.click("button:has-text('Generate')")
+            page.wait_for_selector("text=Verify this text")
+            if page.input_value("form[action='/verify/'] input[name=text]").strip():
+                break
         stamp = page.inner_text("main")
         assert "Generated with an Imprint model" in stamp  # the attribution line travels with the text
         screenshot(page, "customer-playground")
