@@ -2,7 +2,7 @@
 """Imprint's two commands. Each sets itself up on a fresh machine that has only Python 3.11.
 
     python3 dev.py run     # install, migrate, start a Celery worker and the site; prints URL and logins
-    python3 dev.py test    # install the test dependencies and run the whole test suite
+    python3 dev.py test    # install the test dependencies, check the layers, run the whole test suite
 
 Both create `.venv/` next to this file and pip-install the pinned requirements into it (again only
 when a requirements file changed). Environment variables (see README.md) switch engines.
@@ -107,6 +107,11 @@ def supervise(procs: list[subprocess.Popen]) -> int:
 
 def test(args: list[str]) -> int:
     ensure_venv("requirements-test.txt")
+    # The layer contract first (.importlinter): an upward import fails the build before any test runs.
+    layers = subprocess.run([str(VENV / "bin" / "lint-imports"), "--no-cache"], cwd=ROOT)
+    if layers.returncode != 0:
+        print("lint-imports: an app imports from a layer above it (see docs/architecture.md).", flush=True)
+        return layers.returncode
     result = subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT)
     return result.returncode
 

@@ -13,7 +13,7 @@ favours Trainer). Load from other processes on a shared machine comes and goes o
 hits neighbouring steps of both loops alike; the median step of each loop, after a few warm-up
 steps and without the last one (which overlaps the other loop's shutdown), gives its tok/s.
 Process-wide tuning is shared: the glibc allocator setting that run_training applies
-(training.loop.reuse_freed_memory) is switched on before either loop runs, so the ratio compares
+(core.torch_runtime.reuse_freed_memory) is switched on before either loop runs, so the ratio compares
 the loops, not the allocator.
 
     .venv/bin/python bench/training_throughput.py --quick    # under a minute on 2 cores
@@ -49,7 +49,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from training.loop import TrainConfig, TrainingCallbacks, reuse_freed_memory, run_training
+from core.torch_runtime import reuse_freed_memory
+from training.loop import TrainConfig, TrainingCallbacks, run_training
 from training.textdata import encode_documents, make_windows, split_windows
 from training.tiny import build_tiny_model
 

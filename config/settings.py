@@ -49,11 +49,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Imprint's apps, lowest layer first (see .importlinter and docs/architecture.md).
+    "core",
     "accounts",
+    "audit",
     "training",
     "licensing",
-    "marketplace",
     "inference",
+    "marketplace",
+    "compliance",
 ]
 
 MIDDLEWARE = [

@@ -3,9 +3,9 @@
 
 from django.contrib import admin
 
-from config.readonly_admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
-from .models import MeterOutbox, QuotaReservation, Receipt, SigningKey, UsageEntry
+from .models import MeterOutbox, Receipt, SigningKey, UsageEntry
 
 
 @admin.register(UsageEntry)
@@ -30,8 +30,3 @@ class MeterOutboxAdmin(ReadOnlyAdmin):
 @admin.register(SigningKey)
 class SigningKeyAdmin(ReadOnlyAdmin):
     list_display = ("kid", "state", "created_at", "retired_at")
-
-
-@admin.register(QuotaReservation)
-class QuotaReservationAdmin(ReadOnlyAdmin):
-    list_display = ("request_id", "grant", "tokens", "expires_at")

@@ -1,5 +1,5 @@
-"""The generation API (`/api/v1/generations`), its OpenAI-compatible twin (`/v1/completions`,
-`/v1/models`) and verification (`/api/v1/verifications`). Thin: validate, call a service, render."""
+"""The generation API (`/api/v1/generations`) and its OpenAI-compatible twin (`/v1/completions`,
+`/v1/models`). Thin: validate, call a service, render."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from django.db import connections
 from django.http import StreamingHttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import authentication, permissions, serializers
+from rest_framework import authentication, exceptions, permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_errors import ApiError, error_body
-from licensing.compliance import flags_from_verification
+from core.errors import DomainError, domain_error_body, error_body
+from licensing.errors import ApiKeyInvalid
+from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
 
 from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
-from .selectors import licensed_models, usage_by_idempotency_key
+from .selectors import usage_by_idempotency_key
 from .services import (
     GenerationInput,
     generation_create,
@@ -29,7 +30,6 @@ from .services import (
     generation_settle,
     truncate_to_sent,
 )
-from .verification import verification_run
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -40,7 +40,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        key = apikey_authenticate(token.strip())
+        try:
+            key = apikey_authenticate(token.strip())
+        except ApiKeyInvalid as exc:
+            # DRF's own authentication failure, so the request is marked unauthenticated and the
+            # 401 carries WWW-Authenticate; the handler renders it in the one error shape.
+            raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from exc
         return key.owner, key
 
     def authenticate_header(self, request):
@@ -69,17 +74,7 @@ GENERATION_ERRORS = {
 }
 
 
-class _HeadersOnErrors:
-    """Adds an error's `headers` (x-ratelimit-*, retry-after) to its response."""
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        for name, value in (getattr(exc, "headers", None) or {}).items():
-            response[name] = value
-        return response
-
-
-class _KeyApi(_HeadersOnErrors, APIView):
+class _KeyApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [permissions.IsAuthenticated]
 
@@ -171,8 +166,8 @@ class _Stream:
 
 
 def _error_payload(exc) -> dict:
-    if isinstance(exc, ApiError):
-        return error_body(status_code=exc.status_code, message=exc.message, code=exc.code, param=exc.param)
+    if isinstance(exc, DomainError):
+        return domain_error_body(exc)
     return error_body(status_code=500, message="Generation failed.", code="server_error")
 
 
@@ -309,7 +304,7 @@ class ModelListApi(_KeyApi):
     @extend_schema(responses={200: dict, 401: GENERATION_ERRORS[401]})
     def get(self, request):
         seen, data = set(), []
-        for grant in licensed_models(api_key=request.auth):
+        for grant in grants_active_for_key(api_key=request.auth):
             version = grant.model_version
             if version.pk in seen:
                 continue
@@ -318,29 +313,3 @@ class ModelListApi(_KeyApi):
                          "owned_by": "imprint", "name": version.name, "digest": version.digest,
                          "n_positions": version.n_positions})
         return Response({"object": "list", "data": data})
-
-
-# --- Verification ------------------------------------------------------------------------------
-
-class VerificationCreateApi(_HeadersOnErrors, APIView):
-    """Public: check a text (and optionally its receipt) for Imprint provenance."""
-
-    authentication_classes: list = []
-    permission_classes = [permissions.AllowAny]
-
-    class InputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "VerificationInput"
-
-        text = serializers.CharField(trim_whitespace=False, max_length=200_000)
-        receipt = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
-        prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
-
-    @extend_schema(request=InputSerializer, responses={200: dict})
-    def post(self, request):
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        result = verification_run(text=v["text"], receipt=v.get("receipt") or None, prompt=v.get("prompt") or None)
-        flags_from_verification(result=result, text=v["text"], receipt=v.get("receipt"), source="verify_api")
-        return Response(result)

@@ -8,6 +8,6 @@ class InferenceConfig(AppConfig):
     def ready(self):
         # Production refuses to start without its receipt signing keys and watermark secrets
         # (the embedded default generates both under var/ on first use).
-        from .keyring import production_secrets_check
+        from core.secrets import production_secrets_check
 
         production_secrets_check()

@@ -507,7 +507,7 @@ class Engine:
         # Decoding allocates and frees the same large tensors (logits, KV-cache growth) every step;
         # glibc would hand them back to the OS and page-fault them in again (the first requests of a
         # process ran 2-8x slower here). Keep freed memory for reuse, as the training loop does.
-        from training.loop import reuse_freed_memory
+        from core.torch_runtime import reuse_freed_memory
 
         reuse_freed_memory()
         batches: dict[str, list[BatchJob]] = {}

@@ -4,12 +4,14 @@ import uuid
 
 from django.db import models
 
+from core.models import AppendOnlyModel
+
 
 class SigningKey(models.Model):
     """The public half of a receipt-signing key (Ed25519), published in the JWKS.
 
     Private keys never enter the database: they come from the environment in production
-    (IMPRINT_SIGNING_KEYS) or from a file under var/ in the embedded default (see keyring.py). A key
+    (IMPRINT_SIGNING_KEYS) or from a file under var/ in the embedded default (see core/secrets.py). A key
     that leaves the keyring stays here as retired, so every receipt it ever signed still verifies.
     """
 
@@ -30,12 +32,7 @@ class SigningKey(models.Model):
         return f"{self.kid} ({self.state})"
 
 
-class LedgerQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("The usage ledger is append-only.")
-
-
-class UsageEntry(models.Model):
+class UsageEntry(AppendOnlyModel):
     """One append-only ledger row per request that generated text (also an interrupted stream,
     charged for the tokens sent). The grant's `used_tokens` is settled in the same transaction, so the
     ledger sums to the counter."""
@@ -56,8 +53,6 @@ class UsageEntry(models.Model):
     response = models.JSONField(default=dict, help_text="The response body, replayed for an idempotent retry.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    objects = LedgerQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "usage entries"
@@ -68,11 +63,6 @@ class UsageEntry(models.Model):
 
     def __str__(self) -> str:
         return f"usage {self.request_id} ({self.total_tokens} tokens)"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("The usage ledger is append-only.")
-        super().save(*args, **kwargs)
 
     @property
     def receipt(self):
@@ -126,19 +116,3 @@ class MeterOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier} ({self.state})"
-
-
-class QuotaReservation(models.Model):
-    """Tokens held on a grant by one in-flight request (the grant's `reserved_tokens` is their sum).
-
-    Settling or releasing deletes the row; a request whose process died leaves it behind, and the
-    sweep releases it once it expires, so a crashed worker never locks quota away for good."""
-
-    request_id = models.CharField(max_length=64, primary_key=True)
-    grant = models.ForeignKey("licensing.Grant", on_delete=models.CASCADE, related_name="reservations")
-    tokens = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.request_id}: {self.tokens} tokens"

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .keyring import PrivateSigningKey, b64url, b64url_decode, signing_keys
+from core.secrets import PrivateSigningKey, b64url, b64url_decode, signing_keys
 from .models import SigningKey
 
 RECEIPT_TYPE = "imprint-receipt+jwt"

@@ -2,11 +2,11 @@
 
     key → grant → checks (state, expiry, purpose, rate, quota) → reserve → engine → settle
 
-`generation_prepare` runs every check and reserves `n × (prompt + max_new_tokens)` tokens with one
-conditional UPDATE (no row lock held while generating; correct on SQLite and PostgreSQL alike).
-`generation_execute` runs the engine and releases the reservation if it fails. `generation_settle`
-charges the actual tokens and writes the ledger row, the receipts and the meter outbox row in ONE
-transaction. A refused request is recorded in the audit log and charges nothing.
+`generation_prepare` runs licensing's checks (grant state and purpose, the terms' rate) and
+reserves `n × (prompt + max_new_tokens)` tokens (licensing.quota). `generation_execute` runs the
+engine and releases the reservation if it fails. `generation_settle` charges the actual tokens and
+writes the ledger row, the receipts and the meter event row in ONE transaction. A refused request
+is recorded in the audit log (compliance reads it from there) and charges nothing.
 
 Where the engine runs (the trade-off): in this process in the embedded default — no broker hop, no
 Redis, tokens streamed directly; but every web process holds a copy of the models, so it suits one
@@ -26,35 +26,30 @@ from datetime import timedelta
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from licensing.audit import audit_append
+from audit.services import audit_append
+from core.errors import DomainError
+from core.ratelimit import WindowCount
+from core.secrets import watermark_secret
 from licensing.models import ApiKey, Grant
+from licensing.quota import quota_release, quota_reserve, quota_settle
+from licensing.selectors import grant_licence_stamp
+from licensing.services import grant_check, grant_rate_consume
 
 from . import engine as engine_module
-from .errors import (
-    InferenceError,
-    InferenceTimeout,
-    LicenceInactive,
-    LicenceSuspended,
-    ModelUnavailable,
-    PurposeNotPermitted,
-    QuotaExceeded,
-    ReservationLost,
-    engine_error_to_api,
-)
-from .keyring import watermark_secret
-from .models import MeterOutbox, QuotaReservation, Receipt, UsageEntry
+from .errors import InferenceTimeout, ModelUnavailable, engine_error_to_api
+from .models import MeterOutbox, Receipt, UsageEntry
 from .modelstore import (
     ModelIntegrityError,
     engine_instance,
     model_folder_fetch,
     tokenizer_for,
 )
-from .ratelimit import RateLimitState, ratelimit_consume, ratelimit_headers
+from .ratelimit_headers import ratelimit_headers
 from .receipts import customer_pseudonym, receipt_sign, sha256_text
 from .selectors import grant_for_request, usage_by_idempotency_key
+from .signals import meter_event_recorded
 from .watermark import DEFAULT_DELTA, DEFAULT_GAMMA, WatermarkKey, watermark_key_derive
 
 
@@ -84,7 +79,7 @@ class Prepared:
     prompt_tokens: int
     reserved: int
     idempotency_key: str
-    ratelimit: RateLimitState
+    ratelimit: WindowCount
     watermark: WatermarkKey
     created: int = field(default_factory=lambda: int(timezone.now().timestamp()))
 
@@ -99,29 +94,12 @@ class Prepared:
 
 # --- Checks ------------------------------------------------------------------------------------
 
-def generation_refusal_record(*, grant: Grant, api_key: ApiKey | None, error: InferenceError,
+def generation_refusal_record(*, grant: Grant, api_key: ApiKey | None, error: DomainError,
                               params: GenerationInput, purpose: str) -> None:
     """Record a refused request in the audit log (compliance flags read it). Charges nothing."""
     audit_append(event="generation.refused", actor=grant.customer, subject=grant,
                  data={"status": error.status_code, "code": error.code, "model": params.model,
                        "purpose": purpose, "key": api_key.prefix if api_key else "playground"})
-
-
-def grant_check(*, grant: Grant, purpose: str) -> None:
-    """Raises LicenceSuspended / LicenceInactive (403) unless the grant is active, started and
-    unexpired, and PurposeNotPermitted (403) unless its terms permit `purpose`."""
-    now = timezone.now()
-    if grant.state == Grant.State.SUSPENDED:
-        raise LicenceSuspended(f"This licence is suspended: {grant.state_reason or 'under review'}.")
-    if grant.state != Grant.State.ACTIVE:
-        raise LicenceInactive(f"This licence is {grant.state}.")
-    if grant.expires_at is not None and grant.expires_at <= now:
-        raise LicenceInactive("This licence has expired.")
-    if grant.starts_at is not None and grant.starts_at > now:
-        raise LicenceInactive("This licence has not started yet.")
-    if purpose not in grant.terms.uses:
-        raise PurposeNotPermitted(
-            f"The licence permits {', '.join(grant.terms.uses)}; not {purpose!r}.", param="purpose")
 
 
 def _validate(params: GenerationInput, version) -> None:
@@ -151,39 +129,6 @@ def _reservation_ttl() -> timedelta:
     return timedelta(seconds=float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300)) + 120)
 
 
-@transaction.atomic
-def quota_reserve(*, grant_id, tokens: int, request_id: str) -> None:
-    """Reserve `tokens` of the grant's quota with one conditional UPDATE, so parallel requests can
-    never reserve more than remains, and record the reservation. Raises QuotaExceeded (402, with the
-    tokens left)."""
-    reserved = Grant.objects.filter(
-        pk=grant_id, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + tokens,
-    ).update(reserved_tokens=F("reserved_tokens") + tokens)
-    if not reserved:
-        grant = Grant.objects.get(pk=grant_id)
-        raise QuotaExceeded(needed=tokens, remaining=grant.remaining_tokens)
-    QuotaReservation.objects.create(request_id=request_id, grant_id=grant_id, tokens=tokens,
-                                    expires_at=timezone.now() + _reservation_ttl())
-
-
-@transaction.atomic
-def quota_release(*, request_id: str) -> bool:
-    """Give back a reservation that will not be settled (the request failed, was a duplicate, or its
-    process died). Returns False when it was already settled or released (idempotent)."""
-    reservation = QuotaReservation.objects.select_for_update().filter(pk=request_id).first()
-    if reservation is None:
-        return False
-    reservation.delete()
-    Grant.objects.filter(pk=reservation.grant_id).update(reserved_tokens=F("reserved_tokens") - reservation.tokens)
-    return True
-
-
-def quota_reservations_sweep() -> int:
-    """Release expired reservations (orphaned by a dead worker). Returns how many were released."""
-    expired = QuotaReservation.objects.filter(expires_at__lt=timezone.now()).values_list("pk", flat=True)
-    return sum(quota_release(request_id=request_id) for request_id in list(expired))
-
-
 def _watermark_for(grant: Grant) -> WatermarkKey:
     secret = watermark_secret(grant.watermark_secret_version)
     return WatermarkKey(key=watermark_key_derive(secret=secret, grant_id=str(grant.pk)),
@@ -207,15 +152,14 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
         if prompt_tokens + params.max_new_tokens > n_positions:
             raise engine_error_to_api(engine_module.ContextTooLong(
                 prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
-        rate = ratelimit_consume(grant=grant)
+        rate = grant_rate_consume(grant=grant)
         need = params.n * (prompt_tokens + params.max_new_tokens)
         request_id = f"gen_{uuid.uuid4().hex}"
-        quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id)
-    except InferenceError as error:
+        quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id, ttl=_reservation_ttl())
+    except DomainError as error:
         generation_refusal_record(grant=grant, api_key=api_key, error=error, params=params, purpose=purpose)
-        if not getattr(error, "headers", None):  # 429 brings its own; the others report the quota
-            grant.refresh_from_db(fields=["used_tokens", "reserved_tokens"])
-            error.headers = ratelimit_headers(grant, None)
+        grant.refresh_from_db(fields=["used_tokens", "reserved_tokens"])
+        error.headers = ratelimit_headers(grant, getattr(error, "window", None)) | error.headers
         raise
     return Prepared(request_id=request_id, api_key=api_key, grant=grant, params=params,
                     purpose=purpose, prompt_tokens=prompt_tokens, reserved=need,
@@ -268,21 +212,6 @@ def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None)
 
 # --- Settling ----------------------------------------------------------------------------------
 
-def licence_stamp(grant: Grant) -> dict:
-    """What the output may be used for and how to attribute it (travels with every response)."""
-    doc = grant.terms.document
-    listing = getattr(grant.model_version, "listing", None)
-    return {
-        "terms_id": grant.terms_id, "terms_sha256": grant.terms_id, "licence_id": doc.get("licence_id"),
-        "url": f"{settings.SITE_URL.rstrip('/')}/verify/terms/{grant.terms_id}/",
-        "attribution": doc.get("attribution", ""), "uses": doc.get("uses", []),
-        "samples_publishable": bool(doc.get("samples", {}).get("publish")),
-        "samples_resellable": bool(doc.get("samples", {}).get("resell")),
-        "restrictions": doc.get("restrictions", []), "grant_id": str(grant.pk),
-        "model_version": str(grant.model_version_id), "listing_id": str(listing.pk) if listing else None,
-    }
-
-
 def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> dict:
     p, grant, version = prepared.params, prepared.grant, prepared.version
     listing = getattr(version, "listing", None)
@@ -303,40 +232,20 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
     }
 
 
-def _stripe_customer_for_metering(grant: Grant) -> str | None:
-    """The Stripe customer to bill when the grant was bought on a metered offer, else None."""
-    from marketplace.models import BillingCustomer, Order
-
-    order = Order.objects.filter(grant=grant).select_related("offer").first()
-    if order is None or not order.offer.is_metered:
-        return None
-    return order.stripe_customer_id or BillingCustomer.objects.filter(user_id=grant.customer_id).values_list(
-        "stripe_customer_id", flat=True).first()
-
-
-def _meter_outbox_for(entry: UsageEntry, grant: Grant) -> MeterOutbox | None:
-    """An outbox row (the arguments of marketplace.billing.meter_event_report) for metered grants."""
-    customer = _stripe_customer_for_metering(grant)
-    if not customer:
+def _meter_event_for(entry: UsageEntry, grant: Grant) -> MeterOutbox | None:
+    """A meter event row for a metered grant's usage (billing delivers it and finds the payer)."""
+    if not grant.metered:
         return None
     identifier = f"imprint-usage-{entry.request_id}"
-    payload = {"stripe_customer_id": customer, "tokens": entry.total_tokens, "identifier": identifier,
-               "timestamp": int(entry.created_at.timestamp())}
+    payload = {"tokens": entry.total_tokens, "identifier": identifier, "timestamp": int(entry.created_at.timestamp())}
     return MeterOutbox.objects.create(identifier=identifier, usage_entry=entry, payload=payload)
 
 
 @transaction.atomic
 def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
     charged = result.prompt_tokens + result.completion_tokens  # the prompt counts once, as OpenAI's
-    if QuotaReservation.objects.filter(pk=prepared.request_id).delete()[0]:
-        settled = Grant.objects.filter(pk=prepared.grant.pk).update(
-            used_tokens=F("used_tokens") + charged, reserved_tokens=F("reserved_tokens") - prepared.reserved)
-    else:  # the sweep released it (a request that outlived its reservation): charge if it still fits
-        settled = Grant.objects.filter(
-            pk=prepared.grant.pk, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + charged,
-        ).update(used_tokens=F("used_tokens") + charged)
-    if not settled:
-        raise ReservationLost(f"The reservation of {prepared.request_id} expired and the quota is spent.")
+    quota_settle(grant_id=prepared.grant.pk, request_id=prepared.request_id, reserved=prepared.reserved,
+                 charged=charged)
     now = timezone.now()
     receipts, outputs = [], []
     for completion in result.completions:
@@ -355,7 +264,7 @@ def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
         "purpose": prepared.purpose, "outputs": outputs, "interrupted": interrupted,
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                   "total_tokens": charged},
-        "licence": licence_stamp(prepared.grant),
+        "licence": grant_licence_stamp(prepared.grant),
     }
     entry = UsageEntry.objects.create(
         request_id=prepared.request_id, grant=prepared.grant, api_key=prepared.api_key,
@@ -365,11 +274,9 @@ def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
     for receipt in receipts:
         receipt.usage_entry = entry
     Receipt.objects.bulk_create(receipts)
-    outbox = _meter_outbox_for(entry, prepared.grant)
+    outbox = _meter_event_for(entry, prepared.grant)
     if outbox is not None:
-        from .tasks import meter_outbox_send
-
-        transaction.on_commit(lambda: meter_outbox_send.delay(outbox.pk))
+        transaction.on_commit(lambda: meter_event_recorded.send(sender=MeterOutbox, outbox_id=outbox.pk))
     return entry
 
 

@@ -2,8 +2,6 @@
 
 - `inference.generate` runs on the `inference` queue (routed by name): workers share one engine per
   process (thread pool), the web tier waits on the result.
-- `metering.outbox_send` / `metering.outbox_sweep` run on the `default` queue: they report usage to
-  Stripe Billing Meters from the outbox, with bounded retries and backoff.
 """
 
 from __future__ import annotations
@@ -133,34 +131,3 @@ def _replay(result: engine_module.GenerationResult, on_token) -> None:
         for token_id in c.token_ids:
             on_token(engine_module.TokenEvent(sample_index=c.index, token_id=token_id, text=""))
         on_token(engine_module.TokenEvent(sample_index=c.index, token_id=-1, text=c.text))
-
-
-@shared_task(name="metering.outbox_send", bind=True, max_retries=8)
-def meter_outbox_send(self, outbox_id: int) -> str:
-    """Report one outbox row to Stripe; a failure retries with exponential backoff. The row's unique
-    identifier is the meter event identifier, so a retry can never bill twice."""
-    from .metering import MeterSendFailed, meter_outbox_deliver
-
-    try:
-        return meter_outbox_deliver(outbox_id=outbox_id)
-    except MeterSendFailed as exc:
-        raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries * 5)) from exc
-
-
-@shared_task(name="metering.outbox_sweep")
-def meter_outbox_sweep() -> int:
-    """Periodic: resend pending rows whose task was lost (a crashed worker, a broker restart)."""
-    from .metering import meter_outbox_due
-
-    due = meter_outbox_due()
-    for outbox_id in due:
-        meter_outbox_send.delay(outbox_id)
-    return len(due)
-
-
-@shared_task(name="quota.reservations_sweep")
-def quota_reservations_sweep_task() -> int:
-    """Periodic: release quota reservations left by requests whose process died."""
-    from .services import quota_reservations_sweep
-
-    return quota_reservations_sweep()

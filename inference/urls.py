@@ -9,15 +9,12 @@ from . import api, views
 app_name = "inference"
 
 urlpatterns = [
-    path("verify/", views.verify_page, name="verify"),
-    path("verify/terms/<str:sha256>/", views.terms_page, name="terms"),
     path("playground/", views.playground, name="playground"),
 ]
 
 api_urlpatterns = [
     path(".well-known/jwks.json", views.jwks_view, name="jwks"),
     path("api/v1/generations", api.GenerationCreateApi.as_view(), name="api_generations"),
-    path("api/v1/verifications", api.VerificationCreateApi.as_view(), name="api_verifications"),
     path("v1/completions", api.CompletionCreateApi.as_view(), name="openai_completions"),
     path("v1/models", api.ModelListApi.as_view(), name="openai_models"),
 ]

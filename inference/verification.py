@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from core.secrets import watermark_secret
 from licensing.models import Grant
+from licensing.selectors import grant_licence_stamp
 
-from .keyring import watermark_secret
 from .modelstore import ModelIntegrityError, tokenizer_for
 from .receipts import receipt_verify
 from .watermark import DEFAULT_Z_THRESHOLD, detect_any, watermark_key_derive
@@ -33,8 +34,6 @@ def _grants_by_version():
 def watermark_scan(text: str) -> dict:
     """Best-matching grant for `text` with z, p and the corrected p. Never raises for a model whose
     files are unavailable: it is skipped and listed."""
-    from .services import licence_stamp
-
     best, total_keys, skipped, text_tokens = None, 0, [], 0
     for version, grants in _grants_by_version().items():
         try:
@@ -61,7 +60,7 @@ def watermark_scan(text: str) -> dict:
                    "green_tokens": detection.green_tokens, "detected": detected})
     if detected:
         result.update({"grant_id": str(grant.pk), "model_version": str(grant.model_version_id),
-                       "model_digest": grant.model_version.digest, "licence": licence_stamp(grant)})
+                       "model_digest": grant.model_version.digest, "licence": grant_licence_stamp(grant)})
     return result
 
 

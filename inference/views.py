@@ -1,17 +1,15 @@
-"""Pages of inference: the JWKS, the public verify page, terms pages and the customer playground."""
+"""Pages of inference: the JWKS and the customer playground."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
-from config.api_errors import ApiError
-from licensing.compliance import flags_from_verification
-from licensing.models import Grant, LicenceTerms
-from licensing.terms import render_terms_text
+from core.errors import DomainError
+from licensing.models import Grant
 
 from .receipts import jwks
 from .services import (
@@ -20,7 +18,6 @@ from .services import (
     generation_prepare,
     generation_settle,
 )
-from .verification import MIN_TOKENS, verification_run
 
 
 @require_GET
@@ -28,31 +25,6 @@ from .verification import MIN_TOKENS, verification_run
 def jwks_view(request):
     """Public keys of every receipt signer, active and retired (RFC 7517 JWK Set)."""
     return JsonResponse(jwks())
-
-
-def verify_page(request):
-    """Public: paste a text (and its receipt) to see where it came from."""
-    result, form = None, {"text": "", "receipt": "", "prompt": ""}
-    if request.method == "POST":
-        form = {k: request.POST.get(k, "") for k in form}
-        if form["text"]:
-            result = verification_run(text=form["text"], receipt=form["receipt"].strip() or None,
-                                      prompt=form["prompt"] or None)
-            flags_from_verification(result=result, text=form["text"], receipt=form["receipt"].strip(),
-                                    source="verify_page")
-    # "receipt_valid" reads "RECEIPT VALID" on the page (cutting the underscore glued the words).
-    verdict_label = result["verdict"].replace("_", " ") if result else ""
-    return render(request, "inference/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS,
-                                                     "verdict_label": verdict_label})
-
-
-@require_GET
-def terms_page(request, sha256: str):
-    terms = LicenceTerms.objects.filter(pk=sha256).first()
-    if terms is None:
-        raise Http404("No such licence terms.")
-    return render(request, "inference/terms.html",
-                  {"terms": terms, "text": render_terms_text(terms.document, sha256=terms.sha256)})
 
 
 def _playground_params(post) -> GenerationInput:
@@ -80,7 +52,7 @@ def playground(request):
             prepared = generation_prepare(api_key=None, customer=request.user, params=params)
             entry = generation_settle(prepared, generation_execute(prepared))
             context["output"] = entry.response
-        except ApiError as exc:
+        except DomainError as exc:
             context["error"] = exc.message
     return render(request, "inference/playground.html", context)
 

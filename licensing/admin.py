@@ -1,29 +1,8 @@
 from django.contrib import admin
 
-from config.readonly_admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
-from .models import (
-    Acceptance,
-    ApiKey,
-    AuditEntry,
-    Case,
-    CustomerAnswer,
-    Decision,
-    Flag,
-    Grant,
-    LicenceTerms,
-    Report,
-)
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
-    """Append-only: no add, change or delete, not even for superusers (and no bulk actions)."""
-
-    list_display = ("id", "created_at", "event", "actor_ref", "subject_type", "subject_id")
-    list_filter = ("event",)
-    search_fields = ("subject_id", "actor_ref")
-    actions = None
+from .models import Acceptance, ApiKey, Grant, LicenceTerms, QuotaReservation
 
 
 @admin.register(LicenceTerms)
@@ -50,33 +29,6 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     exclude = ("key_hash",)
 
 
-# Compliance records are written by licensing.compliance (decisions change grants and the audit
-# log together), so the admin shows them and nothing more.
-
-@admin.register(Case)
-class CaseAdmin(ReadOnlyAdmin):
-    list_display = ("id", "state", "severity", "source", "customer", "model_version", "created_at", "decided_at")
-    list_filter = ("state", "severity", "source")
-
-
-@admin.register(Flag)
-class FlagAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "severity", "customer", "grant", "case", "created_at")
-    list_filter = ("kind", "severity")
-
-
-@admin.register(Report)
-class ReportAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "reporter", "reporter_ip", "where_url")
-
-
-@admin.register(Decision)
-class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "case", "action", "staff", "grant_state_after", "created_at")
-    list_filter = ("action",)
-    actions = None
-
-
-@admin.register(CustomerAnswer)
-class CustomerAnswerAdmin(ReadOnlyAdmin):
-    list_display = ("id", "case", "author", "created_at")
+@admin.register(QuotaReservation)
+class QuotaReservationAdmin(ReadOnlyAdmin):
+    list_display = ("request_id", "grant", "tokens", "created_at", "expires_at")

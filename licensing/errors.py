@@ -1,15 +1,18 @@
-"""Domain errors of licensing. Each maps once to an HTTP status (they are `ApiError`s)."""
+"""Domain errors of licensing: terms, grants and the checks a generation must pass, API keys."""
 
-from rest_framework import status
+from core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PaymentRequired,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
 
-from config.api_errors import ApiError
 
-
-class LicensingError(ApiError):
-    pass
-
-
-class TermsInvalid(LicensingError):
+class TermsInvalid(InvalidRequest):
     """Terms failed validation. `errors` maps each bad field to its message."""
 
     code = "invalid_terms"
@@ -20,7 +23,7 @@ class TermsInvalid(LicensingError):
         self.errors = errors
 
 
-class TermsNotAllowedByInputs(LicensingError):
+class TermsNotAllowedByInputs(InvalidRequest):
     """The model's base licence or its dataset's licence does not allow these terms."""
 
     code = "licence_inheritance"
@@ -31,39 +34,72 @@ class TermsNotAllowedByInputs(LicensingError):
         self.reasons = reasons
 
 
-class TermsImmutable(LicensingError):
-    status_code = status.HTTP_409_CONFLICT
-    error_type = "conflict_error"
+class TermsImmutable(Conflict):
     code = "terms_immutable"
 
 
-class ApiKeyInvalid(LicensingError):
+class TermsNotFound(NotFound):
+    code = "terms_not_found"
+
+
+class ApiKeyInvalid(Unauthenticated):
     """Unknown, malformed or revoked API key."""
 
-    status_code = status.HTTP_401_UNAUTHORIZED
-    error_type = "authentication_error"
     code = "invalid_api_key"
 
 
-class GrantNotOwned(LicensingError):
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
-    code = "grant_not_found"
-
-
-class GrantStateError(LicensingError):
-    status_code = status.HTTP_409_CONFLICT
-    error_type = "conflict_error"
-    code = "grant_state"
-
-
-class ApiKeyNotFound(LicensingError):
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
+class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
-class TermsNotFound(LicensingError):
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
-    code = "terms_not_found"
+class GrantNotOwned(NotFound):
+    code = "grant_not_found"
+
+
+class GrantStateError(Conflict):
+    code = "grant_state"
+
+
+# --- The checks a generation must pass -------------------------------------------------------
+
+class LicenceInactive(Forbidden):
+    """The grant is pending, expired, revoked or not yet started."""
+
+    code = "licence_inactive"
+
+
+class LicenceSuspended(LicenceInactive):
+    code = "licence_suspended"
+
+
+class PurposeNotPermitted(Forbidden):
+    code = "purpose_not_permitted"
+
+
+class RateLimited(TooManyRequests):
+    """The terms' requests per minute are used up. `window` is the counted window (for rate-limit
+    headers); the retry-after header says when it ends."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, window):
+        super().__init__(message, headers={"retry-after": str(window.reset_seconds)})
+        self.window = window
+
+
+class QuotaExceeded(PaymentRequired):
+    """402 with the tokens left, so a client can shorten its request."""
+
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
+
+    def __init__(self, *, needed: int, remaining: int):
+        super().__init__(f"This request needs up to {needed} tokens; the grant has {remaining} left.",
+                         extra={"remaining_tokens": remaining, "needed_tokens": needed})
+        self.remaining = remaining
+
+
+class ReservationLost(Unavailable):
+    """A request outlived its reservation (swept) and the quota was spent meanwhile."""
+
+    code = "reservation_expired"

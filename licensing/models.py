@@ -1,16 +1,24 @@
-"""Licensing domain: licence terms, acceptances, grants, API keys and the audit chain.
+"""Licensing domain: licence terms, acceptances, grants with their quota reservations, API keys.
 
 Terms are content-addressed (their id is the SHA-256 of their canonical JSON) and never change:
 editing an offer's terms makes a new LicenceTerms row, so a grant keeps exactly what was bought.
 """
 
+import calendar
 import uuid
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import F, Q
-from django.db.models.signals import post_save
-from django.dispatch import receiver
+
+
+def months_later(moment, months: int = 1):
+    """The same day `months` later; a period that started on 31 January renews on the last day
+    of February."""
+    year, month = divmod(moment.month - 1 + months, 12)
+    year, month = moment.year + year, month + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
 
 
 class LicenceTerms(models.Model):
@@ -101,7 +109,11 @@ class Grant(models.Model):
     period_started_at = models.DateTimeField(null=True, blank=True)
     price_paid_cents = models.PositiveBigIntegerField(default=0)
     currency = models.CharField(max_length=3, default="usd")
-    # Watermark keys derive from a versioned server secret and the grant id (inference issue).
+    # Billed per token after use (a metered offer): every settled generation leaves a meter event
+    # row for billing to deliver.
+    metered = models.BooleanField(default=False)
+    # Watermark keys derive from a versioned server secret and the grant id; the version stays
+    # with the grant so rotating the secret never orphans texts generated under it.
     watermark_secret_version = models.PositiveIntegerField(default=1)
     state_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -126,6 +138,13 @@ class Grant(models.Model):
     @property
     def remaining_tokens(self) -> int:
         return max(0, self.quota_tokens - self.used_tokens - self.reserved_tokens)
+
+    @property
+    def period_ends_at(self):
+        """When a monthly quota period ends (None for a total quota or a grant not started)."""
+        if self.quota_period != self.QuotaPeriod.MONTH or self.period_started_at is None:
+            return None
+        return months_later(self.period_started_at)
 
     @property
     def permitted_uses(self) -> list[str]:
@@ -163,208 +182,21 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
-class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("The audit log is append-only.")
+class QuotaReservation(models.Model):
+    """Tokens held on a grant by one in-flight request (the grant's `reserved_tokens` is their sum).
 
-    def delete(self):
-        raise PermissionError("The audit log is append-only.")
+    Settling or releasing deletes the row; a request whose process died leaves it behind, and the
+    sweep releases it once it expires, so a crashed worker never locks quota away for good. The
+    table was created under the inference app and keeps its name."""
 
-
-class AuditChainHead(models.Model):
-    """The singleton row that serialises appends: audit_append locks it (select_for_update) so
-    two appends never link to the same previous entry."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_entry_id = models.BigIntegerField(null=True)
-    last_hash = models.CharField(max_length=64, default="0" * 64)
-
-
-class AuditEntry(models.Model):
-    """One licence-relevant event. Each entry stores the SHA-256 of the previous entry and its own
-    hash over (previous hash, its fields), so an edited or removed entry breaks the chain at
-    exactly that point. Actors are referenced by id ("user:42") so an account deletion can
-    pseudonymise the person without rewriting hashed history."""
-
-    id = models.BigAutoField(primary_key=True)
-    created_at = models.DateTimeField()
-    event = models.CharField(max_length=64, db_index=True)
-    actor_ref = models.CharField(max_length=64, blank=True)
-    subject_type = models.CharField(max_length=64, blank=True)
-    subject_id = models.CharField(max_length=64, blank=True, db_index=True)
-    data = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    entry_hash = models.CharField(max_length=64, unique=True)
-
-    objects = AuditQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["id"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"#{self.id} {self.event}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("The audit log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The audit log is append-only.")
-
-
-# --- Compliance: flags, reports, cases, decisions (issue 6) ----------------------------------
-
-class Severity(models.IntegerChoices):
-    # Integers so the review queue sorts by severity in the database.
-    LOW = 10, "low"
-    MEDIUM = 20, "medium"
-    HIGH = 30, "high"
-
-
-class Report(models.Model):
-    """A text someone found and reported (signed in or not), with what verification said at once."""
-
-    id = models.BigAutoField(primary_key=True)
-    text = models.TextField()
-    receipt = models.TextField(blank=True, help_text="The JWS receipt, when the reporter had one.")
-    where_url = models.URLField(max_length=500, blank=True)
-    where_text = models.CharField(max_length=500, blank=True, help_text="Where it was found, in words.")
-    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="compliance_reports")
-    reporter_ip = models.GenericIPAddressField(null=True, blank=True)
-    verification = models.JSONField(default=dict, help_text="inference.verification.verification_run's result.")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"report #{self.id}"
-
-
-class Case(models.Model):
-    """One matter for staff to decide, about one grant (and so one customer and model version)."""
-
-    class Source(models.TextChoices):
-        FLAG = "flag"
-        REPORT = "report"
-
-    class State(models.TextChoices):
-        OPEN = "open"
-        ANSWERED = "answered"  # the customer answered; staff still to decide
-        DECIDED = "decided"
-
-    id = models.BigAutoField(primary_key=True)
-    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="cases")
-    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="compliance_cases")
-    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="compliance_cases")
-    source = models.CharField(max_length=8, choices=Source.choices)
-    report = models.OneToOneField(Report, null=True, blank=True, on_delete=models.PROTECT, related_name="case")
-    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+", help_text="Staff who opened it from flags; null: the system.")
-    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN, db_index=True)
-    severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.MEDIUM, db_index=True)
-    summary = models.CharField(max_length=300)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-severity", "created_at"]
-
-    def __str__(self) -> str:
-        return f"case #{self.id} ({self.state})"
-
-
-class Flag(models.Model):
-    """A suspicious event the system noticed, with its evidence. Flags of one kind about one subject
-    within one window share a row (`dedupe_key`), whose evidence is recomputed as events arrive."""
-
-    class Kind(models.TextChoices):
-        PURPOSE_NOT_PERMITTED = "purpose_not_permitted"
-        QUOTA_EXHAUSTED_REPEATEDLY = "quota_exhausted_repeatedly"
-        RATE_LIMITED_REPEATEDLY = "rate_limited_repeatedly"
-        USED_AFTER_REVOCATION = "used_after_revocation"
-        RECEIPT_INVALID = "receipt_invalid"
-        WATERMARK_DETECTED = "watermark_detected"
-
-    id = models.BigAutoField(primary_key=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
-    severity = models.PositiveSmallIntegerField(choices=Severity.choices, db_index=True)
-    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="flags")
-    customer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="compliance_flags")
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="flags")
-    evidence = models.JSONField(default=dict)
-    dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="flags")
-    # A flag that names no grant (a forged receipt) can never join a case: staff dismiss it instead.
-    dismissed_at = models.DateTimeField(null=True, blank=True)
-    dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
-    dismissed_reason = models.CharField(max_length=2000, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-severity", "created_at"]
-
-    def __str__(self) -> str:
-        return f"flag #{self.id} {self.kind}"
-
-
-class Decision(models.Model):
-    """What staff decided on a case and why. Append-only: a later decision (reinstating a suspended
-    grant) is a new row, so the case keeps its whole history."""
-
-    class Action(models.TextChoices):
-        DISMISS = "dismiss"
-        WARN = "warn"
-        SUSPEND = "suspend"
-        REVOKE = "revoke"
-        REINSTATE = "reinstate"
-
-    id = models.BigAutoField(primary_key=True)
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
-    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=10, choices=Action.choices)
-    reason = models.TextField()
-    grant_state_after = models.CharField(max_length=16)
+    request_id = models.CharField(max_length=64, primary_key=True)
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="reservations")
+    tokens = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [models.CheckConstraint(condition=~Q(reason=""), name="decision_reason_required")]
+        db_table = "inference_quotareservation"
 
     def __str__(self) -> str:
-        return f"{self.action} on case #{self.case_id}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("Decisions are append-only; record a new decision instead.")
-        super().save(*args, **kwargs)
-
-
-class CustomerAnswer(models.Model):
-    """The customer's answer to a case: one per case (the unique relation enforces it)."""
-
-    id = models.BigAutoField(primary_key=True)
-    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="answer")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"answer to case #{self.case_id}"
-
-
-@receiver(post_save, sender=AuditEntry, dispatch_uid="licensing.compliance.refusal_flags")
-def _refusal_recorded(sender, instance: AuditEntry, created: bool, **kwargs):
-    """Refused generation requests are recorded by inference through the audit log; compliance
-    flags read them from there. After commit: this runs inside `audit_append`, which still holds
-    the chain head, and a failing flag must never turn the customer's 4xx into a 500."""
-    if created and instance.event == "generation.refused":
-        from .compliance import flags_from_refusal
-
-        transaction.on_commit(lambda: flags_from_refusal(audit_entry_id=instance.pk), robust=True)
+        return f"{self.request_id}: {self.tokens} tokens"

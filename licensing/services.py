@@ -1,9 +1,9 @@
-"""Licensing writes: terms, acceptances, grants and API keys. Every licence-relevant change is
-recorded through `audit_append` in the same transaction."""
+"""Licensing writes: terms, acceptances, grants (and the checks a generation must pass) and API
+keys. Every licence-relevant change is recorded through `audit_append` in the same transaction.
+Quota reservations are in licensing.quota."""
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import secrets
 from datetime import timedelta
@@ -11,17 +11,23 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .audit import audit_append
-from .compliance import flag_revoked_key_used
+from audit.services import audit_append
+from core.ratelimit import WindowCount, authorize_generation_request
+from core.secrets import watermark_secrets
+
 from .errors import (
     ApiKeyInvalid,
     ApiKeyNotFound,
     GrantNotOwned,
     GrantStateError,
+    LicenceInactive,
+    LicenceSuspended,
+    PurposeNotPermitted,
+    RateLimited,
     TermsInvalid,
 )
 from .inheritance import terms_inherit
-from .models import Acceptance, ApiKey, Grant, LicenceTerms
+from .models import Acceptance, ApiKey, Grant, LicenceTerms, months_later
 from .terms import USES, canonical_json, terms_hash, validate_terms
 
 API_KEY_PREFIX = "imp_"
@@ -64,17 +70,16 @@ def acceptance_record(*, user, terms: LicenceTerms, ip_address: str | None, user
 
 @transaction.atomic
 def grant_create_pending(*, customer, model_version, terms: LicenceTerms, acceptance: Acceptance | None,
-                         price_paid_cents: int, currency: str) -> Grant:
-    """A pending grant waiting for payment; it gives no rights until `grant_activate`."""
-    from inference.keyring import watermark_secrets
-
+                         price_paid_cents: int, currency: str, metered: bool = False) -> Grant:
+    """A pending grant waiting for payment; it gives no rights until `grant_activate`. A `metered`
+    grant's usage is billed per token after use."""
     quota = terms.document["quota"]
     # New grants are watermarked with the newest secret; the version stays on the grant, so rotating
     # the secret later never orphans texts generated under it.
     grant = Grant.objects.create(
         customer=customer, model_version=model_version, terms=terms, acceptance=acceptance,
         quota_tokens=quota["tokens"], quota_period=quota["period"],
-        price_paid_cents=price_paid_cents, currency=currency,
+        price_paid_cents=price_paid_cents, currency=currency, metered=metered,
         watermark_secret_version=max(watermark_secrets()),
     )
     audit_append(event="grant.created", actor=customer, subject=grant,
@@ -131,6 +136,35 @@ def grant_set_state(*, grant_id, state: str, reason: str, actor=None) -> Grant:
     return grant
 
 
+def grant_check(*, grant: Grant, purpose: str) -> None:
+    """Raises LicenceSuspended / LicenceInactive (403) unless the grant is active, started and
+    unexpired, and PurposeNotPermitted (403) unless its terms permit `purpose`."""
+    now = timezone.now()
+    if grant.state == Grant.State.SUSPENDED:
+        raise LicenceSuspended(f"This licence is suspended: {grant.state_reason or 'under review'}.")
+    if grant.state != Grant.State.ACTIVE:
+        raise LicenceInactive(f"This licence is {grant.state}.")
+    if grant.expires_at is not None and grant.expires_at <= now:
+        raise LicenceInactive("This licence has expired.")
+    if grant.starts_at is not None and grant.starts_at > now:
+        raise LicenceInactive("This licence has not started yet.")
+    if purpose not in grant.terms.uses:
+        raise PurposeNotPermitted(
+            f"The licence permits {', '.join(grant.terms.uses)}; not {purpose!r}.", param="purpose")
+
+
+def grant_rate_consume(*, grant: Grant) -> WindowCount:
+    """Count one request against the grant's requests per minute (from its terms; 0: no limit).
+
+    Raises RateLimited (429, with retry-after) when this minute's window is used up."""
+    limit = int(grant.terms.document.get("rate_limit_per_minute") or 0)
+    window = authorize_generation_request(grant_id=str(grant.pk), per_minute=limit)
+    if window.exceeded:
+        raise RateLimited(f"Rate limit of {limit} requests per minute reached; retry in {window.reset_seconds} s.",
+                          window=window)
+    return window
+
+
 # --- API keys --------------------------------------------------------------------------------
 
 def _key_hash(plaintext: str) -> str:
@@ -164,14 +198,16 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
 
 
 def apikey_authenticate(plaintext: str) -> ApiKey:
-    """The active key for `plaintext` (its last-used time updated), or raises ApiKeyInvalid."""
+    """The active key for `plaintext` (its last-used time updated), or raises ApiKeyInvalid. A
+    revoked key presented again is audited (`apikey.used_after_revocation`)."""
     if not plaintext or not plaintext.startswith(API_KEY_PREFIX):
         raise ApiKeyInvalid("Invalid API key.")
     key = ApiKey.objects.select_related("owner").filter(key_hash=_key_hash(plaintext)).first()
     if key is None:
         raise ApiKeyInvalid("Invalid API key.")
     if key.revoked_at is not None:
-        flag_revoked_key_used(key=key)
+        # Compliance hears of it through the audit log and flags the key's owner.
+        audit_append(event="apikey.used_after_revocation", subject=key, data={"prefix": key.prefix})
         raise ApiKeyInvalid("This API key has been revoked.")
     now = timezone.now()
     # At most one write a minute per key: "last used" is for people, not an access log.
@@ -207,14 +243,6 @@ def grants_expire_due(*, now=None) -> int:
     return len(due)
 
 
-def _months_later(moment, months: int = 1):
-    year, month = divmod(moment.month - 1 + months, 12)
-    year, month = moment.year + year, month + 1
-    # Clamp the day: a period that started on 31 January renews on the last day of February.
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
 @transaction.atomic
 def grant_quota_period_reset(*, grant_id, now=None) -> bool:
     """Start a new monthly quota period if the current one is over: used tokens go back to zero
@@ -223,11 +251,11 @@ def grant_quota_period_reset(*, grant_id, now=None) -> bool:
     grant = Grant.objects.select_for_update().get(pk=grant_id)
     if grant.quota_period != Grant.QuotaPeriod.MONTH or grant.period_started_at is None:
         return False
-    next_start = _months_later(grant.period_started_at)
+    next_start = months_later(grant.period_started_at)
     if next_start > now:
         return False
-    while _months_later(next_start) <= now:  # a grant idle for several months skips ahead
-        next_start = _months_later(next_start)
+    while months_later(next_start) <= now:  # a grant idle for several months skips ahead
+        next_start = months_later(next_start)
     used, grant.used_tokens, grant.period_started_at = grant.used_tokens, 0, next_start
     grant.save(update_fields=["used_tokens", "period_started_at"])
     audit_append(event="grant.quota_reset", subject=grant, data={"used_in_period": used, "period_start": next_start})

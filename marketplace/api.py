@@ -7,7 +7,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_errors import ApiError
+from accounts.roles import user_with_role
+from core.http import client_ip
 
 from . import selectors
 from .checkout import order_charge, purchase_start
@@ -22,28 +23,12 @@ from .services import (
 )
 
 
-class TrainerRequired(ApiError):
-    status_code = 403
-    error_type = "permission_error"
-    code = "trainer_role_required"
-
-
-class CustomerRequired(ApiError):
-    status_code = 403
-    error_type = "permission_error"
-    code = "customer_role_required"
-
-
 def _trainer(request):
-    if not request.user.is_trainer:
-        raise TrainerRequired("This endpoint is for trainers; turn the role on in your account.")
-    return request.user
+    return user_with_role(request.user, "trainer")
 
 
 def _customer(request):
-    if not request.user.is_customer:
-        raise CustomerRequired("This endpoint is for customers; turn the role on in your account.")
-    return request.user
+    return user_with_role(request.user, "customer")
 
 
 class OfferOutput(serializers.ModelSerializer):
@@ -193,7 +178,7 @@ class OfferPurchaseApi(APIView):
         data.is_valid(raise_exception=True)
         checkout = purchase_start(customer=customer, offer_id=offer_id,
                                   accepted_terms_sha256=data.validated_data["accepted_terms_sha256"],
-                                  ip_address=request.META.get("REMOTE_ADDR"),
+                                  ip_address=client_ip(request),
                                   user_agent=request.headers.get("User-Agent", ""))
         return Response({"order": OrderOutput(checkout.order).data, "client_secret": checkout.client_secret,
                          "intent_kind": checkout.intent_kind}, status=201)

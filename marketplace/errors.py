@@ -1,77 +1,64 @@
-"""Domain errors of the marketplace, mapped once to HTTP statuses (they are `ApiError`s)."""
+"""Domain errors of the marketplace."""
 
-from rest_framework import status
-
-from config.api_errors import ApiError
+from core.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired, TooManyRequests
 
 
-class MarketplaceError(ApiError):
-    pass
-
-
-class ModelVersionNotOwned(MarketplaceError):
+class ModelVersionNotOwned(NotFound):
     """Publishing someone else's model version. 404, so ids of others' versions are not confirmed."""
 
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
     code = "model_version_not_found"
 
 
-class ModelVersionNotReady(MarketplaceError):
-    status_code = status.HTTP_409_CONFLICT
-    error_type = "conflict_error"
+class ModelVersionNotReady(Conflict):
     code = "model_version_not_ready"
 
 
-class ListingInvalid(MarketplaceError):
+class ListingInvalid(InvalidRequest):
     code = "invalid_listing"
 
 
-class ListingNotFound(MarketplaceError):
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
+class ListingNotFound(NotFound):
     code = "listing_not_found"
 
 
-class OfferNotFound(MarketplaceError):
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
+class OfferNotFound(NotFound):
     code = "offer_not_found"
 
 
-class OrderNotFound(MarketplaceError):
-    status_code = status.HTTP_404_NOT_FOUND
-    error_type = "not_found_error"
+class OrderNotFound(NotFound):
     code = "order_not_found"
 
 
-class PriceInvalid(MarketplaceError):
+class PriceInvalid(InvalidRequest):
     code = "invalid_price"
 
 
-class TermsChanged(MarketplaceError):
+class TermsChanged(Conflict):
     """The customer accepted a different terms version than the offer now carries."""
 
-    status_code = status.HTTP_409_CONFLICT
-    error_type = "conflict_error"
     code = "terms_changed"
 
 
-class PaymentDeclined(MarketplaceError):
-    status_code = status.HTTP_402_PAYMENT_REQUIRED
+class PaymentDeclined(PaymentRequired):
     error_type = "card_error"
     code = "card_declined"
 
 
-class PaymentProviderError(MarketplaceError):
+class PaymentProviderError(DomainError):
     """Stripe could not be reached or refused the request (not the customer's card)."""
 
-    status_code = status.HTTP_502_BAD_GATEWAY
+    status_code = 502
     error_type = "api_error"
     code = "payment_provider_error"
 
 
-class WrongPaymentProvider(MarketplaceError):
-    status_code = status.HTTP_409_CONFLICT
-    error_type = "conflict_error"
+class WrongPaymentProvider(Conflict):
     code = "wrong_payment_provider"
+
+
+class TryItLimitReached(TooManyRequests):
+    code = "try_it_limit"
+
+
+class TryItInvalid(InvalidRequest):
+    code = "invalid_prompt"

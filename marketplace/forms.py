@@ -81,15 +81,3 @@ class OfferForm(forms.Form):
         d = self.cleaned_data
         return {"fee_cents": int(d["fee"] * 100), "currency": d["currency"],
                 "metered_cents_per_1k": d["metered_cents_per_1k"]}
-
-
-class ApiKeyForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    default_purpose = forms.ChoiceField(choices=[(u, u) for u in USES])
-    scope = forms.ChoiceField(choices=[("all", "All my licences"), ("some", "Only the licences ticked")],
-                              widget=forms.RadioSelect, initial="all")
-    grants = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
-
-    def __init__(self, *args, grants=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["grants"].choices = [(str(g.pk), f"{g.model_version.name} ({str(g.pk)[:8]})") for g in grants]

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from licensing.audit import audit_append
+from audit.services import audit_append
 from licensing.models import Grant
 from licensing.services import (
     acceptance_record,
@@ -255,7 +255,8 @@ def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
     """Inside the caller's transaction: pending grant → active, payout split, audit."""
     grant = grant_create_pending(customer=order.customer, model_version=order.offer.listing.model_version,
                                  terms=order.terms, acceptance=order.acceptance,
-                                 price_paid_cents=order.amount_cents, currency=order.currency)
+                                 price_paid_cents=order.amount_cents, currency=order.currency,
+                                 metered=order.offer.is_metered)
     grant, _ = grant_activate(grant_id=grant.pk, reason=f"order {order.pk} paid")
     order.grant, order.state, order.paid_at, order.failure_message = grant, Order.State.PAID, timezone.now(), ""
     order.save(update_fields=["grant", "state", "paid_at", "failure_message"])

@@ -2,21 +2,20 @@
 platform's trial grant for the model version, so they are metered, watermarked and receipted
 like any other generation.
 
-The per-visitor budget is a counter in the shared cache (Redis in production, the database cache
-in the embedded default), keyed by the visitor's IP address and the day: clearing cookies does not
-reset it. A request asks for at most what is left of the budget, so a visitor overshoots it by at
-most the length of one prompt.
+The per-visitor budget is a shared window counter (core.ratelimit.trial_tokens), keyed by the
+visitor's IP address and the UTC day: clearing cookies does not reset it. A request asks for at
+most what is left of the budget, so a visitor overshoots it by at most the length of one prompt.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.cache import cache
-from django.utils import timezone
 
-from config.api_errors import ApiError
+from core.ratelimit import trial_tokens
+from inference.services import GenerationInput, generation_execute, generation_prepare, generation_settle
 from licensing.services import grant_trial_ensure
 
+from .errors import TryItInvalid, TryItLimitReached
 from .models import Listing
 
 MAX_NEW_TOKENS = 32
@@ -24,26 +23,12 @@ MIN_NEW_TOKENS = 4
 MAX_PROMPT_CHARS = 300
 
 
-class TryItLimitReached(ApiError):
-    status_code = 429
-    error_type = "rate_limit_error"
-    code = "try_it_limit"
-
-
-class TryItInvalid(ApiError):
-    code = "invalid_prompt"
-
-
 def tokens_per_visitor_per_day() -> int:
     return int(getattr(settings, "TRY_IT_TOKENS_PER_VISITOR_PER_DAY", 300))
 
 
-def _budget_key(visitor: str) -> str:
-    return f"try-it:{timezone.now():%Y-%m-%d}:{visitor}"
-
-
 def try_it_remaining(*, visitor: str) -> int:
-    return max(0, tokens_per_visitor_per_day() - int(cache.get(_budget_key(visitor), 0)))
+    return trial_tokens(per_day=tokens_per_visitor_per_day()).peek(visitor).remaining
 
 
 def try_it_generate(*, listing: Listing, prompt: str, visitor: str) -> dict:
@@ -51,13 +36,6 @@ def try_it_generate(*, listing: Listing, prompt: str, visitor: str) -> dict:
     Returns {"text", "usage", "remaining", "receipt"}.
 
     Raises TryItInvalid, TryItLimitReached, and the inference errors (ModelUnavailable, ...)."""
-    from inference.services import (
-        GenerationInput,
-        generation_execute,
-        generation_prepare,
-        generation_settle,
-    )
-
     prompt = (prompt or "").strip()
     if not prompt or len(prompt) > MAX_PROMPT_CHARS:
         raise TryItInvalid(f"Write a prompt of 1 to {MAX_PROMPT_CHARS} characters.", param="prompt")
@@ -69,9 +47,7 @@ def try_it_generate(*, listing: Listing, prompt: str, visitor: str) -> dict:
                              max_new_tokens=min(MAX_NEW_TOKENS, remaining))
     prepared = generation_prepare(api_key=None, customer=grant.customer, params=params)
     entry = generation_settle(prepared, generation_execute(prepared))
-    key = _budget_key(visitor)
-    cache.add(key, 0, timeout=26 * 3600)
-    cache.incr(key, entry.total_tokens)
+    trial_tokens(per_day=tokens_per_visitor_per_day()).hit(visitor, entry.total_tokens)
     output = (entry.response.get("outputs") or [{}])[0]
     return {"text": output.get("text", ""), "usage": entry.response.get("usage", {}),
             "remaining": try_it_remaining(visitor=visitor), "receipt": output.get("receipt")}

@@ -15,10 +15,6 @@ urlpatterns = [
     path("orders/<uuid:order_id>/status.json", views.order_status, name="order_status"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
     path("licences/", views.customer_home, name="customer_home"),
-    path("licences/<uuid:grant_id>/", views.grant_detail, name="grant_detail"),
-    path("licences/<uuid:grant_id>/licence.json", views.grant_download, name="grant_download"),
-    path("licences/keys/", views.api_keys, name="api_keys"),
-    path("licences/keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke_page"),
     path("sell/", views.trainer_dashboard, name="trainer_dashboard"),
     path("sell/payouts/connect/", views.payout_account_connect, name="payout_account_connect"),
     path("sell/publish/", views.listing_publish_view, name="listing_publish"),
@@ -26,7 +22,5 @@ urlpatterns = [
     path("sell/listings/<uuid:listing_id>/offers/", views.listing_offer_add, name="listing_offer_add"),
     path("sell/listings/<uuid:listing_id>/visibility/", views.listing_visibility, name="listing_visibility"),
     path("sell/offers/<uuid:offer_id>/withdraw/", views.offer_withdraw_view, name="offer_withdraw"),
-    # The JSON API (DRF) of both the marketplace and licensing, mounted here so that
-    # config/urls.py needs no change: /api/v1/marketplace/... and /api/v1/licences/...
     path("api/v1/", include("marketplace.api_urls")),
 ]

@@ -1,5 +1,5 @@
-"""Marketplace pages: catalogue and model pages, checkout, the customer's licences and API keys,
-and the trainer's listings and dashboard. Views validate input, call one service, render."""
+"""Marketplace pages: catalogue and model pages, checkout, the customer's licences and spend, and
+the trainer's listings and dashboard. Views validate input, call one service, render."""
 
 from __future__ import annotations
 
@@ -13,27 +13,21 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts.roles import role_required
-from config.api_errors import ApiError
-from licensing.models import Grant
-from licensing.selectors import (
-    apikeys_for_owner,
-    grant_certificate,
-    grants_for_customer,
-)
-from licensing.services import apikey_create, apikey_revoke
+from core import charts
+from core.errors import DomainError
+from core.http import client_ip
+from licensing.selectors import grants_for_customer
 from licensing.terms import render_terms_text
 from training.models import ModelVersion, TrainingJob
 
-from . import charts, selectors
+from . import selectors
 from .checkout import checkout_resume, order_charge, purchase_start
 from .errors import OrderNotFound
 from .forms import (
-    ApiKeyForm,
     CatalogueSearchForm,
     ListingEditForm,
     OfferForm,
@@ -56,10 +50,6 @@ log = logging.getLogger(__name__)
 CATALOGUE_PAGE_SIZE = 100
 
 
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 # --- Public ----------------------------------------------------------------------------------
 
 def catalogue(request):
@@ -77,7 +67,7 @@ def listing_detail(request, listing_id):
     """A model page: card, samples and the offers with their terms side by side."""
     try:
         listing = selectors.listing_public(listing_id=listing_id)
-    except ApiError as exc:
+    except DomainError as exc:
         raise Http404(str(exc)) from exc
     from .try_it import MAX_PROMPT_CHARS, try_it_remaining
 
@@ -85,7 +75,7 @@ def listing_detail(request, listing_id):
               for offer in listing.active_offers]
     return render(request, "marketplace/listing_detail.html", {
         "listing": listing, "offers": offers, "max_prompt": MAX_PROMPT_CHARS,
-        "try_remaining": try_it_remaining(visitor=_client_ip(request) or "unknown"),
+        "try_remaining": try_it_remaining(visitor=client_ip(request) or "unknown"),
     })
 
 
@@ -97,8 +87,8 @@ def listing_try(request, listing_id):
     try:
         listing = selectors.listing_public(listing_id=listing_id)
         result = try_it_generate(listing=listing, prompt=request.POST.get("prompt", ""),
-                                 visitor=_client_ip(request) or "unknown")
-    except ApiError as exc:
+                                 visitor=client_ip(request) or "unknown")
+    except DomainError as exc:
         return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
     return JsonResponse(result)
 
@@ -114,9 +104,9 @@ def offer_buy(request, offer_id):
     try:
         checkout = purchase_start(customer=request.user, offer_id=offer_id,
                                   accepted_terms_sha256=request.POST.get("accepted_terms", ""),
-                                  ip_address=_client_ip(request),
+                                  ip_address=client_ip(request),
                                   user_agent=request.headers.get("User-Agent", ""))
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect(request.POST.get("next") or "marketplace:catalogue")
     return redirect("marketplace:order_pay", order_id=checkout.order.pk)
@@ -136,7 +126,7 @@ def order_pay(request, order_id):
         checkout = checkout_resume(order_id=order_id, customer=request.user)
     except OrderNotFound as exc:
         raise Http404(str(exc)) from exc
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("marketplace:customer_home")
     order = checkout.order
@@ -157,7 +147,7 @@ def order_charge_view(request, order_id):
         charge = order_charge(order_id=order_id, customer=request.user)
     except OrderNotFound as exc:
         raise Http404(str(exc)) from exc
-    except ApiError as exc:
+    except DomainError as exc:
         return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
     return JsonResponse({"status": charge.status, "client_secret": charge.client_secret,
                          "next": reverse("marketplace:order_detail", args=[charge.order.pk])})
@@ -172,7 +162,7 @@ def order_pay_test_mode(request, order_id):
                              card_number=request.POST.get("card_number", ""))
     except OrderNotFound as exc:
         raise Http404(str(exc)) from exc
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("marketplace:order_pay", order_id=order_id)
     messages.success(request, "Payment received (local test mode). Your licence is active.")
@@ -234,65 +224,6 @@ def customer_home(request):
     })
 
 
-def _own_grant(request, grant_id) -> Grant:
-    grant = grants_for_customer(request.user).filter(pk=grant_id).first()
-    if grant is None:
-        raise Http404("No such licence of yours.")
-    return grant
-
-
-@role_required("customer")
-def grant_detail(request, grant_id):
-    grant = _own_grant(request, grant_id)
-    return render(request, "marketplace/grant_detail.html", {
-        "grant": grant, "terms_text": render_terms_text(grant.terms.document, sha256=grant.terms_id),
-        "keys": [k for k in apikeys_for_owner(request.user) if k.all_grants or grant in k.grants.all()],
-    })
-
-
-@role_required("customer")
-def grant_download(request, grant_id):
-    grant = _own_grant(request, grant_id)
-    response = JsonResponse(grant_certificate(grant), json_dumps_params={"indent": 2})
-    response["Content-Disposition"] = f'attachment; filename="imprint-licence-{grant.pk}.json"'
-    return response
-
-
-@role_required("customer")
-def api_keys(request):
-    """Create named keys (the key is shown once, on the response to this POST), scope, revoke."""
-    grants = list(grants_for_customer(request.user).exclude(state=Grant.State.PENDING))
-    form = ApiKeyForm(request.POST or None, grants=grants)
-    created = None
-    if request.method == "POST" and form.is_valid():
-        chosen = None
-        if form.cleaned_data["scope"] == "some":
-            chosen = [g for g in grants if str(g.pk) in form.cleaned_data["grants"]]
-        try:
-            key, plaintext = apikey_create(owner=request.user, name=form.cleaned_data["name"], grants=chosen,
-                                           default_purpose=form.cleaned_data["default_purpose"])
-            created = {"key": key, "plaintext": plaintext}
-            form = ApiKeyForm(grants=grants)
-        except ApiError as exc:
-            messages.error(request, exc.message)
-    response = render(request, "marketplace/api_keys.html", {
-        "form": form, "keys": apikeys_for_owner(request.user), "created": created,
-    })
-    response["Cache-Control"] = "no-store"  # the page may hold a plaintext key
-    return response
-
-
-@role_required("customer")
-@require_POST
-def api_key_revoke(request, key_id):
-    try:
-        key = apikey_revoke(key_id=key_id, owner=request.user)
-    except ApiError as exc:
-        raise Http404(str(exc)) from exc
-    messages.success(request, f"Key {key.name} ({key.prefix}…) revoked.")
-    return redirect("marketplace:api_keys")
-
-
 # --- Trainers --------------------------------------------------------------------------------
 
 def _publishable_versions(user):
@@ -314,13 +245,13 @@ def trainer_dashboard(request):
         "publish_form": PublishForm(versions=_publishable_versions(user)),
         "totals": selectors.trainer_totals(user),
         "tokens": selectors.trainer_tokens_by_model(user),
-        "sales_chart": mark_safe(charts.bar_chart(labels, sales["sales"], title="Sales per day")),
-        "revenue_chart": mark_safe(charts.line_chart(labels, sales["revenue"] or {"(none)": [0] * len(labels)},
+        "sales_chart": (charts.bar_chart(labels, sales["sales"], title="Sales per day")),
+        "revenue_chart": (charts.line_chart(labels, sales["revenue"] or {"(none)": [0] * len(labels)},
                                                      title="Your revenue per model per day",
                                                      fmt=charts.money)),
-        "grants_chart": mark_safe(charts.line_chart(labels, {"active grants": active["active"]},
+        "grants_chart": (charts.line_chart(labels, {"active grants": active["active"]},
                                                     title="Active grants")),
-        "tokens_chart": mark_safe(charts.line_chart(labels, tokens["tokens"] or {"(none)": [0] * len(labels)},
+        "tokens_chart": (charts.line_chart(labels, tokens["tokens"] or {"(none)": [0] * len(labels)},
                                                     title="Tokens generated per model per day")),
     })
 
@@ -355,7 +286,7 @@ def listing_publish_view(request):
         listing = listing_publish(trainer=request.user, model_version_id=version_id,
                                   title=request.POST.get("title", ""),
                                   description=request.POST.get("description", ""))
-    except ApiError as exc:
+    except DomainError as exc:
         if exc.status_code == 404:
             raise Http404(str(exc)) from exc
         messages.error(request, exc.message)
@@ -400,7 +331,7 @@ def listing_offer_add(request, listing_id):
                          terms=form.terms_document(), **form.price())
             messages.success(request, "Offer added.")
             return redirect("marketplace:listing_edit", listing_id=listing.pk)
-        except ApiError as exc:
+        except DomainError as exc:
             errors = exc.extra.get("fields") or {exc.param or "offer": exc.message}
     edit_form = ListingEditForm(initial={"title": listing.title, "description": listing.description,
                                          "card": listing.card, "samples": "\n\n".join(listing.samples)})
@@ -426,7 +357,7 @@ def listing_visibility(request, listing_id):
 def offer_withdraw_view(request, offer_id):
     try:
         offer = offer_withdraw(trainer=request.user, offer_id=offer_id)
-    except ApiError as exc:
+    except DomainError as exc:
         raise Http404(str(exc)) from exc
     messages.success(request, f"Offer {offer} withdrawn; its buyers keep their licences.")
     return redirect("marketplace:listing_edit", listing_id=offer.listing_id)

@@ -1,5 +1,6 @@
 """Training API (session-authenticated trainers). Validation goes through the same forms as the
-pages; errors use the project's one error shape."""
+pages; the services' domain errors reach the client in the project's one error shape through
+config.api_errors, so nothing here translates them."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -8,12 +9,12 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_errors import ApiError
+from core.errors import InvalidRequest
 
-from . import selectors, services
+from . import selectors
 from .forms import DatasetForm, JobForm
 from .models import Checkpoint, Dataset, ModelVersion
-from .textdata import DatasetInvalid
+from .services import datasets, jobs, versions
 
 
 class IsTrainer(permissions.BasePermission):
@@ -23,20 +24,11 @@ class IsTrainer(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.is_trainer)
 
 
-class TrainingApiError(ApiError):
-    code = "training_error"
-
-
-class StateConflict(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    error_type = "conflict_error"
-    code = "illegal_transition"
-
-
-def _form_error(form) -> ApiError:
+def _form_error(form) -> InvalidRequest:
+    """The form's first error as the refusal, with every field's errors beside it."""
     field, errors = next(iter(form.errors.items()))
-    return ApiError(f"{field}: {errors[0]}" if field != "__all__" else errors[0],
-                    param=None if field == "__all__" else field, extra={"fields": form.errors})
+    return InvalidRequest(f"{field}: {errors[0]}" if field != "__all__" else errors[0],
+                          param=None if field == "__all__" else field, extra={"fields": form.errors})
 
 
 class DatasetOutput(serializers.ModelSerializer):
@@ -79,14 +71,9 @@ class DatasetListCreateApi(TrainerApi):
         if not form.is_valid():
             raise _form_error(form)
         data = form.cleaned_data
-        try:
-            dataset = services.dataset_create(owner=request.user, name=data["name"], upload=data["file"],
-                                              licence=data["licence"], licence_attested=data["licence_attested"],
-                                              stats_base_model=data["stats_base_model"] or "tiny")
-        except DatasetInvalid as exc:
-            raise TrainingApiError(exc.message, param="file", extra={"reason": exc.code}) from exc
-        except services.TrainingError as exc:
-            raise TrainingApiError(exc.message, param=exc.field) from exc
+        dataset = datasets.dataset_create(owner=request.user, name=data["name"], upload=data["file"],
+                                          licence=data["licence"], licence_attested=data["licence_attested"],
+                                          stats_base_model=data["stats_base_model"] or "tiny")
         return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 
@@ -109,13 +96,8 @@ class JobListCreateApi(TrainerApi):
         if not form.is_valid():
             raise _form_error(form)
         dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
-        try:
-            job = services.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
-                                      base_model=form.cleaned_data["base_model"], hyperparameters=form.hyperparameters())
-        except services.TrainingLimitExceeded as exc:
-            raise ApiError(exc.message, param=exc.field) from exc
-        except services.TrainingError as exc:
-            raise TrainingApiError(exc.message, param=exc.field) from exc
+        job = jobs.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
+                              base_model=form.cleaned_data["base_model"], hyperparameters=form.hyperparameters())
         return Response(selectors.job_progress(job=job), status=status.HTTP_201_CREATED)
 
 
@@ -130,10 +112,7 @@ class JobControlApi(TrainerApi):
     @extend_schema(operation_id="training_jobs_control", request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk, action):
         job = selectors.job_get(owner=request.user, pk=pk)
-        try:
-            job = services.job_control(job=job, action=action)
-        except services.TrainingError as exc:
-            raise StateConflict(exc.message) from exc
+        job = jobs.job_control(job=job, action=action)
         return Response(selectors.job_progress(job=job))
 
 
@@ -154,8 +133,5 @@ class VersionFromCheckpointApi(TrainerApi):
     def post(self, request, pk, checkpoint_id):
         job = selectors.job_get(owner=request.user, pk=pk)
         checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id, job=job)
-        try:
-            version = services.version_from_checkpoint(job=job, checkpoint=checkpoint, name=request.data.get("name", ""))
-        except services.TrainingError as exc:
-            raise StateConflict(exc.message) from exc
+        version = versions.version_from_checkpoint(job=job, checkpoint=checkpoint, name=request.data.get("name", ""))
         return Response(VersionOutput(version).data, status=status.HTTP_201_CREATED)

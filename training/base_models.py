@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from .errors import TrainingError
+
 TINY = "tiny"
 
 
@@ -39,6 +41,29 @@ BASE_MODELS = {
         BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit"),
     )
 }
+
+def base_model_get(name: str) -> BaseModel:
+    """The base model of that name. Raises TrainingError (param "base_model") for an unknown one."""
+    try:
+        return BASE_MODELS[name]
+    except KeyError:
+        raise TrainingError(f"Unknown base model {name!r}; choose one of {', '.join(BASE_MODELS)}.",
+                            param="base_model") from None
+
+
+def hub_tokenizer_load(base: BaseModel):
+    """The tokenizer of a GPT-2 family base, from its configured local copy or the hub. Raises
+    TrainingError (param "base_model") when neither is reachable."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(base.source)
+    except OSError as exc:
+        raise TrainingError(
+            f"The {base.name} tokenizer is not available on this server (no local copy and no hub "
+            f"access): {exc.__class__.__name__}. Configure TRAINING_BASE_MODEL_PATHS.",
+            param="base_model") from exc
+
 
 # Sustained training throughput, in FLOP/s actually achieved (not peak): on this kind of 2-core CPU
 # GPT-2 small trains at ~75 tokens/s at 512 tokens (6 × 124M FLOP per token ≈ 56 GFLOP/s). The GPU

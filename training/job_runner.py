@@ -12,31 +12,27 @@ import os
 import shutil
 import socket
 import time
-import traceback
 import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import F
-from django.utils import timezone
 
-from . import artifacts, services
+from . import artifacts, selectors
 from .base_models import BASE_MODELS, TINY
+from .errors import LeaseLost
 from .loop import TrainConfig, TrainingCallbacks, run_training
 from .memorisation import memorisation_score
-from .models import Checkpoint, JobMetric, Sample, TrainingJob
+from .models import TrainingJob
+from .services import jobs, versions
+from .services.datasets import VAL_FRACTION, dataset_encoding
 from .textdata import make_windows, split_windows
 
 log = logging.getLogger(__name__)
 State = TrainingJob.State
 
 
-class LeaseLost(Exception):
-    """Another worker took the job over (our heartbeat was too late): stop without writing more."""
-
-
 class JobCallbacks(TrainingCallbacks):
-    """Writes the loop's progress to the database and storage, and relays pause/cancel requests."""
+    """Records the loop's progress through the job services, and relays pause/cancel requests."""
 
     def __init__(self, job: TrainingJob, worker_id: str, tokenizer, train_ids: list[int]):
         self.job, self.worker_id = job, worker_id
@@ -44,38 +40,32 @@ class JobCallbacks(TrainingCallbacks):
         self.keep = job.hyperparameters.get("keep_checkpoints", 2)
         self.last_beat = time.monotonic()
 
-    def _beat(self, **fields) -> None:
-        """Renew the lease together with the progress; fail loudly if the lease is no longer ours."""
+    def _beat(self, step: int | None = None) -> None:
+        """Renew the lease with the progress; raises LeaseLost if the lease is no longer ours."""
         now = time.monotonic()
         elapsed, self.last_beat = now - self.last_beat, now
-        updated = TrainingJob.objects.filter(pk=self.job.pk, worker_id=self.worker_id, state=State.RUNNING).update(
-            heartbeat_at=timezone.now(), compute_seconds=F("compute_seconds") + elapsed, **fields)
-        if not updated:
-            raise LeaseLost(str(self.job.pk))
+        jobs.job_heartbeat(job_id=self.job.pk, worker_id=self.worker_id, elapsed_seconds=elapsed, step=step)
 
     def on_step(self, step, loss, lr, tokens_per_second):
-        JobMetric.objects.update_or_create(job=self.job, step=step, defaults={
-            "train_loss": loss, "learning_rate": lr, "tokens_per_second": round(tokens_per_second, 1),
-            "attempt": self.job.attempts, "val_loss": None, "perplexity": None})
+        jobs.job_metric_record(job=self.job, step=step, train_loss=loss, learning_rate=lr,
+                               tokens_per_second=tokens_per_second)
         self._beat(step=step)
 
     def on_eval(self, step, val_loss, perplexity):
-        JobMetric.objects.filter(job=self.job, step=step).update(val_loss=val_loss, perplexity=perplexity)
+        jobs.job_metric_evaluate(job=self.job, step=step, val_loss=val_loss, perplexity=perplexity)
 
     def on_sample(self, step, texts):
         for index, text in enumerate(texts):
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            score = memorisation_score(ids, self.train_ids)
-            Sample.objects.update_or_create(job=self.job, step=step, index=index, defaults={
-                "text": text, "longest_copied_span": score["longest_span"], "ngram_overlap": score["ngram_share"]})
+            score = memorisation_score(self.tokenizer.encode(text, add_special_tokens=False), self.train_ids)
+            jobs.job_sample_record(job=self.job, step=step, index=index, text=text,
+                                   longest_copied_span=score["longest_span"], ngram_overlap=score["ngram_share"])
 
     def on_checkpoint(self, step, folder):
-        services.checkpoint_record(job=self.job, step=step, folder=Path(folder), keep_last=self.keep)
+        versions.checkpoint_record(job=self.job, step=step, folder=Path(folder), keep_last=self.keep)
         self._beat()
 
     def control(self):
-        request = TrainingJob.objects.filter(pk=self.job.pk).values_list("control_request", flat=True).first()
-        return request or None
+        return selectors.job_control_request(job_id=self.job.pk)
 
 
 def worker_identity() -> str:
@@ -96,9 +86,9 @@ def train_config(job: TrainingJob) -> TrainConfig:
 def job_run(*, job_id, worker_id: str | None = None) -> str:
     """Claim and run a job to its next resting state; returns that state, or "not-claimed"."""
     worker_id = worker_id or worker_identity()
-    if not services.job_claim(job_id=job_id, worker_id=worker_id):
+    if not jobs.job_claim(job_id=job_id, worker_id=worker_id):
         return "not-claimed"
-    job = TrainingJob.objects.select_related("dataset", "owner").get(pk=job_id)
+    job = selectors.job_for_run(job_id=job_id)
     work = settings.TRAINING_WORK_DIR / str(job.pk) / f"attempt-{job.attempts}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -108,7 +98,8 @@ def job_run(*, job_id, worker_id: str | None = None) -> str:
         log.warning("training job %s: lease lost to another worker, stopping", job.pk)
         return "lease-lost"
     except Exception as exc:  # noqa: BLE001 - any failure ends the job as failed, with its trace
-        _fail(job, worker_id, exc)
+        log.exception("training job %s failed", job.pk)
+        jobs.job_fail(job_id=job.pk, worker_id=worker_id, error=exc)
         return State.FAILED
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -119,12 +110,12 @@ def _run(job: TrainingJob, worker_id: str, work: Path) -> str:
 
     base = BASE_MODELS[job.base_model]
     config = train_config(job)
-    tokenizer, ids = services.dataset_encoding(dataset=job.dataset, base=base, scratch=work)
-    train, val = split_windows(make_windows(ids, config.context_length), services.VAL_FRACTION, seed=config.seed)
+    tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base, scratch=work)
+    train, val = split_windows(make_windows(ids, config.context_length), VAL_FRACTION, seed=config.seed)
     resume_from = _prepare_resume(job, work)
     model_path = _base_model_folder(base, tokenizer, config, work) if resume_from is None else resume_from
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    TrainingJob.objects.filter(pk=job.pk).update(device=device)
+    jobs.job_device_set(job_id=job.pk, device=device)
     result = run_training(model_path=model_path, train_windows=train, val_windows=val, config=config,
                           callbacks=JobCallbacks(job, worker_id, tokenizer, ids),
                           work_dir=work / "run", resume_from=resume_from, device=device)
@@ -134,15 +125,12 @@ def _run(job: TrainingJob, worker_id: str, work: Path) -> str:
 def _prepare_resume(job: TrainingJob, work: Path) -> Path | None:
     """Download the latest checkpoint, if any, and forget progress recorded after it (those steps
     are recomputed; steps up to the checkpoint never are)."""
-    checkpoint = Checkpoint.objects.filter(job=job).order_by("-step").first()
+    checkpoint = selectors.checkpoint_latest(job=job)
     if checkpoint is None:
-        JobMetric.objects.filter(job=job).delete()
-        Sample.objects.filter(job=job).delete()
+        jobs.job_progress_rewind(job_id=job.pk, to_step=None)
         return None
     folder = artifacts.folder_download(checkpoint.storage_prefix, work / "resume")
-    JobMetric.objects.filter(job=job, step__gt=checkpoint.step).delete()
-    Sample.objects.filter(job=job, step__gt=checkpoint.step).delete()
-    TrainingJob.objects.filter(pk=job.pk).update(step=checkpoint.step, resumed_from_step=checkpoint.step)
+    jobs.job_progress_rewind(job_id=job.pk, to_step=checkpoint.step)
     return folder
 
 
@@ -166,24 +154,12 @@ def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
 
 
 def _finish(job: TrainingJob, worker_id: str, result) -> str:
-    mine = TrainingJob.objects.filter(pk=job.pk, worker_id=worker_id, state=State.RUNNING)
-    now = timezone.now()
+    """Store the final model of a finished run as a version, then end the attempt in its state."""
     if result.status in ("succeeded", "early_stopped"):
         job.refresh_from_db()
-        services.version_create(job=job, folder=result.output_dir, step=result.step)
-        mine.update(state=State.SUCCEEDED, step=result.step, control_request="", finished_at=now, heartbeat_at=now)
+        versions.version_create(job=job, folder=result.output_dir, step=result.step)
+        jobs.job_finish(job_id=job.pk, worker_id=worker_id, state=State.SUCCEEDED, step=result.step)
         return State.SUCCEEDED
     state = State.PAUSED if result.status == "paused" else State.CANCELLED
-    mine.update(state=state, control_request="", heartbeat_at=now,
-                finished_at=now if state == State.CANCELLED else None)
+    jobs.job_finish(job_id=job.pk, worker_id=worker_id, state=state)
     return state
-
-
-def _fail(job: TrainingJob, worker_id: str, exc: Exception) -> None:
-    log.exception("training job %s failed", job.pk)
-    # The trainer sees the first line of the domain message; the whole trace is kept for staff.
-    text = getattr(exc, "message", None) or str(exc)
-    message = text.splitlines()[0] if text.strip() else exc.__class__.__name__
-    TrainingJob.objects.filter(pk=job.pk, worker_id=worker_id).update(
-        state=State.FAILED, error_message=f"{exc.__class__.__name__}: {message}"[:2000],
-        error_trace="".join(traceback.format_exception(exc)), control_request="", finished_at=timezone.now())

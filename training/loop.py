@@ -10,8 +10,6 @@ bit for bit, as a run that was never interrupted.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import hashlib
 import json
@@ -19,7 +17,6 @@ import math
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.activations import GELUTanh, NewGELUActivation
+
+from core.torch_runtime import reuse_freed_memory
 
 STATUSES = ("succeeded", "paused", "cancelled", "early_stopped")
 SCHEDULES = ("linear", "cosine")
@@ -155,34 +154,6 @@ class _Progress:
 # from_pretrained swaps global torch state (default device, init functions) while it builds a
 # model, so two loads in threads of one process (a threads-pool worker) can corrupt each other.
 _MODEL_LOADING = threading.Lock()
-_GLIBC_M_TRIM_THRESHOLD, _GLIBC_M_MMAP_THRESHOLD = -1, -3
-_allocator_tuned = False
-
-
-def reuse_freed_memory() -> bool:
-    """Make glibc keep freed memory in the heap for reuse instead of handing it back to the OS.
-
-    A training step allocates and frees the same large tensors (logits, activations, gradients:
-    megabytes to hundreds of megabytes) every step. By default glibc serves such blocks with
-    fresh mmaps and unmaps them on free, so every step page-faults them in again: about 14% of a
-    small GPT-2's CPU step time here. Process-wide and permanent (the process keeps its peak heap,
-    which a training worker reaches again on its next step anyway); idempotent. Returns whether the
-    setting took effect (False off glibc).
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        limit = 1 << 30
-        _allocator_tuned = bool(
-            libc.mallopt(_GLIBC_M_MMAP_THRESHOLD, limit) and libc.mallopt(_GLIBC_M_TRIM_THRESHOLD, limit)
-        )
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
-        return False
-    return _allocator_tuned
 
 
 def use_fused_gelu(model: torch.nn.Module) -> int:

@@ -1,5 +1,6 @@
-"""Read-side queries of the training app. Every query is scoped to its owner: another trainer's
-objects are simply not found (404)."""
+"""Read-side queries of the training app. Every query a trainer's request makes is scoped to its
+owner: another trainer's objects are simply not found (404). The worker's queries (`job_for_run`,
+`job_control_request`, `checkpoint_latest`) take a job it has claimed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 
-from .models import Dataset, ModelVersion, TrainingJob
+from .models import Checkpoint, Dataset, ModelVersion, TrainingJob
 
 
 def studio_overview(*, owner) -> dict:
@@ -29,6 +30,20 @@ def job_get(*, owner, pk) -> TrainingJob:
 
 def version_get(*, owner, pk) -> ModelVersion:
     return get_object_or_404(ModelVersion.objects.select_related("job"), pk=pk, owner=owner)
+
+
+def job_for_run(*, job_id) -> TrainingJob:
+    """A claimed job with what its run reads: the dataset and the owner."""
+    return TrainingJob.objects.select_related("dataset", "owner").get(pk=job_id)
+
+
+def job_control_request(*, job_id) -> str | None:
+    """The trainer's pending "pause" or "cancel" of a running job, or None."""
+    return TrainingJob.objects.filter(pk=job_id).values_list("control_request", flat=True).first() or None
+
+
+def checkpoint_latest(*, job: TrainingJob) -> Checkpoint | None:
+    return Checkpoint.objects.filter(job=job).order_by("-step").first()
 
 
 def _eta_seconds(job: TrainingJob) -> float | None:

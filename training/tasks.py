@@ -1,11 +1,14 @@
-"""Celery tasks of the training app: thin, idempotent, safe to deliver twice."""
+"""Celery tasks of the training app: thin, idempotent, safe to deliver twice. They take a job id
+and call the job runner or a service; services send `run_job` by its name (see
+training.services.jobs.RUN_JOB_TASK), so nothing below imports this module."""
 
 from celery import shared_task
 
-from . import job_runner, services
+from . import job_runner
+from .services import jobs
 
 
-@shared_task(name="training.run_job", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_job(job_id: str) -> str:
     """Run a training job on this worker (training queue: GPU workers). A duplicate delivery of a
     job another worker holds, or one already finished, returns "not-claimed" at once."""
@@ -14,5 +17,5 @@ def run_job(job_id: str) -> str:
 
 @shared_task(name="training.sweep_leases", ignore_result=True)
 def sweep_leases() -> int:
-    """Beat: re-enqueue jobs whose worker stopped renewing its lease."""
-    return services.jobs_requeue_stale()
+    """Beat: re-send jobs whose worker stopped renewing its lease."""
+    return jobs.jobs_requeue_stale()

@@ -21,7 +21,9 @@ _ID_DTYPE = np.dtype("<i4")
 
 
 class DatasetInvalid(Exception):
-    """An upload that cannot be used as a dataset; `code` is stable, `message` is for people."""
+    """An upload that cannot be used as a dataset; `code` is the stable reason, `message` is for
+    people. This module has no Django: the dataset services refuse the upload with
+    training.errors.DatasetRefused, carrying this reason."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -6,11 +6,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.roles import role_required
+from core.errors import DomainError
 
-from . import selectors, services
+from . import selectors
 from .forms import DatasetForm, JobForm
 from .models import Checkpoint
-from .textdata import DatasetInvalid
+from .services import datasets, jobs, versions
 
 
 @role_required("trainer")
@@ -25,13 +26,11 @@ def dataset_upload(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            dataset = services.dataset_create(
+            dataset = datasets.dataset_create(
                 owner=request.user, name=data["name"], upload=data["file"], licence=data["licence"],
                 licence_attested=data["licence_attested"], stats_base_model=data["stats_base_model"] or "tiny")
-        except DatasetInvalid as exc:
-            form.add_error("file", exc.message)
-        except services.TrainingError as exc:
-            form.add_error(exc.field, exc.message)
+        except DomainError as exc:
+            form.add_error(exc.param, exc.message)
         else:
             messages.success(request, "Dataset uploaded. Check its statistics, then start a training job.")
             return redirect("training:dataset", pk=dataset.pk)
@@ -52,11 +51,11 @@ def job_create(request):
     if form.is_valid():
         dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
         try:
-            job = services.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
-                                      base_model=form.cleaned_data["base_model"],
-                                      hyperparameters=form.hyperparameters())
-        except services.TrainingError as exc:
-            form.add_error(exc.field, exc.message)
+            job = jobs.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
+                                  base_model=form.cleaned_data["base_model"],
+                                  hyperparameters=form.hyperparameters())
+        except DomainError as exc:
+            form.add_error(exc.param, exc.message)
         else:
             return redirect("training:job", pk=job.pk)
     elif form.cleaned_data.get("dataset"):
@@ -90,10 +89,10 @@ def _step_param(request, name: str, default: int) -> int:
 def job_control(request, pk, action):
     job = selectors.job_get(owner=request.user, pk=pk)
     try:
-        services.job_control(job=job, action=action)
+        jobs.job_control(job=job, action=action)
         messages.success(request, {"pause": "Pausing at the next step.", "cancel": "Cancelled.",
                                    "resume": "Resumed from the latest checkpoint."}[action])
-    except services.TrainingError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     return redirect("training:job", pk=job.pk)
 
@@ -104,8 +103,8 @@ def version_from_checkpoint(request, pk, checkpoint_id):
     job = selectors.job_get(owner=request.user, pk=pk)
     checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id, job=job)
     try:
-        version = services.version_from_checkpoint(job=job, checkpoint=checkpoint)
-    except services.TrainingError as exc:
+        version = versions.version_from_checkpoint(job=job, checkpoint=checkpoint)
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("training:job", pk=job.pk)
     messages.success(request, f"Model version created from step {checkpoint.step}.")
@@ -135,5 +134,5 @@ def estimate(request):
     form = JobForm(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
-    return JsonResponse(services.job_estimate_for(base_model=form.cleaned_data["base_model"],
+    return JsonResponse(jobs.job_estimate_for(base_model=form.cleaned_data["base_model"],
                                                   hyperparameters=form.hyperparameters()))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from licensing.models import AuditEntry, Case, CustomerAnswer, Severity
+from audit.models import AuditEntry
+from compliance.models import Case, CustomerAnswer, Severity
 
 
 def _case(licence) -> Case:

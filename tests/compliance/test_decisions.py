@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from django.core import mail
 
-from licensing.models import AuditEntry, Case, Decision, Grant
+from audit.models import AuditEntry
+from compliance.models import Case, Decision
+from licensing.models import Grant
 
 from .conftest import decide, generate_text, post, report
 

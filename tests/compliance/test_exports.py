@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from licensing.models import AuditEntry, Case, Severity
+from audit.models import AuditEntry
+from compliance.models import Case, Severity
 
 from .conftest import decide
 

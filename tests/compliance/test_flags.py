@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from licensing.compliance import case_open_from_flag, flag_revoked_key_used
-from licensing.models import AuditEntry, Case, Flag, Severity
-from licensing.services import apikey_revoke, grant_set_state
+from audit.models import AuditEntry
+from compliance.models import Case, Flag, Severity
+from compliance.services.cases import case_open_from_flag
+from licensing.errors import ApiKeyInvalid
+from licensing.services import apikey_authenticate, apikey_revoke, grant_set_state
 
 from .conftest import generate_text, post, report
 
@@ -70,13 +72,15 @@ def test_an_expired_or_pending_grant_is_no_breach(client, make_licence, django_c
     assert not Flag.objects.exists()
 
 
-def test_a_revoked_api_key_presented_again_raises_a_flag_naming_its_grant(make_licence):
+def test_a_revoked_api_key_presented_again_raises_a_flag_naming_its_grant(
+        make_licence, django_capture_on_commit_callbacks):
     licence = make_licence()
     apikey_revoke(key_id=licence.key.pk, owner=licence.customer)
-    licence.key.refresh_from_db()
-    flag_revoked_key_used(key=licence.key)
-    flag = flag_revoked_key_used(key=licence.key)
-    assert Flag.objects.count() == 1 and flag.kind == Flag.Kind.USED_AFTER_REVOCATION
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True), pytest.raises(ApiKeyInvalid):
+            apikey_authenticate(licence.plaintext)
+    flag = Flag.objects.get()
+    assert flag.kind == Flag.Kind.USED_AFTER_REVOCATION
     assert (flag.api_key_id, flag.grant_id, flag.customer_id) == (licence.key.pk, licence.grant.pk, licence.customer.pk)
     assert flag.evidence["count"] == 2 and flag.evidence["key_prefix"] == licence.key.prefix
     assert AuditEntry.objects.filter(event="apikey.used_after_revocation").count() == 2
@@ -135,6 +139,6 @@ def test_a_refusal_raises_its_flag_once_committed_without_turning_the_403_into_a
     assert response.status_code == 403 and response.json()["error"]["code"] == "purpose_not_permitted"
     flag = Flag.objects.get()
     assert flag.kind == Flag.Kind.PURPOSE_NOT_PERMITTED and flag.evidence["attempts"][0]["purpose"] == "education"
-    from licensing.audit import audit_chain_verify
+    from audit.services import audit_chain_verify
 
     assert audit_chain_verify()[1] is None

@@ -1,4 +1,4 @@
-"""Non-staff users get 403 on every review page and API. The test enumerates the licensing URLconf,
+"""Non-staff users get 403 on every review page and API. The test enumerates the compliance URLconf,
 so a review page added later without the staff gate fails here."""
 
 from __future__ import annotations
@@ -6,33 +6,33 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, get_resolver, reverse
 
-from licensing.compliance import flag_raise
-from licensing.models import Case, Flag, Severity
+from compliance.models import Case, Flag, Severity
+from compliance.services.flags import flag_raise
 
-# Everything else under /compliance/ is staff-only.
-PUBLIC = {"report", "api_report_create", "terms_json", "terms_text"}
+# Everything else of compliance is staff-only.
+PUBLIC = {"report", "api_report_create", "verify", "api_verifications"}
 PARTICIPANTS = {"my_cases", "my_case", "my_case_answer", "api_case_answer"}
 # Staff actions take POST only (GET is 405 for staff, still 403 for everyone else).
 ACTIONS = {"case_decide", "flag_open_case", "flag_dismiss", "api_case_decide", "api_flag_open_case",
            "api_flag_dismiss"}
 
 
-def _licensing_patterns() -> list[URLPattern]:
+def _compliance_patterns() -> list[URLPattern]:
     resolver = get_resolver()
     for entry in resolver.url_patterns:
-        if getattr(entry, "namespace", None) == "licensing":
+        if getattr(entry, "namespace", None) == "compliance":
             return [p for p in entry.url_patterns if isinstance(p, URLPattern)]
-    raise AssertionError("licensing URLs are not mounted")
+    raise AssertionError("compliance URLs are not mounted")
 
 
 def staff_urls(case: Case, flag: Flag, *, with_names: bool = False) -> list:
     values = {"case_id": case.pk, "flag_id": flag.pk}
     urls = []
-    for pattern in _licensing_patterns():
+    for pattern in _compliance_patterns():
         if pattern.name in PUBLIC | PARTICIPANTS:
             continue
         kwargs = {name: values[name] for name in pattern.pattern.regex.groupindex}
-        url = reverse(f"licensing:{pattern.name}", kwargs=kwargs)
+        url = reverse(f"compliance:{pattern.name}", kwargs=kwargs)
         urls.append((pattern.name, url) if with_names else url)
     return urls
 

@@ -7,7 +7,8 @@ import pytest
 
 from inference.engine import GenerationRequest
 from inference.modelstore import engine_instance, model_folder_fetch
-from licensing.models import AuditEntry, Case, Flag, Report, Severity
+from audit.models import AuditEntry
+from compliance.models import Case, Flag, Report, Severity
 
 from .conftest import generate_text, report
 
@@ -121,7 +122,7 @@ def test_a_forged_receipt_is_flagged_once_and_a_malformed_one_not_at_all(client,
 
 
 def test_the_verify_api_result_raises_a_receipt_flag_through_the_service(client, make_licence):
-    from licensing.compliance import flags_from_verification
+    from compliance.services.flags import flags_from_verification
 
     licence = make_licence()
     output = generate_text(client, licence, tokens=12)

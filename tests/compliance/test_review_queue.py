@@ -9,8 +9,8 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.html import escape
 
-from licensing.compliance import flag_raise
-from licensing.models import Case, Flag, Severity
+from compliance.services.flags import flag_raise
+from compliance.models import Case, Flag, Severity
 
 from .conftest import generate_text, report
 

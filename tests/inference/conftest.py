@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 
 from inference.engine import Engine
+from tests.support.corpus import corpus_documents
 from training.tiny import build_tiny_model
 
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "rivers", "run", "past", "old", "stone", "bridges", "and", "quiet", "towns", "sleep", "under", "a", "pale", "winter", "moon"]
 TINY_DIGEST = "0" * 63 + "1"
-
-
-def corpus(count: int = 40, length: int = 60, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(length)) + "." for _ in range(count)]
 
 
 def quick_train(folder: Path, texts: list[str], *, steps: int = 30, seq: int = 32, batch: int = 8,
@@ -51,8 +45,8 @@ def quick_train(folder: Path, texts: list[str], *, steps: int = 30, seq: int = 3
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 (2 layers, 64 wide, 128 positions, ~300-token vocabulary), briefly trained."""
-    folder = build_tiny_model(tmp_path_factory.mktemp("tiny-inference") / "model", corpus())
-    return quick_train(folder, corpus())
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny-inference") / "model", corpus_documents())
+    return quick_train(folder, corpus_documents())
 
 
 @pytest.fixture(scope="session")

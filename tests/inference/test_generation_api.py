@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from inference.models import Receipt, UsageEntry
 from inference.receipts import receipt_verify
-from licensing.models import AuditEntry, Grant
+from audit.models import AuditEntry
+from licensing.models import Grant
 from licensing.services import apikey_revoke, grant_set_state
 
 URL = "/api/v1/generations"
@@ -154,12 +155,9 @@ def test_each_grant_gets_its_own_watermark(client, make_licence):
 
 
 def test_a_reservation_orphaned_by_a_dead_worker_is_released_by_the_sweep(make_licence):
-    from inference.models import QuotaReservation
-    from inference.services import (
-        GenerationInput,
-        generation_prepare,
-        quota_reservations_sweep,
-    )
+    from inference.services import GenerationInput, generation_prepare
+    from licensing.models import QuotaReservation
+    from licensing.quota import quota_reservations_sweep
 
     licence = make_licence()
     params = GenerationInput(model=str(licence.version.pk), prompt="the quick brown", max_new_tokens=10)

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ImproperlyConfigured
 
-from inference import keyring
+from core import secrets as keyring
 from inference.receipts import jwks, jws_sign, receipt_sign, receipt_verify, sha256_text
 
 TEXT = "The river ran past the old stone bridge."

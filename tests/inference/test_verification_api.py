@@ -62,7 +62,8 @@ def test_the_verify_page_shows_the_verdict(client, make_licence):
     page = client.post("/verify/", {"text": output["text"], "receipt": output["receipt"]["jws"]})
     assert page.status_code == 200
     assert b"RECEIPT VALID" in page.content and licence.grant.terms_id[:16].encode() in page.content
-    terms = client.get(f"/verify/terms/{licence.grant.terms_id}/")
+    # The terms URL printed in earlier licence stamps still leads to the terms.
+    terms = client.get(f"/verify/terms/{licence.grant.terms_id}/", follow=True)
     assert terms.status_code == 200 and licence.grant.terms_id.encode() in terms.content
 
 

@@ -5,7 +5,7 @@ publish the version with an offer."""
 import pytest
 
 from tests.support.browser import chromium_page, screenshot
-from tests.training.corpus import corpus_text
+from tests.support.corpus import corpus_text
 from training.models import TrainingJob
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

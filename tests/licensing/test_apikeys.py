@@ -5,7 +5,8 @@ import hashlib
 import pytest
 
 from licensing.errors import ApiKeyInvalid, ApiKeyNotFound, GrantNotOwned
-from licensing.models import ApiKey, AuditEntry
+from audit.models import AuditEntry
+from licensing.models import ApiKey
 from licensing.selectors import apikey_grants
 from licensing.services import apikey_authenticate, apikey_create, apikey_revoke
 from tests import factories

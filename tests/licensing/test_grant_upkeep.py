@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from licensing.errors import GrantStateError
-from licensing.models import AuditEntry, Grant
+from audit.models import AuditEntry
+from licensing.models import Grant
 from licensing.services import (
     grant_set_state,
     grants_expire_due,

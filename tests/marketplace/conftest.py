@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 
 from tests import factories
+from tests.inference.conftest import engine, make_licence, tiny_dir, tiny_stored  # noqa: F401 (metering tests)
 
 WEBHOOK_SECRET = "whsec_imprint_test_secret"
 

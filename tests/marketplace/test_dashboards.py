@@ -32,24 +32,24 @@ def test_my_licences_shows_remaining_quota_and_spend(client, customer, offer):
 def test_api_keys_are_shown_once_and_can_be_scoped_and_revoked(client, customer, offer):
     grant = _buy(customer, offer).grant
     client.force_login(customer)
-    created = client.post(reverse("marketplace:api_keys"), {"name": "laptop", "default_purpose": "research",
+    created = client.post(reverse("licensing:api_keys"), {"name": "laptop", "default_purpose": "research",
                                                             "scope": "some", "grants": [str(grant.pk)]})
     plaintext = re.search(r"<code>(imp_[^<]+)</code>", created.content.decode()).group(1)
     assert created["Cache-Control"] == "no-store"
     key = ApiKey.objects.get(owner=customer)
     assert not key.all_grants and list(key.grants.all()) == [grant] and key.default_purpose == "research"
-    listing = client.get(reverse("marketplace:api_keys")).content.decode()
+    listing = client.get(reverse("licensing:api_keys")).content.decode()
     assert plaintext not in listing and key.prefix in listing and "never" in listing
 
-    client.post(reverse("marketplace:api_key_revoke_page", args=[key.pk]))
+    client.post(reverse("licensing:key_revoke", args=[key.pk]))
     assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
 
 
 def test_the_api_returns_a_new_key_once(client, customer):
     client.force_login(customer)
-    created = client.post(reverse("marketplace:api_key_list"), {"name": "ci"}, content_type="application/json")
+    created = client.post(reverse("licensing:api_key_list"), {"name": "ci"}, content_type="application/json")
     assert created.status_code == 201 and created.json()["key"].startswith("imp_")
-    listed = client.get(reverse("marketplace:api_key_list")).json()["data"]
+    listed = client.get(reverse("licensing:api_key_list")).json()["data"]
     assert [k["name"] for k in listed] == ["ci"] and "key" not in listed[0]
 
 

@@ -75,8 +75,8 @@ def test_unpublished_listings_are_invisible_but_existing_grants_keep_working(cli
     grant.refresh_from_db()
     assert grant.state == Grant.State.ACTIVE
     assert list(apikey_grants(apikey_authenticate(plaintext))) == [grant]
-    assert client.get(reverse("marketplace:grant_detail", args=[grant.pk])).status_code == 200
-    assert client.get(reverse("marketplace:api_grant_detail", args=[grant.pk])).json()["state"] == "active"
+    assert client.get(reverse("licensing:grant_detail", args=[grant.pk])).status_code == 200
+    assert client.get(reverse("licensing:api_grant_detail", args=[grant.pk])).json()["state"] == "active"
 
 
 def test_publishing_again_shows_the_listing_again(trainer):

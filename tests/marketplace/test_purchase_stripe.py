@@ -11,7 +11,8 @@ import pytest
 import stripe
 from django.urls import reverse
 
-from licensing.models import AuditEntry, Grant
+from audit.models import AuditEntry
+from licensing.models import Grant
 from marketplace.checkout import order_charge, purchase_start
 from marketplace.errors import PaymentDeclined
 from marketplace.models import BillingCustomer, Order, PayoutEntry, StripeEvent

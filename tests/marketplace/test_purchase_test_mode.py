@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from licensing.models import AuditEntry, Grant
+from audit.models import AuditEntry
+from licensing.models import Grant
 from marketplace.models import Order, PayoutEntry
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,6 @@
 recording server process on loopback, and each request's method, path and parameters are checked
 against Stripe's documented API (https://docs.stripe.com/api)."""
 
-import json
-import urllib.request
 
 import pytest
 from django.urls import reverse
@@ -18,24 +16,17 @@ from marketplace.billing import (
 from marketplace.checkout import order_charge, purchase_start
 from marketplace.models import BillingCustomer, Offer, PayoutAccount, StripeMeter
 from tests import factories
-from tests.support.processes import free_port, python_cmd, start_process
+from tests.support.stripe_stubs import stripe_stub
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def recording_stripe(settings):
-    port = free_port()
-    server = start_process("recording-stripe", python_cmd("tests/marketplace/recording_stripe.py", str(port)),
-                           port=port)
-    base = f"http://127.0.0.1:{port}"
-    settings.STRIPE_SECRET_KEY = "sk_test_contract"
-    settings.STRIPE_API_BASE = base
-    settings.PAYMENTS_TEST_MODE = False
+    server, get = stripe_stub(settings, "recording", secret_key="sk_test_contract")
 
     def recorded() -> list[dict]:
-        with urllib.request.urlopen(f"{base}/_recorded", timeout=5) as response:
-            return [r for r in json.load(response)["requests"] if r["path"] != "/_recorded"]
+        return [r for r in get("/_recorded")["requests"] if r["path"] != "/_recorded"]
 
     yield recorded
     server.stop()

@@ -13,7 +13,7 @@ from marketplace.models import Order
 from tests.conftest import require
 from tests.marketplace.conftest import listing, offer, stripe_site, wait_for  # noqa: F401 - fixtures
 from tests.support.processes import free_port, start_process
-from tests.training.corpus import corpus_text
+from tests.support.corpus import corpus_text
 from training import services
 from training.models import TrainingJob
 

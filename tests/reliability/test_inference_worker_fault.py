@@ -9,7 +9,8 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from inference.models import QuotaReservation, UsageEntry
+from inference.models import UsageEntry
+from licensing.models import QuotaReservation
 from licensing.models import Grant
 from tests.inference.conftest import engine, make_licence, tiny_dir, tiny_stored  # noqa: F401 - fixtures
 

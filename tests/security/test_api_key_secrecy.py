@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from licensing.models import ApiKey, AuditEntry
+from audit.models import AuditEntry
+from licensing.models import ApiKey
 from tests.inference.conftest import engine, make_licence, tiny_dir, tiny_stored  # noqa: F401 - fixtures
 from tests.inference.test_generation_api import post
 

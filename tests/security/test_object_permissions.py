@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from licensing.compliance import case_open_from_flag, flag_raise
+from compliance.services.cases import case_open_from_flag
+from compliance.services.flags import flag_raise
 from licensing.models import ApiKey, Grant
 from licensing.services import apikey_create
 from marketplace import services as market
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.django_db
 # Public by design: anyone may see a published listing, its terms, try it or start buying an offer.
 PUBLIC = {"accounts:verify", "accounts:password_reset_confirm", "marketplace:listing_detail",
           "marketplace:listing_try", "marketplace:offer_buy", "marketplace:api_offer_purchase",
-          "marketplace:api_listing_detail", "marketplace:api_terms_detail", "licensing:terms_json",
-          "licensing:terms_text", "inference:terms", "inference:try"}
+          "marketplace:api_listing_detail", "licensing:api_terms_detail", "licensing:terms_json",
+          "licensing:terms_text", "licensing:terms_text_stamped", "licensing:terms_text_former",
+          "licensing:terms_json_former", "inference:try"}
 REFUSED = {302, 400, 401, 403, 404, 405, 409}
 
 
@@ -85,8 +87,8 @@ def test_every_object_endpoint_refuses_another_users_ids(client, make_user, owne
 
     # Control: the same URLs work for their owner, so refusals below are about the user, not the URL.
     client.force_login(owner_world["objects"]["job"].owner)
-    for name in ("training:job", "training:version", "marketplace:grant_detail", "marketplace:order_detail",
-                 "licensing:my_case", "marketplace:listing_edit", "marketplace:api_grant_detail"):
+    for name in ("training:job", "training:version", "licensing:grant_detail", "marketplace:order_detail",
+                 "compliance:my_case", "marketplace:listing_edit", "licensing:api_grant_detail"):
         params = dict(object_patterns())[name]
         assert client.get(reverse(name, kwargs=_kwargs(name, params, owner_world))).status_code == 200, name
     intruder = make_user("ivan", trainer=True, customer=True)

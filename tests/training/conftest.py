@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
+from tests.support.corpus import corpus_documents
 from training.textdata import encode_documents, make_windows, split_windows
 from training.tiny import build_tiny_model
 
 CONTEXT = 32
-VOCABULARY = (
-    "the quick brown fox jumps over a lazy dog while rivers run past old stone bridges "
-    "and quiet towns sleep under a pale winter moon"
-)
-
-
-def _corpus(count: int = 40, length: int = 60, seed: int = 0) -> list[str]:
-    rng, words = random.Random(seed), VOCABULARY.split()
-    return [" ".join(rng.choice(words) for _ in range(length)) + "." for _ in range(count)]
 
 
 @pytest.fixture(scope="session")
 def corpus() -> list[str]:
-    return _corpus()
+    return corpus_documents()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.training.corpus import corpus_text
+from tests.support.corpus import corpus_text
 from training.models import Dataset
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +74,17 @@ def test_bad_uploads_are_refused_with_their_message_and_leave_nothing(trainer_cl
         assert response.json()["error"]["param"] == "file"
     assert Dataset.objects.count() == 0
     assert _stored_files() == []
+
+
+@pytest.mark.parametrize("content, content_type, reason", [
+    (b"good start \xff\xfe bad bytes", "text/plain", "not_utf8"),
+    (b"\x89PNG\r\n\x1a\n....", "image/png", "wrong_content_type"),
+    (b"text with a \x00 NUL byte", "text/plain", "binary"),
+])
+def test_the_api_names_the_reason_of_a_refused_upload(trainer_client, content, content_type, reason):
+    error = _upload(trainer_client, content, content_type=content_type, api=True).json()["error"]
+    assert (error["type"], error["code"], error["param"], error["reason"]) == (
+        "invalid_request_error", "training_error", "file", reason)
 
 
 def test_an_upload_over_the_size_limit_is_refused(trainer_client, settings):

@@ -7,7 +7,7 @@ import time
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.training.corpus import corpus_text
+from tests.support.corpus import corpus_text
 from training import job_runner, services
 from training.models import JobMetric, ModelVersion, TrainingJob
 

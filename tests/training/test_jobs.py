@@ -4,11 +4,14 @@ state machine, estimates, model versions, and trainers seeing only their own wor
 import pytest
 import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.training.corpus import corpus_text
+from tests.support.corpus import corpus_text
 from training import artifacts, job_runner, services
+from training.errors import IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from training.models import Checkpoint, ModelVersion, TrainingJob
+from training.services import jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -86,6 +89,81 @@ def test_an_expired_lease_lets_another_worker_take_the_job(trainer, local_media,
     assert job.worker_id == "worker-b" and job.attempts == 2
 
 
+class SentTasks:
+    """Stands in for the Celery app: records what the job services send."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send_task(self, name, args=None, **options):
+        self.sent.append((name, args, options))
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch) -> SentTasks:
+    recorder = SentTasks()
+    monkeypatch.setattr(jobs, "current_app", recorder)
+    return recorder
+
+
+def test_a_created_job_is_sent_to_the_run_job_task_only_after_commit(
+        trainer, local_media, sent_tasks, django_capture_on_commit_callbacks):
+    from training.tasks import run_job
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = make_job(trainer)
+    assert sent_tasks.sent == []  # nothing reaches a worker before the job's row is committed
+    for callback in callbacks:
+        callback()
+    assert sent_tasks.sent == [(run_job.name, [str(job.pk)], {"ignore_result": True})]
+
+
+def test_a_resumed_job_is_sent_again_after_commit(trainer, local_media, sent_tasks,
+                                                  django_capture_on_commit_callbacks):
+    job = make_job(trainer)
+    TrainingJob.objects.filter(pk=job.pk).update(state="paused")
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.job_control(job=job, action="resume")
+    assert [args for _, args, _ in sent_tasks.sent] == [[str(job.pk)]]
+    job.refresh_from_db()
+    assert job.state == "queued"
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing_more(trainer, local_media, settings):
+    settings.TRAINING_LEASE_SECONDS = 0
+    job = make_job(trainer)
+    assert jobs.job_claim(job_id=job.pk, worker_id="worker-a")
+    assert jobs.job_claim(job_id=job.pk, worker_id="worker-b")
+    with pytest.raises(LeaseLost):
+        jobs.job_heartbeat(job_id=job.pk, worker_id="worker-a", elapsed_seconds=5.0, step=3)
+    jobs.job_finish(job_id=job.pk, worker_id="worker-a", state="cancelled")
+    jobs.job_fail(job_id=job.pk, worker_id="worker-a", error=RuntimeError("too late"))
+    job.refresh_from_db()
+    assert (job.state, job.worker_id, job.step, job.compute_seconds) == ("running", "worker-b", 0, 0.0)
+    assert job.error_message == "" and job.finished_at is None
+
+
+def test_the_heartbeat_renews_the_lease_with_the_progress(trainer, local_media):
+    job = make_job(trainer)
+    assert jobs.job_claim(job_id=job.pk, worker_id="worker-a")
+    jobs.job_heartbeat(job_id=job.pk, worker_id="worker-a", elapsed_seconds=1.5, step=4)
+    jobs.job_heartbeat(job_id=job.pk, worker_id="worker-a", elapsed_seconds=2.0)
+    jobs.job_finish(job_id=job.pk, worker_id="worker-a", state="paused")
+    job.refresh_from_db()
+    assert (job.state, job.step, job.compute_seconds, job.finished_at) == ("paused", 4, 3.5, None)
+
+
+def test_the_sweep_resends_jobs_whose_lease_expired_once_per_lease(trainer, local_media, settings, sent_tasks):
+    settings.TRAINING_LEASE_SECONDS = 60
+    stale, fresh = make_job(trainer), make_job(trainer)
+    an_hour_ago = timezone.now() - timezone.timedelta(hours=1)
+    TrainingJob.objects.filter(pk=stale.pk).update(heartbeat_at=an_hour_ago)
+    assert jobs.jobs_requeue_stale() == 1
+    assert [args for _, args, _ in sent_tasks.sent] == [[str(stale.pk)]]
+    assert jobs.jobs_requeue_stale() == 0  # the queued job was touched: not re-sent on every sweep
+    assert fresh.pk not in {args[0] for _, args, _ in sent_tasks.sent}
+
+
 @pytest.mark.parametrize("state, action, message", [
     ("succeeded", "pause", "Cannot pause a job that is succeeded"),
     ("succeeded", "resume", "Cannot resume a job that is succeeded"),
@@ -96,11 +174,13 @@ def test_an_expired_lease_lets_another_worker_take_the_job(trainer, local_media,
 def test_illegal_transitions_are_refused_with_a_message(trainer, local_media, client, state, action, message):
     job = make_job(trainer)
     TrainingJob.objects.filter(pk=job.pk).update(state=state)
-    with pytest.raises(services.IllegalTransition, match=message):
+    with pytest.raises(IllegalTransition, match=message):
         services.job_control(job=job, action=action)
     client.force_login(trainer)
     response = client.post(f"/api/v1/training/jobs/{job.pk}/{action}/")
     assert response.status_code == 409 and message in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("conflict_error", "illegal_transition", None)
 
 
 def test_pause_and_cancel_of_a_running_job_are_requests_the_loop_honours(trainer, local_media):
@@ -150,8 +230,32 @@ def test_trainer_limits_are_enforced(trainer, local_media, settings):
     settings.TRAINING_MAX_CONCURRENT_JOBS = 1
     dataset = make_dataset(trainer)
     make_job(trainer, dataset)
-    with pytest.raises(services.TrainingLimitExceeded, match="limit 1"):
+    with pytest.raises(TrainingLimitExceeded, match="limit 1"):
         make_job(trainer, dataset)
+
+
+def test_limit_refusals_keep_their_status_and_code_on_the_api(trainer, local_media, settings, client):
+    settings.TRAINING_MAX_CONCURRENT_JOBS = 1
+    dataset = make_dataset(trainer)
+    paused = make_job(trainer, dataset)
+    TrainingJob.objects.filter(pk=paused.pk).update(state="paused")
+    make_job(trainer, dataset)
+    client.force_login(trainer)
+    created = client.post("/api/v1/training/jobs/", {"dataset": str(dataset.pk)}).json()["error"]
+    assert (created["type"], created["code"], created["param"]) == ("invalid_request_error", "invalid_request", None)
+    assert "limit 1" in created["message"]
+    resumed = client.post(f"/api/v1/training/jobs/{paused.pk}/resume/")
+    assert resumed.status_code == 409 and resumed.json()["error"]["code"] == "illegal_transition"
+    settings.TRAINING_MAX_CONCURRENT_JOBS, settings.TRAINING_MAX_TOTAL_STEPS = 5, 100
+    over = client.post("/api/v1/training/jobs/", {"dataset": str(dataset.pk)}).json()["error"]
+    assert (over["code"], over["param"]) == ("invalid_request", "steps")
+
+
+def test_an_unknown_base_model_is_a_training_error_on_the_base_model_field(trainer, local_media):
+    dataset = make_dataset(trainer)
+    with pytest.raises(TrainingError) as refused:
+        jobs.job_create(owner=trainer, dataset=dataset, name="job", base_model="gpt-5", hyperparameters=FAST)
+    assert (refused.value.status_code, refused.value.code, refused.value.param) == (400, "training_error", "base_model")
 
 
 def test_the_estimate_says_real_fine_tunes_belong_on_gpus(trainer, client):

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from core.torch_runtime import reuse_freed_memory
 from tests.training.conftest import CONTEXT
 from training.loop import (
     ResumeMismatch,
@@ -19,7 +20,6 @@ from training.loop import (
     TrainingCallbacks,
     _BatchPlan,
     list_checkpoints,
-    reuse_freed_memory,
     run_training,
     use_fused_gelu,
 )

@@ -9,7 +9,7 @@ In production the keys come from IMPRINT_SIGNING_KEYS: put the new key first the
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.keyring import signing_key_rotate_local
+from core.secrets import signing_key_rotate_local
 from inference.receipts import signing_keys_sync
 
 

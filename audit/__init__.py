@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: append-only, hash-chained entries of every licence-relevant event."""

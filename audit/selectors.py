@@ -1,0 +1,27 @@
+"""Audit reads: the rows of the CSV export and the entries about one subject."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from .models import AuditEntry
+
+EXPORT_COLUMNS = ["id", "created_at", "event", "actor", "subject_type", "subject_id", "data", "prev_hash",
+                  "entry_hash"]
+
+
+def audit_export_rows(since: datetime, until: datetime):
+    """One row per audit entry appended in [since, until), hashes included so the export itself
+    can be checked against the chain."""
+    entries = AuditEntry.objects.filter(created_at__gte=since, created_at__lt=until).order_by("id")
+    for e in entries.iterator(chunk_size=2000):
+        yield [e.id, e.created_at.isoformat(), e.event, e.actor_ref, e.subject_type, e.subject_id,
+               json.dumps(e.data, sort_keys=True, ensure_ascii=False), e.prev_hash, e.entry_hash]
+
+
+def audit_entries_about(*, event: str, subject_type: str, subject_id: str) -> QuerySet[AuditEntry]:
+    """Entries of one event about one subject, newest first."""
+    return AuditEntry.objects.filter(event=event, subject_type=subject_type, subject_id=subject_id).order_by("-id")

@@ -1,0 +1,1 @@
+"""Compliance writes, by subject: flags, cases (with decisions and answers), reports, review."""

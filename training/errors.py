@@ -1,0 +1,29 @@
+"""Refusals of the training app, on core's one base (status, code, param), mapped to the API error
+shape once in config.api_errors. Pages show `message`; `param` names the form field it is about."""
+
+from core.errors import Conflict, InvalidRequest
+
+
+class TrainingError(InvalidRequest):
+    """400: a training request the trainer can correct (unknown base model, context too long)."""
+
+    code = "training_error"
+
+
+class DatasetRefused(TrainingError):
+    """400: an upload that cannot be a dataset; param "file", extra {"reason": a stable reason such
+    as "not_utf8" or "too_large"}."""
+
+
+class TrainingLimitExceeded(InvalidRequest):
+    """400 (code "invalid_request"): over the trainer's concurrent-job or total-step limit."""
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+class LeaseLost(Conflict):
+    """Another worker took the job over (our heartbeat came too late): stop without writing more."""
+
+    code = "lease_lost"

@@ -1,0 +1,265 @@
+"""Training jobs and every write to their state: creation and enqueueing, the trainer's pause /
+cancel / resume, a worker's claim with a lease, its heartbeats, the end of its attempt, and the
+sweep that re-sends jobs whose lease expired. Also the progress rows (metrics, samples) a running
+job records.
+
+A worker holds a job while `worker_id` is its own and the job is running; every write a worker
+makes is conditional on that, so a worker that lost its lease cannot overwrite its successor.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from ..base_models import TINY, BaseModel, available_device, base_model_get, job_estimate
+from ..errors import IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
+from ..models import Dataset, JobMetric, Sample, TrainingJob
+
+State = TrainingJob.State
+ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+RESTING_STATES = (State.SUCCEEDED, State.PAUSED, State.CANCELLED)
+# The task that runs a job (training.tasks.run_job). Services send it by name instead of importing
+# it: tasks import the job runner, which imports these services, so the dependency points one way
+# (tasks -> job_runner -> services), and the web process needs no task module loaded to enqueue.
+# Celery routes by this name too (config.celery_app task_routes: training.* -> training queue).
+RUN_JOB_TASK = "training.run_job"
+
+
+def _send_run(job_id) -> None:
+    current_app.send_task(RUN_JOB_TASK, args=[str(job_id)], ignore_result=True)
+
+
+def _enqueue(job: TrainingJob) -> None:
+    """Send the job to a worker once the transaction that queued it has committed."""
+    job_id = str(job.pk)
+    transaction.on_commit(lambda: _send_run(job_id))
+
+
+def _lease_expired_before() -> datetime:
+    return timezone.now() - timezone.timedelta(seconds=settings.TRAINING_LEASE_SECONDS)
+
+
+# --- Creation ---------------------------------------------------------------------------------
+
+def _check_limits(owner, steps: int) -> None:
+    """Raises TrainingLimitExceeded when the owner has too many jobs queued or running, or when
+    `steps` more would bring their jobs (all but cancelled ones) over the total step limit."""
+    active = TrainingJob.objects.filter(owner=owner, state__in=ACTIVE_STATES).count()
+    concurrent, total = settings.TRAINING_MAX_CONCURRENT_JOBS, settings.TRAINING_MAX_TOTAL_STEPS
+    if active >= concurrent:
+        raise TrainingLimitExceeded(
+            f"You already have {active} jobs queued or running (limit {concurrent}). "
+            "Wait for one to finish, or pause or cancel one.")
+    counted = TrainingJob.objects.filter(owner=owner).exclude(state=State.CANCELLED)
+    used = counted.aggregate(s=Sum("total_steps"))["s"] or 0
+    if used + steps > total:
+        raise TrainingLimitExceeded(
+            f"This job would bring your total to {used + steps} steps; your limit is {total}.", param="steps")
+
+
+def job_estimate_for(*, base_model: str, hyperparameters: dict) -> dict:
+    """Tokens, duration and cost of a job before it is created (see base_models.job_estimate).
+    Raises TrainingError for an unknown base model."""
+    return job_estimate(base=base_model_get(base_model), steps=hyperparameters["steps"],
+                        batch_size=hyperparameters["batch_size"],
+                        context_length=hyperparameters["context_length"], device=available_device())
+
+
+def _max_context(base: BaseModel) -> int:
+    return 512 if base.name == TINY else base.n_positions
+
+
+@transaction.atomic
+def job_create(*, owner, dataset: Dataset, name: str, base_model: str, hyperparameters: dict) -> TrainingJob:
+    """Create a queued job and enqueue it on the training queue after commit.
+
+    `hyperparameters` are already validated (JobForm). Raises TrainingError for an unknown base
+    model, a dataset of someone else or a context too long for the base, TrainingLimitExceeded
+    over the trainer's limits.
+    """
+    base = base_model_get(base_model)
+    if dataset.owner_id != owner.pk:
+        raise TrainingError("Choose one of your own datasets.", param="dataset")
+    if hyperparameters["context_length"] > _max_context(base):
+        raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
+                            param="context_length")
+    _check_limits(owner, hyperparameters["steps"])
+    job = TrainingJob.objects.create(
+        owner=owner, dataset=dataset, name=name or f"{dataset.name} on {base.name}", base_model=base.name,
+        hyperparameters=hyperparameters, total_steps=hyperparameters["steps"],
+        estimate=job_estimate_for(base_model=base.name, hyperparameters=hyperparameters),
+        heartbeat_at=timezone.now())
+    _enqueue(job)
+    return job
+
+
+# --- The trainer's control --------------------------------------------------------------------
+
+# Which requests each state accepts, and the state they lead to directly. Pause and cancel of a
+# running job are requests the loop honours at its next step, so they do not change the state here.
+_DIRECT = {
+    ("pause", State.QUEUED): State.PAUSED,
+    ("cancel", State.QUEUED): State.CANCELLED,
+    ("cancel", State.PAUSED): State.CANCELLED,
+    ("cancel", State.FAILED): State.CANCELLED,
+    ("resume", State.PAUSED): State.QUEUED,
+    ("resume", State.FAILED): State.QUEUED,
+}
+
+
+@transaction.atomic
+def job_control(*, job: TrainingJob, action: str) -> TrainingJob:
+    """Pause, cancel or resume a job; a resumed job is enqueued again after commit.
+
+    Raises IllegalTransition with a message when the job's state does not allow it (e.g. resuming
+    a running job, cancelling a finished one) or when resuming would exceed the trainer's limits.
+    """
+    job = TrainingJob.objects.select_for_update().get(pk=job.pk)
+    if action in ("pause", "cancel") and job.state == State.RUNNING:
+        return _control_request(job, action)
+    target = _DIRECT.get((action, job.state))
+    if target is None:
+        raise IllegalTransition(f"Cannot {action} a job that is {job.state}.")
+    if action == "resume":
+        _check_resume_limits(job.owner)
+    return _control_transition(job, target)
+
+
+def _control_request(job: TrainingJob, action: str) -> TrainingJob:
+    if job.control_request == "cancel" and action == "pause":
+        raise IllegalTransition("The job is already being cancelled.")
+    job.control_request = action
+    job.save(update_fields=["control_request"])
+    return job
+
+
+def _check_resume_limits(owner) -> None:
+    try:
+        _check_limits(owner, 0)
+    except TrainingLimitExceeded as exc:
+        # The job's own steps were counted when it was created; what stops a resume is the other
+        # jobs' states, so it is refused as a conflict (409), as the API has always answered it.
+        raise IllegalTransition(exc.message) from exc
+
+
+def _control_transition(job: TrainingJob, target: str) -> TrainingJob:
+    job.state, job.control_request = target, ""
+    if target == State.QUEUED:
+        job.heartbeat_at = timezone.now()
+        job.error_message = job.error_trace = ""
+        _enqueue(job)
+    if target == State.CANCELLED:
+        job.finished_at = timezone.now()
+    job.save()
+    return job
+
+
+# --- A worker's attempt -----------------------------------------------------------------------
+
+def job_claim(*, job_id, worker_id: str) -> bool:
+    """Take the job for this worker: a queued job, or a running one whose lease expired (its
+    worker died). A conditional UPDATE, so two workers can never both win. Returns whether this
+    worker won; the job is then running, with its attempt counted and its start time set once."""
+    now = timezone.now()
+    claimed = (
+        TrainingJob.objects.filter(pk=job_id)
+        .filter(Q(state=State.QUEUED) | Q(state=State.RUNNING, heartbeat_at__lt=_lease_expired_before()))
+        .update(state=State.RUNNING, worker_id=worker_id, heartbeat_at=now, attempts=F("attempts") + 1)
+    )
+    if claimed:
+        TrainingJob.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
+    return bool(claimed)
+
+
+def job_heartbeat(*, job_id, worker_id: str, elapsed_seconds: float, step: int | None = None) -> None:
+    """Renew this worker's lease, adding the compute time since its last beat (and the step it
+    reached). Raises LeaseLost when the job is no longer this worker's running job."""
+    progress = {"step": step} if step is not None else {}
+    updated = TrainingJob.objects.filter(pk=job_id, worker_id=worker_id, state=State.RUNNING).update(
+        heartbeat_at=timezone.now(), compute_seconds=F("compute_seconds") + elapsed_seconds, **progress)
+    if not updated:
+        raise LeaseLost(str(job_id))
+
+
+def job_device_set(*, job_id, device: str) -> None:
+    """Record the device ("cpu", "cuda") this attempt trains on."""
+    TrainingJob.objects.filter(pk=job_id).update(device=device)
+
+
+@transaction.atomic
+def job_progress_rewind(*, job_id, to_step: int | None) -> None:
+    """Forget the progress rows recorded after `to_step`, the checkpoint this attempt resumes from
+    (None: it starts over, so all of them). Those steps are recomputed; steps up to the checkpoint
+    never are, and the job records that it resumed there."""
+    metrics, samples = JobMetric.objects.filter(job_id=job_id), Sample.objects.filter(job_id=job_id)
+    if to_step is not None:
+        metrics, samples = metrics.filter(step__gt=to_step), samples.filter(step__gt=to_step)
+        TrainingJob.objects.filter(pk=job_id).update(step=to_step, resumed_from_step=to_step)
+    metrics.delete()
+    samples.delete()
+
+
+def job_finish(*, job_id, worker_id: str, state: str, step: int | None = None) -> None:
+    """End this worker's attempt in a resting state: succeeded (at `step`), paused or cancelled.
+    The control request is cleared; a paused job has no finish time. A job another worker took
+    over is left as it is. Raises ValueError for a state that is not a resting one."""
+    if state not in RESTING_STATES:
+        raise ValueError(f"{state!r} is not a state an attempt finishes in")
+    now = timezone.now()
+    progress = {"step": step} if step is not None else {}
+    TrainingJob.objects.filter(pk=job_id, worker_id=worker_id, state=State.RUNNING).update(
+        state=state, control_request="", heartbeat_at=now, finished_at=None if state == State.PAUSED else now,
+        **progress)
+
+
+def job_fail(*, job_id, worker_id: str, error: BaseException) -> None:
+    """Mark this worker's job failed by `error`: the trainer sees its class and the first line of
+    its message, staff the whole trace."""
+    text = getattr(error, "message", None) or str(error)
+    message = text.splitlines()[0] if text.strip() else error.__class__.__name__
+    TrainingJob.objects.filter(pk=job_id, worker_id=worker_id).update(
+        state=State.FAILED, error_message=f"{error.__class__.__name__}: {message}"[:2000],
+        error_trace="".join(traceback.format_exception(error)), control_request="", finished_at=timezone.now())
+
+
+def jobs_requeue_stale() -> int:
+    """Periodic sweep: re-send jobs whose lease expired (a killed worker's message may be lost or
+    come back only much later) and queued jobs whose message was lost. Duplicate deliveries are
+    harmless: the claim lets one worker in. Returns how many jobs were sent."""
+    stale = TrainingJob.objects.filter(state__in=ACTIVE_STATES, heartbeat_at__lt=_lease_expired_before())
+    job_ids = list(stale.values_list("pk", flat=True))
+    for job_id in job_ids:
+        # Touch queued jobs so that one waiting behind another is re-sent once per lease, not per sweep.
+        TrainingJob.objects.filter(pk=job_id, state=State.QUEUED).update(heartbeat_at=timezone.now())
+        _send_run(job_id)
+    return len(job_ids)
+
+
+# --- Progress rows ----------------------------------------------------------------------------
+
+def job_metric_record(*, job: TrainingJob, step: int, train_loss: float, learning_rate: float,
+                      tokens_per_second: float) -> None:
+    """Record (or, for a recomputed step, replace) a step's training metrics, with the attempt
+    that computed it; its evaluation, if any, follows with job_metric_evaluate."""
+    JobMetric.objects.update_or_create(job=job, step=step, defaults={
+        "train_loss": train_loss, "learning_rate": learning_rate, "tokens_per_second": round(tokens_per_second, 1),
+        "attempt": job.attempts, "val_loss": None, "perplexity": None})
+
+
+def job_metric_evaluate(*, job: TrainingJob, step: int, val_loss: float, perplexity: float) -> None:
+    """Add the validation loss and perplexity to a recorded step."""
+    JobMetric.objects.filter(job=job, step=step).update(val_loss=val_loss, perplexity=perplexity)
+
+
+def job_sample_record(*, job: TrainingJob, step: int, index: int, text: str, longest_copied_span: int,
+                      ngram_overlap: float) -> None:
+    """Record (or replace) sample `index` written at `step`, with how much of it copies the data."""
+    Sample.objects.update_or_create(job=job, step=step, index=index, defaults={
+        "text": text, "longest_copied_span": longest_copied_span, "ngram_overlap": ngram_overlap})

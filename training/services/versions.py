@@ -1,0 +1,112 @@
+"""Checkpoints of a running job and the model versions made from them: weights, config and
+tokenizer with a model card, content-addressed by the SHA-256 digest of their files."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .. import artifacts
+from ..base_models import base_model_get
+from ..errors import IllegalTransition, TrainingError
+from ..models import Checkpoint, ModelVersion, Sample, TrainingJob
+from .jobs import ACTIVE_STATES
+
+# Files of a checkpoint that a model version never contains: optimizer and loop state.
+TRAINING_STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"}
+
+
+def checkpoint_prefix(job: TrainingJob, step: int) -> str:
+    return f"jobs/{job.pk}/checkpoints/step-{step:08d}"
+
+
+def checkpoint_record(*, job: TrainingJob, step: int, folder: Path, keep_last: int = 2) -> Checkpoint:
+    """Upload a checkpoint folder, record it, and prune all but the newest `keep_last` (and any
+    promoted to a version)."""
+    prefix = checkpoint_prefix(job, step)
+    artifacts.folder_upload(folder, prefix)
+    checkpoint, _ = Checkpoint.objects.update_or_create(job=job, step=step, defaults={"storage_prefix": prefix})
+    old = Checkpoint.objects.filter(job=job, kept=False).order_by("-step")[keep_last:]
+    for stale in list(old):
+        artifacts.folder_delete(stale.storage_prefix)
+        stale.delete()
+    return checkpoint
+
+
+def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "") -> ModelVersion:
+    """Store a model folder (weights, config, tokenizer; never optimizer state) as a model version
+    with its model card and SHA-256 digest; an identical folder stored before is that version.
+    Raises TrainingError if the folder does not load."""
+    for extra in TRAINING_STATE_FILES:
+        (folder / extra).unlink(missing_ok=True)
+    params, n_positions = _model_size(folder)
+    name = name or f"{job.name} · step {step}"
+    metrics = _metrics_at(job, step)
+    _write_card(job=job, folder=folder, step=step, name=name, metrics=metrics, params=params)
+    manifest = artifacts.folder_manifest(folder)
+    digest = artifacts.manifest_digest(manifest)
+    existing = ModelVersion.objects.filter(digest=digest).first()
+    if existing:
+        return existing
+    prefix = f"versions/{digest}"
+    artifacts.folder_upload(folder, prefix)
+    return ModelVersion.objects.create(
+        owner=job.owner, job=job, name=name, from_step=step, storage_prefix=prefix, digest=digest,
+        parameter_count=params, base_model=job.base_model, base_licence=base_model_get(job.base_model).licence,
+        dataset_digest=job.dataset.sha256, dataset_licence=job.dataset.licence, n_positions=n_positions,
+        metrics=metrics, card=(folder / "README.md").read_text(), files=manifest)
+
+
+def _model_size(folder: Path) -> tuple[int, int]:
+    """(parameters, positions) of the model in the folder, loaded once to prove it loads."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"The model folder does not load: {exc}") from exc
+    return model.num_parameters(), model.config.n_positions
+
+
+def _write_card(*, job: TrainingJob, folder: Path, step: int, name: str, metrics: dict, params: int) -> None:
+    from ..modelcard import render_model_card
+
+    (folder / "README.md").write_text(render_model_card(
+        name=name, base_model=job.base_model, base_licence=base_model_get(job.base_model).licence,
+        dataset_name=job.dataset.name, dataset_digest=job.dataset.sha256, dataset_licence=job.dataset.licence,
+        metrics=metrics, params=params, hyperparameters=job.hyperparameters, samples=_card_samples(job, step)))
+
+
+def _metrics_at(job: TrainingJob, step: int) -> dict:
+    latest = job.metrics.filter(step__lte=step).order_by("-step").first()
+    evaluated = job.metrics.filter(step__lte=step, val_loss__isnull=False).order_by("-step").first()
+    metrics = {"step": step}
+    if latest:
+        metrics["train_loss"] = latest.train_loss
+    if evaluated:
+        metrics.update(val_loss=evaluated.val_loss, perplexity=evaluated.perplexity)
+    return metrics
+
+
+def _card_samples(job: TrainingJob, step: int) -> list[dict]:
+    last = job.samples.filter(step__lte=step).order_by("-step").values_list("step", flat=True).first()
+    samples = Sample.objects.filter(job=job, step=last) if last is not None else []
+    return [{"step": s.step, "text": s.text, "longest_span": s.longest_copied_span, "ngram_share": s.ngram_overlap}
+            for s in samples]
+
+
+def version_from_checkpoint(*, job: TrainingJob, checkpoint: Checkpoint, name: str = "") -> ModelVersion:
+    """Promote any checkpoint of a paused or finished job to a model version; the checkpoint is
+    kept from then on. Raises IllegalTransition while the job runs or is queued, or when the
+    checkpoint no longer loads."""
+    if job.state in ACTIVE_STATES:
+        raise IllegalTransition("Pause the job (or let it finish) before making a version from a checkpoint.")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = artifacts.folder_download(checkpoint.storage_prefix, Path(tmp) / "model")
+        try:
+            version = version_create(job=job, folder=folder, step=checkpoint.step, name=name)
+        except TrainingError as exc:
+            # Kept a conflict (409) for the API's clients, who have always been told so here.
+            raise IllegalTransition(exc.message) from exc
+    Checkpoint.objects.filter(pk=checkpoint.pk).update(kept=True)
+    return version
