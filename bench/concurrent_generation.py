@@ -6,7 +6,7 @@ reservation, the in-process engine, settle, ledger, receipt, watermark) from its
 its own database connection, as threads of a web server would. Reported per level: aggregate
 generated tokens/s over the wall time, and p50/p95 request latency.
 
-The engine batches continuously (issue #8): the 8 concurrent requests join one running batch
+The engine batches continuously: the 8 concurrent requests join one running batch
 (INFERENCE_MAX_BATCH, default 8) and share each decode step's weight reads, so the aggregate should
 grow well past 1x (goal >= 3x) while a request's latency stays near a lone one's (goal: p95 at 8
 clients <= 2x the lone request's p50).

@@ -51,9 +51,14 @@ def _x(index: int, count: int) -> float:
     return PAD_LEFT + 8 + (plot_width * index / max(count - 1, 1))
 
 
-def _x_labels(labels: list[str], every: int | None = None) -> list[str]:
+def _slot_x(index: int, count: int) -> float:
+    """The centre of bar `index` of `count`, each in an equal slot of the plot's width."""
+    return PAD_LEFT + (WIDTH - PAD_LEFT - 16) * (index + 0.5) / max(count, 1)
+
+
+def _x_labels(labels: list[str], every: int | None = None, position=_x) -> list[str]:
     step = every or max(1, len(labels) // 6)
-    return [f'<text x="{_x(i, len(labels)):.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle">'
+    return [f'<text x="{position(i, len(labels)):.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle">'
             f"{escape(label)}</text>" for i, label in enumerate(labels) if i % step == 0]
 
 
@@ -67,9 +72,9 @@ def bar_chart(labels: list[str], values: list[int], *, title: str, fmt=lambda v:
     for i, value in enumerate(values):
         y = _y(value, ymax)
         tip = tooltips[i] if tooltips else f"{labels[i]}: {fmt(value)}"
-        parts.append(f'<rect x="{_x(i, len(values)) - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
+        parts.append(f'<rect x="{_slot_x(i, len(values)) - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
                      f'height="{HEIGHT - PAD_BOTTOM - y:.1f}" fill="{PALETTE[0]}"><title>{escape(tip)}</title></rect>')
-    return mark_safe("".join(parts + _x_labels(labels, label_every) + ["</svg>"]))
+    return mark_safe("".join(parts + _x_labels(labels, label_every, _slot_x) + ["</svg>"]))
 
 
 def line_chart(labels: list[str], series: dict[str, list[int]], *, title: str,

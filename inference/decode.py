@@ -1,4 +1,4 @@
-"""A lean GPT-2 forward for the engine's decode loop (issue #8), CPU and CUDA alike.
+"""A lean GPT-2 forward for the engine's decode loop, CPU and CUDA alike.
 
 Why not `model(...)`: one Hugging Face decode step spends ~8 ms of 52 on wrappers, DynamicCache, masks
 and a 7-op GELU, and MKL runs each batch-1 GEMV on ONE thread (see /work/shared/PERFORMANCE.md).

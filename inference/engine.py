@@ -5,7 +5,7 @@
   does not fit evicts the least recently used ones first.
 - CUDA when present, else CPU; everything runs under `torch.inference_mode`.
 - The engine owns its request queue: `Engine.submit(request) -> Future`. One serving thread batches
-  continuously (issue #8): requests for the same model join one running batch between decode steps
+  continuously: requests for the same model join one running batch between decode steps
   and leave it as they finish (`Engine` below).
 - The decode loop is our own rather than `model.generate`, so that each step applies the per-grant
   watermark bias, per-sample seeded sampling, the cancel check and the token callback, per request.
@@ -202,7 +202,7 @@ class ModelCache:
 
 def _sample_seed(seed: int, index: int) -> int:
     # Each sample gets its own generator so that one sample's tokens depend only on (seed, index):
-    # the batched engine of issue #8 can then reproduce them row by row.
+    # the batched engine can then reproduce them row by row.
     return (seed * 1_000_003 + index) % (2**63 - 1)
 
 
@@ -444,7 +444,7 @@ class Engine:
     thread pool, gunicorn threads) share one Engine. The serving thread starts on first use, so an
     Engine created before a fork is still safe to use in the child.
 
-    Continuous batching (issue #8): the serving thread keeps one running batch per model; between
+    Continuous batching: the serving thread keeps one running batch per model; between
     decode steps it admits queued requests (prefilled one by one) while the batch has fewer than
     `max_batch` rows (a request brings `n` rows; one larger than `max_batch` runs when its batch is
     empty), and a request leaves the batch as soon as its rows finish, are cancelled, or it fails —

@@ -51,7 +51,8 @@ class BillingCustomerAdmin(ReadOnlyAdmin):
 
 @admin.register(PayoutAccount)
 class PayoutAccountAdmin(admin.ModelAdmin):
-    """Staff record a trainer's Stripe Connect account id here (onboarding is outside this issue)."""
+    """Staff may record a trainer's Stripe Connect account id here, for an account onboarded
+    outside Imprint's own Connect flow."""
 
     list_display = ("user", "stripe_account_id", "created_at")
     raw_id_fields = ("user",)

@@ -6,8 +6,8 @@ every token; reporting those tokens to a meter lets Stripe price and invoice the
 never buys credits they do not use. The card is saved at purchase (SetupIntent, or the fee's
 PaymentIntent with setup_future_usage) and Stripe charges it each month.
 
-Hooks for the inference issue: `meter_event_report(...)` is what the meter-events outbox worker
-calls for each settled generation, with the outbox row's unique identifier (Stripe de-duplicates
+`meter_event_report(...)` is what meter event delivery (marketplace.metering) calls for each
+settled generation of a metered grant, with the row's unique identifier (Stripe de-duplicates
 meter events by identifier, so a retried report is never billed twice).
 
 localstripe emulates none of these endpoints; tests/marketplace/test_stripe_contract.py checks each

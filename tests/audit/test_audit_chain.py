@@ -53,28 +53,21 @@ def _tamper(sql: str, params) -> None:
         cursor.execute(sql, params)
 
 
+EDITED = ("UPDATE {table} SET data = %s WHERE id = %s", ['{"n": 99}'], "broken at entry #{id}: its content")
+REMOVED = ("DELETE FROM {table} WHERE id = %s", [], "broken at entry #{id}: entry #{id} is missing")
+TRUNCATED = ("DELETE FROM {table} WHERE id = %s", [], "entry #{id}")
+
+
 @pytest.mark.django_db
-def test_verify_audit_chain_names_the_first_edited_entry():
-    entries = [audit_append(event="test.step", data={"n": n}) for n in range(5)]
+@pytest.mark.parametrize(("count", "target", "tampering"), [(5, 2, EDITED), (4, 1, REMOVED), (3, 2, TRUNCATED)],
+                         ids=["an edited entry", "a removed entry", "a truncated tail"])
+def test_verify_audit_chain_names_the_first_tampered_entry(count, target, tampering):
+    sql, params, message = tampering
+    entries = [audit_append(event="test.step", data={"n": n}) for n in range(count)]
     call_command("verify_audit_chain")
-    _tamper(f"UPDATE {AuditEntry._meta.db_table} SET data = %s WHERE id = %s", ['{"n": 99}', entries[2].id])
-    with pytest.raises(CommandError, match=f"broken at entry #{entries[2].id}: its content"):
-        call_command("verify_audit_chain")
-
-
-@pytest.mark.django_db
-def test_verify_audit_chain_names_a_removed_entry():
-    entries = [audit_append(event="test.step", data={"n": n}) for n in range(4)]
-    _tamper(f"DELETE FROM {AuditEntry._meta.db_table} WHERE id = %s", [entries[1].id])
-    with pytest.raises(CommandError, match=f"broken at entry #{entries[1].id}: entry #{entries[1].id} is missing"):
-        call_command("verify_audit_chain")
-
-
-@pytest.mark.django_db
-def test_verify_audit_chain_notices_a_truncated_tail():
-    entries = [audit_append(event="test.step", data={"n": n}) for n in range(3)]
-    _tamper(f"DELETE FROM {AuditEntry._meta.db_table} WHERE id = %s", [entries[2].id])
-    with pytest.raises(CommandError, match=f"entry #{entries[2].id}"):
+    entry_id = entries[target].id
+    _tamper(sql.format(table=AuditEntry._meta.db_table), [*params, entry_id])
+    with pytest.raises(CommandError, match=message.format(id=entry_id)):
         call_command("verify_audit_chain")
 
 

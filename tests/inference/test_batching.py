@@ -1,4 +1,4 @@
-"""Continuous batching (issue #8): requests that share a running batch get exactly what they would
+"""Continuous batching: requests that share a running batch get exactly what they would
 get alone, and one request's end (finished, cancelled, failed, refused) never harms the others.
 
 How a batch is forced: a "gate" request blocks the serving thread in its first token callback while
