@@ -1,16 +1,73 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+
+from core.http import client_ip
 
 from . import services
+from .errors import TooManyAttempts
 from .forms import RolesForm, SignUpForm
 from .models import User
 
 
+def _too_many(request, template: str, context: dict, exc: TooManyAttempts):
+    """The page again, with the throttle's message, as a 429 that says when to retry."""
+    messages.error(request, exc.message)
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = exc.headers["retry-after"]
+    return response
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in; the password check is throttled (accounts.backends), and a throttled
+    attempt is answered 429 with the throttle's message."""
+
+    template_name = "accounts/login.html"
+
+    def form_invalid(self, form):
+        throttle = getattr(self.request, "account_throttle", None)
+        if throttle is not None:
+            return _too_many(self.request, self.template_name, self.get_context_data(form=form), throttle)
+        return super().form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's password reset, throttled, with the link built from SITE_URL (Django's own view
+    takes the domain from the request's Host header, which the client chooses)."""
+
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):
+        try:
+            services.email_request_authorize(email=form.cleaned_data["email"], ip=client_ip(self.request))
+        except TooManyAttempts as exc:
+            return _too_many(self.request, self.template_name, self.get_context_data(form=form), exc)
+        site = urlsplit(settings.SITE_URL)
+        form.save(domain_override=site.netloc, use_https=site.scheme == "https", request=self.request,
+                  token_generator=self.token_generator, from_email=self.from_email,
+                  email_template_name=self.email_template_name, subject_template_name=self.subject_template_name,
+                  html_email_template_name=self.html_email_template_name,
+                  extra_email_context={"site_url": services.site_link("")})
+        return HttpResponseRedirect(self.get_success_url())
+
+
 def signup(request):
     form = SignUpForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            services.signup_authorize(email=request.POST.get("email", ""), ip=client_ip(request))
+        except TooManyAttempts as exc:
+            return _too_many(request, "accounts/signup.html", {"form": form}, exc)
     if request.method == "POST" and form.is_valid():
         user = services.user_create(
             username=form.cleaned_data["username"],
@@ -19,7 +76,7 @@ def signup(request):
             is_trainer=form.cleaned_data["is_trainer"],
             is_customer=form.cleaned_data["is_customer"],
         )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="accounts.backends.ThrottledModelBackend")
         messages.success(request, "Welcome to Imprint. We sent you an e-mail to confirm your address.")
         return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
@@ -35,10 +92,14 @@ def verify_email(request, token: str):
     return redirect("home")
 
 
+def _roles_form(user, data=None) -> RolesForm:
+    return RolesForm(data, initial={"is_trainer": user.is_trainer, "is_customer": user.is_customer})
+
+
 @login_required
 def account(request):
     user = request.user
-    form = RolesForm(request.POST or None, initial={"is_trainer": user.is_trainer, "is_customer": user.is_customer})
+    form = _roles_form(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.user_set_roles(user=user, **form.cleaned_data)
         messages.success(request, "Your roles were updated.")
@@ -49,6 +110,10 @@ def account(request):
 @login_required
 def resend_verification(request):
     if request.method == "POST" and request.user.email_verified_at is None:
+        try:
+            services.email_request_authorize(email=request.user.email, ip=client_ip(request))
+        except TooManyAttempts as exc:
+            return _too_many(request, "accounts/account.html", {"form": _roles_form(request.user)}, exc)
         services.user_send_verification(user=request.user)
         messages.success(request, "We sent the confirmation e-mail again.")
     return redirect("accounts:account")

@@ -1,4 +1,4 @@
-"""Audit reads: the rows of the CSV export and the entries about one subject."""
+"""Audit reads: the rows of the CSV export, the entries about one subject, the published anchors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from .models import AuditEntry
+from .anchors import SignedHead
+from .models import AuditAnchor, AuditEntry
 
 EXPORT_COLUMNS = ["id", "created_at", "event", "actor", "subject_type", "subject_id", "data", "prev_hash",
                   "entry_hash"]
@@ -25,3 +26,15 @@ def audit_export_rows(since: datetime, until: datetime):
 def audit_entries_about(*, event: str, subject_type: str, subject_id: str) -> QuerySet[AuditEntry]:
     """Entries of one event about one subject, newest first."""
     return AuditEntry.objects.filter(event=event, subject_type=subject_type, subject_id=subject_id).order_by("-id")
+
+
+ANCHORS_PAGE = 1000  # anchors per page of the published document
+
+
+def audit_anchors_page(*, after: int = 0, limit: int = ANCHORS_PAGE) -> tuple[list[SignedHead], int | None]:
+    """The signed anchors with seq > `after`, oldest first, and the `after` of the next page
+    (None on the last page)."""
+    rows = list(AuditAnchor.objects.filter(seq__gt=after).order_by("seq")[:limit + 1])
+    heads = [SignedHead(seq=a.seq, hash=a.entry_hash, at=a.anchored_at.isoformat(), kid=a.kid, sig=a.signature)
+             for a in rows[:limit]]
+    return heads, (heads[-1].seq if len(rows) > limit else None)

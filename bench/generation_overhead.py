@@ -72,6 +72,8 @@ def served_licence(model_dir: Path, *, quota: int = 10**9, rate_per_minute: int 
     """Store the model as a ModelVersion with a listing, terms, an active grant and an API key.
     Returns (version, plaintext key)."""
     from accounts.models import User
+    from django.utils import timezone
+
     from licensing.services import (
         apikey_create,
         grant_activate,
@@ -83,7 +85,8 @@ def served_licence(model_dir: Path, *, quota: int = 10**9, rate_per_minute: int 
     from training.models import Dataset, ModelVersion, TrainingJob
 
     trainer = User.objects.create(username="bench-trainer", email="trainer@bench.local", is_trainer=True)
-    customer = User.objects.create(username="bench-customer", email="customer@bench.local", is_customer=True)
+    customer = User.objects.create(username="bench-customer", email="customer@bench.local", is_customer=True,
+                                   email_verified_at=timezone.now())
     manifest = folder_upload(model_dir, "models/bench")
     data = Dataset.objects.create(owner=trainer, name="bench", file="datasets/bench.txt", sha256="0" * 64,
                                   size_bytes=1, licence="cc-by-4.0", licence_attested=True)

@@ -16,8 +16,9 @@ class CaseAdmin(ReadOnlyAdmin):
 
 @admin.register(Flag)
 class FlagAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "severity", "customer", "grant", "case", "created_at")
-    list_filter = ("kind", "severity")
+    list_display = ("id", "kind", "severity", "about", "customer", "grant", "presenter_ip", "presenter_user", "case",
+                    "created_at")
+    list_filter = ("kind", "severity", "about")
 
 
 @admin.register(Report)

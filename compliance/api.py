@@ -12,36 +12,47 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.http import client_ip
-from inference.verification import verification_run
+from inference.api import ApiKeyAuthentication
+from licensing.models import ApiKey
 
 from .models import Case, Decision, Flag
 from .selectors import case_evidence, case_for_staff, review_queue, terms_in_force
 from .services.cases import case_answer, case_decide, case_open_from_flag
-from .services.flags import flag_dismiss, flags_from_verification
+from .services.flags import Presenter, flag_dismiss
 from .services.reports import report_submit
+from .services.verification import (
+    MAX_PROMPT_CHARS,
+    MAX_RECEIPT_CHARS,
+    MAX_TEXT_CHARS,
+    verification_submit,
+)
 
 
 class VerificationCreateApi(APIView):
-    """Public: check a text (and optionally its receipt) for Imprint provenance."""
+    """Public: check a text (and optionally its receipt) for Imprint provenance. Limited per address,
+    or per API key when one is presented (`Authorization: Bearer imp_…`, optional)."""
 
-    authentication_classes: list = []
+    authentication_classes = [ApiKeyAuthentication]  # no session: a forged request gains nothing
     permission_classes = [permissions.AllowAny]
 
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "VerificationInput"
 
-        text = serializers.CharField(trim_whitespace=False, max_length=200_000)
-        receipt = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
-        prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
+        text = serializers.CharField(trim_whitespace=False, max_length=MAX_TEXT_CHARS)
+        receipt = serializers.CharField(required=False, allow_blank=True, max_length=MAX_RECEIPT_CHARS)
+        prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                       max_length=MAX_PROMPT_CHARS)
 
     @extend_schema(request=InputSerializer, responses={200: dict})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        result = verification_run(text=v["text"], receipt=v.get("receipt") or None, prompt=v.get("prompt") or None)
-        flags_from_verification(result=result, text=v["text"], receipt=v.get("receipt"), source="verify_api")
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        presenter = Presenter(ip=client_ip(request), user=key.owner if key else None, api_key=key)
+        result = verification_submit(text=v["text"], receipt=v.get("receipt") or "", prompt=v.get("prompt") or "",
+                                     source="verify_api", presenter=presenter)
         return Response(result)
 
 
@@ -60,8 +71,8 @@ class FlagOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Flag
-        fields = ["id", "kind", "severity", "grant", "customer", "api_key", "evidence", "case", "created_at",
-                  "updated_at", "dismissed_at", "dismissed_reason"]
+        fields = ["id", "kind", "severity", "about", "presenter_ip", "presenter_user", "grant", "customer",
+                  "api_key", "evidence", "case", "created_at", "updated_at", "dismissed_at", "dismissed_reason"]
 
 
 class CaseOutput(serializers.ModelSerializer):

@@ -35,3 +35,11 @@ class AnswerInvalid(InvalidRequest):
 
 class ExportRangeInvalid(InvalidRequest):
     code = "invalid_date_range"
+
+
+class VerificationInvalid(InvalidRequest):
+    code = "invalid_verification"
+
+
+class VerificationRateLimited(TooManyRequests):
+    code = "verification_rate_limited"

@@ -84,9 +84,19 @@ class Flag(models.Model):
         RECEIPT_INVALID = "receipt_invalid"
         WATERMARK_DETECTED = "watermark_detected"
 
+    class About(models.TextChoices):
+        # Who the flag is about: the grant (and its customer) it names, or whoever presented the
+        # evidence (a receipt with another text proves something about the presenter, not the grant).
+        GRANT = "grant"
+        PRESENTER = "presenter"
+
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, db_index=True)
+    about = models.CharField(max_length=9, choices=About.choices, default=About.GRANT)
+    presenter_ip = models.GenericIPAddressField(null=True, blank=True)
+    presenter_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
     grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="flags")
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="compliance_flags")

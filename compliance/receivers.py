@@ -6,11 +6,14 @@ transaction: a failing flag must never turn the customer's 4xx into a 500.
 
 from __future__ import annotations
 
+from audit.models import AuditRefusal
+
 from .services.flags import flag_revoked_key_used, flags_from_refusal
 
 
 def audit_entry_appended(sender, entry, **kwargs) -> None:
-    if entry.event == "generation.refused":
-        flags_from_refusal(audit_entry_id=entry.pk)
+    # Refusals are recorded off the chain (sender AuditRefusal), one signal each.
+    if sender is AuditRefusal and entry.event == "generation.refused":
+        flags_from_refusal(refusal_id=entry.pk)
     elif entry.event == "apikey.used_after_revocation":
         flag_revoked_key_used(key_id=entry.subject_id, at=entry.created_at)

@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from audit.models import AuditEntry
+from audit.models import AuditRefusal
 from core.charts import usage_chart
 from inference.models import UsageEntry
 from licensing.models import Grant
@@ -27,7 +27,8 @@ def review_queue() -> dict:
     cases = (Case.objects.exclude(state=Case.State.DECIDED)
              .select_related("customer", "model_version", "grant")
              .annotate(flag_count=Count("flags")).order_by("-severity", "created_at"))
-    flags = (Flag.objects.filter(case__isnull=True, dismissed_at__isnull=True).select_related("customer", "grant__model_version", "api_key")
+    flags = (Flag.objects.filter(case__isnull=True, dismissed_at__isnull=True)
+             .select_related("customer", "grant__model_version", "api_key", "presenter_user")
              .order_by("-severity", "created_at"))
     decided = (Case.objects.filter(state=Case.State.DECIDED).select_related("customer", "model_version")
                .order_by("-decided_at")[:20])
@@ -86,9 +87,10 @@ def grant_usage_daily(grant: Grant, *, days: int = USAGE_DAYS, today: date | Non
             for d in (start + timedelta(days=i) for i in range(days))]
 
 
-def grant_refusals(grant: Grant, *, limit: int = 20) -> QuerySet[AuditEntry]:
-    return AuditEntry.objects.filter(event="generation.refused", subject_type="Grant",
-                                     subject_id=str(grant.pk)).order_by("-id")[:limit]
+def grant_refusals(grant: Grant, *, limit: int = 20) -> QuerySet[AuditRefusal]:
+    """The grant's most recent refused generation requests (audit.AuditRefusal), newest first."""
+    return AuditRefusal.objects.filter(subject_type="Grant", subject_id=str(grant.pk),
+                                       event="generation.refused").order_by("-id")[:limit]
 
 
 def case_evidence(case: Case) -> dict:

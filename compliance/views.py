@@ -16,7 +16,7 @@ from accounts.roles import role_required
 from audit.selectors import EXPORT_COLUMNS, audit_export_rows
 from core.errors import DomainError
 from core.http import client_ip
-from inference.verification import MIN_TOKENS, verification_run
+from inference.verification import MIN_TOKENS
 
 from .errors import CaseNotFound
 from .models import Decision
@@ -32,9 +32,10 @@ from .selectors import (
 )
 from .selectors import review_queue as review_queue_select
 from .services.cases import case_answer, case_decide, case_open_from_flag
-from .services.flags import flag_dismiss, flags_from_verification
+from .services.flags import Presenter, flag_dismiss
 from .services.reports import report_submit
 from .services.review import export_record, review_access_record
+from .services.verification import MAX_TEXT_CHARS, verification_submit
 
 HONEYPOT_FIELD = "website"  # hidden from people by CSS; bots fill every field they find
 _REVIEW_SESSION_KEY = "compliance_review_opened"
@@ -43,20 +44,25 @@ _REVIEW_SESSION_KEY = "compliance_review_opened"
 # --- Public verification ---------------------------------------------------------------------
 
 def verify_page(request):
-    """Public: paste a text (and its receipt) to see where it came from. A receipt that fails
-    raises a flag, as on the API."""
-    result, form = None, {"text": "", "receipt": "", "prompt": ""}
+    """Public: paste a text (and its receipt) to see where it came from. Limited per address, as on
+    the API; a receipt that fails raises a flag about whoever presented it."""
+    result, error, form = None, None, {"text": "", "receipt": "", "prompt": ""}
+    status = 200
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in form}
         if form["text"]:
-            result = verification_run(text=form["text"], receipt=form["receipt"].strip() or None,
-                                      prompt=form["prompt"] or None)
-            flags_from_verification(result=result, text=form["text"], receipt=form["receipt"].strip(),
-                                    source="verify_page")
+            presenter = Presenter(ip=client_ip(request), user=request.user)
+            try:
+                result = verification_submit(text=form["text"], receipt=form["receipt"], prompt=form["prompt"],
+                                             source="verify_page", presenter=presenter)
+            except DomainError as exc:
+                error, status = exc.message, exc.status_code
+                form["text"] = form["text"][:MAX_TEXT_CHARS]  # not echo a flood back into the page
     # "receipt_valid" reads "RECEIPT VALID" on the page (cutting the underscore glued the words).
     verdict_label = result["verdict"].replace("_", " ") if result else ""
     return render(request, "compliance/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS,
-                                                      "verdict_label": verdict_label})
+                                                      "verdict_label": verdict_label, "error": error,
+                                                      "max_text": MAX_TEXT_CHARS}, status=status)
 
 
 # --- Staff review ------------------------------------------------------------------------------

@@ -211,7 +211,12 @@ CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=_default_result_backend(CELERY_BROKER_URL)
 )
 TRAINING_SWEEP_SECONDS = env.int("TRAINING_SWEEP_SECONDS", default=30)
+# How often the audit chain's pending refusals are sealed and its head signed (an anchor): the
+# longest time an unsealed refusal is only append-only, and the most history a cut tail can lose
+# before an outside copy of the anchors notices.
+AUDIT_ANCHOR_SECONDS = env.int("AUDIT_ANCHOR_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
+    "audit-anchor-head": {"task": "audit.anchor_head", "schedule": float(AUDIT_ANCHOR_SECONDS)},
     "training-sweep-leases": {
         "task": "training.sweep_leases",
         "schedule": float(TRAINING_SWEEP_SECONDS),
@@ -220,6 +225,7 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
     "metering-outbox-sweep": {"task": "metering.outbox_sweep", "schedule": 60.0},
     "quota-reservations-sweep": {"task": "quota.reservations_sweep", "schedule": 60.0},
+    "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -254,6 +260,18 @@ EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Imprint <noreply@imprint.local>")
 
+# --- Account throttles and the health probe -------------------------------------------------------
+# Per hour. Log-in attempts per account (username) stop password guessing; per client address they
+# stop spraying many accounts. E-mails (verification, password reset) per address stop mail bombing.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]  # every password check counts
+ACCOUNT_LOGINS_PER_ACCOUNT_PER_HOUR = env.int("ACCOUNT_LOGINS_PER_ACCOUNT_PER_HOUR", default=10)
+ACCOUNT_LOGINS_PER_IP_PER_HOUR = env.int("ACCOUNT_LOGINS_PER_IP_PER_HOUR", default=60)
+ACCOUNT_SIGNUPS_PER_IP_PER_HOUR = env.int("ACCOUNT_SIGNUPS_PER_IP_PER_HOUR", default=10)
+ACCOUNT_EMAILS_PER_ADDRESS_PER_HOUR = env.int("ACCOUNT_EMAILS_PER_ADDRESS_PER_HOUR", default=5)
+ACCOUNT_EMAIL_REQUESTS_PER_IP_PER_HOUR = env.int("ACCOUNT_EMAIL_REQUESTS_PER_IP_PER_HOUR", default=20)
+# /health/ writes a probe object to storage at most once per this many seconds (all processes).
+HEALTH_STORAGE_PROBE_SECONDS = env.int("HEALTH_STORAGE_PROBE_SECONDS", default=60)
+
 # --- Payments -------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
@@ -284,6 +302,21 @@ COMPLIANCE_QUOTA_REFUSALS_THRESHOLD = env.int("COMPLIANCE_QUOTA_REFUSALS_THRESHO
 COMPLIANCE_QUOTA_REFUSALS_WINDOW = env.int("COMPLIANCE_QUOTA_REFUSALS_WINDOW", default=3600)
 COMPLIANCE_RATE_REFUSALS_THRESHOLD = env.int("COMPLIANCE_RATE_REFUSALS_THRESHOLD", default=20)
 COMPLIANCE_RATE_REFUSALS_WINDOW = env.int("COMPLIANCE_RATE_REFUSALS_WINDOW", default=600)
+
+# --- Abuse limits and stale orders -------------------------------------------------------------
+# Reverse proxies in front of the site (their number, and/or their networks, comma-separated CIDR):
+# only then is X-Forwarded-For read, from the right (core.http.client_ip). None by default.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
+# Public verifications per address (or per API key, when one is presented) and hour.
+COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR", default=60)
+COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR", default=600)
+# A failing receipt raises one flag per receipt and reason within this many seconds.
+COMPLIANCE_RECEIPT_FLAG_WINDOW = env.int("COMPLIANCE_RECEIPT_FLAG_WINDOW", default=86_400)
+# "Try it" generations running at once, all visitors together, so paying customers keep the engine.
+TRY_IT_MAX_CONCURRENT = env.int("TRY_IT_MAX_CONCURRENT", default=2)
+# A pending order not paid within this many minutes expires (the beat sweep marks it).
+ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
 
 # --- Training -------------------------------------------------------------------------------
 DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("licensing.urls")),
     path("", include("marketplace.urls")),
     path("", include("compliance.urls")),
+    path("", include("audit.urls")),
     path("", include("inference.urls")),
     path("", include((inference_api_urlpatterns, "inference_api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

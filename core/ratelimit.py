@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db import transaction
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,15 @@ class WindowCount:
 
 
 class Window:
-    """A fixed window of `seconds` per (scope, subject), allowing `limit` units (0: unlimited)."""
+    """A fixed window of `seconds` per (scope, subject), allowing `limit` units (0: unlimited).
 
-    def __init__(self, scope: str, *, seconds: int, limit: int):
-        self.scope, self.seconds, self.limit = scope, seconds, limit
+    `exact` counts each hit in its own transaction: the database cache's `incr` is a read then a
+    write, and under SQLite's IMMEDIATE transactions the write lock is taken first, so parallel hits
+    cannot read the same count (Redis INCR is atomic anyway). For counts that are a budget or that
+    guard against guessing, not a rough limit."""
+
+    def __init__(self, scope: str, *, seconds: int, limit: int, exact: bool = False):
+        self.scope, self.seconds, self.limit, self.exact = scope, seconds, limit, exact
 
     def _key(self, subject: str, now: float) -> str:
         return f"imprint:{self.scope}:{subject}:{int(now // self.seconds)}"
@@ -46,6 +52,12 @@ class Window:
 
     def hit(self, subject: str, amount: int = 1) -> WindowCount:
         """Count `amount` units for `subject` in the current window and return the new count."""
+        if self.exact:
+            with transaction.atomic():
+                return self._hit(subject, amount)
+        return self._hit(subject, amount)
+
+    def _hit(self, subject: str, amount: int) -> WindowCount:
         now = time.time()
         key = self._key(subject, now)
         cache.add(key, 0, timeout=self.seconds * 2)
@@ -54,6 +66,9 @@ class Window:
         except ValueError:  # the key expired between add and incr
             cache.set(key, amount, timeout=self.seconds * 2)
             count = amount
+        # The database cache's incr stores the key again with the default timeout (300 s): keep
+        # the window's, or a longer window would forget its count early.
+        cache.touch(key, self.seconds * 2)
         return WindowCount(count=count, limit=self.limit, reset_seconds=self._reset(now))
 
     def peek(self, subject: str) -> WindowCount:
@@ -76,5 +91,104 @@ def authorize_report(*, ip: str | None, per_hour: int) -> WindowCount:
 
 
 def trial_tokens(*, per_day: int) -> Window:
-    """Free "try it" tokens per visitor per UTC day (peek before generating, hit with the usage)."""
-    return Window("try-it", seconds=86_400, limit=per_day)
+    """Free "try it" tokens per visitor per UTC day (reserved before generating, see below)."""
+    return Window("try-it", seconds=86_400, limit=per_day, exact=True)
+
+
+def _serialized(work):
+    """Run `work` as one transaction (see Window's `exact`)."""
+    with transaction.atomic():
+        return work()
+
+
+def authorize_verification(*, subject: str, per_hour: int) -> WindowCount:
+    """One public verification by a caller (`ip:…` or `key:…`), against its hourly limit."""
+    return Window("verify-rl", seconds=3600, limit=per_hour).hit(subject or "unknown")
+
+
+def trial_tokens_reserve(*, visitor: str, tokens: int, per_day: int) -> int:
+    """Reserve up to `tokens` of a visitor's free "try it" tokens today, before generating; returns
+    how many were granted (0 to `tokens`), never more than the day's budget in total however many
+    requests run at once. Give back what was not used with `trial_tokens_release`."""
+    count = trial_tokens(per_day=per_day).hit(visitor, tokens).count
+    over = max(0, count - per_day) if per_day else 0
+    granted = max(0, tokens - over)
+    trial_tokens_release(visitor=visitor, tokens=tokens - granted, per_day=per_day)
+    return granted
+
+
+def trial_tokens_release(*, visitor: str, tokens: int, per_day: int) -> None:
+    """Give back reserved "try it" tokens that were not used (a negative hit)."""
+    if tokens > 0:
+        trial_tokens(per_day=per_day).hit(visitor, -tokens)
+
+
+def trial_slot_acquire(*, limit: int, ttl: int = 600) -> bool:
+    """Take one of the `limit` slots of "try it" generations running at once, across every process
+    (0: unlimited). False when all are taken. Release it with `trial_slot_release` when done; a slot
+    a crashed process never gave back lapses with the counter after `ttl` seconds."""
+    key = "imprint:try-it-inflight"
+
+    def take():
+        cache.add(key, 0, timeout=ttl)
+        count = cache.incr(key)
+        if limit and count > limit:
+            cache.incr(key, -1)
+            return False
+        cache.touch(key, ttl)
+        return True
+
+    try:
+        return _serialized(take)
+    except ValueError:  # the counter lapsed between add and incr: try once more
+        return _serialized(take)
+
+
+def trial_slot_release() -> None:
+    """Give back a slot taken with `trial_slot_acquire` (never below zero)."""
+    key = "imprint:try-it-inflight"
+
+    def give():
+        if int(cache.get(key, 0)) > 0:
+            cache.incr(key, -1)
+
+    try:
+        _serialized(give)
+    except ValueError:  # lapsed meanwhile: nothing to give back
+        pass
+
+
+# Account actions. Hits are serialized so that guesses sent in parallel are counted exactly.
+
+def _account_subject(name: str) -> str:
+    """A username or e-mail as typed, case-folded and hashed: it is the client's input, of any
+    length and characters, and a cache key must be short and plain."""
+    import hashlib
+
+    return hashlib.sha256(name.strip().lower().encode()).hexdigest()[:32]
+
+
+def authorize_login_account(*, username: str, per_hour: int) -> WindowCount:
+    """One log-in attempt naming an account (its username, case-folded), however many addresses
+    the guesses come from."""
+    return Window("login-account", seconds=3600, limit=per_hour, exact=True).hit(_account_subject(username))
+
+
+def authorize_login_ip(*, ip: str | None, per_hour: int) -> WindowCount:
+    """One log-in attempt from a client address, whichever accounts it names."""
+    return Window("login-ip", seconds=3600, limit=per_hour, exact=True).hit(ip or "unknown")
+
+
+def authorize_signup_ip(*, ip: str | None, per_hour: int) -> WindowCount:
+    """One sign-up attempt from a client address."""
+    return Window("signup-ip", seconds=3600, limit=per_hour, exact=True).hit(ip or "unknown")
+
+
+def authorize_account_email(*, email: str, per_hour: int) -> WindowCount:
+    """One account e-mail (verification or password reset) asked for an address, case-folded."""
+    return Window("account-email", seconds=3600, limit=per_hour, exact=True).hit(_account_subject(email))
+
+
+def authorize_account_email_ip(*, ip: str | None, per_hour: int) -> WindowCount:
+    """One request for an account e-mail (password reset, verification again) from a client address."""
+    return Window("account-email-ip", seconds=3600, limit=per_hour, exact=True).hit(ip or "unknown")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
+from dataclasses import replace
 
 from django.db import connections
 from django.http import StreamingHttpResponse
@@ -21,13 +23,15 @@ from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
 
 from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
-from .selectors import usage_by_idempotency_key
+from .models import UsageEntry
 from .services import (
     GenerationInput,
+    generation_begin,
     generation_create,
     generation_execute,
-    generation_prepare,
-    generation_settle,
+    generation_keepalive,
+    generation_settle_delivered,
+    result_from_sent,
     truncate_to_sent,
 )
 
@@ -66,10 +70,14 @@ _ERROR = inline_serializer("ApiError", fields={"error": inline_serializer("ApiEr
 GENERATION_ERRORS = {
     400: OpenApiResponse(_ERROR, "Invalid parameters, empty prompt, or prompt + max_new_tokens past the "
                                  "model's context (context_length_exceeded, with both numbers)."),
-    401: OpenApiResponse(_ERROR, "Missing, unknown or revoked API key (invalid_api_key)."),
+    401: OpenApiResponse(_ERROR, "Missing, unknown or revoked API key (invalid_api_key), or its account was deactivated "
+                                 "(account_inactive)."),
     402: OpenApiResponse(_ERROR, "Quota exhausted (insufficient_quota, with remaining_tokens)."),
     403: OpenApiResponse(_ERROR, "Licence inactive, expired or suspended, or purpose not permitted."),
     404: OpenApiResponse(_ERROR, "No licence of this key covers the model (model_not_found)."),
+    409: OpenApiResponse(_ERROR, "The Idempotency-Key's first request is still running (idempotency_in_progress: "
+                                 "retry after it finishes to get its result) or had other parameters "
+                                 "(idempotency_key_reused)."),
     429: OpenApiResponse(_ERROR, "Rate limit reached (x-ratelimit-* and retry-after headers)."),
 }
 
@@ -103,18 +111,25 @@ def _sse(data) -> bytes:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
 
 
+KEEPALIVE_SECONDS = 60  # how often a stream being read pushes back its reservation's expiry
+
+
 class _Stream:
     """Runs a prepared request on the engine and yields its tokens as server-sent events.
 
-    A client that goes away closes the generator: the cancel flag stops the engine between steps,
-    and the request is settled for the tokens actually sent (a ledger row with interrupted=true)."""
+    The tokens a client received are always charged (`generation_settle_delivered`): a client that
+    goes away closes the generator, the cancel flag stops the engine between steps, and the request
+    is settled for the tokens sent (a ledger row with interrupted=true); an engine that fails midway
+    is charged for what it had sent; a slow reader keeps its reservation alive."""
 
     def __init__(self, prepared, render_token, render_final):
         self.prepared, self.render_token, self.render_final = prepared, render_token, render_final
+        self.head = {"id": prepared.request_id, "created": prepared.created, "model": str(prepared.version.pk)}
         self.events: queue.Queue = queue.Queue()
         self.cancel = threading.Event()
-        self.sent_tokens: dict[int, int] = {}
+        self.sent_ids: dict[int, list[int]] = {}
         self.sent_text: dict[int, str] = {}
+        self.kept_alive = time.monotonic()
 
     def _run(self):
         try:
@@ -134,24 +149,48 @@ class _Stream:
                 if isinstance(item, TokenEvent):
                     yield self._token(item)
                     continue
-                kind, value = item
                 finished = True
-                if kind == "error":
-                    yield _sse(_error_payload(value))
-                else:
-                    entry = generation_settle(self.prepared, value)
-                    yield _sse(self.render_final(entry.response))
-                yield _sse("[DONE]")
+                yield from self._finish(*item)
                 return
         finally:
             if not finished:
                 self._interrupted()
 
+    def _finish(self, kind, value):
+        entry = self._charge(value if kind == "done" else None, interrupted=False)
+        if kind == "error":
+            yield _sse(_error_payload(value))
+        elif entry is None:
+            yield _sse(error_body(status_code=500, message="Generation failed.", code="server_error"))
+        else:
+            yield _sse(self.render_final(entry.response))
+        yield _sse("[DONE]")
+
     def _token(self, event: TokenEvent) -> bytes:
         if event.token_id >= 0:
-            self.sent_tokens[event.sample_index] = self.sent_tokens.get(event.sample_index, 0) + 1
+            self.sent_ids.setdefault(event.sample_index, []).append(event.token_id)
         self.sent_text[event.sample_index] = self.sent_text.get(event.sample_index, "") + event.text
-        return _sse(self.render_token(self.prepared, event))
+        if time.monotonic() - self.kept_alive > KEEPALIVE_SECONDS:
+            self.kept_alive = time.monotonic()
+            generation_keepalive(self.prepared)
+        return _sse(self.render_token(self.head, event.sample_index, event.text))
+
+    def _charge(self, result, *, interrupted: bool):
+        """Settle for exactly what the client received; None when nothing was (or could be) recorded."""
+        if result is None:  # the engine failed: its reservation and key are released already
+            if not any(self.sent_ids.values()):
+                return None  # nothing delivered, nothing charged
+            result, interrupted = result_from_sent(self.prepared, sent_ids=self.sent_ids, sent_text=self.sent_text), True
+            prepared = replace(self.prepared, idempotency_key="")  # the freed key may already run a retry
+        else:
+            prepared = self.prepared
+            if interrupted:
+                result = truncate_to_sent(result, sent_tokens={i: len(ids) for i, ids in self.sent_ids.items()},
+                                          sent_text=self.sent_text)
+        try:
+            return generation_settle_delivered(prepared, result, interrupted=interrupted)
+        except Exception:  # noqa: BLE001 - logged by the service; the stream ends with an error event
+            return None
 
     def _interrupted(self):
         self.cancel.set()
@@ -160,9 +199,7 @@ class _Stream:
             if isinstance(item, tuple):
                 break
         kind, value = item
-        if kind == "done":
-            generation_settle(self.prepared, truncate_to_sent(value, sent_tokens=self.sent_tokens,
-                                                               sent_text=self.sent_text), interrupted=True)
+        self._charge(value if kind == "done" else None, interrupted=True)
 
 
 def _error_payload(exc) -> dict:
@@ -171,8 +208,8 @@ def _error_payload(exc) -> dict:
     return error_body(status_code=500, message="Generation failed.", code="server_error")
 
 
-def _stream_response(stream: _Stream, headers: dict) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(iter(stream), content_type="text/event-stream")
+def _event_stream(events, headers: dict) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx must not buffer an event stream
     for name, value in headers.items():
@@ -180,20 +217,31 @@ def _stream_response(stream: _Stream, headers: dict) -> StreamingHttpResponse:
     return response
 
 
+def _replayed_events(body: dict, render_token, render_final):
+    """A finished generation as the stream it would have been: each output's text as one token
+    event, then the final event (so an SSE client, the openai one included, parses it as usual)."""
+    head = {"id": body["id"], "created": body["created"], "model": body["model"]}
+    for output in body["outputs"]:
+        yield _sse(render_token(head, output["index"], output["text"]))
+    yield _sse(render_final(body))
+    yield _sse("[DONE]")
+
+
 def _generate(request, params: GenerationInput, stream: bool, render_token, render_final, *, stream_final=None):
-    """Shared by both APIs: idempotent replay, streaming, or the plain flow."""
+    """Shared by both APIs: the Idempotency-Key claim (or its replay), then streaming or the plain
+    flow. A replay comes as a stream when this request asks for one."""
     idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
     key = request.auth
-    if stream:
-        existing = usage_by_idempotency_key(api_key=key, idempotency_key=idempotency_key)
-        if existing is not None:
-            return Response(render_final(existing.response), headers={"Idempotent-Replayed": "true"})
-        prepared = generation_prepare(api_key=key, params=params, idempotency_key=idempotency_key)
-        return _stream_response(_Stream(prepared, render_token, stream_final or render_final), prepared.headers())
-    entry, headers, replayed = generation_create(api_key=key, params=params, idempotency_key=idempotency_key)
-    if replayed:
-        headers = {**headers, "Idempotent-Replayed": "true"}
-    return Response(render_final(entry.response), headers=headers)
+    if not stream:
+        entry, headers, replayed = generation_create(api_key=key, params=params, idempotency_key=idempotency_key)
+        if replayed:
+            headers = {**headers, "Idempotent-Replayed": "true"}
+        return Response(render_final(entry.response), headers=headers)
+    begun = generation_begin(api_key=key, params=params, idempotency_key=idempotency_key)
+    if isinstance(begun, UsageEntry):
+        replay = _replayed_events(begun.response, render_token, stream_final or render_final)
+        return _event_stream(replay, {"Idempotent-Replayed": "true"})
+    return _event_stream(iter(_Stream(begun, render_token, stream_final or render_final)), begun.headers())
 
 
 class GenerationInputSerializer(GenerationFields):
@@ -208,7 +256,9 @@ class GenerationInputSerializer(GenerationFields):
 
 class GenerationCreateApi(_KeyApi):
     """Generate text under a licence; every output carries a signed receipt and the licence stamp.
-    `stream: true` answers with server-sent events: token events, then the full result."""
+    `stream: true` answers with server-sent events: token events, then the full result. With an
+    `Idempotency-Key` header the key's first request is the only one that generates: a duplicate
+    while it runs is 409 idempotency_in_progress, one after it replays it (Idempotent-Replayed)."""
 
     InputSerializer = GenerationInputSerializer
 
@@ -222,8 +272,8 @@ class GenerationCreateApi(_KeyApi):
                          stream_final=lambda body: {"type": "result", **body})
 
 
-def _token_event(prepared, event: TokenEvent) -> dict:
-    return {"type": "token", "id": prepared.request_id, "index": event.sample_index, "text": event.text}
+def _token_event(head: dict, index: int, text: str) -> dict:
+    return {"type": "token", "id": head["id"], "index": index, "text": text}
 
 
 # --- OpenAI-compatible ------------------------------------------------------------------------
@@ -292,10 +342,9 @@ def completion_stream_final(body: dict) -> dict:
     return final
 
 
-def _completion_chunk(prepared, event: TokenEvent) -> dict:
-    return {"id": prepared.request_id, "object": "text_completion", "created": prepared.created,
-            "model": str(prepared.version.pk),
-            "choices": [{"index": event.sample_index, "text": event.text, "logprobs": None, "finish_reason": None}]}
+def _completion_chunk(head: dict, index: int, text: str) -> dict:
+    return {"id": head["id"], "object": "text_completion", "created": head["created"], "model": head["model"],
+            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": None}]}
 
 
 class ModelListApi(_KeyApi):

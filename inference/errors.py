@@ -1,7 +1,7 @@
 """Domain errors of inference. The engine's own errors (a plain module without Django) are
 translated here by `engine_error_to_api`; the licence checks' errors are licensing's."""
 
-from core.errors import InvalidRequest, NotFound, TooManyRequests, Unavailable
+from core.errors import Conflict, InvalidRequest, NotFound, TooManyRequests, Unavailable
 
 from . import engine
 
@@ -16,6 +16,22 @@ class ContextLengthExceeded(InvalidRequest):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class SigningKeyNotFound(NotFound):
+    code = "signing_key_not_found"
+
+
+class SigningKeyRevokeInvalid(InvalidRequest):
+    code = "invalid_value"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
 
 
 class EngineBusy(TooManyRequests):

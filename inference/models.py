@@ -3,6 +3,7 @@
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 from core.models import AppendOnlyModel
 
@@ -12,18 +13,23 @@ class SigningKey(models.Model):
 
     Private keys never enter the database: they come from the environment in production
     (IMPRINT_SIGNING_KEYS) or from a file under var/ in the embedded default (see core/secrets.py). A key
-    that leaves the keyring stays here as retired, so every receipt it ever signed still verifies.
+    that leaves the keyring stays here as retired, so every receipt it ever signed still verifies
+    (but none dated after its retirement). A revoked key (compromised) is distrusted for good: it
+    leaves the JWKS, every receipt it signed fails, and it never signs again, whatever the keyring says.
     """
 
     class State(models.TextChoices):
         ACTIVE = "active"
         RETIRED = "retired"
+        REVOKED = "revoked"
 
     kid = models.CharField(max_length=64, primary_key=True)
     public_key = models.CharField(max_length=64, help_text="Raw 32-byte Ed25519 key, base64url.")
     state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -35,7 +41,7 @@ class SigningKey(models.Model):
 class UsageEntry(AppendOnlyModel):
     """One append-only ledger row per request that generated text (also an interrupted stream,
     charged for the tokens sent). The grant's `used_tokens` is settled in the same transaction, so the
-    ledger sums to the counter."""
+    ledger sums to the counter (less `over_quota_tokens`)."""
 
     id = models.BigAutoField(primary_key=True)
     request_id = models.CharField(max_length=64, unique=True)
@@ -49,6 +55,10 @@ class UsageEntry(AppendOnlyModel):
     total_tokens = models.PositiveIntegerField()
     samples = models.PositiveSmallIntegerField(default=1)
     interrupted = models.BooleanField(default=False, help_text="A stream cut short: charged for tokens sent.")
+    # Tokens a client already received after the request's reservation was swept and the quota spent
+    # meanwhile: they are in total_tokens (what metering bills) but not in the grant's used_tokens,
+    # which the check constraint keeps within the quota. So sum(total - over_quota) == used_tokens.
+    over_quota_tokens = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=200, blank=True)
     response = models.JSONField(default=dict, help_text="The response body, replayed for an idempotent retry.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -68,6 +78,35 @@ class UsageEntry(AppendOnlyModel):
     def receipt(self):
         """The first output's receipt (one receipt per output; n > 1 has several)."""
         return self.receipts.order_by("index").first()
+
+
+class IdempotencyKey(models.Model):
+    """A claim on one (API key, Idempotency-Key): taken by INSERT before a request runs, so of
+    concurrent duplicates exactly one generates. Pending while it runs, done with its ledger row
+    (replayed to every later duplicate), failed when it was refused or failed before delivering
+    anything (the key is free again)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.BigAutoField(primary_key=True)
+    api_key = models.ForeignKey("licensing.ApiKey", on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request's canonical parameters.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    request_id = models.CharField(max_length=64, help_text="The request now holding (or that finished) the key.")
+    usage_entry = models.OneToOneField(UsageEntry, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="idempotency_claim")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now, help_text="Last claimed or kept alive.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="uniq_idempotency_claim")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"
 
 
 class Receipt(models.Model):

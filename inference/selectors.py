@@ -7,11 +7,13 @@ import uuid
 
 from django.db.models import Sum
 
+from core.secrets import watermark_secret
 from licensing.models import ApiKey, Grant
 from licensing.selectors import grant_for_model
 
 from .errors import ModelNotFound
 from .models import MeterOutbox, UsageEntry
+from .watermark import WatermarkKey, watermark_key_build
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -32,6 +34,13 @@ def grant_for_request(*, api_key: ApiKey | None, model: str, customer=None) -> G
     if grant is None:
         raise ModelNotFound(f"No licence of this key covers model {model!r}.", param="model")
     return grant
+
+
+def grant_watermark_key(grant: Grant) -> WatermarkKey | None:
+    """The grant's watermark key with the scheme and parameters stored on it (None: a scheme this
+    server does not implement). Raises ImproperlyConfigured when its secret version is missing."""
+    return watermark_key_build(scheme=grant.watermark_scheme, params=grant.watermark_params or {},
+                               secret=watermark_secret(grant.watermark_secret_version), grant_id=str(grant.pk))
 
 
 def usage_by_idempotency_key(*, api_key: ApiKey, idempotency_key: str) -> UsageEntry | None:

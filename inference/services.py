@@ -18,9 +18,11 @@ cost of a broker round trip per request (~3 ms on Redis) and a Redis relay for s
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -28,17 +30,28 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import audit_append
+from audit.services import audit_refusal_record
 from core.errors import DomainError
 from core.ratelimit import WindowCount
-from core.secrets import watermark_secret
 from licensing.models import ApiKey, Grant
-from licensing.quota import quota_release, quota_reserve, quota_settle
+from licensing.quota import (
+    quota_release,
+    quota_reservation_extend,
+    quota_reserve,
+    quota_settle,
+)
 from licensing.selectors import grant_licence_stamp
 from licensing.services import grant_check, grant_rate_consume
 
 from . import engine as engine_module
 from .errors import InferenceTimeout, ModelUnavailable, engine_error_to_api
+from .idempotency import (
+    idempotency_fingerprint,
+    idempotency_key_claim,
+    idempotency_key_complete,
+    idempotency_key_keepalive,
+    idempotency_key_release,
+)
 from .models import MeterOutbox, Receipt, UsageEntry
 from .modelstore import (
     ModelIntegrityError,
@@ -48,9 +61,11 @@ from .modelstore import (
 )
 from .ratelimit_headers import ratelimit_headers
 from .receipts import customer_pseudonym, receipt_sign, sha256_text
-from .selectors import grant_for_request, usage_by_idempotency_key
+from .selectors import grant_for_request, grant_watermark_key, usage_by_idempotency_key
 from .signals import meter_event_recorded
-from .watermark import DEFAULT_DELTA, DEFAULT_GAMMA, WatermarkKey, watermark_key_derive
+from .watermark import WatermarkKey
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,10 +111,12 @@ class Prepared:
 
 def generation_refusal_record(*, grant: Grant, api_key: ApiKey | None, error: DomainError,
                               params: GenerationInput, purpose: str) -> None:
-    """Record a refused request in the audit log (compliance flags read it). Charges nothing."""
-    audit_append(event="generation.refused", actor=grant.customer, subject=grant,
-                 data={"status": error.status_code, "code": error.code, "model": params.model,
-                       "purpose": purpose, "key": api_key.prefix if api_key else "playground"})
+    """Record a refused request in the audit log (compliance flags hear of it at once), off the
+    chain head so that a burst of refusals never queues behind it; it is sealed into the chain in
+    batches. Charges nothing."""
+    audit_refusal_record(event="generation.refused", actor=grant.customer, subject=grant,
+                         data={"status": error.status_code, "code": error.code, "model": params.model,
+                               "purpose": purpose, "key": api_key.prefix if api_key else "playground"})
 
 
 def _validate(params: GenerationInput, version) -> None:
@@ -130,16 +147,45 @@ def _reservation_ttl() -> timedelta:
 
 
 def _watermark_for(grant: Grant) -> WatermarkKey:
-    secret = watermark_secret(grant.watermark_secret_version)
-    return WatermarkKey(key=watermark_key_derive(secret=secret, grant_id=str(grant.pk)),
-                        delta=float(getattr(settings, "WATERMARK_DELTA", DEFAULT_DELTA)),
-                        gamma=float(getattr(settings, "WATERMARK_GAMMA", DEFAULT_GAMMA)))
+    """The grant's own watermark (its stored scheme and parameters, never today's settings)."""
+    key = grant_watermark_key(grant)
+    if key is None:
+        raise ModelUnavailable(f"Grant {grant.pk} uses watermark scheme {grant.watermark_scheme!r}, "
+                               "which this server cannot generate.")
+    return key
+
+
+def _new_request_id() -> str:
+    return f"gen_{uuid.uuid4().hex}"
+
+
+def generation_fingerprint(params: GenerationInput) -> str:
+    """What an Idempotency-Key's first request asked for (its canonical parameters)."""
+    return idempotency_fingerprint(asdict(params))
+
+
+def generation_begin(*, api_key: ApiKey, params: GenerationInput, idempotency_key: str = "") -> Prepared | UsageEntry:
+    """Claim the Idempotency-Key (if any), then run every check and reserve (`generation_prepare`).
+    Returns the prepared request, or the finished ledger row of the key's first request (replay it:
+    nothing is charged). A refusal frees the key. Raises IdempotencyKeyReused (409),
+    IdempotencyInProgress (409) and every error of `generation_prepare`."""
+    request_id = _new_request_id()
+    replay = idempotency_key_claim(api_key=api_key, key=idempotency_key, fingerprint=generation_fingerprint(params),
+                                   request_id=request_id, stale_after=_reservation_ttl())
+    if replay is not None:
+        return replay
+    try:
+        return generation_prepare(api_key=api_key, params=params, idempotency_key=idempotency_key,
+                                  request_id=request_id)
+    except BaseException:
+        idempotency_key_release(api_key=api_key, key=idempotency_key, request_id=request_id)
+        raise
 
 
 def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idempotency_key: str = "",
-                       customer=None) -> Prepared:
+                       customer=None, request_id: str | None = None) -> Prepared:
     """Run every check and reserve the tokens, for an API key (or, in the playground, for the
-    signed-in `customer`). Raises ModelNotFound (404), GenerationInvalid / ContextLengthExceeded
+    signed-in `customer`), under `request_id` (a new one by default). Raises ModelNotFound (404), GenerationInvalid / ContextLengthExceeded
     (400), LicenceInactive / LicenceSuspended / PurposeNotPermitted (403), RateLimited (429),
     QuotaExceeded (402); each refusal with a grant is audited."""
     grant = grant_for_request(api_key=api_key, model=params.model, customer=customer)
@@ -154,7 +200,7 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
                 prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
         rate = grant_rate_consume(grant=grant)
         need = params.n * (prompt_tokens + params.max_new_tokens)
-        request_id = f"gen_{uuid.uuid4().hex}"
+        request_id = request_id or _new_request_id()
         quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id, ttl=_reservation_ttl())
     except DomainError as error:
         generation_refusal_record(grant=grant, api_key=api_key, error=error, params=params, purpose=purpose)
@@ -194,14 +240,28 @@ def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) 
     return generation_submit_remote(prepared, on_token=on_token, should_cancel=should_cancel)
 
 
+def generation_abandon(prepared: Prepared) -> None:
+    """Give back the reservation and free the Idempotency-Key of a request that delivers nothing."""
+    quota_release(request_id=prepared.request_id)
+    idempotency_key_release(api_key=prepared.api_key, key=prepared.idempotency_key, request_id=prepared.request_id)
+
+
+def generation_keepalive(prepared: Prepared) -> None:
+    """A stream still being read: push back its reservation's expiry and keep its Idempotency-Key
+    claimed, so a slow reader is neither swept nor duplicated."""
+    quota_reservation_extend(request_id=prepared.request_id, ttl=_reservation_ttl())
+    idempotency_key_keepalive(api_key=prepared.api_key, key=prepared.idempotency_key, request_id=prepared.request_id)
+
+
 def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationResult:
-    """Run the engine and wait. Releases the reservation and raises the mapped API error on failure."""
+    """Run the engine and wait. Releases the reservation and the Idempotency-Key, and raises the
+    mapped API error on failure."""
     timeout = float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300))
     try:
         future = generation_submit(prepared, on_token=on_token, should_cancel=should_cancel)
         return future.result(timeout=timeout)
     except BaseException as exc:
-        quota_release(request_id=prepared.request_id)
+        generation_abandon(prepared)
         if isinstance(exc, engine_module.EngineError):
             raise engine_error_to_api(exc) from exc
         if isinstance(exc, (TimeoutError, CeleryTimeoutError)):
@@ -227,7 +287,7 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
                    "ignore_eos": p.ignore_eos},
         "prompt_sha256": sha256_text(p.prompt), "output_sha256": sha256_text(completion.text),
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(completion.token_ids)},
-        "watermark": {"scheme": "lefthash", "gamma": prepared.watermark.gamma,
+        "watermark": {"scheme": grant.watermark_scheme, "gamma": prepared.watermark.gamma,
                       "delta": prepared.watermark.delta, "secret_version": grant.watermark_secret_version},
     }
 
@@ -241,24 +301,26 @@ def _meter_event_for(entry: UsageEntry, grant: Grant) -> MeterOutbox | None:
     return MeterOutbox.objects.create(identifier=identifier, usage_entry=entry, payload=payload)
 
 
-@transaction.atomic
-def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
-    charged = result.prompt_tokens + result.completion_tokens  # the prompt counts once, as OpenAI's
-    quota_settle(grant_id=prepared.grant.pk, request_id=prepared.request_id, reserved=prepared.reserved,
-                 charged=charged)
-    now = timezone.now()
+def _outputs(prepared: Prepared, result, now, *, sign: bool) -> tuple[list[Receipt], list[dict]]:
     receipts, outputs = [], []
     for completion in result.completions:
-        receipt_id = uuid.uuid4()
-        claims = _receipt_claims(prepared, result, completion, receipt_id, now)
-        kid, jws = receipt_sign(claims=claims)
-        receipts.append(Receipt(id=receipt_id, index=completion.index, kid=kid, jws=jws, grant=prepared.grant,
-                                model_digest=result.model_digest, terms_sha256=prepared.grant.terms_id,
-                                prompt_sha256=claims["prompt_sha256"], output_sha256=claims["output_sha256"],
-                                issued_at=now))
+        receipt = None
+        if sign:
+            receipt_id = uuid.uuid4()
+            claims = _receipt_claims(prepared, result, completion, receipt_id, now)
+            kid, jws = receipt_sign(claims=claims)
+            receipts.append(Receipt(id=receipt_id, index=completion.index, kid=kid, jws=jws, grant=prepared.grant,
+                                    model_digest=result.model_digest, terms_sha256=prepared.grant.terms_id,
+                                    prompt_sha256=claims["prompt_sha256"], output_sha256=claims["output_sha256"],
+                                    issued_at=now))
+            receipt = {"id": str(receipt_id), "jws": jws}
         outputs.append({"index": completion.index, "text": completion.text, "finish_reason": completion.finish_reason,
-                        "tokens": len(completion.token_ids), "receipt": {"id": str(receipt_id), "jws": jws}})
-    body = {
+                        "tokens": len(completion.token_ids), "receipt": receipt})
+    return receipts, outputs
+
+
+def _body(prepared: Prepared, result, outputs: list[dict], *, interrupted: bool, charged: int) -> dict:
+    return {
         "id": prepared.request_id, "object": "generation", "created": prepared.created,
         "model": str(prepared.version.pk), "model_digest": result.model_digest, "seed": result.seed,
         "purpose": prepared.purpose, "outputs": outputs, "interrupted": interrupted,
@@ -266,14 +328,26 @@ def _settle(prepared: Prepared, result, *, interrupted: bool) -> UsageEntry:
                   "total_tokens": charged},
         "licence": grant_licence_stamp(prepared.grant),
     }
+
+
+@transaction.atomic
+def _settle(prepared: Prepared, result, *, interrupted: bool, delivered: bool = False, sign: bool = True) -> UsageEntry:
+    charged = result.prompt_tokens + result.completion_tokens  # the prompt counts once, as OpenAI's
+    over_quota = quota_settle(grant_id=prepared.grant.pk, request_id=prepared.request_id,
+                              reserved=prepared.reserved, charged=charged, delivered=delivered)
+    now = timezone.now()
+    receipts, outputs = _outputs(prepared, result, now, sign=sign)
     entry = UsageEntry.objects.create(
         request_id=prepared.request_id, grant=prepared.grant, api_key=prepared.api_key,
         model_digest=result.model_digest, purpose=prepared.purpose, prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens, total_tokens=charged, samples=len(result.completions),
-        interrupted=interrupted, idempotency_key=prepared.idempotency_key, response=body)
+        interrupted=interrupted, over_quota_tokens=over_quota, idempotency_key=prepared.idempotency_key,
+        response=_body(prepared, result, outputs, interrupted=interrupted, charged=charged))
     for receipt in receipts:
         receipt.usage_entry = entry
     Receipt.objects.bulk_create(receipts)
+    idempotency_key_complete(api_key=prepared.api_key, key=prepared.idempotency_key,
+                             request_id=prepared.request_id, entry=entry)
     outbox = _meter_event_for(entry, prepared.grant)
     if outbox is not None:
         transaction.on_commit(lambda: meter_event_recorded.send(sender=MeterOutbox, outbox_id=outbox.pk))
@@ -295,6 +369,48 @@ def generation_settle(prepared: Prepared, result, *, interrupted: bool = False) 
         return existing
 
 
+SETTLE_ATTEMPTS = 3  # then the charge is recorded without receipts
+
+
+def _settle_delivered_once(prepared: Prepared, result, *, interrupted: bool, sign: bool) -> UsageEntry:
+    try:
+        return _settle(prepared, result, interrupted=interrupted, delivered=True, sign=sign)
+    except IntegrityError:
+        # Another request's row holds this Idempotency-Key, but these tokens were sent too: they get
+        # a row of their own rather than going free.
+        return _settle(replace(prepared, idempotency_key=""), result, interrupted=interrupted, delivered=True,
+                       sign=sign)
+
+
+def generation_settle_delivered(prepared: Prepared, result, *, interrupted: bool = False) -> UsageEntry:
+    """Settle a result the client has already received (a stream): its tokens are always charged.
+
+    A swept reservation is charged anyway, up to what remains of the quota, and the rest is kept on
+    the ledger row as `over_quota_tokens` (licensing.quota.quota_settle). A failing settle is retried
+    with backoff, then recorded without receipts (interrupted, every receipt null). Raises only when
+    even that cannot be written (the database is gone); the failure is logged with the token count."""
+    for attempt in range(SETTLE_ATTEMPTS):
+        try:
+            return _settle_delivered_once(prepared, result, interrupted=interrupted, sign=True)
+        except Exception:  # whatever failed (a locked database, the signer), the tokens were sent
+            logger.warning("settling %s failed (attempt %d)", prepared.request_id, attempt + 1, exc_info=True)
+            time.sleep(0.05 * 4**attempt)
+    try:
+        return _settle_delivered_once(prepared, result, interrupted=True, sign=False)
+    except Exception:
+        logger.exception("UNCHARGED: %s delivered %d tokens that could not be recorded", prepared.request_id,
+                         result.prompt_tokens + result.completion_tokens)
+        raise
+
+
+def result_from_sent(prepared: Prepared, *, sent_ids: dict[int, list[int]], sent_text: dict[int, str]):
+    """What a client received of a stream whose engine failed midway, as a result to charge."""
+    completions = [engine_module.Completion(index=i, token_ids=list(ids), text=sent_text.get(i, ""),
+                                            finish_reason="cancelled") for i, ids in sorted(sent_ids.items())]
+    return engine_module.GenerationResult(model_digest=prepared.version.digest, prompt_tokens=prepared.prompt_tokens,
+                                          completions=completions, seed=prepared.params.seed or 0, device="")
+
+
 def truncate_to_sent(result, *, sent_tokens: dict[int, int], sent_text: dict[int, str]):
     """The result cut to what a client actually received: an interrupted stream is charged for the
     tokens sent only, and its receipt covers exactly the text sent."""
@@ -311,13 +427,17 @@ def truncate_to_sent(result, *, sent_tokens: dict[int, int], sent_text: dict[int
 def generation_create(*, api_key: ApiKey, params: GenerationInput,
                       idempotency_key: str = "") -> tuple[UsageEntry, dict[str, str], bool]:
     """The whole non-streaming flow. Returns (usage entry, rate-limit headers, replayed): a retry
-    with a known Idempotency-Key returns the first entry without charging again.
+    with a known Idempotency-Key returns the first entry without charging again. A failure to
+    settle delivers nothing, so it charges nothing and frees the key.
 
-    Raises every error of `generation_prepare` and `generation_execute`."""
-    existing = usage_by_idempotency_key(api_key=api_key, idempotency_key=idempotency_key)
-    if existing is not None:
-        return existing, {}, True
-    prepared = generation_prepare(api_key=api_key, params=params, idempotency_key=idempotency_key)
+    Raises every error of `generation_begin` and `generation_execute`."""
+    prepared = generation_begin(api_key=api_key, params=params, idempotency_key=idempotency_key)
+    if isinstance(prepared, UsageEntry):
+        return prepared, {}, True
     result = generation_execute(prepared)
-    entry = generation_settle(prepared, result)
+    try:
+        entry = generation_settle(prepared, result)
+    except BaseException:
+        generation_abandon(prepared)
+        raise
     return entry, prepared.headers(), entry.request_id != prepared.request_id

@@ -28,7 +28,7 @@ def generation_run(payload: dict) -> dict:
     from .watermark import WatermarkKey
 
     request_id, relay = payload.pop("request_id"), payload.pop("relay", None)
-    version = ModelVersion.objects.get(digest=payload.pop("model_digest"))
+    version = ModelVersion.objects.filter(digest=payload.pop("model_digest")).first()  # any owner's: same files
     publisher = TokenPublisher(request_id, relay) if relay else None
     request = engine_module.GenerationRequest(
         model_digest=version.digest, model_dir=model_folder_fetch(version),

@@ -99,6 +99,19 @@ class WatermarkKey:
     gamma: float = DEFAULT_GAMMA
 
 
+SCHEME = "lefthash"  # the one scheme this module implements (context width 1)
+
+
+def watermark_key_build(*, scheme: str, params: dict, secret: bytes, grant_id: str) -> WatermarkKey | None:
+    """The key of a grant from its stored scheme and parameters; None for a scheme not implemented
+    here. Missing parameters take the module defaults (the values every grant had before they were
+    stored)."""
+    if scheme != SCHEME:
+        return None
+    return WatermarkKey(key=watermark_key_derive(secret=secret, grant_id=grant_id),
+                        delta=float(params.get("delta", DEFAULT_DELTA)), gamma=float(params.get("gamma", DEFAULT_GAMMA)))
+
+
 def watermark_bias(
     *, watermark: WatermarkKey, previous_tokens: Sequence[int], vocab_size: int, device: torch.device | str
 ) -> torch.Tensor:

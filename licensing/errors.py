@@ -48,6 +48,12 @@ class ApiKeyInvalid(Unauthenticated):
     code = "invalid_api_key"
 
 
+class ApiKeyOwnerInactive(ApiKeyInvalid):
+    """The key's owner has been deactivated: every key of theirs stops working with them."""
+
+    code = "account_inactive"
+
+
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 

@@ -46,21 +46,35 @@ def quota_release(*, request_id: str) -> bool:
     return True
 
 
-def quota_settle(*, grant_id, request_id: str, reserved: int, charged: int) -> None:
+def quota_settle(*, grant_id, request_id: str, reserved: int, charged: int, delivered: bool = False) -> int:
     """Turn a reservation of `reserved` tokens into `charged` used tokens. Call it inside the
-    transaction that writes the usage ledger row, so the counter and the ledger agree.
+    transaction that writes the usage ledger row, so the counter and the ledger agree. Returns the
+    tokens charged past the quota (0 unless `delivered`).
 
-    A request that outlived its reservation (the sweep released it) is charged if the tokens
-    still fit; else raises ReservationLost (503) and the caller's transaction rolls back."""
+    A request that outlived its reservation (the sweep released it) is charged if the tokens still
+    fit. Else tokens the client has not received raise ReservationLost (503: the caller's
+    transaction rolls back and nothing is delivered); tokens already `delivered` (a stream that was
+    read) are charged up to what remains of the quota, and the rest is returned for the ledger row
+    to record, since the check constraint keeps `used_tokens` within the quota."""
     if QuotaReservation.objects.filter(pk=request_id).delete()[0]:
-        settled = Grant.objects.filter(pk=grant_id).update(
+        Grant.objects.filter(pk=grant_id).update(
             used_tokens=F("used_tokens") + charged, reserved_tokens=F("reserved_tokens") - reserved)
-    else:
-        settled = Grant.objects.filter(
-            pk=grant_id, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + charged,
-        ).update(used_tokens=F("used_tokens") + charged)
-    if not settled:
+        return 0
+    if Grant.objects.filter(pk=grant_id, quota_tokens__gte=F("used_tokens") + F("reserved_tokens") + charged,
+                            ).update(used_tokens=F("used_tokens") + charged):
+        return 0
+    if not delivered:
         raise ReservationLost(f"The reservation of {request_id} expired and the quota is spent.")
+    grant = Grant.objects.select_for_update().get(pk=grant_id)
+    counted = min(charged, grant.remaining_tokens)
+    Grant.objects.filter(pk=grant_id).update(used_tokens=F("used_tokens") + counted)
+    return charged - counted
+
+
+def quota_reservation_extend(*, request_id: str, ttl: timedelta) -> bool:
+    """Push a live request's reservation expiry to now + `ttl` (a stream still being read), so the
+    sweep does not take it. Returns False when it is gone (settled, released or swept)."""
+    return bool(QuotaReservation.objects.filter(pk=request_id).update(expires_at=timezone.now() + ttl))
 
 
 def quota_reservations_sweep() -> int:

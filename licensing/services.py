@@ -8,9 +8,11 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import user_require_verified_email
 from audit.services import audit_append
 from core.ratelimit import WindowCount, authorize_generation_request
 from core.secrets import watermark_secrets
@@ -18,6 +20,7 @@ from core.secrets import watermark_secrets
 from .errors import (
     ApiKeyInvalid,
     ApiKeyNotFound,
+    ApiKeyOwnerInactive,
     GrantNotOwned,
     GrantStateError,
     LicenceInactive,
@@ -74,13 +77,15 @@ def grant_create_pending(*, customer, model_version, terms: LicenceTerms, accept
     """A pending grant waiting for payment; it gives no rights until `grant_activate`. A `metered`
     grant's usage is billed per token after use."""
     quota = terms.document["quota"]
-    # New grants are watermarked with the newest secret; the version stays on the grant, so rotating
-    # the secret later never orphans texts generated under it.
+    # New grants are watermarked with the newest secret and today's watermark settings; both stay on
+    # the grant, so rotating the secret or changing the settings later never orphans its texts.
     grant = Grant.objects.create(
         customer=customer, model_version=model_version, terms=terms, acceptance=acceptance,
         quota_tokens=quota["tokens"], quota_period=quota["period"],
         price_paid_cents=price_paid_cents, currency=currency, metered=metered,
         watermark_secret_version=max(watermark_secrets()),
+        watermark_scheme="lefthash",
+        watermark_params={"gamma": float(settings.WATERMARK_GAMMA), "delta": float(settings.WATERMARK_DELTA)},
     )
     audit_append(event="grant.created", actor=customer, subject=grant,
                  data={"terms": terms.sha256, "model_version": str(model_version.pk)})
@@ -178,7 +183,9 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
     we store its SHA-256 (the key is 256 random bits, so a plain hash is enough, unlike passwords).
     `grants=None` scopes the key to all of the owner's grants, present and future.
 
-    Raises GrantNotOwned when a listed grant is not the owner's; TermsInvalid for an unknown purpose."""
+    Raises EmailNotVerified (accounts) until the owner confirmed their e-mail address;
+    GrantNotOwned when a listed grant is not the owner's; TermsInvalid for an unknown purpose."""
+    user_require_verified_email(user=owner)
     name = name.strip()
     if not name or len(name) > 100:
         raise TermsInvalid({"name": "Give the key a name of at most 100 characters."})
@@ -199,7 +206,8 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
 
 def apikey_authenticate(plaintext: str) -> ApiKey:
     """The active key for `plaintext` (its last-used time updated), or raises ApiKeyInvalid. A
-    revoked key presented again is audited (`apikey.used_after_revocation`)."""
+    revoked key presented again is audited (`apikey.used_after_revocation`); a key of a deactivated
+    owner raises ApiKeyOwnerInactive and is audited (`apikey.used_by_inactive_account`)."""
     if not plaintext or not plaintext.startswith(API_KEY_PREFIX):
         raise ApiKeyInvalid("Invalid API key.")
     key = ApiKey.objects.select_related("owner").filter(key_hash=_key_hash(plaintext)).first()
@@ -209,6 +217,11 @@ def apikey_authenticate(plaintext: str) -> ApiKey:
         # Compliance hears of it through the audit log and flags the key's owner.
         audit_append(event="apikey.used_after_revocation", subject=key, data={"prefix": key.prefix})
         raise ApiKeyInvalid("This API key has been revoked.")
+    if not key.owner.is_active:
+        # Deactivating an account must stop its keys too; the attempt is evidence for staff.
+        audit_append(event="apikey.used_by_inactive_account", subject=key,
+                     data={"prefix": key.prefix, "owner": key.owner_id})
+        raise ApiKeyOwnerInactive("This API key's account has been deactivated.")
     now = timezone.now()
     # At most one write a minute per key: "last used" is for people, not an access log.
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):

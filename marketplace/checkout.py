@@ -29,6 +29,7 @@ from .services import (
     order_create,
     order_mark_failed,
     order_mark_paid,
+    order_payable_check,
     payout_split,
     trainer_connect_account,
 )
@@ -157,11 +158,12 @@ def order_charge(*, order_id, customer) -> Charge:
     active when Stripe's signed webhook confirms the payment (not here). A metered offer without a
     fee needs no charge: its verified saved card activates it at once (idempotently).
 
-    Raises OrderNotFound, PaymentDeclined (Stripe's message; the order is marked failed) and
-    PaymentProviderError."""
+    Raises OrderNotFound, OrderExpired / OrderNotPayable / WrongPaymentProvider (nothing charged),
+    PaymentDeclined (Stripe's message; the order is marked failed) and PaymentProviderError."""
     order = _pending_stripe_order(order_id, customer)
     if order.state == Order.State.PAID:
         return Charge(status="paid", order=order)
+    order_payable_check(order)  # before any money moves: the webhook checks again when it arrives
     if order.state != Order.State.PENDING or not order.stripe_setup_intent_id:
         # A failed order stays failed (its message says why); buying again starts a new order.
         raise PaymentDeclined(order.failure_message or "This order can no longer be paid.", param="order")

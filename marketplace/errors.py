@@ -62,3 +62,17 @@ class TryItLimitReached(TooManyRequests):
 
 class TryItInvalid(InvalidRequest):
     code = "invalid_prompt"
+
+
+class TryItBusy(TooManyRequests):
+    code = "try_it_busy"
+
+
+class OrderNotPayable(Conflict):
+    """The offer was withdrawn, the listing unpublished, or the order is no longer pending."""
+
+    code = "order_not_payable"
+
+
+class OrderExpired(Conflict):
+    code = "order_expired"

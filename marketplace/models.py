@@ -98,6 +98,10 @@ class Order(models.Model):
         FAILED = "failed"
         REFUNDED = "refunded"
         DISPUTED = "disputed"
+        EXPIRED = "expired"  # not paid within ORDER_EXPIRY_MINUTES
+        # Paid at Stripe after it stopped being payable (offer withdrawn, expired...): no grant;
+        # staff refund the payment.
+        REFUND_DUE = "refund_due"
 
     class Provider(models.TextChoices):
         STRIPE = "stripe"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import user_require_verified_email
 from audit.services import audit_append
 from licensing.models import Grant
 from licensing.services import (
@@ -32,13 +34,16 @@ from .errors import (
     ModelVersionNotOwned,
     ModelVersionNotReady,
     OfferNotFound,
+    OrderExpired,
     OrderNotFound,
+    OrderNotPayable,
     PaymentDeclined,
     PriceInvalid,
     TermsChanged,
     WrongPaymentProvider,
 )
 from .models import Listing, Offer, Order, PayoutAccount, PayoutEntry
+from .stripe_gateway import payments_in_test_mode
 
 log = logging.getLogger(__name__)
 CURRENCIES = ("usd", "eur", "gbp", "chf", "cad", "aud", "jpy")
@@ -233,7 +238,9 @@ def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: 
                  user_agent: str = "", provider: str) -> Order:
     """Record the customer's acceptance of exactly the offer's terms and a pending order.
 
-    Raises OfferNotFound (unknown, withdrawn or unpublished) and TermsChanged."""
+    Raises EmailNotVerified (accounts), OfferNotFound (unknown, withdrawn or unpublished) and
+    TermsChanged."""
+    user_require_verified_email(user=customer)
     offer = (Offer.objects.select_related("listing", "terms")
              .filter(pk=offer_id, active=True, listing__published=True).first())
     if offer is None:
@@ -277,13 +284,49 @@ def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
     return grant
 
 
+# --- Whether an order may still be paid ---------------------------------------------------------
+
+# Pending is the normal case; failed, because a declined card may be followed by a good one.
+PAYABLE_STATES = (Order.State.PENDING, Order.State.FAILED)
+
+
+def order_expires_at(order: Order) -> datetime | None:
+    """When a pending order stops being payable (ORDER_EXPIRY_MINUTES after it was placed; 0: never)."""
+    minutes = int(getattr(settings, "ORDER_EXPIRY_MINUTES", 60) or 0)
+    return order.created_at + timedelta(minutes=minutes) if minutes and order.created_at else None
+
+
+def order_payable_check(order: Order) -> None:
+    """Everything that must still hold when an order is paid, on every path (local test mode, the
+    Stripe charge, the webhook that activates): the order is pending (or failed) and not expired,
+    its offer is still on sale on a published listing, and it was placed in the payment mode that is
+    configured now. Raises OrderExpired, OrderNotPayable and WrongPaymentProvider (all 409)."""
+    expires_at = order_expires_at(order)
+    if order.state == Order.State.EXPIRED or (expires_at and timezone.now() >= expires_at):
+        raise OrderExpired("This order expired before it was paid; buy the licence again.", param="order")
+    if order.state not in PAYABLE_STATES:
+        raise OrderNotPayable(f"This order is {order.state} and can no longer be paid.", param="order")
+    if not order.offer.active or not order.offer.listing.published:
+        raise OrderNotPayable("This offer is no longer on sale, so the order cannot be paid.", param="order")
+    if (order.provider == Order.Provider.LOCAL_TEST) != payments_in_test_mode():
+        raise WrongPaymentProvider("Payments are set up differently than when this order was placed; "
+                                   "buy the licence again.", param="order")
+
+
+ORDER_NOT_PAYABLE = (OrderExpired, OrderNotPayable, WrongPaymentProvider)
+
+
 @transaction.atomic
 def order_mark_paid(*, order_id, reference: str, amount_cents: int, currency: str,
                     via_connect: bool = False) -> tuple[Order, bool]:
     """The payment for `order_id` succeeded: activate its grant (once). Returns (order, changed);
     a second notice for the same order changes nothing. An amount or currency that does not match
-    the order is refused and logged (nothing changes)."""
-    order = (Order.objects.select_for_update(of=("self",))
+    the price the order was placed at is refused and logged (nothing changes).
+
+    Raises OrderExpired, OrderNotPayable, WrongPaymentProvider (`order_payable_check`)."""
+    # The offer and listing rows are locked too, so a withdrawal or unpublish cannot slip in between
+    # the check and the activation.
+    order = (Order.objects.select_for_update(of=("self", "offer", "offer__listing"))
              .select_related("offer__listing__model_version", "terms", "customer").get(pk=order_id))
     if order.state == Order.State.PAID or order.grant_id is not None:
         return order, False
@@ -291,8 +334,47 @@ def order_mark_paid(*, order_id, reference: str, amount_cents: int, currency: st
         log.error("order %s: paid %s %s but the order is %s %s; not activating",
                   order.pk, amount_cents, currency, order.amount_cents, order.currency)
         return order, False
+    order_payable_check(order)
     _paid_effects(order, reference=reference, via_connect=via_connect)
     return order, True
+
+
+@transaction.atomic
+def order_mark_refund_due(*, order_id, reference: str, amount_cents: int, currency: str, reason: str) -> Order:
+    """Money arrived at Stripe for an order that was no longer payable (`reason`): no grant is
+    activated; the order is marked refund_due, audited and logged, so staff refund the payment
+    (`reference`) from the Stripe dashboard. Idempotent."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.state in (Order.State.PAID, Order.State.REFUND_DUE, Order.State.REFUNDED):
+        return order
+    order.state = Order.State.REFUND_DUE
+    order.failure_message = f"Paid after it stopped being payable ({reason}); the payment will be refunded."[:300]
+    order.save(update_fields=["state", "failure_message"])
+    audit_append(event="order.refund_due", subject=order,
+                 data={"reference": reference, "amount_cents": amount_cents, "currency": currency, "reason": reason})
+    log.error("order %s: payment %s of %s %s arrived but the order is not payable (%s); refund it",
+              order.pk, reference, amount_cents, currency, reason)
+    return order
+
+
+def orders_expire_due(*, now: datetime | None = None) -> int:
+    """Mark pending orders older than ORDER_EXPIRY_MINUTES expired (each audited). Returns how many.
+    Run by the beat sweep; paying checks the time itself, so a late sweep lets nothing through."""
+    minutes = int(getattr(settings, "ORDER_EXPIRY_MINUTES", 60) or 0)
+    if not minutes:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(minutes=minutes)
+    due = Order.objects.filter(state=Order.State.PENDING, created_at__lte=cutoff).values_list("pk", flat=True)
+    return sum(_order_expire(order_id=pk, cutoff=cutoff) for pk in list(due[:1000]))
+
+
+@transaction.atomic
+def _order_expire(*, order_id, cutoff: datetime) -> bool:
+    changed = Order.objects.filter(pk=order_id, state=Order.State.PENDING, created_at__lte=cutoff).update(
+        state=Order.State.EXPIRED, failure_message="This order expired before it was paid.")
+    if changed:
+        audit_append(event="order.expired", subject=Order.objects.get(pk=order_id), data={})
+    return bool(changed)
 
 
 @transaction.atomic
@@ -349,12 +431,13 @@ def order_pay_local_test(*, order_id, customer, card_number: str) -> Order:
     No money moves; the page says so. The grant activates through the same `order_mark_paid` as a
     Stripe webhook, so this exercises everything but the network.
 
-    Raises OrderNotFound, WrongPaymentProvider and PaymentDeclined."""
-    order = Order.objects.filter(pk=order_id, customer=customer).first()
+    Raises OrderNotFound, WrongPaymentProvider, OrderExpired, OrderNotPayable and PaymentDeclined."""
+    order = Order.objects.select_related("offer__listing").filter(pk=order_id, customer=customer).first()
     if order is None:
         raise OrderNotFound("No such order of yours.", param="order")
     if order.provider != Order.Provider.LOCAL_TEST:
         raise WrongPaymentProvider("This order is paid through Stripe, not the local test mode.")
+    order_payable_check(order)
     digits = "".join(ch for ch in card_number if ch.isdigit())
     if digits != TEST_CARD_SUCCEEDS:
         order_mark_failed(order_id=order.pk, message="Your card was declined.")

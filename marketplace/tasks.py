@@ -9,6 +9,7 @@ from celery import shared_task
 from .billing import metered_subscription_create
 from .metering import MeterSendFailed, meter_outbox_deliver, meter_outbox_due
 from .models import Order
+from .services import orders_expire_due
 
 
 @shared_task(
@@ -46,3 +47,9 @@ def meter_outbox_sweep() -> int:
 def meter_event_recorded(sender, outbox_id: int, **kwargs) -> None:
     """Receiver of inference.signals.meter_event_recorded (connected in MarketplaceConfig.ready)."""
     meter_outbox_send.delay(outbox_id)
+
+
+@shared_task(name="marketplace.orders_expire")
+def orders_expire() -> int:
+    """Periodic: pending orders not paid in time expire (paying one is refused anyway)."""
+    return orders_expire_due()

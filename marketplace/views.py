@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.roles import role_required
 from core import charts
-from core.errors import DomainError
+from core.errors import DomainError, domain_error_body
 from core.http import client_ip
 from licensing.selectors import grants_for_customer
 from licensing.terms import render_terms_text
@@ -42,6 +42,7 @@ from .services import (
     listing_update,
     offer_create,
     offer_withdraw,
+    order_expires_at,
     order_pay_local_test,
 )
 from .webhooks import stripe_event_process
@@ -89,7 +90,10 @@ def listing_try(request, listing_id):
         result = try_it_generate(listing=listing, prompt=request.POST.get("prompt", ""),
                                  visitor=client_ip(request) or "unknown")
     except DomainError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
+        response = JsonResponse(domain_error_body(exc), status=exc.status_code)
+        for name, value in exc.headers.items():
+            response[name] = value  # retry-after when the trial is busy
+        return response
     return JsonResponse(result)
 
 
@@ -134,6 +138,7 @@ def order_pay(request, order_id):
         return redirect("marketplace:order_detail", order_id=order.pk)
     return render(request, "marketplace/order_pay.html", {
         "order": order, "checkout": checkout, "stripe_js_url": _stripe_js_url(),
+        "expires_at": order_expires_at(order),
         "publishable_key": settings.STRIPE_PUBLISHABLE_KEY or "pk_test_imprint_localstripe",
         "test_card_ok": TEST_CARD_SUCCEEDS, "test_card_declined": TEST_CARD_DECLINED,
     })
@@ -179,7 +184,8 @@ def _own_order(request, order_id) -> Order:
 
 @role_required("customer")
 def order_detail(request, order_id):
-    return render(request, "marketplace/order_detail.html", {"order": _own_order(request, order_id)})
+    order = _own_order(request, order_id)
+    return render(request, "marketplace/order_detail.html", {"order": order, "expires_at": order_expires_at(order)})
 
 
 @role_required("customer")

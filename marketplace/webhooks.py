@@ -13,7 +13,13 @@ import logging
 from django.db import IntegrityError, transaction
 
 from .models import BillingCustomer, Order, PayoutAccount, StripeEvent
-from .services import order_mark_failed, order_mark_paid, order_mark_reversed
+from .services import (
+    ORDER_NOT_PAYABLE,
+    order_mark_failed,
+    order_mark_paid,
+    order_mark_refund_due,
+    order_mark_reversed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,14 @@ def _payment_succeeded(obj: dict) -> str:
     if order is None:
         return "ignored: unknown payment intent"
     amount = obj.get("amount_received") or obj.get("amount") or 0
-    _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=int(amount),
-                                 currency=obj.get("currency", ""), via_connect=bool(obj.get("transfer_data")))
+    try:
+        _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=int(amount),
+                                     currency=obj.get("currency", ""), via_connect=bool(obj.get("transfer_data")))
+    except ORDER_NOT_PAYABLE as exc:
+        # The money moved but the order may not activate: record it for a refund instead.
+        order_mark_refund_due(order_id=order.pk, reference=obj["id"], amount_cents=int(amount),
+                              currency=obj.get("currency", ""), reason=exc.code)
+        return f"refused: {exc.code}; recorded as refund_due"
     return "order paid" if changed else "no change: order already paid or amount mismatch"
 
 
@@ -59,8 +71,11 @@ def _setup_succeeded(obj: dict) -> str:
             default_payment_method=obj["payment_method"])
     if order.amount_cents:
         return "card saved; the fee's payment intent settles the order"
-    _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=0,
-                                 currency=order.currency)
+    try:
+        _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=0,
+                                     currency=order.currency)
+    except ORDER_NOT_PAYABLE as exc:
+        return f"ignored: {exc.code}; card saved, nothing charged, no grant"
     return "card saved, order active" if changed else "no change"
 
 

@@ -175,11 +175,15 @@ def stripe_client(localstripe, settings):
 
 @pytest.fixture
 def make_user(db):
+    from django.utils import timezone
+
     from accounts.models import User
 
-    def make(username: str = "alice", *, trainer=False, customer=True, staff=False, password="pw-Imprint-123"):
+    def make(username: str = "alice", *, trainer=False, customer=True, staff=False, password="pw-Imprint-123",
+             verified=True):
+        # Confirmed e-mail by default: buying a licence and creating a key need it.
         user = User(username=username, email=f"{username}@example.com", is_trainer=trainer,
-                    is_customer=customer, is_staff=staff)
+                    is_customer=customer, is_staff=staff, email_verified_at=timezone.now() if verified else None)
         user.set_password(password)
         user.save()
         return user

@@ -19,10 +19,13 @@ def _n() -> int:
     return next(_seq)
 
 
-def user(username: str | None = None, *, trainer=False, customer=True, staff=False) -> User:
+def user(username: str | None = None, *, trainer=False, customer=True, staff=False, verified=True) -> User:
+    """A user whose e-mail address is confirmed unless `verified=False` (buying and keys need it)."""
+    from django.utils import timezone
+
     username = username or f"user{_n()}"
     u = User(username=username, email=f"{username}@example.com", is_trainer=trainer,
-             is_customer=customer, is_staff=staff)
+             is_customer=customer, is_staff=staff, email_verified_at=timezone.now() if verified else None)
     u.set_password("pw-Imprint-123")
     u.save()
     return u

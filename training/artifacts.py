@@ -45,11 +45,28 @@ def folder_upload(local: Path, prefix: str) -> list[dict]:
     Returns the folder's manifest."""
     manifest = folder_manifest(local)
     for entry in manifest:
+        _put(local / entry["name"], f"{prefix}/{entry['name']}")
+    return manifest
+
+
+def _put(source: Path, name: str) -> None:
+    # Delete first: storages save under another name (a random suffix) when the name is taken.
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    with open(source, "rb") as fh:
+        default_storage.save(name, File(fh))
+
+
+def folder_store(local: Path, prefix: str) -> list[dict]:
+    """Copy `local` to a content-addressed `prefix/` (one named by the folder's digest) that other
+    versions may already share: a file stored there with its size is that file and is left alone
+    (never deleted and written again under a reader's feet); any other is replaced. Returns the
+    folder's manifest."""
+    manifest = folder_manifest(local)
+    for entry in manifest:
         name = f"{prefix}/{entry['name']}"
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        with open(local / entry["name"], "rb") as fh:
-            default_storage.save(name, File(fh))
+        if not (default_storage.exists(name) and default_storage.size(name) == entry["size"]):
+            _put(local / entry["name"], name)  # missing, or partial from an interrupted upload
     return manifest
 
 

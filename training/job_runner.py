@@ -2,7 +2,8 @@
 drive `training.loop.run_training` with callbacks that record progress, and finish it.
 
 Safe to call twice for the same job (a re-delivered message): only the worker whose claim
-succeeds runs it, and while it runs every heartbeat checks that the lease is still its own.
+succeeds runs it. While it runs, a LeaseKeeper thread renews its lease, whatever phase the run is
+in, and every write it makes checks that the lease is still its own.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Self
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 
 from . import artifacts, selectors
 from .base_models import BASE_MODELS, TINY
@@ -31,11 +35,46 @@ log = logging.getLogger(__name__)
 State = TrainingJob.State
 
 
+class LeaseKeeper:
+    """Renews a worker's lease on its job in the background for as long as the worker runs it, so
+    no phase (data preparation, base-model loading, evaluation and its memorisation scans, large
+    uploads) can outlast the lease while the worker is alive. When a renewal finds the lease taken
+    over, `lost` is set and the run stops before its next step; its writes are refused anyway."""
+
+    def __init__(self, job_id, worker_id: str):
+        self.job_id, self.worker_id = job_id, worker_id
+        self.lost, self._stopped = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _renew(self) -> None:
+        # A third of the lease: two renewals in a row may fail before the lease expires.
+        interval = max(settings.TRAINING_LEASE_SECONDS / 3, 0.1)
+        try:
+            while not self._stopped.wait(interval):
+                try:
+                    jobs.job_lease_renew(job_id=self.job_id, worker_id=self.worker_id)
+                except LeaseLost:
+                    self.lost.set()
+                    return
+                except DatabaseError:
+                    log.warning("training job %s: lease renewal failed, retrying", self.job_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
 class JobCallbacks(TrainingCallbacks):
     """Records the loop's progress through the job services, and relays pause/cancel requests."""
 
-    def __init__(self, job: TrainingJob, worker_id: str, tokenizer, train_ids: list[int]):
-        self.job, self.worker_id = job, worker_id
+    def __init__(self, job: TrainingJob, worker_id: str, tokenizer, train_ids: list[int], lease: LeaseKeeper):
+        self.job, self.worker_id, self.lease = job, worker_id, lease
         self.tokenizer, self.train_ids = tokenizer, train_ids
         self.keep = job.hyperparameters.get("keep_checkpoints", 2)
         self.last_beat = time.monotonic()
@@ -47,24 +86,28 @@ class JobCallbacks(TrainingCallbacks):
         jobs.job_heartbeat(job_id=self.job.pk, worker_id=self.worker_id, elapsed_seconds=elapsed, step=step)
 
     def on_step(self, step, loss, lr, tokens_per_second):
-        jobs.job_metric_record(job=self.job, step=step, train_loss=loss, learning_rate=lr,
-                               tokens_per_second=tokens_per_second)
         self._beat(step=step)
+        jobs.job_metric_record(job=self.job, worker_id=self.worker_id, step=step, train_loss=loss,
+                               learning_rate=lr, tokens_per_second=tokens_per_second)
 
     def on_eval(self, step, val_loss, perplexity):
-        jobs.job_metric_evaluate(job=self.job, step=step, val_loss=val_loss, perplexity=perplexity)
+        jobs.job_metric_evaluate(job=self.job, worker_id=self.worker_id, step=step, val_loss=val_loss,
+                                 perplexity=perplexity)
 
     def on_sample(self, step, texts):
         for index, text in enumerate(texts):
             score = memorisation_score(self.tokenizer.encode(text, add_special_tokens=False), self.train_ids)
-            jobs.job_sample_record(job=self.job, step=step, index=index, text=text,
+            jobs.job_sample_record(job=self.job, worker_id=self.worker_id, step=step, index=index, text=text,
                                    longest_copied_span=score["longest_span"], ngram_overlap=score["ngram_share"])
 
     def on_checkpoint(self, step, folder):
-        versions.checkpoint_record(job=self.job, step=step, folder=Path(folder), keep_last=self.keep)
+        versions.checkpoint_record(job=self.job, worker_id=self.worker_id, step=step, folder=Path(folder),
+                                   keep_last=self.keep)
         self._beat()
 
     def control(self):
+        if self.lease.lost.is_set():
+            raise LeaseLost(str(self.job.pk))
         return selectors.job_control_request(job_id=self.job.pk)
 
 
@@ -88,12 +131,17 @@ def job_run(*, job_id, worker_id: str | None = None) -> str:
     worker_id = worker_id or worker_identity()
     if not jobs.job_claim(job_id=job_id, worker_id=worker_id):
         return "not-claimed"
+    with LeaseKeeper(job_id, worker_id) as lease:
+        return _run_claimed(job_id, worker_id, lease)
+
+
+def _run_claimed(job_id, worker_id: str, lease: LeaseKeeper) -> str:
     job = selectors.job_for_run(job_id=job_id)
     work = settings.TRAINING_WORK_DIR / str(job.pk) / f"attempt-{job.attempts}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        return _run(job, worker_id, work)
+        return _run(job, worker_id, work, lease)
     except LeaseLost:
         log.warning("training job %s: lease lost to another worker, stopping", job.pk)
         return "lease-lost"
@@ -105,32 +153,32 @@ def job_run(*, job_id, worker_id: str | None = None) -> str:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(job: TrainingJob, worker_id: str, work: Path) -> str:
+def _run(job: TrainingJob, worker_id: str, work: Path, lease: LeaseKeeper) -> str:
     import torch
 
     base = BASE_MODELS[job.base_model]
     config = train_config(job)
     tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base, scratch=work)
     train, val = split_windows(make_windows(ids, config.context_length), VAL_FRACTION, seed=config.seed)
-    resume_from = _prepare_resume(job, work)
+    resume_from = _prepare_resume(job, worker_id, work)
     model_path = _base_model_folder(base, tokenizer, config, work) if resume_from is None else resume_from
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    jobs.job_device_set(job_id=job.pk, device=device)
+    jobs.job_device_set(job_id=job.pk, worker_id=worker_id, device=device)
     result = run_training(model_path=model_path, train_windows=train, val_windows=val, config=config,
-                          callbacks=JobCallbacks(job, worker_id, tokenizer, ids),
+                          callbacks=JobCallbacks(job, worker_id, tokenizer, ids, lease),
                           work_dir=work / "run", resume_from=resume_from, device=device)
     return _finish(job, worker_id, result)
 
 
-def _prepare_resume(job: TrainingJob, work: Path) -> Path | None:
+def _prepare_resume(job: TrainingJob, worker_id: str, work: Path) -> Path | None:
     """Download the latest checkpoint, if any, and forget progress recorded after it (those steps
     are recomputed; steps up to the checkpoint never are)."""
     checkpoint = selectors.checkpoint_latest(job=job)
     if checkpoint is None:
-        jobs.job_progress_rewind(job_id=job.pk, to_step=None)
+        jobs.job_progress_rewind(job_id=job.pk, worker_id=worker_id, to_step=None)
         return None
     folder = artifacts.folder_download(checkpoint.storage_prefix, work / "resume")
-    jobs.job_progress_rewind(job_id=job.pk, to_step=checkpoint.step)
+    jobs.job_progress_rewind(job_id=job.pk, worker_id=worker_id, to_step=checkpoint.step)
     return folder
 
 
@@ -157,7 +205,7 @@ def _finish(job: TrainingJob, worker_id: str, result) -> str:
     """Store the final model of a finished run as a version, then end the attempt in its state."""
     if result.status in ("succeeded", "early_stopped"):
         job.refresh_from_db()
-        versions.version_create(job=job, folder=result.output_dir, step=result.step)
+        versions.version_create(job=job, folder=result.output_dir, step=result.step, worker_id=worker_id)
         jobs.job_finish(job_id=job.pk, worker_id=worker_id, state=State.SUCCEEDED, step=result.step)
         return State.SUCCEEDED
     state = State.PAUSED if result.status == "paused" else State.CANCELLED

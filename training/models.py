@@ -75,6 +75,9 @@ class TrainingJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField()
+    # Every step any attempt computed, recomputed ones included (progress rows are rewound on a
+    # resume, this never is): what the trainer's total step limit counts, whatever the job's state.
+    steps_computed = models.PositiveIntegerField(default=0)
     resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
     compute_seconds = models.FloatField(default=0.0)
     device = models.CharField(max_length=32, blank=True)
@@ -139,7 +142,10 @@ class Sample(models.Model):
 
 
 class ModelVersion(models.Model):
-    """A trained model: a Hugging Face folder in storage, identified by its SHA-256 digest."""
+    """A trained model: a Hugging Face folder in storage, identified by its SHA-256 digest.
+
+    Each owner has their own version of a digest (two trainers' runs may produce the same
+    weights); the stored folder, addressed by the digest, is shared, as its content is the same."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_versions")
@@ -147,7 +153,7 @@ class ModelVersion(models.Model):
     name = models.CharField(max_length=200)
     from_step = models.PositiveIntegerField()
     storage_prefix = models.CharField(max_length=300)
-    digest = models.CharField(max_length=64, unique=True)
+    digest = models.CharField(max_length=64, db_index=True)
     parameter_count = models.BigIntegerField()
     base_model = models.CharField(max_length=300)
     base_licence = models.CharField(max_length=64, default="mit")
@@ -161,6 +167,7 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "digest"], name="uniq_version_digest_per_owner")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.digest[:12]})"

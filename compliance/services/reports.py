@@ -17,7 +17,7 @@ from licensing.models import Grant
 from ..errors import ReportInvalid, ReportRateLimited
 from ..models import Case, Flag, Report, Severity
 from .cases import case_open
-from .flags import flags_from_verification
+from .flags import Presenter, flags_from_verification
 
 MAX_REPORT_CHARS = 20_000
 
@@ -95,7 +95,7 @@ def _report_record(*, fields: dict, verification: dict, reporter, ip) -> Report:
                  data={"verdict": verification.get("verdict"), "text_sha256":
                        hashlib.sha256(report.text.encode()).hexdigest()})
     flags_from_verification(result=verification, text=report.text, receipt=report.receipt, source="report",
-                            report=report)
+                            report=report, presenter=Presenter(ip=ip, user=report.reporter))
     grant, basis = _accused_grant(verification)
     if grant is None:
         return report

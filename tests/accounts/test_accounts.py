@@ -51,7 +51,8 @@ def test_sign_up_sends_a_verification_link_that_confirms_the_address(client, dja
     assert User.objects.get(username="vera").email_verified_at is not None
 
 
-def test_a_forged_verification_link_is_refused(client, customer):
+def test_a_forged_verification_link_is_refused(client, make_user):
+    customer = make_user("carl", verified=False)
     response = client.get("/account/verify/forged-token/", follow=True)
     assert "invalid or has expired" in response.content.decode()
     customer.refresh_from_db()

@@ -60,14 +60,18 @@ def test_attribution_terms_are_shown_and_a_published_sample_is_medium_severity(c
     assert Case.objects.get().severity == Severity.MEDIUM
 
 
-def test_a_receipt_that_fails_verification_raises_a_flag_naming_the_grant(client, make_licence):
+def test_a_receipt_that_fails_verification_raises_a_flag_about_the_reporter_with_the_grant_as_context(
+        client, make_licence):
     licence = make_licence()
     output = generate_text(client, licence, tokens=12)
     altered = output["text"] + " and then some"
     body = report(client, text=altered, receipt=output["receipt"]["jws"]).json()
     assert body["verification"]["receipt"]["reason"] == "text_altered"
     flag = Flag.objects.get(kind=Flag.Kind.RECEIPT_INVALID)
-    assert flag.grant_id == licence.grant.pk and flag.evidence["reason"] == "text_altered"
+    # Anyone holding a genuine receipt can pair it with another text: the grant is context, not accused.
+    assert flag.grant_id is None and flag.about == Flag.About.PRESENTER and flag.presenter_ip == "198.51.100.7"
+    assert flag.evidence["receipt_belongs_to"]["grant"] == str(licence.grant.pk)
+    assert flag.evidence["reason"] == "text_altered"
     assert flag.evidence["report"] == body["report"]
 
 
@@ -131,7 +135,8 @@ def test_the_verify_api_result_raises_a_receipt_flag_through_the_service(client,
                          content_type="application/json").json()
     flag = flags_from_verification(result=result, text=altered, receipt=output["receipt"]["jws"],
                                    source="verify_api")
-    assert flag.grant_id == licence.grant.pk and flag.evidence["source"] == "verify_api"
+    assert flag.evidence["receipt_belongs_to"]["grant"] == str(licence.grant.pk) and flag.grant_id is None
+    assert flag.evidence["source"] == "verify_api"
 
 
 def test_the_reported_text_is_kept_exactly_so_its_receipt_verifies(client, make_licence):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from inference.models import Receipt, UsageEntry
 from inference.receipts import receipt_verify
-from audit.models import AuditEntry
+from audit.models import AuditRefusal
 from licensing.models import Grant
 from licensing.services import apikey_revoke, grant_set_state
 
@@ -72,7 +72,8 @@ def test_a_suspended_or_expired_licence_is_403_and_the_refusal_is_audited(client
     grant_set_state(grant_id=licence.grant.pk, state=Grant.State.SUSPENDED, reason="case 7")
     suspended = post(client, licence)
     assert suspended.status_code == 403 and suspended.json()["error"]["code"] == "licence_suspended"
-    assert AuditEntry.objects.filter(event="generation.refused", subject_id=str(licence.grant.pk)).exists()
+    # Refusals are audited off the chain head (audit.AuditRefusal) and sealed into the chain in batches.
+    assert AuditRefusal.objects.filter(event="generation.refused", subject_id=str(licence.grant.pk)).exists()
     other = make_licence()
     Grant.objects.filter(pk=other.grant.pk).update(expires_at=timezone.now() - timezone.timedelta(days=1))
     expired = post(client, other)

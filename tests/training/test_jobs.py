@@ -334,3 +334,82 @@ def test_the_progress_feed_sends_only_what_is_new_to_a_polling_page(trainer, loc
     newer = client.get(url, {"metrics_after": 27, "samples_after": 15}).json()
     assert [m["step"] for m in newer["metrics"]] == [28, 29, 30]
     assert {s["step"] for s in newer["samples"]} == {30}
+
+
+def cancel_at(monkeypatch, step):
+    """The trainer cancels the running job once it has computed `step` steps."""
+    original = job_runner.JobCallbacks.on_step
+
+    def on_step(self, s, *args):
+        original(self, s, *args)
+        if s == step:
+            jobs.job_control(job=self.job, action="cancel")
+
+    monkeypatch.setattr(job_runner.JobCallbacks, "on_step", on_step)
+
+
+def test_cancelled_jobs_steps_still_count_towards_the_step_limit(trainer, local_media, settings, monkeypatch):
+    settings.TRAINING_MAX_TOTAL_STEPS = 40
+    dataset = make_dataset(trainer)
+    job = make_job(trainer, dataset)
+    cancel_at(monkeypatch, 25)
+    assert job_runner.job_run(job_id=job.pk) == TrainingJob.State.CANCELLED
+    job.refresh_from_db()
+    # The cancelled job's checkpoint still becomes a version: its 25 steps were really computed.
+    services.version_from_checkpoint(job=job, checkpoint=job.checkpoints.get(step=20))
+    with pytest.raises(TrainingLimitExceeded, match="limit is 40"):
+        make_job(trainer, dataset)
+    make_job(trainer, dataset, steps=15)  # 25 computed + 15 fit the limit exactly
+
+
+def fail_at(monkeypatch, step):
+    """The worker crashes when it reaches `step` (its last checkpoint is the one before)."""
+    original = job_runner.JobCallbacks.on_step
+
+    def on_step(self, s, *args):
+        if s == step and self.job.attempts == 1:
+            raise RuntimeError("worker crashed")
+        original(self, s, *args)
+
+    monkeypatch.setattr(job_runner.JobCallbacks, "on_step", on_step)
+
+
+def test_recomputed_steps_of_a_resumed_job_count_towards_the_step_limit(trainer, local_media, settings,
+                                                                       monkeypatch):
+    dataset = make_dataset(trainer)
+    job = make_job(trainer, dataset)
+    fail_at(monkeypatch, 25)
+    assert job_runner.job_run(job_id=job.pk) == TrainingJob.State.FAILED
+    # 24 steps computed, and resuming from the checkpoint at step 20 computes 10 more: 34.
+    settings.TRAINING_MAX_TOTAL_STEPS = 33
+    with pytest.raises(IllegalTransition, match="limit is 33"):
+        jobs.job_control(job=job, action="resume")
+    settings.TRAINING_MAX_TOTAL_STEPS = 34
+    jobs.job_control(job=job, action="resume")
+    assert job_runner.job_run(job_id=job.pk) == TrainingJob.State.SUCCEEDED
+    with pytest.raises(TrainingLimitExceeded, match="limit is 34"):
+        make_job(trainer, dataset, steps=1)
+
+
+def test_each_owner_gets_their_own_version_of_identical_weights(trainer, make_user, local_media, client):
+    other = make_user("tom", trainer=True, customer=False)
+    small = {"steps": 4, "sample_every": 4, "checkpoint_every": 2}
+    first, second = make_job(trainer, **small), make_job(other, **small)
+    job_runner.job_run(job_id=first.pk)
+    job_runner.job_run(job_id=second.pk)
+    mine, theirs = ModelVersion.objects.get(job=first), ModelVersion.objects.get(job=second)
+    assert mine.digest == theirs.digest and mine.pk != theirs.pk
+    assert (mine.owner, theirs.owner) == (trainer, other)
+    assert mine.storage_prefix == theirs.storage_prefix  # stored files are shared: same content
+    client.force_login(other)
+    listed = client.get("/api/v1/training/versions/").json()
+    listed = listed.get("results", listed) if isinstance(listed, dict) else listed
+    assert [v["id"] for v in listed] == [str(theirs.pk)]
+    assert client.get(f"/api/v1/training/versions/{mine.pk}/").status_code == 404
+    # The inference worker finds the model by digest whichever owner's version it is.
+    from inference.tasks import generation_run
+
+    result = generation_run.run({"request_id": "shared-digest", "model_digest": mine.digest, "prompt": "The",
+                                 "max_new_tokens": 3, "temperature": 0, "top_k": 0, "top_p": 1.0, "n": 1,
+                                 "seed": 1, "stop_at_eos": False, "watermark": {"key": 7}})
+    assert result["model_digest"] == mine.digest and len(result["completions"]) == 1

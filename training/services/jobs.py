@@ -4,18 +4,23 @@ sweep that re-sends jobs whose lease expired. Also the progress rows (metrics, s
 job records.
 
 A worker holds a job while `worker_id` is its own and the job is running; every write a worker
-makes is conditional on that, so a worker that lost its lease cannot overwrite its successor.
+makes is conditional on that (job_lease_hold), so a worker that lost its lease cannot overwrite
+its successor. The worker renews the lease in the background for as long as it runs the job
+(training.job_runner.LeaseKeeper), so the sweep only re-sends jobs whose worker is gone.
 """
 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from ..base_models import TINY, BaseModel, available_device, base_model_get, job_estimate
@@ -50,18 +55,39 @@ def _lease_expired_before() -> datetime:
 
 def _check_limits(owner, steps: int) -> None:
     """Raises TrainingLimitExceeded when the owner has too many jobs queued or running, or when
-    `steps` more would bring their jobs (all but cancelled ones) over the total step limit."""
+    `steps` more would bring their steps (see _steps_charged) over the total step limit."""
     active = TrainingJob.objects.filter(owner=owner, state__in=ACTIVE_STATES).count()
     concurrent, total = settings.TRAINING_MAX_CONCURRENT_JOBS, settings.TRAINING_MAX_TOTAL_STEPS
     if active >= concurrent:
         raise TrainingLimitExceeded(
             f"You already have {active} jobs queued or running (limit {concurrent}). "
             "Wait for one to finish, or pause or cancel one.")
-    counted = TrainingJob.objects.filter(owner=owner).exclude(state=State.CANCELLED)
-    used = counted.aggregate(s=Sum("total_steps"))["s"] or 0
+    used = _steps_charged(owner)
     if used + steps > total:
         raise TrainingLimitExceeded(
             f"This job would bring your total to {used + steps} steps; your limit is {total}.", param="steps")
+
+
+def _steps_charged(owner) -> int:
+    """Every step the owner's jobs computed, in any state (a cancelled job's checkpoints still
+    become versions) and recomputed ones included, plus the steps each job that may still run
+    would compute to its end."""
+    owned = TrainingJob.objects.filter(owner=owner).annotate(resume_at=Max("checkpoints__step"))
+    return sum(job.steps_computed + _steps_ahead(job) for job in owned)
+
+
+def _steps_ahead(job: TrainingJob) -> int:
+    if job.state in (State.SUCCEEDED, State.CANCELLED):
+        return 0
+    # A running job goes on from its step; any other restarts at its latest checkpoint (or from
+    # scratch), recomputing whatever followed it.
+    start = job.step if job.state == State.RUNNING else (job.resume_at or 0)
+    return max(job.total_steps - start, 0)
+
+
+def _lock_owner(owner) -> None:
+    """Serialise the owner's job creations and resumes, so two at once cannot both fit the limits."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
 
 
 def job_estimate_for(*, base_model: str, hyperparameters: dict) -> dict:
@@ -90,6 +116,7 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str, hyperpara
     if hyperparameters["context_length"] > _max_context(base):
         raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
                             param="context_length")
+    _lock_owner(owner)
     _check_limits(owner, hyperparameters["steps"])
     job = TrainingJob.objects.create(
         owner=owner, dataset=dataset, name=name or f"{dataset.name} on {base.name}", base_model=base.name,
@@ -141,11 +168,12 @@ def _control_request(job: TrainingJob, action: str) -> TrainingJob:
 
 
 def _check_resume_limits(owner) -> None:
+    _lock_owner(owner)
     try:
         _check_limits(owner, 0)
     except TrainingLimitExceeded as exc:
-        # The job's own steps were counted when it was created; what stops a resume is the other
-        # jobs' states, so it is refused as a conflict (409), as the API has always answered it.
+        # What stops a resume is the state of the trainer's jobs (this one's steps computed so far
+        # among them), so it is refused as a conflict (409), as the API has always answered it.
         raise IllegalTransition(exc.message) from exc
 
 
@@ -180,30 +208,54 @@ def job_claim(*, job_id, worker_id: str) -> bool:
 
 def job_heartbeat(*, job_id, worker_id: str, elapsed_seconds: float, step: int | None = None) -> None:
     """Renew this worker's lease, adding the compute time since its last beat (and the step it
-    reached). Raises LeaseLost when the job is no longer this worker's running job."""
-    progress = {"step": step} if step is not None else {}
+    just computed, counted towards the trainer's step limit). Raises LeaseLost when the job is no
+    longer this worker's running job."""
+    progress = {"step": step, "steps_computed": F("steps_computed") + 1} if step is not None else {}
     updated = TrainingJob.objects.filter(pk=job_id, worker_id=worker_id, state=State.RUNNING).update(
         heartbeat_at=timezone.now(), compute_seconds=F("compute_seconds") + elapsed_seconds, **progress)
     if not updated:
         raise LeaseLost(str(job_id))
 
 
-def job_device_set(*, job_id, device: str) -> None:
-    """Record the device ("cpu", "cuda") this attempt trains on."""
-    TrainingJob.objects.filter(pk=job_id).update(device=device)
+def job_lease_renew(*, job_id, worker_id: str) -> None:
+    """Renew this worker's lease on its running job. Raises LeaseLost when it is no longer its own."""
+    _renew(job_id, worker_id)
 
 
-@transaction.atomic
-def job_progress_rewind(*, job_id, to_step: int | None) -> None:
+def _renew(job_id, worker_id: str) -> None:
+    updated = TrainingJob.objects.filter(pk=job_id, worker_id=worker_id, state=State.RUNNING).update(
+        heartbeat_at=timezone.now())
+    if not updated:
+        raise LeaseLost(str(job_id))
+
+
+@contextmanager
+def job_lease_hold(*, job_id, worker_id: str) -> Iterator[None]:
+    """A transaction in which this worker still holds the job: it renews the lease first (raising
+    LeaseLost when it is gone), and that UPDATE keeps the job's row locked until commit, so no
+    other worker can claim the job between the check and the writes made inside."""
+    with transaction.atomic():
+        _renew(job_id, worker_id)
+        yield
+
+
+def job_device_set(*, job_id, worker_id: str, device: str) -> None:
+    """Record the device ("cpu", "cuda") this attempt trains on. Raises LeaseLost."""
+    with job_lease_hold(job_id=job_id, worker_id=worker_id):
+        TrainingJob.objects.filter(pk=job_id).update(device=device)
+
+
+def job_progress_rewind(*, job_id, worker_id: str, to_step: int | None) -> None:
     """Forget the progress rows recorded after `to_step`, the checkpoint this attempt resumes from
     (None: it starts over, so all of them). Those steps are recomputed; steps up to the checkpoint
-    never are, and the job records that it resumed there."""
-    metrics, samples = JobMetric.objects.filter(job_id=job_id), Sample.objects.filter(job_id=job_id)
-    if to_step is not None:
-        metrics, samples = metrics.filter(step__gt=to_step), samples.filter(step__gt=to_step)
-        TrainingJob.objects.filter(pk=job_id).update(step=to_step, resumed_from_step=to_step)
-    metrics.delete()
-    samples.delete()
+    never are, and the job records that it resumed there. Raises LeaseLost."""
+    with job_lease_hold(job_id=job_id, worker_id=worker_id):
+        metrics, samples = JobMetric.objects.filter(job_id=job_id), Sample.objects.filter(job_id=job_id)
+        if to_step is not None:
+            metrics, samples = metrics.filter(step__gt=to_step), samples.filter(step__gt=to_step)
+            TrainingJob.objects.filter(pk=job_id).update(step=to_step, resumed_from_step=to_step)
+        metrics.delete()
+        samples.delete()
 
 
 def job_finish(*, job_id, worker_id: str, state: str, step: int | None = None) -> None:
@@ -224,7 +276,7 @@ def job_fail(*, job_id, worker_id: str, error: BaseException) -> None:
     its message, staff the whole trace."""
     text = getattr(error, "message", None) or str(error)
     message = text.splitlines()[0] if text.strip() else error.__class__.__name__
-    TrainingJob.objects.filter(pk=job_id, worker_id=worker_id).update(
+    TrainingJob.objects.filter(pk=job_id, worker_id=worker_id, state=State.RUNNING).update(
         state=State.FAILED, error_message=f"{error.__class__.__name__}: {message}"[:2000],
         error_trace="".join(traceback.format_exception(error)), control_request="", finished_at=timezone.now())
 
@@ -243,23 +295,30 @@ def jobs_requeue_stale() -> int:
 
 
 # --- Progress rows ----------------------------------------------------------------------------
+# Written by the worker holding the job, each under its lease (job_lease_hold): one that lost it
+# gets LeaseLost instead of overwriting its successor's rows.
 
-def job_metric_record(*, job: TrainingJob, step: int, train_loss: float, learning_rate: float,
+def job_metric_record(*, job: TrainingJob, worker_id: str, step: int, train_loss: float, learning_rate: float,
                       tokens_per_second: float) -> None:
     """Record (or, for a recomputed step, replace) a step's training metrics, with the attempt
-    that computed it; its evaluation, if any, follows with job_metric_evaluate."""
-    JobMetric.objects.update_or_create(job=job, step=step, defaults={
-        "train_loss": train_loss, "learning_rate": learning_rate, "tokens_per_second": round(tokens_per_second, 1),
-        "attempt": job.attempts, "val_loss": None, "perplexity": None})
+    that computed it; its evaluation, if any, follows with job_metric_evaluate. Raises LeaseLost."""
+    with job_lease_hold(job_id=job.pk, worker_id=worker_id):
+        JobMetric.objects.update_or_create(job=job, step=step, defaults={
+            "train_loss": train_loss, "learning_rate": learning_rate,
+            "tokens_per_second": round(tokens_per_second, 1), "attempt": job.attempts, "val_loss": None,
+            "perplexity": None})
 
 
-def job_metric_evaluate(*, job: TrainingJob, step: int, val_loss: float, perplexity: float) -> None:
-    """Add the validation loss and perplexity to a recorded step."""
-    JobMetric.objects.filter(job=job, step=step).update(val_loss=val_loss, perplexity=perplexity)
+def job_metric_evaluate(*, job: TrainingJob, worker_id: str, step: int, val_loss: float, perplexity: float) -> None:
+    """Add the validation loss and perplexity to a recorded step. Raises LeaseLost."""
+    with job_lease_hold(job_id=job.pk, worker_id=worker_id):
+        JobMetric.objects.filter(job=job, step=step).update(val_loss=val_loss, perplexity=perplexity)
 
 
-def job_sample_record(*, job: TrainingJob, step: int, index: int, text: str, longest_copied_span: int,
-                      ngram_overlap: float) -> None:
-    """Record (or replace) sample `index` written at `step`, with how much of it copies the data."""
-    Sample.objects.update_or_create(job=job, step=step, index=index, defaults={
-        "text": text, "longest_copied_span": longest_copied_span, "ngram_overlap": ngram_overlap})
+def job_sample_record(*, job: TrainingJob, worker_id: str, step: int, index: int, text: str,
+                      longest_copied_span: int, ngram_overlap: float) -> None:
+    """Record (or replace) sample `index` written at `step`, with how much of it copies the data.
+    Raises LeaseLost."""
+    with job_lease_hold(job_id=job.pk, worker_id=worker_id):
+        Sample.objects.update_or_create(job=job, step=step, index=index, defaults={
+            "text": text, "longest_copied_span": longest_copied_span, "ngram_overlap": ngram_overlap})

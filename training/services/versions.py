@@ -4,12 +4,16 @@ tokenizer with a model card, content-addressed by the SHA-256 digest of their fi
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
+
+from django.db import transaction
 
 from .. import artifacts
 from ..base_models import base_model_get
-from ..errors import IllegalTransition, TrainingError
+from ..errors import IllegalTransition, LeaseLost, TrainingError
 from ..models import Checkpoint, ModelVersion, Sample, TrainingJob
+from . import jobs
 from .jobs import ACTIVE_STATES
 
 # Files of a checkpoint that a model version never contains: optimizer and loop state.
@@ -17,26 +21,42 @@ TRAINING_STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state
 
 
 def checkpoint_prefix(job: TrainingJob, step: int) -> str:
-    return f"jobs/{job.pk}/checkpoints/step-{step:08d}"
+    # A prefix of its own per upload: a worker that loses its lease while uploading never
+    # overwrites files its successor stored, and what it leaves behind is never referenced.
+    return f"jobs/{job.pk}/checkpoints/step-{step:08d}-{uuid.uuid4().hex[:12]}"
 
 
-def checkpoint_record(*, job: TrainingJob, step: int, folder: Path, keep_last: int = 2) -> Checkpoint:
+def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Path, keep_last: int = 2) -> Checkpoint:
     """Upload a checkpoint folder, record it, and prune all but the newest `keep_last` (and any
-    promoted to a version)."""
+    promoted to a version). Raises LeaseLost, with nothing recorded or left stored, when this
+    worker no longer holds the job."""
+    jobs.job_lease_renew(job_id=job.pk, worker_id=worker_id)  # don't start an upload for nothing
     prefix = checkpoint_prefix(job, step)
     artifacts.folder_upload(folder, prefix)
-    checkpoint, _ = Checkpoint.objects.update_or_create(job=job, step=step, defaults={"storage_prefix": prefix})
-    old = Checkpoint.objects.filter(job=job, kept=False).order_by("-step")[keep_last:]
-    for stale in list(old):
-        artifacts.folder_delete(stale.storage_prefix)
-        stale.delete()
+    try:
+        with jobs.job_lease_hold(job_id=job.pk, worker_id=worker_id):
+            replaced = Checkpoint.objects.filter(job=job, step=step).values_list("storage_prefix", flat=True).first()
+            checkpoint, _ = Checkpoint.objects.update_or_create(
+                job=job, step=step, defaults={"storage_prefix": prefix})
+            stale = list(Checkpoint.objects.filter(job=job, kept=False).order_by("-step")[keep_last:])
+            Checkpoint.objects.filter(pk__in=[c.pk for c in stale]).delete()
+    except LeaseLost:
+        artifacts.folder_delete(prefix)
+        raise
+    # Storage is deleted only once the rows are gone, so no one can be pointed at a missing folder.
+    for gone in [replaced, *(c.storage_prefix for c in stale)]:
+        if gone:
+            artifacts.folder_delete(gone)
     return checkpoint
 
 
-def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "") -> ModelVersion:
-    """Store a model folder (weights, config, tokenizer; never optimizer state) as a model version
-    with its model card and SHA-256 digest; an identical folder stored before is that version.
-    Raises TrainingError if the folder does not load."""
+def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "",
+                   worker_id: str | None = None) -> ModelVersion:
+    """Store a model folder (weights, config, tokenizer; never optimizer state) as the job owner's
+    model version with its model card and SHA-256 digest; an identical folder the owner stored
+    before is that version, one another owner stored shares its files. With `worker_id` (a run's
+    final model), only while that worker holds the job. Raises TrainingError if the folder does
+    not load, LeaseLost when the worker no longer holds the job."""
     for extra in TRAINING_STATE_FILES:
         (folder / extra).unlink(missing_ok=True)
     params, n_positions = _model_size(folder)
@@ -45,16 +65,27 @@ def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "")
     _write_card(job=job, folder=folder, step=step, name=name, metrics=metrics, params=params)
     manifest = artifacts.folder_manifest(folder)
     digest = artifacts.manifest_digest(manifest)
-    existing = ModelVersion.objects.filter(digest=digest).first()
+    existing = ModelVersion.objects.filter(owner=job.owner, digest=digest).first()
     if existing:
         return existing
+    if worker_id is not None:
+        jobs.job_lease_renew(job_id=job.pk, worker_id=worker_id)
     prefix = f"versions/{digest}"
-    artifacts.folder_upload(folder, prefix)
-    return ModelVersion.objects.create(
-        owner=job.owner, job=job, name=name, from_step=step, storage_prefix=prefix, digest=digest,
-        parameter_count=params, base_model=job.base_model, base_licence=base_model_get(job.base_model).licence,
-        dataset_digest=job.dataset.sha256, dataset_licence=job.dataset.licence, n_positions=n_positions,
-        metrics=metrics, card=(folder / "README.md").read_text(), files=manifest)
+    artifacts.folder_store(folder, prefix)
+    with _held(job, worker_id):
+        version, _ = ModelVersion.objects.get_or_create(owner=job.owner, digest=digest, defaults={
+            "job": job, "name": name, "from_step": step, "storage_prefix": prefix, "parameter_count": params,
+            "base_model": job.base_model, "base_licence": base_model_get(job.base_model).licence,
+            "dataset_digest": job.dataset.sha256, "dataset_licence": job.dataset.licence,
+            "n_positions": n_positions, "metrics": metrics, "card": (folder / "README.md").read_text(),
+            "files": manifest})
+    return version
+
+
+def _held(job: TrainingJob, worker_id: str | None):
+    if worker_id is None:
+        return transaction.atomic()
+    return jobs.job_lease_hold(job_id=job.pk, worker_id=worker_id)
 
 
 def _model_size(folder: Path) -> tuple[int, int]:
