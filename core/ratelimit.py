@@ -11,6 +11,7 @@ Windows are aligned to the epoch (a one-day window is the UTC day).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -163,8 +164,6 @@ def trial_slot_release() -> None:
 def _account_subject(name: str) -> str:
     """A username or e-mail as typed, case-folded and hashed: it is the client's input, of any
     length and characters, and a cache key must be short and plain."""
-    import hashlib
-
     return hashlib.sha256(name.strip().lower().encode()).hexdigest()[:32]
 
 

@@ -185,9 +185,10 @@ def generation_begin(*, api_key: ApiKey, params: GenerationInput, idempotency_ke
 def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idempotency_key: str = "",
                        customer=None, request_id: str | None = None) -> Prepared:
     """Run every check and reserve the tokens, for an API key (or, in the playground, for the
-    signed-in `customer`), under `request_id` (a new one by default). Raises ModelNotFound (404), GenerationInvalid / ContextLengthExceeded
-    (400), LicenceInactive / LicenceSuspended / PurposeNotPermitted (403), RateLimited (429),
-    QuotaExceeded (402); each refusal with a grant is audited."""
+    signed-in `customer`), under `request_id` (a new one by default). Raises ModelNotFound (404),
+    GenerationInvalid / ContextLengthExceeded (400), LicenceInactive / LicenceSuspended /
+    PurposeNotPermitted (403), RateLimited (429), QuotaExceeded (402); each refusal with a grant is
+    audited."""
     grant = grant_for_request(api_key=api_key, model=params.model, customer=customer)
     purpose = params.purpose or (api_key.default_purpose if api_key else "personal")
     try:
