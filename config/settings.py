@@ -226,6 +226,10 @@ CELERY_BEAT_SCHEDULE = {
     "metering-outbox-sweep": {"task": "metering.outbox_sweep", "schedule": 60.0},
     "quota-reservations-sweep": {"task": "quota.reservations_sweep", "schedule": 60.0},
     "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
+    "billing-subscriptions-sweep": {"task": "billing.subscriptions_sweep", "schedule": 60.0},
+    "billing-suspend-overdue": {"task": "billing.suspend_overdue", "schedule": 300.0},
+    # Local test mode only (the task does nothing with Stripe): each month closes by itself.
+    "billing-local-close-periods": {"task": "billing.local_close_periods", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -283,6 +287,9 @@ if PRODUCTION and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and STRIPE_W
     raise ImproperlyConfigured(
         "IMPRINT_ENV=production needs STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET.")
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20.00 %, in basis points
+# A metered grant whose invoice payment failed is suspended once this many hours pass unpaid
+# (Stripe retries the card meanwhile); paying the invoice reinstates it.
+BILLING_GRACE_HOURS = env.float("BILLING_GRACE_HOURS", default=72.0)
 TRY_IT_TOKENS_PER_VISITOR_PER_DAY = env.int("TRY_IT_TOKENS_PER_VISITOR_PER_DAY", default=300)
 
 # --- Inference -------------------------------------------------------------------------------

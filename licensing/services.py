@@ -120,7 +120,8 @@ _TRANSITIONS = {
     Grant.State.SUSPENDED: {Grant.State.ACTIVE},
     Grant.State.REVOKED: {Grant.State.PENDING, Grant.State.ACTIVE, Grant.State.SUSPENDED},
     Grant.State.ACTIVE: {Grant.State.SUSPENDED},  # reinstate
-    Grant.State.EXPIRED: {Grant.State.ACTIVE},
+    # A licence also ends while suspended (its metered subscription was cancelled unpaid).
+    Grant.State.EXPIRED: {Grant.State.ACTIVE, Grant.State.SUSPENDED},
 }
 
 

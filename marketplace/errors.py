@@ -76,3 +76,10 @@ class OrderNotPayable(Conflict):
 
 class OrderExpired(Conflict):
     code = "order_expired"
+
+
+class MeteredOfferHeld(Conflict):
+    """The customer already holds a live metered licence under this offer: a second subscription
+    on the offer's meter would bill the same usage twice."""
+
+    code = "metered_offer_held"

@@ -8,6 +8,7 @@ is marked sent only once (conditional update), so usage is never billed twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import stripe
@@ -16,11 +17,12 @@ from django.utils import timezone
 
 from inference.models import MeterOutbox
 
-from .billing import meter_event_report
-from .models import BillingCustomer, Order
+from .billing import meter_event_name, meter_event_report
+from .models import BillingCustomer, Order, Subscription
 
 MAX_ATTEMPTS = 8
 SWEEP_AFTER = timedelta(minutes=5)
+SUBSCRIPTION_WAIT = timedelta(seconds=60)
 
 
 class MeterSendFailed(Exception):
@@ -31,33 +33,63 @@ class PayerUnknown(Exception):
     """The grant has no Stripe customer to bill (a permanent failure for this row)."""
 
 
-def _payer(row: MeterOutbox) -> str:
-    """The Stripe customer who pays for the row's grant: the order's, else the buyer's.
-    Raises PayerUnknown when there is none."""
+@dataclass(frozen=True)
+class Destination:
+    """Where a row's usage is reported: the offer's meter, the paying Stripe customer, and the
+    earliest timestamp the grant's subscription bills (its start)."""
+
+    event_name: str
+    stripe_customer_id: str
+    not_before: int = 0
+    local: bool = False  # local test mode: the outbox row itself is the meter
+
+
+def _destination(row: MeterOutbox) -> Destination | None:
+    """None while the grant's subscription is not created at Stripe yet (the row waits: usage sent
+    before the subscription exists would not be invoiced). Raises PayerUnknown when nobody pays."""
     grant = row.usage_entry.grant
-    order = Order.objects.filter(grant=grant).first()
-    customer_id = order.stripe_customer_id if order is not None else ""
-    customer_id = customer_id or BillingCustomer.objects.filter(user_id=grant.customer_id).values_list(
+    order = Order.objects.select_related("offer").filter(grant=grant).first()
+    if order is None:
+        raise PayerUnknown(f"No order pays for grant {grant.pk}.")
+    sub = Subscription.objects.filter(order=order).first()
+    if order.provider == Order.Provider.LOCAL_TEST:
+        return Destination(event_name=meter_event_name(order.offer), stripe_customer_id="", local=True)
+    if sub is not None and sub.state == Subscription.State.PENDING:
+        return None
+    customer_id = order.stripe_customer_id or BillingCustomer.objects.filter(user_id=grant.customer_id).values_list(
         "stripe_customer_id", flat=True).first()
     if not customer_id:
         raise PayerUnknown(f"No Stripe customer pays for grant {grant.pk}.")
-    return customer_id
+    started = int(sub.started_at.timestamp()) if sub is not None and sub.started_at else 0
+    return Destination(event_name=meter_event_name(order.offer), stripe_customer_id=customer_id, not_before=started)
 
 
 def meter_outbox_deliver(*, outbox_id: int) -> str:
     """Send one pending row to Stripe and mark it sent. Returns the row's state afterwards
-    ('sent', or 'failed' after MAX_ATTEMPTS). A row already sent returns at once (duplicate task).
+    ('sent', 'pending' while the grant's subscription is being created, or 'failed' after
+    MAX_ATTEMPTS). A row already sent returns at once (duplicate task). In local test mode the row
+    is marked sent without a network call: the local month close bills the sent rows.
 
     Raises MeterSendFailed on a failure that is worth retrying."""
     row = MeterOutbox.objects.select_related("usage_entry__grant").filter(pk=outbox_id).first()
     if row is None or row.state != MeterOutbox.State.PENDING:
         return row.state if row else "missing"
-    MeterOutbox.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
     try:
-        meter_event_report(stripe_customer_id=_payer(row), tokens=row.payload["tokens"],
-                           identifier=row.payload["identifier"], timestamp=row.payload["timestamp"])
-    except (stripe.StripeError, PayerUnknown) as exc:
+        destination = _destination(row)
+    except PayerUnknown as exc:
         return _record_failure(row, exc)
+    if destination is None:
+        MeterOutbox.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() + SUBSCRIPTION_WAIT)
+        return MeterOutbox.State.PENDING
+    MeterOutbox.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+    if not destination.local:
+        try:
+            # Usage from before the subscription started is billed in its first period.
+            meter_event_report(event_name=destination.event_name, stripe_customer_id=destination.stripe_customer_id,
+                               tokens=row.payload["tokens"], identifier=row.payload["identifier"],
+                               timestamp=max(row.payload["timestamp"], destination.not_before))
+        except stripe.StripeError as exc:
+            return _record_failure(row, exc)
     MeterOutbox.objects.filter(pk=row.pk, state=MeterOutbox.State.PENDING).update(
         state=MeterOutbox.State.SENT, sent_at=timezone.now(), last_error="")
     return MeterOutbox.State.SENT

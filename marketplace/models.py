@@ -182,3 +182,74 @@ class StripeMeter(models.Model):
     event_name = models.CharField(max_length=100, unique=True)
     stripe_meter_id = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Subscription(models.Model):
+    """The monthly post-paid billing of one metered grant: a Stripe Subscription to the offer's
+    metered Price (or, in local test mode, the same lifecycle without Stripe).
+
+    The row is written in the transaction that activates the grant, so a grant is never metered
+    without one; creating it at Stripe happens after commit and is retried until it succeeds (the
+    customer's licences page shows the error meanwhile)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # not created at Stripe yet: the task retries it
+        ACTIVE = "active"
+        PAST_DUE = "past_due"  # an invoice failed: the grant is suspended once the grace period ends
+        SUSPENDED = "suspended"  # the grace period ended unpaid: the grant waits for a paid invoice
+        ENDED = "ended"  # the subscription was cancelled: the grant ended with it
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="subscription")
+    grant = models.OneToOneField("licensing.Grant", on_delete=models.PROTECT, related_name="subscription")
+    provider = models.CharField(max_length=16, choices=Order.Provider.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    stripe_subscription_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # Stripe Connect: the trainer's account the invoices are paid to (with the platform's fee).
+    connect_account = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"subscription {self.stripe_subscription_id or self.pk} ({self.state})"
+
+
+class Invoice(models.Model):
+    """One month of a metered subscription: the tokens billed, the amount and whether it was paid.
+    Written from Stripe's invoice webhooks (or by the local test mode's month close)."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        PAID = "paid"
+        FAILED = "failed"  # the last payment attempt failed; Stripe (or the customer) retries
+        REFUNDED = "refunded"
+        DISPUTED = "disputed"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
+    reference = models.CharField(max_length=100, unique=True, help_text="Stripe invoice id (or test-mode id).")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    tokens = models.PositiveBigIntegerField(help_text="Tokens billed (the meter's sum for the period).")
+    amount_cents = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    # The PaymentIntent that paid it: a refund or dispute of that charge finds the invoice by it.
+    payment_reference = models.CharField(max_length=100, blank=True, db_index=True)
+    hosted_url = models.URLField(max_length=500, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+
+    def __str__(self) -> str:
+        return f"invoice {self.reference} ({self.state})"

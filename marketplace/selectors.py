@@ -5,7 +5,7 @@ annotated) and one prefetch for the offers and their terms."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -182,3 +182,70 @@ def metered_usage_by_grant(grants) -> dict:
             .annotate(tokens=Sum("total_tokens")).order_by())
     return {r["grant_id"]: (r["tokens"], metered_estimate_cents(r["tokens"], prices[r["grant_id"]][0]),
                             prices[r["grant_id"]][1]) for r in rows}
+
+
+# --- Statements --------------------------------------------------------------------------------
+
+def _usage_tokens(grant_id, start, end) -> int:
+    from inference.models import UsageEntry
+
+    rows = UsageEntry.objects.filter(grant_id=grant_id, created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lt=end)
+    return rows.aggregate(t=Sum("total_tokens"))["t"] or 0
+
+
+def customer_statement(user) -> list[dict]:
+    """Per metered licence of the customer: each month (invoice period) with the ledger's tokens,
+    the unit price, tokens × price, and the invoice (tokens billed, amount, state); the current
+    month so far comes first, not invoiced yet. Integer cents throughout."""
+    from .models import Subscription
+
+    subs = (Subscription.objects.filter(order__customer=user).select_related("order__offer__listing", "grant")
+            .prefetch_related("invoices").order_by("-created_at"))
+    statement = []
+    for sub in subs:
+        price, currency = sub.order.offer.metered_cents_per_1k, sub.order.offer.currency
+        months = []
+        if sub.current_period_start and sub.state != sub.State.ENDED:
+            tokens = _usage_tokens(sub.grant_id, sub.current_period_start, None)
+            months.append({"start": sub.current_period_start, "end": None, "tokens": tokens,
+                           "usage_cents": metered_estimate_cents(tokens, price), "invoice": None})
+        for invoice in sorted(sub.invoices.all(), key=lambda i: i.period_start, reverse=True):
+            tokens = _usage_tokens(sub.grant_id, invoice.period_start, invoice.period_end)
+            months.append({"start": invoice.period_start, "end": invoice.period_end, "tokens": tokens,
+                           "usage_cents": metered_estimate_cents(tokens, price), "invoice": invoice})
+        statement.append({"subscription": sub, "listing": sub.order.offer.listing, "offer": sub.order.offer,
+                          "price": price, "currency": currency, "months": months,
+                          "invoiced_cents": sum(i.amount_cents for i in sub.invoices.all()),
+                          "paid_cents": sum(i.amount_cents for i in sub.invoices.all() if i.state == "paid")})
+    return statement
+
+
+def _month(moment) -> date:
+    return moment.astimezone(UTC).date().replace(day=1) if moment else None
+
+
+def trainer_statement(trainer) -> dict:
+    """The trainer's money per month and currency, from the payouts ledger: one-time revenue,
+    metered revenue, refunds, the platform's fees, the trainer's share, what Stripe Connect paid out
+    and what is owed. Every figure is integer cents, and share = gross − refunds − fees holds on
+    every row. Returns {"months": [row, ...], "totals": {currency: row}, "entries": [...]}."""
+    fields = ("one_time", "metered", "refunds", "fee", "share", "via_connect", "owed")
+    months: dict[tuple, dict] = {}
+    totals: dict[str, dict] = {}
+    entries = list(PayoutEntry.objects.filter(trainer=trainer).select_related("order__offer__listing")
+                   .order_by("-created_at"))
+    for entry in entries:
+        sign = -1 if entry.kind == PayoutEntry.Kind.REFUND else 1
+        for row in (months.setdefault((_month(entry.created_at), entry.currency), dict.fromkeys(fields, 0)),
+                    totals.setdefault(entry.currency, dict.fromkeys(fields, 0))):
+            column = {"sale": "one_time", "metered": "metered", "refund": "refunds"}[entry.kind]
+            row[column] += entry.gross_cents
+            row["fee"] += sign * entry.platform_fee_cents
+            row["share"] += sign * entry.trainer_cents
+            row["via_connect"] += sign * entry.trainer_cents if entry.via_connect else 0
+            row["owed"] = row["share"] - row["via_connect"]
+    ordered = [{"month": month, "currency": currency, **row}
+               for (month, currency), row in sorted(months.items(), key=lambda kv: (kv[0][0], kv[0][1]), reverse=True)]
+    return {"months": ordered, "totals": totals, "entries": entries[:200]}

@@ -31,6 +31,7 @@ from training.models import ModelVersion, TrainingJob
 from .errors import (
     ListingInvalid,
     ListingNotFound,
+    MeteredOfferHeld,
     ModelVersionNotOwned,
     ModelVersionNotReady,
     OfferNotFound,
@@ -42,7 +43,7 @@ from .errors import (
     TermsChanged,
     WrongPaymentProvider,
 )
-from .models import Listing, Offer, Order, PayoutAccount, PayoutEntry
+from .models import Invoice, Listing, Offer, Order, PayoutAccount, PayoutEntry, Subscription
 from .stripe_gateway import payments_in_test_mode
 
 log = logging.getLogger(__name__)
@@ -238,13 +239,17 @@ def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: 
                  user_agent: str = "", provider: str) -> Order:
     """Record the customer's acceptance of exactly the offer's terms and a pending order.
 
-    Raises EmailNotVerified (accounts), OfferNotFound (unknown, withdrawn or unpublished) and
-    TermsChanged."""
+    Raises EmailNotVerified (accounts), OfferNotFound (unknown, withdrawn or unpublished),
+    MeteredOfferHeld and TermsChanged."""
     user_require_verified_email(user=customer)
     offer = (Offer.objects.select_related("listing", "terms")
              .filter(pk=offer_id, active=True, listing__published=True).first())
     if offer is None:
         raise OfferNotFound("This offer is not on sale.", param="offer")
+    if offer.is_metered and Subscription.objects.filter(order__customer=customer, order__offer=offer).exclude(
+            state=Subscription.State.ENDED).exists():
+        raise MeteredOfferHeld("You already hold a metered licence under this offer; its usage is billed "
+                               "on your current subscription.", param="offer")
     if accepted_terms_sha256 != offer.terms_id:
         raise TermsChanged("The licence terms changed since you read them; review them again.",
                            param="accepted_terms")
@@ -275,13 +280,22 @@ def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
     audit_append(event="order.paid", subject=order,
                  data={"grant": str(grant.pk), "reference": reference, "amount_cents": order.amount_cents,
                        "currency": order.currency})
-    if order.offer.is_metered and order.provider == Order.Provider.STRIPE:
-        from .tasks import order_metered_subscription_create
-
-        # Billing Meters are post-paid: the subscription that usage is reported to is created at
-        # Stripe after this commit (a Stripe call never runs inside a transaction).
-        transaction.on_commit(lambda: order_metered_subscription_create.delay(str(order.pk)), robust=True)
+    if order.offer.is_metered:
+        _metered_billing_open(order)
     return grant
+
+
+def _metered_billing_open(order: Order) -> None:
+    """Inside the activation's transaction: the grant's subscription row, so a metered grant never
+    exists without one. With Stripe it is created there after this commit (a Stripe call never runs
+    inside a transaction), retried by the task and the sweep until Stripe accepts it."""
+    from .subscriptions import subscription_open
+    from .tasks import subscription_create
+
+    connect = trainer_connect_account(order.offer.listing.trainer) if order.provider == Order.Provider.STRIPE else None
+    sub = subscription_open(order=order, connect_account=connect or "")
+    if sub.state == sub.State.PENDING:
+        transaction.on_commit(lambda: subscription_create.delay(sub.pk), robust=True)
 
 
 # --- Whether an order may still be paid ---------------------------------------------------------
@@ -391,31 +405,56 @@ def order_mark_failed(*, order_id, message: str) -> tuple[Order, bool]:
 
 
 @transaction.atomic
-def order_mark_reversed(*, order_id, state: str, reason: str) -> tuple[Order, bool]:
-    """A refund (state refunded: grant revoked) or a dispute (state disputed: grant suspended)."""
+def order_mark_reversed(*, order_id, state: str, reason: str, reverse_sale: bool = True) -> tuple[Order, bool]:
+    """A refund (state refunded: grant revoked) or a dispute (state disputed: grant suspended).
+    A refunded metered order's subscription is cancelled at Stripe after commit (no more invoices).
+    `reverse_sale=False` when the money refunded was a metered invoice, not the one-time fee."""
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.state == state or order.state not in (Order.State.PAID, Order.State.DISPUTED):
         return order, False
     order.state = state
     order.save(update_fields=["state"])
-    if state == Order.State.REFUNDED:
-        _payout_reverse(order)
+    if state == Order.State.REFUNDED and reverse_sale:
+        _payout_reverse(order, kind=PayoutEntry.Kind.SALE)
     if order.grant_id:
         grant_state = Grant.State.REVOKED if state == Order.State.REFUNDED else Grant.State.SUSPENDED
         grant_set_state(grant_id=order.grant_id, state=grant_state, reason=reason)
     audit_append(event=f"order.{state}", subject=order, data={"reason": reason})
+    sub = Subscription.objects.filter(order=order).first()
+    if state == Order.State.REFUNDED and sub is not None:
+        from .tasks import subscription_cancel
+
+        transaction.on_commit(lambda: subscription_cancel.delay(sub.pk), robust=True)
     return order, True
 
 
-def _payout_reverse(order: Order) -> None:
-    """Record the refund of a sale in the payouts ledger (the entry is never edited: appended)."""
-    sale = PayoutEntry.objects.filter(order=order, kind=PayoutEntry.Kind.SALE).first()
-    if sale is not None:
+@transaction.atomic
+def invoice_mark_reversed(*, invoice_id, state: str, reason: str) -> tuple[Invoice, bool]:
+    """A metered invoice's charge was refunded or disputed: as for a one-time fee, a refund revokes
+    the grant (and reverses that invoice's payout entry), a dispute suspends it."""
+    invoice = Invoice.objects.select_for_update().select_related("subscription").get(pk=invoice_id)
+    target = Invoice.State.REFUNDED if state == Order.State.REFUNDED else Invoice.State.DISPUTED
+    if invoice.state == target or invoice.state not in (Invoice.State.PAID, Invoice.State.DISPUTED):
+        return invoice, False
+    invoice.state = target
+    invoice.save(update_fields=["state"])
+    if target == Invoice.State.REFUNDED:
+        _payout_reverse(invoice.subscription.order, kind=PayoutEntry.Kind.METERED, reference=invoice.reference)
+    order_mark_reversed(order_id=invoice.subscription.order_id, state=state, reason=reason, reverse_sale=False)
+    return invoice, True
+
+
+def _payout_reverse(order: Order, *, kind: str, reference: str | None = None) -> None:
+    """Record the refund of a sale or a metered invoice in the payouts ledger (entries are never
+    edited: the reversal is appended)."""
+    entries = PayoutEntry.objects.filter(order=order, kind=kind)
+    entry = (entries.filter(reference=reference) if reference else entries).first()
+    if entry is not None:
         PayoutEntry.objects.get_or_create(
-            kind=PayoutEntry.Kind.REFUND, reference=f"refund:{sale.reference}",
-            defaults={"order": order, "trainer": sale.trainer, "gross_cents": sale.gross_cents,
-                      "platform_fee_cents": sale.platform_fee_cents, "trainer_cents": sale.trainer_cents,
-                      "currency": sale.currency, "via_connect": sale.via_connect},
+            kind=PayoutEntry.Kind.REFUND, reference=f"refund:{entry.reference}",
+            defaults={"order": order, "trainer": entry.trainer, "gross_cents": entry.gross_cents,
+                      "platform_fee_cents": entry.platform_fee_cents, "trainer_cents": entry.trainer_cents,
+                      "currency": entry.currency, "via_connect": entry.via_connect},
         )
 
 

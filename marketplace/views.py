@@ -230,7 +230,25 @@ def customer_home(request):
     })
 
 
+@role_required("customer")
+def customer_statement(request):
+    """Each metered licence's months: usage × unit price next to the invoice, and one-time fees."""
+    return render(request, "marketplace/customer_statement.html", {
+        "statement": selectors.customer_statement(request.user),
+        "orders": selectors.orders_of_customer(request.user).filter(amount_cents__gt=0)[:50],
+        "grace_hours": settings.BILLING_GRACE_HOURS,
+    })
+
+
 # --- Trainers --------------------------------------------------------------------------------
+
+@role_required("trainer")
+def trainer_statement(request):
+    """The trainer's money per month: one-time and metered revenue, refunds, fees and payouts."""
+    return render(request, "marketplace/trainer_statement.html",
+                  {"statement": selectors.trainer_statement(request.user),
+                   "payout_account": PayoutAccount.objects.filter(user=request.user).first()})
+
 
 def _publishable_versions(user):
     return (ModelVersion.objects.filter(owner=user, job__state=TrainingJob.State.SUCCEEDED,

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import logging
 
+from datetime import UTC, datetime
+
 from django.db import IntegrityError, transaction
 
-from .models import BillingCustomer, Order, PayoutAccount, StripeEvent
+from .models import BillingCustomer, Invoice, Order, PayoutAccount, StripeEvent, Subscription
 from .services import (
     ORDER_NOT_PAYABLE,
+    invoice_mark_reversed,
     order_mark_failed,
     order_mark_paid,
     order_mark_refund_due,
     order_mark_reversed,
+)
+from .subscriptions import (
+    InvoiceFacts,
+    invoice_for_payment,
+    invoice_mark_failed,
+    invoice_mark_paid,
+    subscription_mark_ended,
 )
 
 log = logging.getLogger(__name__)
@@ -80,14 +90,96 @@ def _setup_succeeded(obj: dict) -> str:
 
 
 def _charge_reversed(obj: dict, *, state: str, reason: str) -> str:
+    """A refund or dispute of a one-time fee (the order's PaymentIntent) or of a metered invoice
+    (the invoice's PaymentIntent): the grant is revoked or suspended either way."""
     intent = obj.get("payment_intent")
-    order = Order.objects.filter(provider=Order.Provider.STRIPE, stripe_payment_intent_id=intent).first()
-    if order is None or not intent:
-        return "ignored: unknown charge"
+    if isinstance(intent, dict):
+        intent = intent.get("id")
     if state == Order.State.REFUNDED and not obj.get("refunded"):
         return "ignored: partial refund"
-    _, changed = order_mark_reversed(order_id=order.pk, state=state, reason=reason)
-    return f"order {state}" if changed else "no change"
+    order = Order.objects.filter(provider=Order.Provider.STRIPE, stripe_payment_intent_id=intent).first() \
+        if intent else None
+    if order is not None:
+        _, changed = order_mark_reversed(order_id=order.pk, state=state, reason=reason)
+        return f"order {state}" if changed else "no change"
+    invoice = invoice_for_payment(intent) or Invoice.objects.filter(reference=obj.get("invoice") or "-").first()
+    if invoice is None:
+        return "ignored: unknown charge"
+    _, changed = invoice_mark_reversed(invoice_id=invoice.pk, state=state, reason=f"metered invoice {reason}")
+    return f"invoice {state}" if changed else "no change"
+
+
+# --- Metered subscriptions and their invoices ---------------------------------------------------
+
+def _nested(obj: dict, *keys):
+    for key in keys:
+        obj = (obj or {}).get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _subscription_for(subscription_id, metadata: dict | None) -> Subscription | None:
+    """Our subscription row: by Stripe's id, else by the metadata we set (the webhook can outrun the
+    task that records the id)."""
+    if isinstance(subscription_id, dict):
+        subscription_id = subscription_id.get("id")
+    sub = Subscription.objects.filter(stripe_subscription_id=subscription_id).first() if subscription_id else None
+    pk = (metadata or {}).get("imprint_subscription")
+    if sub is None and pk and str(pk).isdigit():
+        sub = Subscription.objects.filter(pk=int(pk), provider=Order.Provider.STRIPE).first()
+    return sub
+
+
+def _invoice_subscription(obj: dict) -> Subscription | None:
+    # API versions before 2025-03 name the subscription at the top; later ones under "parent".
+    details = _nested(obj, "parent", "subscription_details") or obj.get("subscription_details") or {}
+    return _subscription_for(obj.get("subscription") or details.get("subscription"), details.get("metadata"))
+
+
+def _moment(value) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def _invoice_facts(obj: dict, *, amount_field: str) -> InvoiceFacts:
+    """The invoice as Stripe describes it: the metered line's quantity is the meter's token sum for
+    the period the line covers."""
+    lines = _nested(obj, "lines", "data") or []
+    period = (lines[0].get("period") if lines else None) or {}
+    intent = obj.get("payment_intent") or _nested((_nested(obj, "payments", "data") or [{}])[0], "payment",
+                                                  "payment_intent")
+    attempts = obj.get("attempt_count") or 1
+    return InvoiceFacts(
+        reference=obj["id"], tokens=sum(int(line.get("quantity") or 0) for line in lines),
+        period_start=_moment(period.get("start") or obj.get("period_start") or 0),
+        period_end=_moment(period.get("end") or obj.get("period_end") or 0),
+        amount_cents=int(obj.get(amount_field) or 0), currency=obj.get("currency") or "usd",
+        payment_reference=(intent.get("id") if isinstance(intent, dict) else intent) or "",
+        hosted_url=obj.get("hosted_invoice_url") or "",
+        failure_message=f"Stripe could not charge the card (attempt {attempts})",
+    )
+
+
+def _invoice_paid(obj: dict) -> str:
+    sub = _invoice_subscription(obj)
+    if sub is None:
+        return "ignored: unknown subscription"
+    _, changed = invoice_mark_paid(subscription_id=sub.pk, facts=_invoice_facts(obj, amount_field="amount_paid"))
+    return "invoice paid" if changed else "no change: invoice already paid"
+
+
+def _invoice_failed(obj: dict) -> str:
+    sub = _invoice_subscription(obj)
+    if sub is None:
+        return "ignored: unknown subscription"
+    _, changed = invoice_mark_failed(subscription_id=sub.pk, facts=_invoice_facts(obj, amount_field="amount_due"))
+    return "invoice payment failed" if changed else "no change: invoice already paid"
+
+
+def _subscription_deleted(obj: dict) -> str:
+    sub = _subscription_for(obj.get("id"), obj.get("metadata"))
+    if sub is None:
+        return "ignored: unknown subscription"
+    _, changed = subscription_mark_ended(subscription_id=sub.pk, reason="metered subscription cancelled")
+    return "subscription ended" if changed else "no change: already ended"
 
 
 def _account_updated(obj: dict) -> str:
@@ -107,6 +199,12 @@ HANDLERS = {
     "charge.refunded": lambda obj: _charge_reversed(obj, state=Order.State.REFUNDED, reason="charge refunded"),
     "charge.dispute.created": lambda obj: _charge_reversed(obj, state=Order.State.DISPUTED,
                                                             reason="charge disputed"),
+    # Stripe sends both for a charged invoice (invoice.paid also for one paid out of band); the
+    # invoice's id makes the second a no-op.
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_succeeded": _invoice_paid,
+    "invoice.payment_failed": _invoice_failed,
+    "customer.subscription.deleted": _subscription_deleted,
 }
 
 

@@ -4,14 +4,15 @@ double billing, and reconcilable with the ledger."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 
 from inference.models import MeterOutbox, UsageEntry
 from licensing.models import Acceptance, Grant
 from marketplace.metering import MeterSendFailed, meter_outbox_deliver
-from marketplace.models import Order
+from marketplace.billing import meter_event_name
+from marketplace.models import Order, Subscription
 from tests.inference.test_generation_api import post
 from tests.support.stripe_stubs import stripe_stub
 
@@ -31,9 +32,12 @@ def metered(make_licence):
     offer.metered_cents_per_1k = 5
     offer.save(update_fields=["metered_cents_per_1k"])
     acceptance = Acceptance.objects.create(user=licence.customer, terms=terms)
-    Order.objects.create(customer=licence.customer, offer=offer, terms=terms, acceptance=acceptance,
-                         grant=licence.grant, provider=Order.Provider.STRIPE, amount_cents=0, currency="usd",
-                         stripe_customer_id="cus_metered", state=Order.State.PAID)
+    order = Order.objects.create(customer=licence.customer, offer=offer, terms=terms, acceptance=acceptance,
+                                 grant=licence.grant, provider=Order.Provider.STRIPE, amount_cents=0,
+                                 currency="usd", stripe_customer_id="cus_metered", state=Order.State.PAID)
+    Subscription.objects.create(order=order, grant=licence.grant, provider=Order.Provider.STRIPE,
+                                state=Subscription.State.ACTIVE, stripe_subscription_id=f"sub_{order.pk.hex}",
+                                started_at=order.created_at)
     Grant.objects.filter(pk=licence.grant.pk).update(metered=True)
     return licence
 
@@ -63,16 +67,25 @@ def test_the_outbox_retries_after_a_failed_stripe_call_without_double_billing(cl
     assert meter_outbox_deliver(outbox_id=row.pk) == MeterOutbox.State.SENT  # a duplicate task: no call
     stripe = flaky_stripe()
     assert stripe["requests"] == 3  # 2 lost responses (the SDK retries once), then the successful retry
-    assert [(e["identifier"], e["payload[value]"], e["payload[stripe_customer_id]"]) for e in stripe["billed"]] == [
-        (row.identifier, str(entry.total_tokens), "cus_metered")]
+    offer = Order.objects.get(grant=licence.grant).offer
+    assert [(e["identifier"], e["payload[value]"], e["payload[stripe_customer_id]"], e["event_name"])
+            for e in stripe["billed"]] == [(row.identifier, str(entry.total_tokens), "cus_metered",
+                                            meter_event_name(offer))]
 
 
-def test_the_reconciliation_command_flags_unreported_usage(client, make_licence, capsys):
+def test_meter_events_wait_for_the_subscription_and_are_never_dated_before_it(client, make_licence, flaky_stripe):
     licence = metered(make_licence)
-    post(client, licence)
-    with pytest.raises(SystemExit):
-        call_command("meter_reconcile")
-    assert "DIFFERS" in capsys.readouterr().out
-    MeterOutbox.objects.update(state=MeterOutbox.State.SENT)
-    call_command("meter_reconcile")
-    assert "0 with differences" in capsys.readouterr().out
+    sub = Subscription.objects.get(grant=licence.grant)
+    Subscription.objects.filter(pk=sub.pk).update(state=Subscription.State.PENDING)
+    entry = UsageEntry.objects.get(request_id=post(client, licence).json()["id"])
+    row = MeterOutbox.objects.get(usage_entry=entry)
+    # Not created at Stripe yet: usage sent now would fall outside every invoice; the row waits.
+    assert meter_outbox_deliver(outbox_id=row.pk) == MeterOutbox.State.PENDING
+    row.refresh_from_db()
+    assert row.attempts == 0 and row.next_attempt_at is not None and flaky_stripe()["requests"] == 0
+    later = entry.created_at.replace(microsecond=0) + timedelta(seconds=30)
+    Subscription.objects.filter(pk=sub.pk).update(state=Subscription.State.ACTIVE, started_at=later)
+    with pytest.raises(MeterSendFailed):
+        meter_outbox_deliver(outbox_id=row.pk)  # the flaky server loses the first responses
+    assert meter_outbox_deliver(outbox_id=row.pk) == MeterOutbox.State.SENT
+    assert flaky_stripe()["billed"][0]["timestamp"] == str(int(later.timestamp()))

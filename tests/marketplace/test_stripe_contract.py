@@ -7,11 +7,12 @@ import pytest
 from django.urls import reverse
 
 from marketplace.billing import (
-    METER_EVENT_NAME,
     billing_meter_ensure,
+    meter_event_name,
     meter_event_report,
-    metered_subscription_create,
     offer_price_ensure,
+    subscription_cancel_remote,
+    subscription_create_remote,
 )
 from marketplace.checkout import order_charge, purchase_start
 from marketplace.models import BillingCustomer, Offer, PayoutAccount, StripeMeter
@@ -86,30 +87,42 @@ def test_a_metered_offer_without_a_fee_is_active_once_its_card_is_saved(recordin
     assert not [r for r in recording_stripe() if r["path"] == "/v1/payment_intents"]
 
 
-def test_the_billing_meter_is_created_once_with_the_documented_parameters(recording_stripe):
-    first = billing_meter_ensure()
-    assert billing_meter_ensure() == first == StripeMeter.objects.get().stripe_meter_id
-    meter = _only(recording_stripe(), "POST", "/v1/billing/meters")
-    assert meter["params"] == {
-        "display_name": "Imprint generated tokens", "event_name": METER_EVENT_NAME,
+def test_each_metered_offer_gets_its_own_billing_meter_once_with_the_documented_parameters(recording_stripe,
+                                                                                           trainer):
+    listing = factories.listing(trainer, title="Sea shanties")
+    offer, other = factories.offer(listing, metered=20), factories.offer(listing, metered=30, name="Other")
+    first = billing_meter_ensure(offer)
+    assert billing_meter_ensure(offer) == first == StripeMeter.objects.get(event_name=meter_event_name(offer)).stripe_meter_id
+    assert billing_meter_ensure(other) != first  # one meter per offer: no usage is billed on two prices
+    meters = [r for r in recording_stripe() if r["path"] == "/v1/billing/meters"]
+    assert len(meters) == 2 and meters[0]["params"] == {
+        "display_name": "Imprint tokens: Sea shanties (Standard)", "event_name": meter_event_name(offer),
         "default_aggregation[formula]": "sum",
         "customer_mapping[event_payload_key]": "stripe_customer_id", "customer_mapping[type]": "by_id",
         "value_settings[event_payload_key]": "value",
     }
+    assert meters[0]["headers"]["idempotency-key"] == f"imprint-meter-{meter_event_name(offer)}"
 
 
-def test_metered_prices_and_subscriptions_follow_the_documented_api(recording_stripe, trainer, customer):
+def _paid_metered_order(customer, offer, *, connect: str = ""):
     from licensing.services import acceptance_record
-    from marketplace.models import Order
+    from marketplace.models import Order, Subscription
 
-    offer = factories.offer(factories.listing(trainer), fee_cents=1000, metered=25)
     BillingCustomer.objects.create(user=customer, stripe_customer_id="cus_known", default_payment_method="pm_saved")
     order = Order.objects.create(
         customer=customer, offer=offer, terms=offer.terms, provider="stripe", state="paid",
         acceptance=acceptance_record(user=customer, terms=offer.terms, ip_address=None),
-        grant=factories.grant(customer, offer), amount_cents=1000, currency="usd",
+        grant=factories.grant(customer, offer), amount_cents=1000, currency="usd", stripe_customer_id="cus_known",
     )
-    subscription_id = metered_subscription_create(order)
+    return order, Subscription.objects.create(order=order, grant=order.grant, provider="stripe",
+                                              connect_account=connect)
+
+
+def test_metered_prices_and_subscriptions_follow_the_documented_api(recording_stripe, trainer, customer):
+    offer = factories.offer(factories.listing(trainer), fee_cents=1000, metered=25)
+    order, sub = _paid_metered_order(customer, offer)
+    sub = subscription_create_remote(subscription_id=sub.pk)
+    assert subscription_create_remote(subscription_id=sub.pk).stripe_subscription_id == sub.stripe_subscription_id
     # The price is created once per offer and reused.
     assert offer_price_ensure(Offer.objects.get(pk=offer.pk)) == Offer.objects.get(pk=offer.pk).stripe_price_id
 
@@ -120,17 +133,44 @@ def test_metered_prices_and_subscriptions_follow_the_documented_api(recording_st
     assert price["recurring[usage_type]"] == "metered" and price["recurring[interval]"] == "month"
     assert price["recurring[meter]"].startswith("mtr_")
     assert price["product_data[name]"].endswith("(tokens)")
-    sub = _only(requests, "POST", "/v1/subscriptions")["params"]
-    assert sub["customer"] == "cus_known" and sub["items[0][price]"] == Offer.objects.get(pk=offer.pk).stripe_price_id
-    assert sub["default_payment_method"] == "pm_saved"
-    assert sub["metadata[imprint_order]"] == str(order.pk)
-    assert Order.objects.get(pk=order.pk).stripe_subscription_id == subscription_id
+    create = _only(requests, "POST", "/v1/subscriptions")
+    params = create["params"]
+    assert params["customer"] == "cus_known"
+    assert params["items[0][price]"] == Offer.objects.get(pk=offer.pk).stripe_price_id
+    assert params["default_payment_method"] == "pm_saved"
+    assert params["metadata[imprint_order]"] == str(order.pk)
+    assert params["metadata[imprint_subscription]"] == str(sub.pk)
+    assert "transfer_data[destination]" not in params and "application_fee_percent" not in params
+    assert create["headers"]["idempotency-key"] == f"imprint-subscription-{order.pk}"
+    assert sub.state == "active" and sub.started_at is not None
+    order.refresh_from_db()
+    assert order.stripe_subscription_id == sub.stripe_subscription_id
+
+
+def test_connect_subscriptions_pay_the_trainer_less_the_platform_fee_percent(recording_stripe, trainer, customer,
+                                                                            settings):
+    settings.PLATFORM_FEE_BPS = 1250
+    offer = factories.offer(factories.listing(trainer), fee_cents=0, metered=25)
+    _, sub = _paid_metered_order(customer, offer, connect="acct_trainer42")
+    subscription_create_remote(subscription_id=sub.pk)
+    params = _only(recording_stripe(), "POST", "/v1/subscriptions")["params"]
+    assert params["application_fee_percent"] == "12.5"
+    assert params["transfer_data[destination]"] == "acct_trainer42"
+
+
+def test_a_refunded_grant_s_subscription_is_cancelled_at_stripe(recording_stripe, trainer, customer):
+    offer = factories.offer(factories.listing(trainer), fee_cents=0, metered=25)
+    _, sub = _paid_metered_order(customer, offer)
+    sub = subscription_create_remote(subscription_id=sub.pk)
+    subscription_cancel_remote(subscription_id=sub.pk)
+    _only(recording_stripe(), "DELETE", f"/v1/subscriptions/{sub.stripe_subscription_id}")
 
 
 def test_meter_events_report_tokens_with_a_unique_identifier(recording_stripe):
-    meter_event_report(stripe_customer_id="cus_abc", tokens=1234, identifier="usage-42", timestamp=1_800_000_000)
+    meter_event_report(event_name="imprint_tokens_abc", stripe_customer_id="cus_abc", tokens=1234,
+                       identifier="usage-42", timestamp=1_800_000_000)
     event = _only(recording_stripe(), "POST", "/v1/billing/meter_events")
-    assert event["params"] == {"event_name": METER_EVENT_NAME, "payload[stripe_customer_id]": "cus_abc",
+    assert event["params"] == {"event_name": "imprint_tokens_abc", "payload[stripe_customer_id]": "cus_abc",
                                "payload[value]": "1234", "identifier": "usage-42", "timestamp": "1800000000"}
 
 

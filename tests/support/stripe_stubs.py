@@ -2,6 +2,7 @@
 
 - `recording`: answers every request with a minimal object of the right kind (so the SDK parses
   it) and records method, path, form parameters and headers; GET /_recorded returns them all.
+  POST /_fail (path, count) makes the next `count` requests under `path` fail with a 500.
   For contract tests of Prices, Billing Meters and meter events, Connect's fees and destinations.
 - `flaky`: meter events as Stripe bills them on a lost response: it records (bills) each event,
   de-duplicating by `identifier` as Stripe does, but answers the first FAILURES requests with a
@@ -18,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Lock
@@ -60,6 +62,9 @@ OBJECTS = {  # path prefix -> (object, id prefix)
 }
 
 
+FAILURES: dict[str, int] = {}  # path prefix -> how many more requests answer 500
+
+
 class RecordingHandler(JsonHandler):
     def do_GET(self):
         if self.path == "/_recorded":
@@ -67,14 +72,28 @@ class RecordingHandler(JsonHandler):
         return self._record(self._form(b""))
 
     def do_POST(self):
+        if self.path == "/_fail":
+            # POST /_fail path=/v1/subscriptions&count=2: the next 2 such requests get a 500.
+            params = self._form()
+            FAILURES[params["path"]] = int(params["count"])
+            return self._reply(200, {"failing": FAILURES})
         return self._record(self._form())
+
+    def do_DELETE(self):
+        return self._record(self._form(b""))
 
     def _record(self, params: dict):
         url = urlsplit(self.path)
         RECORDED.append({"method": self.command, "path": url.path, "params": params,
                          "headers": {k.lower(): v for k, v in self.headers.items()}})
+        failing = next((k for k, n in FAILURES.items() if n > 0 and url.path.startswith(k)), None)
+        if failing:
+            FAILURES[failing] -= 1
+            return self._reply(500, {"error": {"type": "api_error", "message": "Stripe is having a bad day"}})
         object_id = url.path.rsplit("/", 1)[-1]
-        if self.command == "GET" and object_id in CREATED:
+        if self.command in ("GET", "DELETE") and object_id in CREATED:
+            if self.command == "DELETE":
+                CREATED[object_id]["status"] = "canceled"
             return self._reply(200, CREATED[object_id])
         kind, prefix = next((v for k, v in OBJECTS.items() if url.path.startswith(k)), ("unknown", "obj_"))
         obj = {"object": kind, "livemode": False, **_unflatten(params)}
@@ -85,6 +104,8 @@ class RecordingHandler(JsonHandler):
             obj.update(status="succeeded", payment_method="pm_recorded")
         elif kind == "payment_intent":
             obj["status"] = "succeeded"
+        elif kind == "subscription":
+            obj.update(status="canceled" if self.command == "DELETE" else "active", start_date=int(time.time()))
         elif kind == "account_link":
             obj["url"] = "https://connect.example/onboarding/recorded"
         if kind in ("payment_intent", "setup_intent"):
