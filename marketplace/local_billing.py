@@ -11,7 +11,8 @@ failed invoices go through the same services as Stripe's webhooks (marketplace.s
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Sum
@@ -57,12 +58,21 @@ def _close(subscription_id: int, *, end: datetime) -> tuple[Subscription, Invoic
         return sub, facts
 
 
+def _next_whole_second() -> datetime:
+    """The next whole second, once it has passed. Periods (like Stripe's, and meter event
+    timestamps) are whole seconds; waiting for the boundary means no usage can still arrive before
+    it after the invoice was counted."""
+    now = timezone.now()
+    end = now.replace(microsecond=0) + timedelta(seconds=1)
+    time.sleep((end - now).total_seconds())
+    return end
+
+
 def local_period_close(*, subscription_id: int, fail: bool = False, now: datetime | None = None) -> Invoice | None:
     """Close a local test-mode subscription's month now: raise its invoice and pay it with the
     saved test card (or fail the payment when `fail`). Returns the invoice, or None when the
     subscription is not open in local test mode."""
-    # Whole seconds, as Stripe's periods are: a usage row falls in exactly one period.
-    closed = _close(subscription_id, end=(now or timezone.now()).replace(microsecond=0))
+    closed = _close(subscription_id, end=now or _next_whole_second())
     if closed is None:
         return None
     sub, facts = closed

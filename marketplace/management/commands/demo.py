@@ -14,6 +14,7 @@ from accounts.models import User
 from licensing.models import Grant
 from licensing.services import apikey_create
 from marketplace import services as market
+from marketplace.demo_billing import demo_metered_month
 from marketplace.demo_content import harbour_logbook, kitchen_notes
 from marketplace.models import Listing, Order
 from training import job_runner
@@ -68,6 +69,7 @@ class Command(BaseCommand):
         trainer, customer = User.objects.get(username="trainer"), User.objects.get(username="customer")
         listings = [self._listing(trainer, spec) for spec in DEMO_MODELS]
         self._customer_licence(customer, listings[0])
+        demo_metered_month(customer=customer, listing=listings[0], write=self.stdout.write)
 
     def _listing(self, trainer, spec) -> Listing:
         existing = Listing.objects.filter(trainer=trainer, title=spec["title"]).first()
