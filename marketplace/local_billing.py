@@ -70,13 +70,14 @@ def _next_whole_second() -> datetime:
 
 def local_period_close(*, subscription_id: int, fail: bool = False, now: datetime | None = None) -> Invoice | None:
     """Close a local test-mode subscription's month now: raise its invoice and pay it with the
-    saved test card (or fail the payment when `fail`). Returns the invoice, or None when the
+    saved test card (or fail the payment when `fail` and there is something to charge). Returns
+    the invoice, or None when the
     subscription is not open in local test mode."""
     closed = _close(subscription_id, end=now or _next_whole_second())
     if closed is None:
         return None
     sub, facts = closed
-    if fail:
+    if fail and facts.amount_cents:  # a zero invoice is paid without a charge, so it cannot fail
         return invoice_mark_failed(subscription_id=sub.pk,
                                    facts=InvoiceFacts(**{**facts.__dict__, "failure_message": DECLINE_MESSAGE}))[0]
     return invoice_mark_paid(subscription_id=sub.pk, facts=facts)[0]

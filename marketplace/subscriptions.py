@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import audit_append
+from core.templatetags.money import money
 from licensing.models import Grant
 from licensing.services import grant_set_state
 
@@ -125,6 +126,10 @@ def _upsert_invoice(sub: Subscription, facts: InvoiceFacts, state: str) -> tuple
     invoice = Invoice.objects.select_for_update().filter(reference=facts.reference).first()
     if invoice is None:
         invoice = Invoice(subscription=sub, reference=facts.reference, currency=facts.currency.lower())
+    elif invoice.subscription_id != sub.pk:
+        log.error("invoice %s belongs to subscription %s, not %s; ignored", facts.reference,
+                  invoice.subscription_id, sub.pk)
+        return invoice, False
     elif invoice.state == state or invoice.state not in (Invoice.State.OPEN, Invoice.State.FAILED):
         return invoice, False
     invoice.period_start, invoice.period_end = facts.period_start, facts.period_end
@@ -193,14 +198,15 @@ def invoice_mark_failed(*, subscription_id: int, facts: InvoiceFacts) -> tuple[I
     audit_append(event="invoice.payment_failed", subject=sub.order,
                  data={"invoice": invoice.reference, "amount_cents": invoice.amount_cents,
                        "message": invoice.failure_message})
-    deadline = sub.past_due_since + grace_period()
+    # A subscription whose creation is still being recorded has no past-due time yet: count from now.
+    deadline = (sub.past_due_since or timezone.now()) + grace_period()
     _email_after_commit(sub, "Your payment failed",
                         f"We could not take the payment of your invoice {invoice.reference} "
-                        f"({invoice.amount_cents / 100:.2f} {invoice.currency.upper()}): "
+                        f"({money(invoice.amount_cents, invoice.currency)}): "
                         f"{invoice.failure_message or 'the card was declined'}.\n\nPlease update your card "
                         f"or pay the invoice{' at ' + invoice.hosted_url if invoice.hosted_url else ''}. "
                         f"Unless it is paid by {deadline:%Y-%m-%d %H:%M} UTC your licence will be suspended.")
-    if deadline <= timezone.now():
+    if deadline <= timezone.now() and sub.state == Subscription.State.PAST_DUE:
         _suspend(sub)
     return invoice, True
 

@@ -256,3 +256,26 @@ def test_a_customer_cannot_hold_two_live_subscriptions_on_one_metered_offer(make
     with pytest.raises(MeteredOfferHeld):
         purchase_start(customer=bought.customer, offer_id=bought.offer.pk, accepted_terms_sha256=bought.offer.terms_id,
                        ip_address=None)
+
+
+def test_the_grace_period_is_a_setting_and_paying_never_lifts_a_compliance_suspension(client, make_licence,
+                                                                                      stripe_recording, settings):
+    from licensing.services import grant_set_state
+
+    settings.BILLING_GRACE_HOURS = 0  # no grace: the failure suspends at once
+    bought = _buy_metered(make_licence)
+    sub = subscription_create_remote(subscription_id=bought.sub.pk)
+    now = timezone.now()
+    failed = _invoice_event("evt_g_failed", "invoice.payment_failed", sub, invoice_id="in_g", tokens=0, start=now,
+                            end=now)
+    _post_event(client, failed)
+    assert Grant.objects.get(pk=bought.grant.pk).state == Grant.State.SUSPENDED
+    assert Subscription.objects.get(pk=sub.pk).state == Subscription.State.SUSPENDED
+    # Staff suspend it for a compliance case meanwhile; paying the invoice does not lift that.
+    grant_set_state(grant_id=bought.grant.pk, state=Grant.State.ACTIVE, reason="test: reinstated by staff")
+    grant_set_state(grant_id=bought.grant.pk, state=Grant.State.SUSPENDED, reason="compliance case 7")
+    _post_event(client, _invoice_event("evt_g_paid", "invoice.paid", sub, invoice_id="in_g", tokens=0, start=now,
+                                       end=now))
+    grant = Grant.objects.get(pk=bought.grant.pk)
+    assert grant.state == Grant.State.SUSPENDED and grant.state_reason == "compliance case 7"
+    assert Subscription.objects.get(pk=sub.pk).state == Subscription.State.ACTIVE

@@ -1,6 +1,6 @@
 """The invoice lifecycle against localstripe, whose own signed webhooks reach the live site:
 an invoice paid (`invoice.payment_succeeded`) writes the trainer's payout, a declined invoice
-(`invoice.payment_failed`) makes the subscription past due, and cancelling the subscription
+(`invoice.payment_failed`) is recorded, and the subscription localstripe then cancels
 (`customer.subscription.deleted`) ends the grant.
 
 localstripe has no Billing Meters or metered Prices (that part is contract-tested against the
@@ -15,9 +15,8 @@ import stripe
 from django.utils import timezone
 
 from licensing.models import Grant
-from marketplace.billing import subscription_cancel_remote
 from marketplace.checkout import order_charge, purchase_start
-from marketplace.models import Invoice, Order, PayoutEntry, Subscription
+from marketplace.models import Invoice, Order, PayoutEntry, StripeEvent, Subscription
 from marketplace.subscriptions import subscription_record_created
 from tests import factories
 
@@ -65,14 +64,17 @@ def test_localstripe_s_invoice_and_subscription_webhooks_drive_payouts_past_due_
     assert (payout.gross_cents, payout.platform_fee_cents, payout.trainer_cents) == (1234, 246, 988)
 
     # A debit that fails after the charge was accepted: localstripe reports it as Stripe does, by
-    # invoice.payment_failed (a card declined at once fails the API call and sends no invoice event).
+    # invoice.payment_failed (a card declined at once fails the API call and sends no invoice event),
+    # and then cancels the subscription (as Stripe does once its retries are exhausted, when set to):
+    # customer.subscription.deleted ends the grant.
     debit = client.v1.payment_methods.create(params={"type": "sepa_debit",
                                                      "sepa_debit": {"iban": "DE62370400440532013001"}})
     failed_id = _invoice_the_month(client, sub, amount=777, card=debit.id)
     wait_for(lambda: Invoice.objects.filter(reference=failed_id, state="failed").exists())
-    assert Subscription.objects.get(pk=sub.pk).state == Subscription.State.PAST_DUE
-    assert not PayoutEntry.objects.filter(reference=failed_id).exists()
-
-    subscription_cancel_remote(subscription_id=sub.pk)
     wait_for(lambda: Subscription.objects.filter(pk=sub.pk, state=Subscription.State.ENDED).exists())
+    outcomes = dict(StripeEvent.objects.filter(type__in=["invoice.payment_failed", "customer.subscription.deleted"])
+                    .values_list("type", "outcome"))
+    assert outcomes == {"invoice.payment_failed": "invoice payment failed",
+                        "customer.subscription.deleted": "subscription ended"}
+    assert not PayoutEntry.objects.filter(reference=failed_id).exists()
     assert Grant.objects.get(pk=Order.objects.get(pk=order.pk).grant_id).state == Grant.State.EXPIRED
