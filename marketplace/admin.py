@@ -4,12 +4,14 @@ from core.admin import ReadOnlyAdmin
 
 from .models import (
     BillingCustomer,
+    Invoice,
     Listing,
     Offer,
     Order,
     PayoutAccount,
     PayoutEntry,
     StripeEvent,
+    Subscription,
 )
 
 
@@ -56,3 +58,19 @@ class PayoutAccountAdmin(admin.ModelAdmin):
 
     list_display = ("user", "stripe_account_id", "created_at")
     raw_id_fields = ("user",)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    """Metered grants' subscriptions; a pending one with an error is being retried."""
+
+    list_display = ("grant", "provider", "state", "stripe_subscription_id", "attempts", "last_error",
+                    "past_due_since", "created_at")
+    list_filter = ("state", "provider")
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = ("reference", "subscription", "state", "tokens", "amount_cents", "currency", "period_start",
+                    "period_end")
+    list_filter = ("state",)

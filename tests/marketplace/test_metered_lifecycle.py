@@ -59,9 +59,10 @@ def stripe_recording(settings):
     server.stop()
 
 
-def _buy_metered(make_licence, *, connect: str = ""):
-    """A customer buys a metered offer of the tiny model through checkout (card saved, no fee)."""
-    listing = make_licence().version.listing
+def _buy_metered(make_licence=None, *, connect: str = ""):
+    """A customer buys a metered offer of the tiny model (or of a listing without weights, when no
+    generation is needed) through checkout: card saved, no fee."""
+    listing = make_licence().version.listing if make_licence else factories.listing(title="Metered")
     offer = factories.offer(listing, fee_cents=0, metered=PRICE, name="Metered")
     if connect:
         PayoutAccount.objects.create(user=listing.trainer, stripe_account_id=connect, transfers_active=True)
@@ -279,3 +280,28 @@ def test_the_grace_period_is_a_setting_and_paying_never_lifts_a_compliance_suspe
     grant = Grant.objects.get(pk=bought.grant.pk)
     assert grant.state == Grant.State.SUSPENDED and grant.state_reason == "compliance case 7"
     assert Subscription.objects.get(pk=sub.pk).state == Subscription.State.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_one_paid_invoice_pay_the_trainer_once(stripe_recording):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django.test import Client
+
+    bought = _buy_metered()
+    sub = subscription_create_remote(subscription_id=bought.sub.pk)
+    now = timezone.now()
+    event = _invoice_event("evt_c", "invoice.paid", sub, invoice_id="in_c", tokens=5000, start=now, end=now)
+
+    def deliver(n: int) -> str:
+        try:
+            return _post_event(Client(), {**event, "id": f"evt_c_{n}"}).json()["outcome"]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = sorted(pool.map(deliver, range(4)))
+    assert outcomes == ["invoice paid"] + ["no change: invoice already paid"] * 3
+    assert PayoutEntry.objects.filter(reference="in_c").count() == 1
+    assert Invoice.objects.filter(reference="in_c").count() == 1
