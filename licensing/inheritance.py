@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .terms import OWNERSHIPS
+from .terms import OWNERSHIPS, licence_label
 
 # Behavioural use restrictions of the OpenRAIL-M family (Attachment A, abridged). A RAIL licence
 # requires them to be passed on to every downstream licence of the model or its outputs.
@@ -97,16 +97,6 @@ def licence_rules(licence_id: str) -> LicenceRules:
         if any(_matches(pattern, licence_id) for pattern in rules.ids):
             return rules
     return UNKNOWN
-
-
-def licence_label(licence_id: str) -> str:
-    """How people write a licence id: cc-by-sa-4.0 → CC BY-SA 4.0, mit → MIT."""
-    parts = licence_id.lower().split("-")
-    if parts[0] == "cc" and len(parts) > 2:
-        return f"CC {'-'.join(parts[1:-1]).upper()} {parts[-1]}"
-    if parts[0] == "cc0":
-        return "CC0 " + "-".join(parts[1:])
-    return licence_id.upper()
 
 
 # --- The inputs of a model version, as the trainer declared them ----------------------------------

@@ -153,6 +153,22 @@ def _yes_no(flag: bool) -> str:
     return "may" if flag else "may not"
 
 
+_LABELS = {"public-domain": "Public Domain", "custom": "a custom licence", "unlicense": "the Unlicense",
+           "proprietary-owned": "the trainer's own text"}
+
+
+def licence_label(licence_id: str) -> str:
+    """How people write a licence id: cc-by-sa-4.0 → CC BY-SA 4.0, mit → MIT."""
+    if licence_id.lower() in _LABELS:
+        return _LABELS[licence_id.lower()]
+    parts = licence_id.lower().split("-")
+    if parts[0] == "cc" and len(parts) > 2:
+        return f"CC {'-'.join(parts[1:-1]).upper()} {parts[-1]}"
+    if parts[0] == "cc0":
+        return "CC0 " + "-".join(parts[1:])
+    return licence_id.upper()
+
+
 OWNERSHIP_TEXT = {
     "customer": "the customer owns the outputs they generate, to use within the permitted uses",
     "licensed": ("the trainer keeps the rights in the outputs; the customer holds a licence to use them "
@@ -169,12 +185,12 @@ def dataset_sentence(dataset: dict) -> str:
         return f"{whose}, attested by the trainer" if dataset.get("attested") else whose
     name = f"“{dataset['name']}”" if dataset.get("name") else "a dataset"
     by = f"by {holders}" if holders else "(rights-holders not declared)"
-    return f"{name} {by}, licensed {dataset.get('licence', 'unknown')}"
+    return f"{name} {by}, licensed {licence_label(dataset.get('licence') or 'unknown')}"
 
 
 def base_model_sentence(base: dict) -> str:
     holder = f" by {base['rights_holder']}" if base.get("rights_holder") else ""
-    return f"{base.get('name') or 'the base model'}{holder}, licensed {base.get('licence', 'unknown')}"
+    return f"{base.get('name') or 'the base model'}{holder}, licensed {licence_label(base.get('licence') or 'unknown')}"
 
 
 def _rights_lines(document: dict, number: int) -> list[str]:

@@ -70,8 +70,8 @@ def test_the_rights_chain_names_the_data_its_rights_holders_and_the_base_model(t
     assert doc["rights_chain"]["base_model"]["licence"] == "mit"
     text = render_terms_text(doc)
     assert "7. Ownership of outputs: the customer owns the outputs they generate" in text
-    assert f"Training data: “{mv.job.dataset.name}” by Ada Byron, Kestrel Press, licensed cc-by-4.0." in text
-    assert "Base model: gpt2 by OpenAI, licensed mit." in text
+    assert f"Training data: “{mv.job.dataset.name}” by Ada Byron, Kestrel Press, licensed CC BY 4.0." in text
+    assert "Base model: gpt2 by OpenAI, licensed MIT." in text
 
 
 def test_the_same_terms_on_different_data_are_different_terms(trainer):
