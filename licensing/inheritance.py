@@ -118,10 +118,10 @@ class BaseModelInput:
 
 
 def base_model_notice(base: BaseModelInput) -> str:
-    """The notice a permissive base licence asks to keep with the model (GPT-2: MIT)."""
-    holder = f" © {base.rights_holder}" if base.rights_holder else ""
-    return (f"Base model {base.name or 'unnamed'}{holder}, licensed {licence_label(base.licence)}; its copyright "
-            "and permission notice accompany this model and its outputs.")
+    """The notice a permissive base licence asks to keep with the model (GPT-2: MIT, © OpenAI)."""
+    holder = f"Copyright © {base.rights_holder}; the " if base.rights_holder else "The "
+    return (f"{holder}{licence_label(base.licence)} licence's copyright and permission notice accompany "
+            f"{base.name or 'the base model'}, this model and its outputs.")
 
 
 def rights_chain(*, dataset: DatasetInput, base: BaseModelInput) -> dict:

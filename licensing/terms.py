@@ -203,7 +203,7 @@ def _rights_lines(document: dict, number: int) -> list[str]:
         base = chain["base_model"]
         lines += [f"{number + 1}. Upstream rights:",
                   f"   - Training data: {dataset_sentence(chain['dataset'])}.",
-                  f"   - Base model: {base_model_sentence(base)}." + (f" {base['notice']}" if base.get("notice") else "")]
+                  f"   - Base model: {base_model_sentence(base)}." + (f" Notice: {base['notice']}" if base.get("notice") else "")]
     return lines
 
 

@@ -118,8 +118,8 @@ def test_the_base_models_mit_licence_travels_as_a_notice(trainer):
     mv = factories.model_version(trainer, dataset_licence="cc0-1.0", base_licence="mit", base_model="gpt2")
     base = factories.terms(mv, uses=["commercial"]).document["rights_chain"]["base_model"]
     assert base == {"name": "gpt2", "licence": "mit", "rights_holder": "OpenAI",
-                    "notice": "Base model gpt2 © OpenAI, licensed MIT; its copyright and permission notice "
-                              "accompany this model and its outputs."}
+                    "notice": "Copyright © OpenAI; the MIT licence's copyright and permission notice accompany "
+                              "gpt2, this model and its outputs."}
 
 
 def test_a_non_commercial_base_model_limits_the_offer_too(trainer):

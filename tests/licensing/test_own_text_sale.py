@@ -90,7 +90,7 @@ def test_own_text_is_sold_for_commercial_use_and_its_outputs_say_who_owns_them(
     assert licence["ownership"] == "customer" and licence["uses"] == ["internal", "commercial"]
     assert licence["rights_chain"]["dataset"]["rights_holders"] == [HOLDER]
     assert licence["rights_chain"]["base_model"]["licence"] == "mit"
-    assert "licensed MIT" in licence["rights_chain"]["base_model"]["notice"]
+    assert "MIT licence's copyright and permission notice" in licence["rights_chain"]["base_model"]["notice"]
 
     page = client.post("/verify/", {"text": output["text"], "receipt": output["receipt"]["jws"]}).content.decode()
     assert "The customer who generated it owns this text." in page
