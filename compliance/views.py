@@ -17,6 +17,7 @@ from audit.selectors import EXPORT_COLUMNS, audit_export_rows
 from core.errors import DomainError
 from core.http import client_ip
 from inference.verification import MIN_TOKENS
+from licensing.selectors import receipt_rights_summary
 
 from .errors import CaseNotFound
 from .models import Decision
@@ -60,9 +61,12 @@ def verify_page(request):
                 form["text"] = form["text"][:MAX_TEXT_CHARS]  # not echo a flood back into the page
     # "receipt_valid" reads "RECEIPT VALID" on the page (cutting the underscore glued the words).
     verdict_label = result["verdict"].replace("_", " ") if result else ""
+    # Only a valid receipt vouches for the rights it names; a failing one is evidence, not a licence.
+    receipt = (result or {}).get("receipt") or {}
+    rights = receipt_rights_summary(receipt["claims"]) if receipt.get("valid") else None
     return render(request, "compliance/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS,
                                                       "verdict_label": verdict_label, "error": error,
-                                                      "max_text": MAX_TEXT_CHARS}, status=status)
+                                                      "rights": rights, "max_text": MAX_TEXT_CHARS}, status=status)
 
 
 # --- Staff review ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from licensing.quota import (
     quota_reserve,
     quota_settle,
 )
-from licensing.selectors import grant_licence_stamp
+from licensing.selectors import grant_licence_stamp, grant_receipt_licence
 from licensing.services import grant_check, grant_rate_consume
 
 from . import engine as engine_module
@@ -281,7 +281,7 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
         "request_id": prepared.request_id,
         "model": {"version_id": str(version.pk), "digest": version.digest, "name": version.name},
         "listing": str(listing.pk) if listing else None,
-        "licence": {"terms_id": grant.terms_id, "terms_sha256": grant.terms_id},
+        "licence": grant_receipt_licence(grant),
         "grant": str(grant.pk), "sub": customer_pseudonym(grant.customer_id), "purpose": prepared.purpose,
         "params": {"max_new_tokens": p.max_new_tokens, "temperature": p.temperature, "top_k": p.top_k,
                    "top_p": p.top_p, "n": p.n, "seed": result.seed, "index": completion.index,

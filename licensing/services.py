@@ -29,7 +29,14 @@ from .errors import (
     RateLimited,
     TermsInvalid,
 )
-from .inheritance import terms_inherit
+from .inheritance import (
+    BaseModelInput,
+    DatasetInput,
+    attribution_default,
+    attribution_required,
+    ownership_allowed,
+    terms_inherit,
+)
 from .models import Acceptance, ApiKey, Grant, LicenceTerms, months_later
 from .terms import USES, canonical_json, terms_hash, validate_terms
 
@@ -46,8 +53,8 @@ def terms_create(*, raw: dict, model_version=None, created_by=None) -> LicenceTe
     Raises TermsInvalid (a message per bad field) or TermsNotAllowedByInputs (a reason per input)."""
     document = validate_terms(raw)
     if model_version is not None:
-        document = terms_inherit(document, base_licence=model_version.base_licence,
-                                 dataset_licence=model_version.dataset_licence)
+        dataset, base = model_version_inputs(model_version)
+        document = terms_inherit(document, dataset=dataset, base=base)
     sha = terms_hash(document)
     existing = LicenceTerms.objects.filter(pk=sha).first()
     if existing is not None:
@@ -57,6 +64,21 @@ def terms_create(*, raw: dict, model_version=None, created_by=None) -> LicenceTe
     terms.save(force_insert=True)
     audit_append(event="terms.created", actor=created_by, subject=terms, data={"sha256": sha})
     return terms
+
+
+def model_version_inputs(model_version) -> tuple[DatasetInput, BaseModelInput]:
+    """The version's dataset and base model as the trainer declared them (licence, rights-holders,
+    attestation), for the inheritance check and the rights chain."""
+    from training.base_models import BASE_MODELS
+
+    data = model_version.job.dataset
+    known_base = BASE_MODELS.get(model_version.base_model)
+    return (
+        DatasetInput(licence=model_version.dataset_licence, name=data.name, digest=model_version.dataset_digest,
+                     rights_holders=tuple(data.rights_holders or ()), attested=data.licence_attested),
+        BaseModelInput(licence=model_version.base_licence, name=model_version.base_model,
+                       rights_holder=known_base.rights_holder if known_base else ""),
+    )
 
 
 @transaction.atomic
@@ -298,6 +320,7 @@ TRIAL_TERMS = {
     "rate_limit_per_minute": 600,
     "duration_days": None,
     "restrictions": ["Trial output, shown on the model page for evaluation only."],
+    "ownership": "licensed",
 }
 
 
@@ -325,7 +348,14 @@ def grant_trial_ensure(*, model_version) -> Grant:
     grant = Grant.objects.filter(customer=holder, model_version=model_version, state=Grant.State.ACTIVE).first()
     if grant is not None:
         return grant
-    terms = terms_create(raw=TRIAL_TERMS, model_version=model_version)
+    dataset, base = model_version_inputs(model_version)
+    inputs = (dataset.licence, base.licence)
+    allowed = ownership_allowed(inputs)
+    # The trial keeps the trainer's rights where the inputs allow it; share-alike data needs "customer".
+    raw = {**TRIAL_TERMS, "ownership": "licensed" if "licensed" in allowed or not allowed else allowed[0]}
+    if attribution_required(inputs):
+        raw["attribution"] = attribution_default(dataset)
+    terms = terms_create(raw=raw, model_version=model_version)
     grant = grant_create_pending(customer=holder, model_version=model_version, terms=terms, acceptance=None,
                                  price_paid_cents=0, currency="usd")
     return grant_activate(grant_id=grant.pk, reason="platform trial grant")[0]

@@ -1,12 +1,19 @@
 """Licence terms as data: validation (a message per bad field), canonical JSON and its SHA-256,
-deterministic human-readable text, and the inheritance check against a model's inputs.
+and deterministic human-readable text.
 
-A terms document (schema "imprint-terms/1") holds the rights only:
+A terms document (schema "imprint-terms/2") holds the rights only:
 
-    {"schema": "imprint-terms/1", "licence_id": "custom", "uses": ["personal", "research"],
+    {"schema": "imprint-terms/2", "licence_id": "custom", "uses": ["personal", "research"],
      "samples": {"publish": true, "resell": false}, "attribution": "Made with X",
      "quota": {"tokens": 100000, "period": "month"}, "rate_limit_per_minute": 60,
-     "duration_days": 365, "restrictions": ["No medical advice."]}
+     "duration_days": 365, "restrictions": ["No medical advice."], "ownership": "customer",
+     "share_alike": null, "rights_chain": {"dataset": {...}, "base_model": {...}}}
+
+`ownership` says who owns the outputs: "customer" (the customer owns what they generate, within
+the permitted uses), "licensed" (the trainer keeps the rights; the customer holds a licence for the
+permitted uses) or "public" (outputs carry no restriction beyond attribution). `share_alike` and
+`rights_chain` are never typed by the trainer: licensing.inheritance derives them from the model
+version's inputs. Terms of schema "imprint-terms/1" (no ownership, no chain) stay valid as stored.
 """
 
 from __future__ import annotations
@@ -15,7 +22,11 @@ import hashlib
 import json
 import re
 
-SCHEMA = "imprint-terms/1"
+SCHEMA = "imprint-terms/2"
+SCHEMA_V1 = "imprint-terms/1"
+OWNERSHIPS = ("customer", "licensed", "public")
+OWNERSHIP_DEFAULT = "licensed"  # the conservative reading, and what every schema-1 licence meant
+DERIVED_FIELDS = ("share_alike", "rights_chain")
 USES = ("personal", "research", "education", "internal", "commercial")
 USE_LABELS = {
     "personal": "personal, non-commercial use",
@@ -79,11 +90,19 @@ def validate_terms(raw: dict) -> dict:
         raise TermsInvalid({"terms": "Terms must be a JSON object."})
     errors: dict[str, str] = {}
     known = {"schema", "licence_id", "uses", "samples", "attribution", "quota",
-             "rate_limit_per_minute", "duration_days", "restrictions"}
-    for key in sorted(set(raw) - known):
+             "rate_limit_per_minute", "duration_days", "restrictions", "ownership"}
+    # Derived fields sent back (a stored document re-offered as it was) are dropped: inheritance
+    # recomputes them from the model's inputs, so a typed rights chain is never believed.
+    for key in sorted(set(raw) - known - set(DERIVED_FIELDS)):
         errors[key] = f"Unknown field '{key}'. Prices belong to the offer, not to the terms."
-    if raw.get("schema", SCHEMA) != SCHEMA:
+    if raw.get("schema", SCHEMA) not in (SCHEMA, SCHEMA_V1):
         errors["schema"] = f"Unsupported schema; use {SCHEMA}."
+    ownership = raw.get("ownership", OWNERSHIP_DEFAULT)
+    if ownership not in OWNERSHIPS:
+        errors["ownership"] = f"Ownership of outputs is one of {', '.join(OWNERSHIPS)}."
+    elif ownership == "public" and raw.get("samples") != {"publish": True, "resell": True}:
+        errors.setdefault("samples", "Public outputs carry no restriction beyond attribution: they may be "
+                                     "published and resold.")
     licence_id = raw.get("licence_id", "custom")
     if not isinstance(licence_id, str) or not _LICENCE_ID.match(licence_id):
         errors["licence_id"] = "The licence id must be an SPDX identifier or 'custom'."
@@ -102,10 +121,10 @@ def validate_terms(raw: dict) -> dict:
     _check_restrictions(raw.get("restrictions", []), errors)
     if errors:
         raise TermsInvalid(errors)
-    return _normalised(raw, licence_id, attribution)
+    return _normalised(raw, licence_id, attribution, ownership)
 
 
-def _normalised(raw: dict, licence_id: str, attribution: str) -> dict:
+def _normalised(raw: dict, licence_id: str, attribution: str, ownership: str) -> dict:
     # Order of uses and restrictions carries no meaning: sorting makes equal terms hash equally.
     return {
         "schema": SCHEMA,
@@ -117,6 +136,7 @@ def _normalised(raw: dict, licence_id: str, attribution: str) -> dict:
         "rate_limit_per_minute": raw["rate_limit_per_minute"],
         "duration_days": raw.get("duration_days"),
         "restrictions": sorted({" ".join(r.split()) for r in raw.get("restrictions", [])}),
+        "ownership": ownership,
     }
 
 
@@ -131,6 +151,60 @@ def terms_hash(document: dict) -> str:
 
 def _yes_no(flag: bool) -> str:
     return "may" if flag else "may not"
+
+
+_LABELS = {"public-domain": "Public Domain", "custom": "a custom licence", "unlicense": "the Unlicense",
+           "proprietary-owned": "the trainer's own text"}
+
+
+def licence_label(licence_id: str) -> str:
+    """How people write a licence id: cc-by-sa-4.0 → CC BY-SA 4.0, mit → MIT."""
+    if licence_id.lower() in _LABELS:
+        return _LABELS[licence_id.lower()]
+    parts = licence_id.lower().split("-")
+    if parts[0] == "cc" and len(parts) > 2:
+        return f"CC {'-'.join(parts[1:-1]).upper()} {parts[-1]}"
+    if parts[0] == "cc0":
+        return "CC0 " + "-".join(parts[1:])
+    return licence_id.upper()
+
+
+OWNERSHIP_TEXT = {
+    "customer": "the customer owns the outputs they generate, to use within the permitted uses",
+    "licensed": ("the trainer keeps the rights in the outputs; the customer holds a licence to use them "
+                 "for the permitted uses"),
+    "public": "outputs carry no restriction beyond attribution: anyone may use them",
+}
+
+
+def dataset_sentence(dataset: dict) -> str:
+    """Whose data a model learnt from, in plain words (from a rights chain's dataset part)."""
+    holders = ", ".join(dataset.get("rights_holders") or [])
+    if dataset.get("own_text"):
+        whose = f"the trainer's own text ({holders})" if holders else "the trainer's own text"
+        return f"{whose}, attested by the trainer" if dataset.get("attested") else whose
+    name = f"“{dataset['name']}”" if dataset.get("name") else "a dataset"
+    by = f"by {holders}" if holders else "(rights-holders not declared)"
+    return f"{name} {by}, licensed {licence_label(dataset.get('licence') or 'unknown')}"
+
+
+def base_model_sentence(base: dict) -> str:
+    holder = f" by {base['rights_holder']}" if base.get("rights_holder") else ""
+    return f"{base.get('name') or 'the base model'}{holder}, licensed {licence_label(base.get('licence') or 'unknown')}"
+
+
+def _rights_lines(document: dict, number: int) -> list[str]:
+    lines = [f"{number}. Ownership of outputs: {OWNERSHIP_TEXT[document['ownership']]}."]
+    if document.get("share_alike"):
+        number += 1
+        lines.append(f"{number}. Share-alike: {document['share_alike']}")
+    chain = document.get("rights_chain")
+    if chain:
+        base = chain["base_model"]
+        lines += [f"{number + 1}. Upstream rights:",
+                  f"   - Training data: {dataset_sentence(chain['dataset'])}.",
+                  f"   - Base model: {base_model_sentence(base)}." + (f" Notice: {base['notice']}" if base.get("notice") else "")]
+    return lines
 
 
 def render_terms_text(document: dict, *, sha256: str | None = None) -> str:
@@ -157,5 +231,7 @@ def render_terms_text(document: dict, *, sha256: str | None = None) -> str:
         "6. Use restrictions: " + ("none beyond the above." if not document["restrictions"] else ""),
     ]
     lines += [f"   - {r}" for r in document["restrictions"]]
+    if "ownership" in document:  # schema 1 terms stated no ownership and no chain: rendered as they were
+        lines += _rights_lines(document, 7)
     lines += ["", "The licensee gets generation through the Imprint API, not the model weights."]
     return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from licensing.terms import QUOTA_PERIODS, USES
+from licensing.terms import OWNERSHIP_DEFAULT, OWNERSHIPS, QUOTA_PERIODS, USES
 
 from .services import CURRENCIES
 
@@ -58,7 +58,14 @@ class OfferForm(forms.Form):
                                      required=False)
     samples_publish = forms.BooleanField(required=False, initial=True, label="Samples may be published")
     samples_resell = forms.BooleanField(required=False, label="Samples may be resold")
-    attribution = forms.CharField(max_length=300, required=False)
+    attribution = forms.CharField(max_length=300, required=False,
+                                  help_text="Required when the data is licensed CC BY (any CC licence but CC0).")
+    ownership = forms.ChoiceField(
+        choices=[(o, label) for o, label in zip(OWNERSHIPS, (
+            "customer: the customer owns what they generate, within the permitted uses",
+            "licensed: you keep the rights; the customer holds a licence for the permitted uses",
+            "public: outputs carry no restriction beyond attribution"), strict=True)],
+        initial=OWNERSHIP_DEFAULT, required=False, label="Ownership of outputs")
     quota_tokens = forms.IntegerField(min_value=1, initial=100_000)
     quota_period = forms.ChoiceField(choices=[(p, p) for p in QUOTA_PERIODS])
     rate_limit_per_minute = forms.IntegerField(min_value=1, initial=60)
@@ -71,7 +78,7 @@ class OfferForm(forms.Form):
         return {
             "licence_id": d["licence_id"], "uses": d["uses"],
             "samples": {"publish": d["samples_publish"], "resell": d["samples_resell"]},
-            "attribution": d["attribution"],
+            "attribution": d["attribution"], "ownership": d["ownership"] or OWNERSHIP_DEFAULT,
             "quota": {"tokens": d["quota_tokens"], "period": d["quota_period"]},
             "rate_limit_per_minute": d["rate_limit_per_minute"], "duration_days": d["duration_days"],
             "restrictions": [r.strip() for r in d["restrictions"].splitlines() if r.strip()],

@@ -26,6 +26,8 @@ from licensing.services import (
     grant_set_state,
     terms_create,
 )
+from licensing.selectors import terms_url
+from training.modelcard import card_with_offered_terms
 from training.models import ModelVersion, TrainingJob
 
 from .errors import (
@@ -88,6 +90,7 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
     if samples is not None:
         listing.samples = _clean_samples(samples)
     listing.published, listing.published_at = True, listing.published_at or timezone.now()
+    listing.card = listing_card_with_terms(listing)
     listing.save()
     audit_append(event="listing.published", actor=trainer, subject=listing,
                  data={"model_version": str(version.pk)})
@@ -113,8 +116,31 @@ def listing_update(*, trainer, listing_id, title: str | None = None, description
         listing.samples = _clean_samples(samples)
     if not listing.title.strip():
         raise ListingInvalid("The title may not be empty.", param="title")
+    # An edited card still states what is sold: its licence fields are not the trainer's to change.
+    listing.card = listing_card_with_terms(listing)
     listing.save()
     return listing
+
+
+def listing_card_with_terms(listing: Listing) -> str:
+    """The listing's card with the terms of its active offers stated in the Hub's convention (and
+    the base model's and data's licences beside them)."""
+    from django.urls import reverse
+
+    version = listing.model_version
+    offers = [{"name": o.name, "terms_id": o.terms_id, "url": terms_url(o.terms_id), "uses": o.terms.uses,
+               "ownership": o.terms.document.get("ownership")}
+              for o in listing.offers.filter(active=True).select_related("terms").order_by("created_at")]
+    return card_with_offered_terms(
+        listing.card, offers=offers,
+        listing_url=settings.SITE_URL.rstrip("/") + reverse("marketplace:listing_detail", args=[listing.pk]),
+        base_model=version.base_model, base_licence=version.base_licence, dataset_name=version.job.dataset.name,
+        dataset_licence=version.dataset_licence, dataset_rights_holders=version.job.dataset.rights_holders or ())
+
+
+def _listing_card_refresh(listing: Listing) -> None:
+    listing.card = listing_card_with_terms(listing)
+    listing.save(update_fields=["card", "updated_at"])
 
 
 @transaction.atomic
@@ -166,6 +192,7 @@ def offer_create(*, trainer, listing_id, name: str, terms: dict, fee_cents: int,
     audit_append(event="offer.created", actor=trainer, subject=offer,
                  data={"terms": licence_terms.sha256, "fee_cents": fee_cents, "currency": currency,
                        "metered_cents_per_1k": metered_cents_per_1k})
+    _listing_card_refresh(listing)
     return offer
 
 
@@ -192,6 +219,7 @@ def offer_revise(*, trainer, offer_id, terms: dict, fee_cents: int, currency: st
         offer.metered_cents_per_1k, offer.name = metered_cents_per_1k, name or offer.name
         offer.save()
         audit_append(event="offer.revised", actor=trainer, subject=offer, data={"terms": licence_terms.sha256})
+        _listing_card_refresh(offer.listing)
         return offer
     offer.active = False
     offer.save(update_fields=["active"])
@@ -200,6 +228,7 @@ def offer_revise(*, trainer, offer_id, terms: dict, fee_cents: int, currency: st
                                currency=currency, metered_cents_per_1k=metered_cents_per_1k)
     audit_append(event="offer.new_version", actor=trainer, subject=new,
                  data={"supersedes": str(offer.pk), "terms": licence_terms.sha256})
+    _listing_card_refresh(offer.listing)
     return new
 
 
@@ -213,6 +242,7 @@ def offer_withdraw(*, trainer, offer_id) -> Offer:
         offer.active = False
         offer.save(update_fields=["active"])
         audit_append(event="offer.withdrawn", actor=trainer, subject=offer)
+        _listing_card_refresh(offer.listing)
     return offer
 
 

@@ -31,11 +31,12 @@ def user(username: str | None = None, *, trainer=False, customer=True, staff=Fal
     return u
 
 
-def dataset(owner: User, *, licence: str = "cc-by-4.0", attested: bool = True) -> Dataset:
+def dataset(owner: User, *, licence: str = "cc-by-4.0", attested: bool = True,
+            rights_holders: tuple[str, ...] = ()) -> Dataset:
     n = _n()
     digest = hashlib.sha256(f"dataset-{n}".encode()).hexdigest()
     return Dataset.objects.create(owner=owner, name=f"corpus {n}", file=f"datasets/{digest}.txt",
-                                  sha256=digest, size_bytes=1024, licence=licence,
+                                  sha256=digest, size_bytes=1024, licence=licence, rights_holders=list(rights_holders),
                                   licence_attested=attested, stats={"documents": 10})
 
 
@@ -46,10 +47,11 @@ def job(owner: User, *, data: Dataset | None = None, state: str = TrainingJob.St
 
 
 def model_version(owner: User, *, dataset_licence: str = "cc-by-4.0", base_licence: str = "mit",
-                  job_state: str = TrainingJob.State.SUCCEEDED, base_model: str = "gpt2"):
+                  job_state: str = TrainingJob.State.SUCCEEDED, base_model: str = "gpt2",
+                  rights_holders: tuple[str, ...] = (), attested: bool = True):
     from training.models import ModelVersion
 
-    data = dataset(owner, licence=dataset_licence)
+    data = dataset(owner, licence=dataset_licence, rights_holders=rights_holders, attested=attested)
     j = job(owner, data=data, state=job_state)
     n = _n()
     return ModelVersion.objects.create(

@@ -34,7 +34,7 @@ def _form_error(form) -> InvalidRequest:
 class DatasetOutput(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ("id", "name", "sha256", "size_bytes", "licence", "stats", "created_at")
+        fields = ("id", "name", "sha256", "size_bytes", "licence", "rights_holders", "stats", "created_at")
 
 
 class VersionOutput(serializers.ModelSerializer):
@@ -53,6 +53,8 @@ DatasetUpload = inline_serializer("DatasetUpload", fields={
     "file": serializers.FileField(help_text="UTF-8 text; documents separated by <|endoftext|>."),
     "licence": serializers.CharField(help_text="SPDX id of the data's licence, or 'custom'."),
     "licence_attested": serializers.BooleanField(),
+    "rights_holders": serializers.CharField(required=False, help_text="Who holds the rights in the data: one "
+                                            "per line or separated by semicolons."),
     "stats_base_model": serializers.CharField(required=False),
 })
 JOB_FIELDS = ("Fields of the job form: dataset (required), name, base_model, steps, learning_rate, batch_size, "
@@ -73,6 +75,7 @@ class DatasetListCreateApi(TrainerApi):
         data = form.cleaned_data
         dataset = datasets.dataset_create(owner=request.user, name=data["name"], upload=data["file"],
                                           licence=data["licence"], licence_attested=data["licence_attested"],
+                                          rights_holders=data["rights_holders"],
                                           stats_base_model=data["stats_base_model"] or "tiny")
         return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
 

@@ -25,6 +25,7 @@ class BaseModel:
     parameters: int
     n_positions: int
     licence: str  # SPDX id of the base model's own licence (GPT-2 is MIT)
+    rights_holder: str = ""  # whose copyright notice the licence asks to keep (GPT-2: OpenAI)
 
     @property
     def source(self) -> str:
@@ -35,10 +36,12 @@ class BaseModel:
 BASE_MODELS = {
     m.name: m
     for m in (
-        BaseModel(TINY, "Built-in tiny GPT-2 (trains from scratch in seconds on a CPU)", 150_000, 128, "mit"),
-        BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0"),
-        BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit"),
-        BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit"),
+        # The tiny model inherits no weights, only GPT-2's architecture as transformers implements it.
+        BaseModel(TINY, "Built-in tiny GPT-2 (trains from scratch in seconds on a CPU)", 150_000, 128, "mit",
+                  "OpenAI (GPT-2 architecture)"),
+        BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face"),
+        BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit", "OpenAI"),
+        BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit", "OpenAI"),
     )
 }
 

@@ -6,10 +6,14 @@ from django import forms
 from .base_models import BASE_MODELS, TINY
 
 LICENCE_CHOICES = [
-    ("cc0-1.0", "CC0 1.0 (public domain)"),
+    ("public-domain", "Public domain (e.g. out of copyright)"),
+    ("cc0-1.0", "CC0 1.0 (public domain dedication)"),
     ("cc-by-4.0", "CC BY 4.0"),
-    ("cc-by-sa-4.0", "CC BY-SA 4.0"),
+    ("cc-by-sa-4.0", "CC BY-SA 4.0 (share-alike)"),
     ("cc-by-nc-4.0", "CC BY-NC 4.0 (non-commercial)"),
+    ("cc-by-nc-sa-4.0", "CC BY-NC-SA 4.0 (non-commercial, share-alike)"),
+    ("cc-by-nd-4.0", "CC BY-ND 4.0 (no derivatives: cannot be sold)"),
+    ("cc-by-nc-nd-4.0", "CC BY-NC-ND 4.0 (no derivatives: cannot be sold)"),
     ("mit", "MIT"),
     ("apache-2.0", "Apache 2.0"),
     ("openrail-m", "OpenRAIL-M (use restrictions apply)"),
@@ -17,6 +21,7 @@ LICENCE_CHOICES = [
     ("custom", "Other / custom"),
 ]
 BASE_MODEL_CHOICES = [(m.name, m.label) for m in BASE_MODELS.values()]
+MAX_RIGHTS_HOLDERS = 20
 
 
 class DatasetForm(forms.Form):
@@ -25,8 +30,20 @@ class DatasetForm(forms.Form):
     licence = forms.ChoiceField(choices=LICENCE_CHOICES, help_text="The licence the data is under.")
     licence_attested = forms.BooleanField(
         required=True, label="I have the right to train on this data under this licence")
+    rights_holders = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), label="Rights-holders",
+        help_text="Who holds the rights in this text (authors, publishers; you, for your own text): one per "
+                  "line or separated by semicolons. Every licence sold on a model trained on it names them.")
     stats_base_model = forms.ChoiceField(choices=BASE_MODEL_CHOICES, initial=TINY, required=False,
                                          label="Count tokens for")
+
+
+    def clean_rights_holders(self) -> list[str]:
+        text = self.cleaned_data.get("rights_holders") or ""
+        names = list(dict.fromkeys(" ".join(n.split()) for n in text.replace(";", "\n").splitlines() if n.strip()))
+        if len(names) > MAX_RIGHTS_HOLDERS or any(len(n) > 200 for n in names):
+            raise forms.ValidationError(f"At most {MAX_RIGHTS_HOLDERS} rights-holders of 200 characters each.")
+        return names
 
 
 class JobForm(forms.Form):

@@ -4,12 +4,19 @@ what it was trained on, how, how well, and how much of its output is copied from
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 SAMPLE_QUOTE_CHARS = 1000  # long samples are cut so the card stays readable
+LICENCE_KEYS = ("license", "license_name", "license_link")
+# The licence section is regenerated whenever what is sold changes; the markers find it again in a
+# card the trainer edited (an HTML comment is invisible wherever the Markdown is rendered).
+_SECTION_START, _SECTION_END = "<!-- imprint:licence -->", "<!-- /imprint:licence -->"
+_SECTION = re.compile(re.escape(_SECTION_START) + r".*?" + re.escape(_SECTION_END), re.DOTALL)
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
 
 
 def render_model_card(
@@ -24,6 +31,7 @@ def render_model_card(
     params: int,
     hyperparameters: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
+    dataset_rights_holders: Sequence[str] = (),
 ) -> str:
     """Markdown with YAML front matter in the Hub's model-card format.
 
@@ -31,7 +39,8 @@ def render_model_card(
     are written as null in the metadata. `samples` are dicts with step, text, longest_span and
     ngram_share. `dataset_licence` is the licence the dataset was supplied under; the card's
     `license` is `base_licence` since a fine-tune inherits the base model's terms. Raises KeyError
-    when a sample lacks one of those keys.
+    when a sample lacks one of those keys. The licence section says that nothing is sold yet;
+    `card_with_offered_terms` states the terms once offers exist.
     """
     front_matter = _front_matter(name, base_model, base_licence, dataset_name, dataset_licence, metrics)
     sections = [
@@ -41,6 +50,7 @@ def render_model_card(
         _training_procedure(hyperparameters),
         _evaluation(metrics),
         _samples(samples),
+        _licence_section(base_model, base_licence, dataset_name, dataset_licence, dataset_rights_holders, ()),
         _limitations(),
     ]
     return f"---\n{front_matter}---\n\n" + "\n\n".join(sections) + "\n"
@@ -84,6 +94,77 @@ def _front_matter(
     }
     # sort_keys=False keeps the Hub's conventional order; allow_unicode keeps names readable.
     return yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
+
+
+def _licence_section(base_model: str, base_licence: str, dataset_name: str, dataset_licence: str,
+                     rights_holders: Sequence[str], offers: Sequence[Mapping[str, Any]]) -> str:
+    if offers:
+        sold = ["Sold on Imprint under these licence terms (the customer gets generation, not the weights):\n"]
+        sold += [f"- **{_cell(o['name'])}**: [terms {o['terms_id'][:12]}]({o['url']}) · uses: "
+                 f"{', '.join(o['uses'])} · outputs owned: {o['ownership'] or 'not stated'}" for o in offers]
+    else:
+        sold = ["Not offered for sale yet."]
+    holders = ", ".join(rights_holders) or "not declared"
+    return (
+        "## Licence\n\n" + _SECTION_START + "\n" + "\n".join(sold) + "\n\n"
+        f"- Base model: `{base_model}`, licensed {base_licence}\n"
+        f"- Training data: {dataset_name}, licensed {dataset_licence}; rights-holders: {holders}\n"
+        + _SECTION_END
+    )
+
+
+def card_with_offered_terms(
+    card: str, *, offers: Sequence[Mapping[str, Any]], listing_url: str, base_model: str, base_licence: str,
+    dataset_name: str, dataset_licence: str, dataset_rights_holders: Sequence[str] = (),
+) -> str:
+    """The card with its licence metadata and section stating the terms actually sold, in the Hub's
+    convention: `license: other`, `license_name` and `license_link` to the public terms (one offer)
+    or to the listing that shows every offer's terms. `offers` are dicts with name, terms_id, url,
+    uses and ownership; none (all withdrawn) gives back the base and data licences. Whatever else
+    the trainer wrote stays as it is."""
+    metadata, body = _split_front_matter(card)
+    if not offers:
+        licence = _card_licence(base_licence, dataset_licence)
+    elif len(offers) == 1:
+        licence = {"license": "other", "license_name": f"imprint-terms-{offers[0]['terms_id'][:12]}",
+                   "license_link": offers[0]["url"]}
+    else:
+        licence = {"license": "other", "license_name": "imprint-offers", "license_link": listing_url}
+    section = _licence_section(base_model, base_licence, dataset_name, dataset_licence, dataset_rights_holders,
+                               offers)
+    if _SECTION.search(body):
+        body = _SECTION.sub(lambda _m: section.split("\n\n", 1)[1], body, count=1)
+    else:
+        body = body.rstrip("\n") + "\n\n" + section + "\n"
+    return "---\n" + yaml.safe_dump(_with_licence(metadata, licence), sort_keys=False, allow_unicode=True) + "---\n" + body
+
+
+def _split_front_matter(card: str) -> tuple[dict, str]:
+    """(metadata, body). A card without front matter, or with front matter that is not a YAML
+    mapping, gets a fresh one (the broken text stays in the body for the trainer to see)."""
+    match = _FRONT_MATTER.match(card)
+    if match is None:
+        return {}, "\n" + card.lstrip("\n")
+    try:
+        metadata = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        return {}, "\n" + card
+    return metadata, card[match.end():]
+
+
+def _with_licence(metadata: dict, licence: dict) -> dict:
+    # The Hub shows the licence next to the base model and datasets: keep it where it was.
+    out, placed = {}, False
+    for key, value in metadata.items():
+        if key in LICENCE_KEYS:
+            continue
+        out[key] = value
+        if key == "datasets":
+            out.update(licence)
+            placed = True
+    return out if placed else {**licence, **out}
 
 
 def _description(name: str, base_model: str, base_licence: str, params: int) -> str:

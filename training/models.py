@@ -21,6 +21,10 @@ class Dataset(models.Model):
     size_bytes = models.BigIntegerField()
     licence = models.CharField(max_length=64, help_text="SPDX id (or 'custom') of the data's licence.")
     licence_attested = models.BooleanField(default=False)
+    # As the trainer declared them; they travel in the rights chain of every licence sold on a model
+    # trained on this data (and so in every output's licence stamp and receipt).
+    rights_holders = models.JSONField(default=list, blank=True,
+                                      help_text="Who holds the rights in the data (names, as declared).")
     stats = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -28,7 +28,8 @@ def dataset_upload(request):
         try:
             dataset = datasets.dataset_create(
                 owner=request.user, name=data["name"], upload=data["file"], licence=data["licence"],
-                licence_attested=data["licence_attested"], stats_base_model=data["stats_base_model"] or "tiny")
+                licence_attested=data["licence_attested"], rights_holders=data["rights_holders"],
+                stats_base_model=data["stats_base_model"] or "tiny")
         except DomainError as exc:
             form.add_error(exc.param, exc.message)
         else:

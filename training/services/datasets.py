@@ -53,7 +53,7 @@ def dataset_documents(*, raw: bytes) -> list[str]:
 
 
 def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: bool,
-                   stats_base_model: str = TINY) -> Dataset:
+                   stats_base_model: str = TINY, rights_holders: list[str] | None = None) -> Dataset:
     """Validate an uploaded text file and store it with its statistics and its encoding.
 
     Raises DatasetRefused for a bad file or a missing attestation and TrainingError for an unknown
@@ -69,7 +69,7 @@ def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: 
     tokenizer = stats_tokenizer(documents=documents, base=base)
     stats = {**dataset_stats(documents, tokenizer), "tokenizer": stats_base_model}
     dataset = _dataset_save(owner=owner, name=name.strip() or Path(upload.name).stem, raw=raw, licence=licence,
-                            stats=stats)
+                            stats=stats, rights_holders=rights_holders or [])
     # The tokenizer is at hand (for the tiny model it was just trained on this data): cache the
     # encoding now, so a job neither trains the tokenizer again nor encodes the data again.
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,14 +77,14 @@ def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: 
     return dataset
 
 
-def _dataset_save(*, owner, name: str, raw: bytes, licence: str, stats: dict) -> Dataset:
+def _dataset_save(*, owner, name: str, raw: bytes, licence: str, stats: dict, rights_holders: list[str]) -> Dataset:
     """Store the file, then its row; a row that fails to save takes its file with it."""
     sha = hashlib.sha256(raw).hexdigest()
     stored = default_storage.save(f"datasets/{sha}.txt", ContentFile(raw))
     try:
         with transaction.atomic():
             dataset = Dataset(owner=owner, name=name, sha256=sha, size_bytes=len(raw), licence=licence,
-                              licence_attested=True, stats=stats)
+                              licence_attested=True, rights_holders=rights_holders, stats=stats)
             dataset.file.name = stored
             dataset.save()
     except Exception:

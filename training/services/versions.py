@@ -105,7 +105,8 @@ def _write_card(*, job: TrainingJob, folder: Path, step: int, name: str, metrics
     (folder / "README.md").write_text(render_model_card(
         name=name, base_model=job.base_model, base_licence=base_model_get(job.base_model).licence,
         dataset_name=job.dataset.name, dataset_digest=job.dataset.sha256, dataset_licence=job.dataset.licence,
-        metrics=metrics, params=params, hyperparameters=job.hyperparameters, samples=_card_samples(job, step)))
+        metrics=metrics, params=params, hyperparameters=job.hyperparameters, samples=_card_samples(job, step),
+        dataset_rights_holders=job.dataset.rights_holders or ()))
 
 
 def _metrics_at(job: TrainingJob, step: int) -> dict:
