@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from core.secrets import watermark_secrets
 from licensing.models import Grant
@@ -51,59 +51,75 @@ class KeyGroup:
 
     version_id: str
     family: tuple  # (scheme, gamma, entropy_threshold, context_width)
-    keys: np.ndarray
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     grant_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
 class CandidateTable:
-    fingerprint: tuple
-    groups: list[KeyGroup]
-    total: int
+    """Every candidate grant's key, grouped. Grants only ever join the candidates (a grant's key,
+    scheme and parameters never change once it exists, and a revoked grant stays a candidate), so
+    the table grows by the grants created or activated since it was last read."""
+
+    fingerprint: tuple = (0, None, None)
+    groups: dict = field(default_factory=dict)  # (version id, family) -> KeyGroup
+    known: set = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return len(self.known)
+
+    def add(self, rows) -> None:
+        secrets, grouped = watermark_secrets(), defaultdict(lambda: ([], []))
+        for pk, version_id, scheme, params, secret_version in rows:
+            pk = str(pk)
+            if pk in self.known:
+                continue
+            secret = secrets.get(secret_version)
+            key = secret and watermark_key_build(scheme=scheme, params=params or {}, secret=secret, grant_id=pk)
+            if not key:  # a scheme or secret this server lacks cannot be tested
+                continue
+            ids, keys = grouped[(str(version_id), key.family)]
+            ids.append(pk)
+            keys.append(key.key)
+            self.known.add(pk)
+        for index, (ids, keys) in grouped.items():
+            group = self.groups.setdefault(index, KeyGroup(version_id=index[0], family=index[1]))
+            group.keys = np.concatenate([group.keys, np.array(keys, dtype=np.uint64)])
+            group.grant_ids.extend(ids)
 
 
-_table: CandidateTable | None = None
+_table = CandidateTable()
 _table_lock = threading.Lock()
+_COLUMNS = ("pk", "model_version_id", "watermark_scheme", "watermark_params", "watermark_secret_version")
+
+
+def _candidates():
+    return Grant.objects.exclude(state=Grant.State.PENDING)
 
 
 def _grants_fingerprint() -> tuple:
-    """Changes whenever a grant joins the candidates (created non-pending, or activated). A grant's
-    key, scheme and parameters never change once it exists, so nothing else can stale the table."""
-    agg = Grant.objects.exclude(state=Grant.State.PENDING).aggregate(
-        n=Count("pk"), activated=Max("activated_at"), created=Max("created_at"))
+    """Changes whenever a grant joins the candidates (created non-pending, or activated)."""
+    agg = _candidates().aggregate(n=Count("pk"), activated=Max("activated_at"), created=Max("created_at"))
     return agg["n"], agg["activated"], agg["created"]
 
 
-def _table_build(fingerprint: tuple) -> CandidateTable:
-    groups: dict[tuple, KeyGroup] = {}
-    rows = (Grant.objects.exclude(state=Grant.State.PENDING)
-            .only("pk", "model_version_id", "watermark_scheme", "watermark_params", "watermark_secret_version"))
-    keys_by_group: dict[tuple, list[int]] = defaultdict(list)
-    secrets = watermark_secrets()
-    for grant in rows.iterator(chunk_size=5000):
-        secret = secrets.get(grant.watermark_secret_version)
-        key = secret and watermark_key_build(scheme=grant.watermark_scheme, params=grant.watermark_params or {},
-                                             secret=secret, grant_id=str(grant.pk))
-        if not key:  # a scheme this server does not implement, or a secret it lacks: cannot be tested
-            continue
-        index = (str(grant.model_version_id), key.family)
-        if index not in groups:
-            groups[index] = KeyGroup(version_id=index[0], family=key.family, keys=np.empty(0, np.uint64))
-        groups[index].grant_ids.append(str(grant.pk))
-        keys_by_group[index].append(key.key)
-    for index, group in groups.items():
-        group.keys = np.array(keys_by_group[index], dtype=np.uint64)
-    return CandidateTable(fingerprint=fingerprint, groups=list(groups.values()),
-                          total=sum(len(g.keys) for g in groups.values()))
-
-
 def candidate_table() -> CandidateTable:
-    """The keys of every candidate grant, rebuilt only when the candidates changed."""
+    """The keys of every candidate grant: read in full once per process, then only the grants that
+    joined since (by creation or activation time); read in full again if the count disagrees."""
     global _table
     fingerprint = _grants_fingerprint()
     with _table_lock:
-        if _table is None or _table.fingerprint != fingerprint:
-            _table = _table_build(fingerprint)
+        if _table.fingerprint == fingerprint:
+            return _table
+        _, activated, created = _table.fingerprint
+        if _table.known and (activated or created):
+            fresh = _candidates().filter(Q(activated_at__gte=activated) | Q(created_at__gte=created))
+            _table.add(fresh.values_list(*_COLUMNS))
+        if len(_table.known) != fingerprint[0]:  # e.g. a grant deleted, or a scheme dropped: start over
+            _table = CandidateTable()
+            _table.add(_candidates().values_list(*_COLUMNS).iterator(chunk_size=10_000))
+        _table.fingerprint = fingerprint
         return _table
 
 
@@ -151,10 +167,11 @@ def watermark_scan(text: str) -> dict:
     detection power for this length for each candidate model. Never raises for a model whose files
     are unavailable: it is skipped and listed."""
     table = candidate_table()
-    versions = ModelVersion.objects.in_bulk({g.version_id for g in table.groups}, field_name="pk")
+    groups = list(table.groups.values())
+    versions = ModelVersion.objects.in_bulk({g.version_id for g in groups}, field_name="pk")
     versions = {str(pk): v for pk, v in versions.items()}
     view, best, tested, skipped, text_tokens, scanned = _TextView(text, versions), None, 0, [], 0, []
-    for group in table.groups:
+    for group in groups:
         version = versions.get(group.version_id)
         if version is None or group.version_id in skipped:
             continue
