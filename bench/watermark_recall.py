@@ -106,10 +106,11 @@ def _random_gpt2_small(folder: Path, like: dict) -> dict:
             "human": like["human"], "val_ppl": math.nan, "train_s": 0.0, "words": like["words"]}
 
 
-def generate(engine: Engine, model: dict, watermark: WatermarkKey | None, *, seed: int, tokens: int) -> list[dict]:
+def generate(engine: Engine, model: dict, watermark: WatermarkKey | None, *, seed: int, tokens: int,
+             rows: int = ROWS) -> list[dict]:
     result = engine.generate(GenerationRequest(
         model_digest=str(model["folder"]), model_dir=model["folder"], prompt=model["prompt"], max_new_tokens=tokens,
-        temperature=1.0, n=ROWS, seed=seed, stop_at_eos=False, watermark=watermark))
+        temperature=1.0, n=rows, seed=seed, stop_at_eos=False, watermark=watermark))
     return [{"text": c.text, "ids": c.token_ids, "prompt_ids": result.prompt_token_ids} for c in result.completions]
 
 
@@ -185,7 +186,7 @@ def evaluate(engine: Engine, model: dict, family: dict, *, samples: int, clean: 
     j = 0
     while len(clean_texts) < clean:
         outsider = key_of(family, 10_000 + j)
-        clean_texts += [s["text"] for s in generate(engine, model, outsider, seed=5000 + j, tokens=tokens)]
+        clean_texts += [s["text"] for s in generate(engine, model, outsider, seed=5000 + j, tokens=tokens, rows=8)]
         j += 1
     clean_texts = clean_texts[:clean]
     out["fp"] = sum(scorer.verdict(t, 200)[0] is not None for t in clean_texts)
@@ -233,7 +234,10 @@ def main() -> None:
                 if args.quick and label != current and model is not models[0]:
                     continue
                 t0 = time.perf_counter()
-                r = evaluate(engine, model, family, samples=samples, clean=clean, tokens=208)
+                # 1,000 clean texts for the current scheme on the trained models; fewer elsewhere.
+                full = label == current and not model["name"].startswith("GPT-2")
+                r = evaluate(engine, model, family, samples=samples, clean=clean if full else min(clean, 120),
+                             tokens=208)
                 print(f"  {label:20s} recall@100 {r['recall'][100]:.2f} @200 {r['recall'][200]:.2f} "
                       f"edited10% {r['recall_edited']:.2f} | FP {r['fp']}/{r['clean_tested']} (max clean z "
                       f"{r['clean_max_z']}) | ppl {r['ppl_plain']:.2f} -> {r['ppl_marked']:.2f} "
