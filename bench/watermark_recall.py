@@ -9,7 +9,7 @@ Models (all built here, nothing downloaded):
 For each: samples at temperature 1.0 under probe keys (one key per 4 samples), scored as the verify
 page scores a pasted text (decoded, re-tokenised, entropies recomputed without the prompt) against
 1,000 candidate keys, one of them the right one: recall at 100 and 200 tokens = share of samples
-whose right key is found with z > 4 and Bonferroni-corrected p < 1e-3. False positives: clean texts
+whose right key is found with z > 4 and Bonferroni-corrected p below the verifier's alpha (1e-6). False positives: clean texts
 (held-out human text of the model's corpus, plain samples, and texts watermarked under keys that are
 not candidates) tested against the same 1,000 keys. Robustness: recall at 200 tokens after 10 % of
 the words were replaced by random words of the corpus. Quality: perplexity under the model itself of
@@ -41,6 +41,7 @@ import torch  # noqa: E402
 
 from inference.engine import Engine, GenerationRequest  # noqa: E402
 from inference.watermark import (  # noqa: E402
+    DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
     LEFTHASH,
     SWEET,
@@ -53,7 +54,7 @@ from inference.watermark import (  # noqa: E402
     z_score,
 )
 
-ALPHA = 1e-3
+ALPHA = DEFAULT_ALPHA  # the verifier's
 CANDIDATES = 1000
 ROWS = 4
 

@@ -31,6 +31,7 @@ from .engine import GenerationRequest
 from .models import WatermarkPower
 from .modelstore import engine_instance, model_folder_fetch
 from .watermark import (
+    DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
     binomial_sf,
     green_counts,
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 LENGTHS = (25, 50, 75, 100, 150, 200)
 CARD_LENGTHS = (50, 100, 200)
 ROWS_PER_KEY = 4  # samples per probe key (one request of n rows)
-ALPHA = 1e-3
+ALPHA = DEFAULT_ALPHA
 
 
 def family_key(scheme: str, params: dict) -> str:

@@ -32,6 +32,7 @@ from training.models import ModelVersion
 from .modelstore import ModelIntegrityError, engine_instance, model_folder_fetch, tokenizer_for
 from .receipts import receipt_verify
 from .watermark import (
+    DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
     detect_best,
     detected,
@@ -42,7 +43,7 @@ from .watermark import (
 
 # Tokens of text the verify page asks for; shorter texts are tested too, but a miss says little.
 MIN_TOKENS = 60
-ALPHA = 1e-3  # family-wise false-positive rate after the Bonferroni correction
+ALPHA = DEFAULT_ALPHA  # family-wise false-positive rate after the Bonferroni correction
 
 
 @dataclass
