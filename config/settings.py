@@ -300,8 +300,17 @@ INFERENCE_CACHE_BYTES = env.int("INFERENCE_CACHE_BYTES", default=2 * 1024**3)  #
 INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued requests per engine, then 429
 INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
 INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
-WATERMARK_DELTA = env.float("WATERMARK_DELTA", default=2.0)
+# The watermark new grants get (each grant keeps its own: see licensing.services). "sweet" biases
+# and scores only where the model's entropy exceeds the threshold (nats); "lefthash" is the first
+# scheme (every step, delta 2). Values measured on trained tiny models: bench/watermark_recall.py.
+WATERMARK_SCHEME = env.str("WATERMARK_SCHEME", default="sweet")
+WATERMARK_DELTA = env.float("WATERMARK_DELTA", default=3.0)
 WATERMARK_GAMMA = env.float("WATERMARK_GAMMA", default=0.25)
+WATERMARK_ENTROPY_THRESHOLD = env.float("WATERMARK_ENTROPY_THRESHOLD", default=1.0)
+WATERMARK_CONTEXT_WIDTH = env.int("WATERMARK_CONTEXT_WIDTH", default=1)
+# Measure a version's detection power when it is published (inference queue).
+WATERMARK_POWER_ON_PUBLISH = env.bool("WATERMARK_POWER_ON_PUBLISH", default=True)
+WATERMARK_POWER_SAMPLES = env.int("WATERMARK_POWER_SAMPLES", default=32)
 
 # --- Compliance -------------------------------------------------------------------------------
 COMPLIANCE_REPORTS_PER_IP_PER_HOUR = env.int("COMPLIANCE_REPORTS_PER_IP_PER_HOUR", default=10)

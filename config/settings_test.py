@@ -15,3 +15,7 @@ from .settings import *  # noqa: E402,F403
 
 # Password hashing is deliberately slow in production; tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Publishing enqueues a power measurement for the inference queue; the tests that start inference
+# workers must not find a backlog of them. The tests of that hook turn it on.
+WATERMARK_POWER_ON_PUBLISH = False

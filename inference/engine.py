@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .watermark import WatermarkKey, watermark_bias
+from .watermark import WatermarkKey, watermark_logits
 
 log = logging.getLogger(__name__)
 
@@ -306,11 +306,9 @@ class DecodeLoop:
         samples from its own generator, so its tokens never depend on the other rows of a batch."""
         r = self.r
         rows = list(range(r.n)) if rows is None else rows
-        if r.watermark is not None:
+        if r.watermark is not None:  # a per-step logits processor of this request's rows only
             previous = [self.tokens[i][-1] if self.tokens[i] else self.prompt_ids[-1] for i in rows]
-            logits = logits + watermark_bias(
-                watermark=r.watermark, previous_tokens=previous, vocab_size=logits.shape[-1], device=logits.device
-            )
+            logits = watermark_logits(watermark=r.watermark, previous_tokens=previous, logits=logits)
         if r.temperature == 0:
             return logits.argmax(dim=-1)
         logits = _filter_logits(logits / r.temperature, top_k=r.top_k, top_p=r.top_p)

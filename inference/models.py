@@ -155,3 +155,53 @@ class MeterOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier} ({self.state})"
+
+
+class WatermarkPower(models.Model):
+    """How well one model version's text is attributed under one watermark family, measured on
+    samples the version generated (not on a model with random weights, whose text is far more
+    random than a fine-tune's): per sample and text length, the scored and green token counts of
+    its own key, from which recall at any number of candidate grants follows; and the quality cost,
+    the perplexity under the model itself of watermarked against plain samples."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.BigAutoField(primary_key=True)
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE,
+                                      related_name="watermark_power")
+    scheme = models.CharField(max_length=32)
+    params = models.JSONField(help_text="gamma, delta, entropy_threshold, context_width of the family measured.")
+    params_key = models.CharField(max_length=200, help_text="The scheme and parameters as canonical JSON.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.RUNNING)
+    samples = models.PositiveIntegerField(default=0)
+    # {"50": [[scored, green], ...], ...}: one pair per watermarked sample at that many tokens.
+    counts = models.JSONField(default=dict)
+    # {"50": [[scored, green], ...], ...}: the same for plain samples scored with the same keys.
+    clean_counts = models.JSONField(default=dict)
+    reference_candidates = models.PositiveIntegerField(default=1000,
+                                                       help_text="Grants the card's recall is computed against.")
+    recall = models.JSONField(default=dict, help_text='{"50": 0.9, ...} at reference_candidates.')
+    perplexity_plain = models.FloatField(null=True, blank=True)
+    perplexity_watermarked = models.FloatField(null=True, blank=True)
+    mean_entropy = models.FloatField(null=True, blank=True, help_text="Nats per token while sampling plainly.")
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    measured_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-measured_at"]
+        constraints = [models.UniqueConstraint(fields=["model_version", "params_key"], name="uniq_power_family")]
+
+    def __str__(self) -> str:
+        return f"power of {self.model_version_id} ({self.params_key}, {self.state})"
+
+    @property
+    def perplexity_cost(self) -> float | None:
+        """Relative perplexity increase of watermarked over plain samples (0.05 = 5 % higher)."""
+        if not self.perplexity_plain or self.perplexity_watermarked is None:
+            return None
+        return self.perplexity_watermarked / self.perplexity_plain - 1

@@ -288,9 +288,16 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
                    "ignore_eos": p.ignore_eos},
         "prompt_sha256": sha256_text(p.prompt), "output_sha256": sha256_text(completion.text),
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(completion.token_ids)},
-        "watermark": {"scheme": grant.watermark_scheme, "gamma": prepared.watermark.gamma,
-                      "delta": prepared.watermark.delta, "secret_version": grant.watermark_secret_version},
+        "watermark": _watermark_claim(prepared.watermark, grant),
     }
+
+
+def _watermark_claim(watermark: WatermarkKey, grant: Grant) -> dict:
+    claim = {"scheme": watermark.scheme, "gamma": watermark.gamma, "delta": watermark.delta,
+             "secret_version": grant.watermark_secret_version}
+    if watermark.scheme != "lefthash":
+        claim.update(entropy_threshold=watermark.entropy_threshold, context_width=watermark.context_width)
+    return claim
 
 
 def _meter_event_for(entry: UsageEntry, grant: Grant) -> MeterOutbox | None:

@@ -73,8 +73,7 @@ def _payload(prepared, relay: str | None) -> dict:
     return {"request_id": prepared.request_id, "relay": relay, "model_digest": prepared.version.digest,
             "prompt": p.prompt, "max_new_tokens": p.max_new_tokens, "temperature": p.temperature,
             "top_k": p.top_k, "top_p": p.top_p, "n": p.n, "seed": p.seed, "stop_at_eos": not p.ignore_eos,
-            "watermark": {"key": prepared.watermark.key, "delta": prepared.watermark.delta,
-                          "gamma": prepared.watermark.gamma}}
+            "watermark": prepared.watermark.to_dict()}
 
 
 def generation_submit_remote(prepared, *, on_token=None, should_cancel=None) -> Future:
@@ -131,3 +130,13 @@ def _replay(result: engine_module.GenerationResult, on_token) -> None:
         for token_id in c.token_ids:
             on_token(engine_module.TokenEvent(sample_index=c.index, token_id=token_id, text=""))
         on_token(engine_module.TokenEvent(sample_index=c.index, token_id=-1, text=c.text))
+
+
+@shared_task(name="inference.watermark_power_measure", autoretry_for=(ConnectionError,), max_retries=3)
+def watermark_power_measure_task(version_id: str, force: bool = False) -> dict:
+    """Measure a model version's watermark detection power (inference queue: it generates). Safe to
+    deliver twice: a measured or running version is left alone unless `force`."""
+    from .power import watermark_power_measure
+
+    power = watermark_power_measure(version_id=version_id, force=force)
+    return {"version": version_id, "state": power.state, "recall": power.recall}

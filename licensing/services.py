@@ -93,6 +93,16 @@ def acceptance_record(*, user, terms: LicenceTerms, ip_address: str | None, user
 
 # --- Grants ----------------------------------------------------------------------------------
 
+def grant_watermark_defaults() -> tuple[str, dict]:
+    """The watermark scheme and parameters a new grant gets, from the WATERMARK_* settings."""
+    scheme = settings.WATERMARK_SCHEME
+    params = {"gamma": float(settings.WATERMARK_GAMMA), "delta": float(settings.WATERMARK_DELTA)}
+    if scheme != "lefthash":
+        params.update(entropy_threshold=float(settings.WATERMARK_ENTROPY_THRESHOLD),
+                      context_width=int(settings.WATERMARK_CONTEXT_WIDTH))
+    return scheme, params
+
+
 @transaction.atomic
 def grant_create_pending(*, customer, model_version, terms: LicenceTerms, acceptance: Acceptance | None,
                          price_paid_cents: int, currency: str, metered: bool = False) -> Grant:
@@ -106,8 +116,7 @@ def grant_create_pending(*, customer, model_version, terms: LicenceTerms, accept
         quota_tokens=quota["tokens"], quota_period=quota["period"],
         price_paid_cents=price_paid_cents, currency=currency, metered=metered,
         watermark_secret_version=max(watermark_secrets()),
-        watermark_scheme="lefthash",
-        watermark_params={"gamma": float(settings.WATERMARK_GAMMA), "delta": float(settings.WATERMARK_DELTA)},
+        **dict(zip(("watermark_scheme", "watermark_params"), grant_watermark_defaults())),
     )
     audit_append(event="grant.created", actor=customer, subject=grant,
                  data={"terms": terms.sha256, "model_version": str(model_version.pk)})

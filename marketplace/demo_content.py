@@ -1,47 +1,118 @@
-"""Texts written for the demo: two small corpora with a recognisable voice each, generated from
-templates so that a tiny model learns their style in seconds."""
+"""Texts written for the demo: two corpora with a recognisable voice each, generated from a small
+grammar so that a tiny model learns their style in seconds.
+
+Why a grammar of single words and short phrases rather than whole stock sentences: a model trained
+on a few hundred fixed sentences learns to recite them (its samples were found word for word in
+its data), and is then so sure of every next token that a watermark has nowhere to hide. Slots of
+ten to twenty interchangeable words give millions of sentences of which the corpus holds a few
+thousand, so the model learns the voice and writes sentences of its own (the model card's
+memorisation figures show it), with real choices left at each slot.
+"""
 
 import random
 
+# 256-token windows give the models a 256-token context, room for a 200-token output. The corpora
+# are varied (demo_content) and training stops once validation stops improving, so the models
+# write sentences of their own instead of reciting their data.
+DEMO_HYPERPARAMETERS = {"steps": 160, "learning_rate": 1e-2, "batch_size": 4, "context_length": 256, "warmup_steps": 10,
+                        "sample_every": 50, "sample_count": 2, "sample_prompt": "", "sample_max_new_tokens": 60,
+                        "checkpoint_every": 100, "seed": 42, "early_stopping_patience": 2, "early_stopping_min_delta": 0.01}
+
 _HARBOUR = {
-    "time": ["At dawn", "By noon", "Towards dusk", "At the turn of the tide", "Before the fog lifted"],
-    "boat": ["the Marigold", "the Grey Heron", "the little Ada", "the ferry from Skerry", "the trawler Constance"],
-    "act": ["came in low with herring", "rounded the breakwater", "tied up at the north quay",
-            "put out past the lighthouse", "waited on the swell"],
-    "sky": ["the sky was the colour of pewter", "gulls wheeled over the fish market",
-            "rain came in sideways off the headland", "the wind backed to the south-west",
-            "a thin sun warmed the slipway"],
-    "note": ["Harbourmaster logged the tonnage.", "Nets were mended on the wall.",
-             "The bell on the buoy rang twice.", "Tea was brewed in the watch house.",
-             "Nobody spoke of the storm."],
+    "time": ["At dawn", "By noon", "Towards dusk", "At midnight", "Before first light", "After the squall",
+             "At low water", "At high water", "On the morning tide", "Late in the evening", "At six bells",
+             "Just after breakfast", "Before the fog lifted", "In the grey hour", "At the turn of the tide"],
+    "boat": ["the Marigold", "the Grey Heron", "the little Ada", "the Constance", "the Puffin", "the Kittiwake",
+             "the Brave Ellen", "the old Tern", "the Saltmarsh", "the Bonny Jean", "the Curlew", "the Morning Star",
+             "the Fulmar", "the Good Intent", "the ferry from Skerry", "the pilot cutter"],
+    "move": ["came in past", "rounded", "tied up at", "put out from", "drifted towards", "anchored off",
+             "limped into", "sailed past", "cleared", "beached below", "warped along", "stood off"],
+    "place": ["the breakwater", "the north quay", "the lighthouse", "the fish market", "the slipway",
+              "the harbour mouth", "the old pier", "the sandbar", "the coal wharf", "the lifeboat station",
+              "the customs house", "the headland", "the ice house", "the east jetty", "the chapel steps"],
+    "cargo": ["herring", "mackerel", "coal", "timber", "salt", "crab pots", "lobsters", "wool", "slate",
+              "barley", "nets", "ice", "cod", "whisky", "potatoes", "rope"],
+    "weather": ["wind", "fog", "rain", "swell", "sky", "tide", "sea", "sleet", "mist", "sun", "glass", "cloud"],
+    "turned": ["backed to the south", "thickened", "eased", "rose", "fell away", "turned grey", "cleared",
+               "came in hard", "went quiet", "hung low", "veered west", "held steady", "dropped"],
+    "over": ["over the headland", "off the point", "across the bay", "along the shore", "above the town",
+             "past the bar", "out by the rocks", "on the wall"],
+    "crew": ["the harbourmaster", "old Tom", "the pilot", "the cooper", "two deckhands", "the skipper",
+             "the boy Davey", "Mrs Pryce", "the coastguard", "the net menders", "the watchman", "the mate"],
+    "act": ["logged the tonnage", "mended nets on the wall", "rang the bell", "brewed tea in the watch house",
+            "counted the boxes", "checked the moorings", "said nothing of the storm", "painted the bollards",
+            "swept the quay", "read the glass", "lit the lamps", "wrote up the book", "coiled the lines"],
+    "count": ["Two", "Three", "Forty", "A dozen", "Eleven", "Sixty", "Nine", "A hundred", "Seven", "Twenty",
+              "Five", "Eighteen"],
+    "unit": ["boxes", "barrels", "crates", "baskets", "sacks", "tons", "bundles", "carts"],
+    "went": ["went ashore at", "were landed at", "were stacked on", "waited on", "were sold at",
+             "were weighed at", "lay on", "were carried up from"],
+    "wait": ["waited on the swell", "rode at anchor", "lay idle", "took on water", "dried her sails",
+             "swung on her chain", "waited for the pilot"],
 }
+_HARBOUR_SENTENCES = [
+    "{time}, {boat} {move} {place} with {cargo}.",
+    "The {weather} {turned} {over}, and {crew} {act}.",
+    "{crew_cap} {act} while {boat} {wait}.",
+    "{count} {unit} of {cargo} {went} {place}.",
+    "{time}, the {weather} {turned} and {boat} {wait}.",
+    "{boat_cap} {move} {place}; {crew} {act}.",
+]
+
 _KITCHEN = {
     "open": ["Warm the pan", "Start with cold butter", "Toast the spices", "Salt the water well",
-             "Slice the onions thin"],
-    "middle": ["until it smells of hazelnuts", "and let it sit for ten minutes", "over a low flame",
-               "while the oven heats", "and taste as you go"],
-    "then": ["Fold in the flour gently.", "Add the stock a ladle at a time.", "Squeeze half a lemon over it.",
-             "Scatter the herbs at the very end.", "Rest the dough under a cloth."],
+             "Slice the onions thin", "Soak the beans", "Rinse the rice", "Grate the cheese", "Whisk the eggs",
+             "Chop the parsley", "Melt the sugar", "Crush the garlic", "Heat the oven", "Peel the pears"],
+    "how": ["until it smells of hazelnuts", "for ten minutes", "over a low flame", "while the oven heats",
+            "and taste as you go", "until golden", "without stirring", "in a wide bowl", "by hand",
+            "with a wooden spoon", "until it just trembles", "overnight", "until soft"],
+    "ing": ["flour", "stock", "lemon", "the herbs", "cream", "the dough", "butter", "honey", "vinegar",
+            "the apples", "a pinch of salt", "pepper", "the milk", "the lentils", "mustard", "the greens"],
+    "verb": ["Fold in", "Add", "Squeeze over", "Scatter", "Stir in", "Pour in", "Brush on", "Spoon over",
+             "Beat in", "Crumble in", "Sift in", "Drizzle"],
+    "when": ["at the very end", "a little at a time", "before it boils", "once it thickens", "off the heat",
+             "just before serving", "while still warm", "in two batches", "when the edges brown"],
     "close": ["Serve it on warm plates.", "It keeps for three days.", "Grandmother never measured.",
-              "Good bread makes it better.", "Leftovers are better cold."],
+              "Good bread makes it better.", "Leftovers are better cold.", "Eat it outside if you can.",
+              "The children always asked for more.", "Nobody writes this one down.", "Wash up as you go."],
+    "person": ["Grandmother", "Aunt May", "My mother", "The neighbour", "Uncle Bert", "Our cook"],
+    "said": ["always said", "used to say", "swore", "insisted", "told me"],
+    "advice": ["never to rush the onions", "that cold hands make good pastry", "to salt early",
+               "that a dull knife is dangerous", "to trust the nose, not the clock", "to warm the plates",
+               "that butter forgives everything", "to keep the lid on"],
 }
+_KITCHEN_SENTENCES = [
+    "{open} {how}.",
+    "{verb} {ing} {when}.",
+    "{open}, then {verb_low} {ing} {how}.",
+    "{person} {said} {advice}.",
+    "{verb} {ing} and {ing2} {when}.",
+]
 
 
-def harbour_logbook(documents: int = 80, seed: int = 1) -> str:
+def _fill(template: str, slots: dict, rng: random.Random) -> str:
+    values = {name: rng.choice(options) for name, options in slots.items()}
+    values.update({f"{name}_cap": value[0].upper() + value[1:] for name, value in list(values.items())})
+    values.update({f"{name}_low": value[0].lower() + value[1:] for name, value in list(values.items())})
+    values.update({f"{name}2": rng.choice([o for o in options if o != values[name]] or options)
+                   for name, options in slots.items()})
+    return template.format(**values)
+
+
+def _corpus(slots: dict, sentences: list[str], documents: int, seed: int, tail: list[str] | None = None) -> str:
     rng = random.Random(seed)
     docs = []
     for _ in range(documents):
-        lines = [f"{rng.choice(_HARBOUR['time'])}, {rng.choice(_HARBOUR['boat'])} {rng.choice(_HARBOUR['act'])} "
-                 f"and {rng.choice(_HARBOUR['sky'])}. {rng.choice(_HARBOUR['note'])}" for _ in range(rng.randint(2, 4))]
+        lines = [_fill(rng.choice(sentences), slots, rng) for _ in range(rng.randint(3, 6))]
+        if tail:
+            lines.append(rng.choice(tail))
         docs.append(" ".join(lines))
     return "\n<|endoftext|>\n".join(docs)
 
 
-def kitchen_notes(documents: int = 80, seed: int = 2) -> str:
-    rng = random.Random(seed)
-    docs = []
-    for _ in range(documents):
-        steps = [f"{rng.choice(_KITCHEN['open'])} {rng.choice(_KITCHEN['middle'])}. {rng.choice(_KITCHEN['then'])}"
-                 for _ in range(rng.randint(2, 4))]
-        docs.append(" ".join(steps) + " " + rng.choice(_KITCHEN["close"]))
-    return "\n<|endoftext|>\n".join(docs)
+def harbour_logbook(documents: int = 400, seed: int = 1) -> str:
+    return _corpus(_HARBOUR, _HARBOUR_SENTENCES, documents, seed)
+
+
+def kitchen_notes(documents: int = 400, seed: int = 2) -> str:
+    return _corpus(_KITCHEN, _KITCHEN_SENTENCES, documents, seed, tail=_KITCHEN["close"])

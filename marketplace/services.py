@@ -67,7 +67,8 @@ def _clean_samples(samples) -> list[str]:
 def listing_publish(*, trainer, model_version_id, title: str, description: str = "",
                     card: str | None = None, samples: list[str] | None = None) -> Listing:
     """Publish the trainer's own model version (from a succeeded job) as a listing, or publish
-    its existing listing again. The card defaults to the version's generated card.
+    its existing listing again. The card defaults to the version's generated card. Its watermark
+    detection power is measured after commit on the inference queue (WATERMARK_POWER_ON_PUBLISH).
 
     Raises ModelVersionNotOwned (also for unknown ids) and ModelVersionNotReady."""
     version = (ModelVersion.objects.select_related("job").select_for_update(of=("self",))
@@ -94,6 +95,10 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
     listing.save()
     audit_append(event="listing.published", actor=trainer, subject=listing,
                  data={"model_version": str(version.pk)})
+    if settings.WATERMARK_POWER_ON_PUBLISH:  # buyers see how well the watermark finds its text
+        from inference.tasks import watermark_power_measure_task
+
+        transaction.on_commit(lambda: watermark_power_measure_task.delay(str(version.pk)), robust=True)
     return listing
 
 

@@ -20,6 +20,7 @@ from accounts.roles import role_required
 from core import charts
 from core.errors import DomainError, domain_error_body
 from core.http import client_ip
+from inference.power import watermark_power_summary
 from licensing.selectors import grants_for_customer
 from licensing.terms import render_terms_text
 from training.models import ModelVersion, TrainingJob
@@ -77,6 +78,7 @@ def listing_detail(request, listing_id):
     return render(request, "marketplace/listing_detail.html", {
         "listing": listing, "offers": offers, "max_prompt": MAX_PROMPT_CHARS,
         "try_remaining": try_it_remaining(visitor=client_ip(request) or "unknown"),
+        "watermark_power": watermark_power_summary(listing.model_version),
     })
 
 

@@ -67,9 +67,9 @@ def tiny_stored(tiny_dir: Path) -> dict:
     return {"prefix": "models/inference-tests/tiny", "manifest": manifest, "digest": manifest_digest(manifest)}
 
 
-@pytest.fixture
-def make_licence(db, tiny_stored):
-    """make_licence(**terms_overrides) -> Licence(grant, key, plaintext, version, customer)."""
+def licence_factory(stored: dict, *, n_positions: int = 128):
+    """make(customer=None, **terms_overrides) -> Licence(grant, key, plaintext, version, customer):
+    grants on one model version whose files are `stored`, each with its own offer."""
     from dataclasses import dataclass
 
     from licensing.services import apikey_create
@@ -91,8 +91,8 @@ def make_licence(db, tiny_stored):
             trainer = factories.user(trainer=True, customer=False)
             mv = factories.model_version(trainer)
             ModelVersion.objects.filter(pk=mv.pk).update(
-                storage_prefix=tiny_stored["prefix"], digest=tiny_stored["digest"], n_positions=128,
-                files=tiny_stored["manifest"])
+                storage_prefix=stored["prefix"], digest=stored["digest"], n_positions=n_positions,
+                files=stored["manifest"])
             mv.refresh_from_db()
             state["version"] = mv
             state["listing"] = factories.listing(trainer, mv=mv)
@@ -108,4 +108,39 @@ def make_licence(db, tiny_stored):
         key, plaintext = apikey_create(owner=customer, name="test key", grants=[grant])
         return Licence(grant=grant, key=key, plaintext=plaintext, version=mv, customer=customer)
 
+    make.listing = lambda: state["listing"]
     return make
+
+
+@pytest.fixture
+def make_licence(db, tiny_stored):
+    """make_licence(**terms_overrides) -> Licence(grant, key, plaintext, version, customer)."""
+    return licence_factory(tiny_stored)
+
+
+# --- A tiny model trained to a realistic validation perplexity --------------------------------
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny GPT-2 trained with the project's loop on the test corpus until its validation
+    perplexity is realistic for a fine-tune (measured, ~20-40), with a 256-token context so
+    that it writes 200-token texts. {"folder", "val_perplexity", "step"}; a few seconds."""
+    from tests.support.trained import train_tiny
+
+    documents = corpus_documents(count=120, length=60, seed=3)
+    return train_tiny(tmp_path_factory.mktemp("trained-tiny") / "model", documents, steps=60,
+                      context_length=256, n_positions=256, batch_size=4, learning_rate=5e-3)
+
+
+@pytest.fixture(scope="session")
+def trained_stored(trained_tiny: dict) -> dict:
+    from training.artifacts import folder_upload, manifest_digest
+
+    manifest = folder_upload(trained_tiny["folder"], "models/inference-tests/trained")
+    return {"prefix": "models/inference-tests/trained", "manifest": manifest, "digest": manifest_digest(manifest)}
+
+
+@pytest.fixture
+def make_trained_licence(db, trained_stored):
+    """Like make_licence, on the trained tiny model (256 positions)."""
+    return licence_factory(trained_stored, n_positions=256)

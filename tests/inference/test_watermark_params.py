@@ -24,21 +24,21 @@ def _z_with(licence, text: str, gamma: float) -> float:
 
 def test_a_text_generated_under_another_gamma_is_still_detected_after_the_setting_changes_back(
         client, make_licence, settings):
-    settings.WATERMARK_GAMMA = 0.5
+    settings.WATERMARK_SCHEME, settings.WATERMARK_GAMMA = "lefthash", 0.5
     licence = make_licence()
     text = _generate(client, licence)["outputs"][0]["text"]
-    settings.WATERMARK_GAMMA = 0.25
+    settings.WATERMARK_SCHEME, settings.WATERMARK_GAMMA = "sweet", 0.25
     scan = verification_run(text=text)["watermark"]
     assert scan["detected"] and scan["grant_id"] == str(licence.grant.pk)
     assert scan["gamma"] == 0.5 and scan["z_score"] == _z_with(licence, text, 0.5)
 
 
 def test_a_grant_generates_with_its_stored_parameters_not_todays_settings(client, make_licence, settings):
-    settings.WATERMARK_GAMMA, settings.WATERMARK_DELTA = 0.5, 3.0
+    settings.WATERMARK_SCHEME, settings.WATERMARK_GAMMA, settings.WATERMARK_DELTA = "lefthash", 0.5, 3.0
     licence = make_licence()
     assert licence.grant.watermark_scheme == "lefthash"
     assert licence.grant.watermark_params == {"gamma": 0.5, "delta": 3.0}
-    settings.WATERMARK_GAMMA, settings.WATERMARK_DELTA = 0.25, 2.0
+    settings.WATERMARK_SCHEME, settings.WATERMARK_GAMMA, settings.WATERMARK_DELTA = "sweet", 0.25, 2.0
     output = _generate(client, licence)["outputs"][0]
     claims = jws_parts(output["receipt"]["jws"])[1]
     assert claims["watermark"]["gamma"] == 0.5 and claims["watermark"]["delta"] == 3.0

@@ -11,19 +11,18 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
+from inference.power import watermark_power_current, watermark_power_measure
 from licensing.models import Grant
 from licensing.services import apikey_create
 from marketplace import services as market
 from marketplace.demo_billing import demo_metered_month
-from marketplace.demo_content import harbour_logbook, kitchen_notes
+from marketplace.demo_content import DEMO_HYPERPARAMETERS, harbour_logbook, kitchen_notes
 from marketplace.models import Listing, Order
 from training import job_runner
 from training import services as training
 from training.models import ModelVersion
 
-HP = {"steps": 200, "learning_rate": 3e-3, "batch_size": 8, "context_length": 64, "warmup_steps": 10,
-      "sample_every": 100, "sample_count": 2, "sample_prompt": "", "sample_max_new_tokens": 40,
-      "checkpoint_every": 100, "seed": 42, "early_stopping_patience": None, "early_stopping_min_delta": 0.0}
+HP = DEMO_HYPERPARAMETERS
 
 
 def _terms(uses, *, publish, resell, attribution, tokens, period, rate, days, restrictions=()):
@@ -36,7 +35,7 @@ DEMO_MODELS = [
     {
         "title": "Harbour Logbook", "licence": "cc-by-4.0", "text": harbour_logbook,
         "prompt": "At dawn, the Marigold",
-        "description": "Short entries in the voice of an old harbourmaster's logbook. Trained on 80 entries.",
+        "description": "Short entries in the voice of an old harbourmaster's logbook. Trained on 400 entries.",
         "offers": [
             ("Personal", _terms(["personal", "research"], publish=True, resell=False,
                                 attribution="Text by Harbour Logbook on Imprint", tokens=20_000, period="month",
@@ -74,6 +73,7 @@ class Command(BaseCommand):
     def _listing(self, trainer, spec) -> Listing:
         existing = Listing.objects.filter(trainer=trainer, title=spec["title"]).first()
         if existing:
+            self._measure_power(existing)
             return existing
         self.stdout.write(f"  training the demo model '{spec['title']}' (a few seconds) …")
         upload = SimpleUploadedFile(f"{spec['title']}.txt", spec["text"]().encode(), content_type="text/plain")
@@ -93,7 +93,17 @@ class Command(BaseCommand):
         for name, terms, fee, metered in spec["offers"]:
             market.offer_create(trainer=trainer, listing_id=listing.pk, name=name, terms=terms, fee_cents=fee,
                                 metered_cents_per_1k=metered)
+        self._measure_power(listing)
         return listing
+
+    def _measure_power(self, listing: Listing) -> None:
+        # Here rather than on a worker, so that the model pages show the figures at first start.
+        if watermark_power_current(listing.model_version) is not None:
+            return
+        self.stdout.write(f"  measuring the watermark's detection power on '{listing.title}' …")
+        power = watermark_power_measure(version_id=listing.model_version_id)
+        self.stdout.write(f"    recall {power.recall}, perplexity {power.perplexity_plain:.2f} plain, "
+                          f"{power.perplexity_watermarked:.2f} watermarked" if power.recall else f"    {power.error}")
 
     def _customer_licence(self, customer, listing: Listing) -> None:
         credentials = settings.VAR_DIR / "demo-api-key.txt"

@@ -1,0 +1,34 @@
+"""Measure the watermark's detection power of model versions (recall at 50/100/200 tokens and the
+perplexity cost), as publishing does: `manage.py watermark_power [VERSION_ID ...] [--all] [--force]`."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.power import watermark_power_measure
+from training.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = "Measure the watermark detection power of model versions (here, not on a worker)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("versions", nargs="*", help="model version ids")
+        parser.add_argument("--all", action="store_true", help="every version with a listing")
+        parser.add_argument("--force", action="store_true", help="measure again even if measured")
+
+    def handle(self, *args, versions, all, force, **options):
+        if all:
+            versions = [str(pk) for pk in ModelVersion.objects.filter(listing__isnull=False).values_list("pk", flat=True)]
+        if not versions:
+            raise CommandError("Name model version ids, or pass --all.")
+        for version_id in versions:
+            try:
+                power = watermark_power_measure(version_id=version_id, force=force)
+            except (ModelVersion.DoesNotExist, ValidationError) as exc:
+                raise CommandError(f"No model version {version_id}.") from exc
+            recall = ", ".join(f"{n} tokens {r:.0%}" for n, r in power.recall.items() if r is not None)
+            cost = power.perplexity_cost
+            self.stdout.write(f"{version_id}: {power.state}; recall {recall or '—'}"
+                              + (f"; perplexity {power.perplexity_plain:.2f} → {power.perplexity_watermarked:.2f}"
+                                 f" ({cost:+.1%})" if cost is not None else "")
+                              + (f"; error: {power.error}" if power.error else ""))
