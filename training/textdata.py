@@ -6,6 +6,7 @@ file without separators is one document.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -329,17 +330,18 @@ class StatsAccumulator:
 
 def encode_batch_ids(documents: Sequence[str], tokenizer: Any, dtype: np.dtype) -> tuple[np.ndarray, list[int]]:
     """(one token stream of the documents, each followed by eos; each document's token count),
-    encoded in one call of the Rust tokenizer (its threads share the batch)."""
+    encoded in one call of the Rust tokenizer (its threads share the batch). Uses its
+    `encode_batch_fast` (no character offsets, which nothing here reads) where there is one."""
     eos_id = tokenizer.eos_token_id
     if eos_id is None:
         raise ValueError("tokenizer has no eos token to separate documents")
-    per_document = _encode_each(documents, tokenizer)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        per_document = _encode_each(documents, tokenizer)
+    else:
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        per_document = [encoding.ids for encoding in encode(list(documents), add_special_tokens=False)]
     counts = [len(ids) for ids in per_document]
-    stream = np.empty(sum(counts) + len(counts), dtype=dtype)
-    position = 0
-    for ids in per_document:
-        stream[position:position + len(ids)] = ids
-        position += len(ids)
-        stream[position] = eos_id
-        position += 1
+    stream = np.fromiter(itertools.chain.from_iterable(ids + [eos_id] for ids in per_document), dtype=dtype,
+                         count=sum(counts) + len(counts))
     return stream, counts

@@ -46,9 +46,9 @@ TINY_VOCAB = 512
 TINY_TOKENIZER_KEY = f"tiny-bytelevel-bpe-{TINY_VOCAB}-v2"
 VAL_FRACTION = 0.05
 CHUNK_BYTES = 1024 * 1024
-# A 512-token BPE learns its merges from a few megabytes as well as from fifty; training on all
+# A 512-token BPE (255 merges) learns them from a megabyte of text as well as from fifty; training on all
 # of a large file would cost minutes and hold every distinct word in memory.
-TOKENIZER_SAMPLE_CHARS = 4_000_000
+TOKENIZER_SAMPLE_CHARS = 1_000_000
 # Documents are encoded in batches of about this many characters: large enough for the Rust
 # tokenizer's threads to share, small enough to bound memory.
 ENCODE_BATCH_CHARS = 2_000_000
