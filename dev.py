@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Imprint's two commands. Each sets itself up on a fresh machine that has only Python 3.11.
 
-    python3 dev.py run     # install, migrate, start a Celery worker and the site; prints URL and logins
+    python3 dev.py run     # install, migrate, start the Celery workers and the site; ends with URL, logins, key
     python3 dev.py test    # install the test dependencies, check the layers, run the whole test suite
 
 Both create `.venv/` next to this file and pip-install the pinned requirements into it (again only
@@ -30,8 +30,9 @@ def sh(*cmd: str | Path, env: dict | None = None) -> None:
 
 
 def ensure_venv(requirements: str) -> None:
-    """Create .venv and install `requirements` unless the same file set is already installed."""
-    files = sorted(ROOT.glob("requirements*.txt"))
+    """Create .venv and install `requirements` and the `imprint` command (pyproject.toml, editable)
+    unless the same file set is already installed."""
+    files = sorted(ROOT.glob("requirements*.txt")) + [ROOT / "pyproject.toml"]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files) + requirements.encode()).hexdigest()
     stamp = VENV / f".installed-{requirements}"
     if stamp.exists() and stamp.read_text() == digest:
@@ -41,6 +42,8 @@ def ensure_venv(requirements: str) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print(f"Installing {requirements} (first run takes a few minutes) …", flush=True)
     sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
+    # The CLI's dependencies are pinned in requirements.txt; this adds the console script .venv/bin/imprint.
+    sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
     stamp.write_text(digest)
 
 
@@ -48,61 +51,141 @@ def manage(*args: str) -> None:
     sh(PY, "manage.py", *args)
 
 
+def var_dir() -> Path:
+    return Path(os.environ.get("IMPRINT_VAR_DIR") or ROOT / "var")
+
+
 def run() -> int:
     ensure_venv("requirements.txt")
+    logs = var_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput", "-v", "0")
     manage("createcachetable")
     manage("collectstatic", "--noinput", "-v", "0")
-    print("Preparing the demo (the first start trains two small models) …", flush=True)
-    logins = subprocess.run([str(PY), "manage.py", "demo"], cwd=ROOT, check=True,
-                            stdout=subprocess.PIPE, text=True).stdout
+    print(f"Preparing the demo (the first start trains two small models; log in {rel(logs / 'demo.log')}) …",
+          flush=True)
+    with open(logs / "demo.log", "w") as log:
+        demo = subprocess.run([str(PY), "manage.py", "demo"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if demo.returncode != 0:
+        print(f"The demo could not be prepared (exit code {demo.returncode}); the end of "
+              f"{rel(logs / 'demo.log')}:\n{tail(logs / 'demo.log')}", flush=True)
+        return demo.returncode
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
-    # Two worker processes, as production would have: a training worker that runs one job at a time
-    # (GPU workers use the same command on their own machines) and a worker for everything else,
-    # which also runs Celery beat (periodic sweeps) in the embedded default.
-    bin_ = VENV / "bin"
-    procs = [
-        subprocess.Popen([str(bin_ / "celery"), "-A", "config", "worker", "-Q", "training", "-P", "solo",
-                          "-n", "training@%h", "-l", "WARNING"], cwd=ROOT),
-        subprocess.Popen([str(bin_ / "celery"), "-A", "config", "worker", "-Q", "default,inference",
-                          "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "WARNING"], cwd=ROOT),
-        subprocess.Popen([str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
-                          "--timeout", "120", "--access-logfile", "-"], cwd=ROOT),
-    ]
-    wait_for_port(host, int(port), procs)
-    print(f"\nDemo logins (embedded default, password imprint-demo):\n{logins}", flush=True)
-    print(f"Imprint is running at http://{host}:{port}/   (Ctrl+C stops it)\n", flush=True)
+    procs = start_processes(host, port, logs)
+    print(f"Starting the web server and two Celery workers (logs in {rel(logs)}/) …", flush=True)
+    if not wait_until_up(host, int(port), procs):
+        return stop_all(procs, because=dead_process_message(procs))
+    print_ready(host, port, (logs / "demo.log").read_text())
     return supervise(procs)
 
 
-def wait_for_port(host: str, port: int, procs: list[subprocess.Popen], timeout: float = 60) -> None:
-    """Return once the web server accepts connections, so the printed URL works when shown."""
+def rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+class Process:
+    """A started process, its log file, and the line its log shows once it is ready."""
+
+    def __init__(self, name: str, cmd: list[str], log: Path, ready_line: str | None):
+        self.name, self.log, self.ready_line = name, log, ready_line
+        with open(log, "w") as out:
+            self.popen = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def ready(self) -> bool:
+        return self.ready_line is None or self.ready_line in self.log.read_text(errors="replace")
+
+    def why_dead(self) -> str:
+        code = self.popen.returncode
+        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"The {self.name} stopped ({how}). The end of {rel(self.log)}:\n{tail(self.log)}"
+
+
+def start_processes(host: str, port: str, logs: Path) -> list[Process]:
+    # Two worker processes, as production would have: a training worker that runs one job at a time
+    # (GPU workers use the same command on their own machines) and a worker for everything else
+    # (datasets, generation, billing), which also runs Celery beat in the embedded default.
+    bin_ = VENV / "bin"
+    return [
+        Process("training worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "training", "-P", "solo",
+                                    "-n", "training@%h", "-l", "INFO"], logs / "training-worker.log", " ready."),
+        Process("default worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "default,inference",
+                                   "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "INFO"],
+                logs / "default-worker.log", " ready."),
+        Process("web server", [str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
+                               "--timeout", "120", "--access-logfile", str(logs / "access.log")],
+                logs / "web.log", None),
+    ]
+
+
+def wait_until_up(host: str, port: int, procs: list[Process], timeout: float = 120) -> bool:
+    """True once the web server accepts connections and each worker says it is ready, so the
+    printed URL works when shown; False as soon as a process dies (or nothing came up in time)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+    while time.monotonic() < deadline:
+        if not all(p.alive() for p in procs):
+            return False
         with socket.socket() as s:
             s.settimeout(0.5)
-            if s.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0:
-                return
+            web_up = s.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
+        if web_up and all(p.ready() for p in procs):
+            return True
         time.sleep(0.3)
+    return False
 
 
-def supervise(procs: list[subprocess.Popen]) -> int:
-    """Wait until one process exits or Ctrl+C, then stop them all."""
+def dead_process_message(procs: list[Process]) -> str:
+    dead = [p for p in procs if not p.alive()]
+    if dead:
+        return "\n".join(p.why_dead() for p in dead)
+    late = ", ".join(p.name for p in procs if not p.ready()) or "web server"
+    return f"Not up after two minutes: {late}. See the logs in {rel(var_dir() / 'logs')}/."
+
+
+def print_ready(host: str, port: str, demo_log: str) -> None:
+    """The last lines of the start-up: the URL, the demo logins, the demo API key."""
+    logins = [line.strip() for line in demo_log.splitlines() if " / " in line]
+    key_file = var_dir() / "demo-api-key.txt"
+    key = key_file.read_text().strip() if key_file.exists() else "(none: see the demo log)"
+    print("\nEverything is up. Ctrl+C stops it all.\n", flush=True)
+    print(f"  Imprint:      http://{host}:{port}/", flush=True)
+    print("  Demo logins:  " + "\n                ".join(logins), flush=True)
+    print(f"  Demo API key: {key}", flush=True)
+
+
+def supervise(procs: list[Process]) -> int:
+    """Wait until one process exits or Ctrl+C, then stop them all, saying which one stopped and why."""
     try:
-        while all(p.poll() is None for p in procs):
+        while all(p.alive() for p in procs):
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        return stop_all(procs, because=None)
+    return stop_all(procs, because=dead_process_message(procs))
+
+
+def stop_all(procs: list[Process], *, because: str | None) -> int:
+    if because:
+        print(f"\n{because}\nStopping everything.", flush=True)
     for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
+        if p.alive():
+            p.popen.send_signal(signal.SIGTERM)
     for p in procs:
         try:
-            p.wait(timeout=15)
+            p.popen.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            p.kill()
-    return max((p.returncode or 0) for p in procs)
+            p.popen.kill()
+    return 1 if because else 0
 
 
 def test(args: list[str]) -> int:

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from .models import User
+from .models import PersonalAccessToken, User
 
 
 class SignUpForm(UserCreationForm):
@@ -35,3 +35,9 @@ class RolesForm(forms.Form):
         if not (cleaned.get("is_trainer") or cleaned.get("is_customer")):
             raise forms.ValidationError("Keep at least one role.")
         return cleaned
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What it is for, e.g. “laptop CLI”.")
+    scopes = forms.MultipleChoiceField(choices=PersonalAccessToken.Scope.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=["read", "training"])

@@ -17,3 +17,36 @@ class User(AbstractUser):
     def roles(self) -> list[str]:
         roles = [r for r, on in (("trainer", self.is_trainer), ("customer", self.is_customer)) if on]
         return roles + (["staff"] if self.is_staff else [])
+
+
+class PersonalAccessToken(models.Model):
+    """A user's token for the management APIs (training, marketplace, licences) and the `imprint`
+    command line. Stored only as its SHA-256 with a visible prefix; the plaintext is shown once.
+
+    Not the API keys that generate text under a licence (licensing's `imp_…` keys): a token
+    manages an account, a key spends a grant, and neither is accepted where the other belongs."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "read: look at everything the account can see"
+        TRAINING = "training", "training: upload datasets, run and control jobs"
+        MARKETPLACE = "marketplace", "marketplace: publish listings and offers, buy licences"
+        LICENCES = "licences", "licences: manage grants and API keys"
+
+    owner = models.ForeignKey("User", on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True, help_text="Visible start of the token.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,5 +1,9 @@
 """Account services: sign-up, roles, e-mail verification, and the throttles of account actions."""
 
+import hashlib
+import secrets
+from datetime import timedelta
+
 from django.conf import settings
 from django.core import signing
 from django.core.mail import send_mail
@@ -9,8 +13,17 @@ from django.utils import timezone
 
 from core import ratelimit
 
-from .errors import EmailNotVerified, TooManyAttempts
-from .models import User
+from .errors import (
+    EmailNotVerified,
+    TokenInvalid,
+    TokenNotFound,
+    TokenOwnerInactive,
+    TokenScopeMissing,
+    TokenScopesInvalid,
+    TooManyAttempts,
+)
+from .models import PersonalAccessToken, User
+from .signals import token_refused
 
 _VERIFY_SALT = "accounts.email-verify"
 VERIFY_MAX_AGE_SECONDS = 3 * 24 * 3600
@@ -109,3 +122,82 @@ def email_request_authorize(*, email: str, ip: str | None) -> None:
         "e-mail requests",
         ratelimit.authorize_account_email(email=email, per_hour=settings.ACCOUNT_EMAILS_PER_ADDRESS_PER_HOUR),
         ratelimit.authorize_account_email_ip(ip=ip, per_hour=settings.ACCOUNT_EMAIL_REQUESTS_PER_IP_PER_HOUR))
+
+
+# --- Personal access tokens ------------------------------------------------------------------
+
+# Distinct from licensing's API keys (`imp_…`), so each credential is recognised by its prefix
+# and a token pasted where a key belongs (or the reverse) is refused, not tried as the other.
+TOKEN_PREFIX = "ipat_"
+TOKEN_SCOPES = tuple(PersonalAccessToken.Scope.values)
+TOKEN_ANY_SCOPE = "*"  # an endpoint any valid token may call (who am I)
+
+
+def _token_hash(plaintext: str) -> str:
+    # 256 random bits: a plain SHA-256 is enough (no password stretching needed).
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, owner: User, name: str, scopes: list[str]) -> tuple[PersonalAccessToken, str]:
+    """Create a token and return (token, plaintext); the plaintext exists only in this return
+    value. Raises TokenScopesInvalid for no scope or an unknown one."""
+    chosen = sorted(set(scopes))
+    unknown = [s for s in chosen if s not in TOKEN_SCOPES]
+    if not chosen or unknown:
+        raise TokenScopesInvalid(
+            f"Choose scopes among {', '.join(TOKEN_SCOPES)}" + (f" (unknown: {', '.join(unknown)})." if unknown else "."),
+            param="scopes")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = PersonalAccessToken.objects.create(owner=owner, name=name.strip()[:100] or "token",
+                                               prefix=plaintext[:12], token_hash=_token_hash(plaintext),
+                                               scopes=chosen)
+    return token, plaintext
+
+
+def token_authenticate(plaintext: str) -> PersonalAccessToken:
+    """The active token for `plaintext`, its last-used time updated (at most once a minute).
+    Raises TokenInvalid (unknown or revoked) or TokenOwnerInactive (deactivated account); both
+    refusals of a real token are announced on `token_refused` for the audit log."""
+    token = (PersonalAccessToken.objects.select_related("owner").filter(token_hash=_token_hash(plaintext)).first()
+             if plaintext.startswith(TOKEN_PREFIX) else None)
+    if token is None:
+        raise TokenInvalid("Invalid personal access token.")
+    if token.revoked_at is not None:
+        _announce_refusal("token.used_after_revocation", token)
+        raise TokenInvalid("This personal access token has been revoked.")
+    if not token.owner.is_active:
+        _announce_refusal("token.used_by_inactive_account", token)
+        raise TokenOwnerInactive("This token's account has been deactivated.")
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def _announce_refusal(event: str, token: PersonalAccessToken) -> None:
+    token_refused.send_robust(sender=PersonalAccessToken, event=event, actor=token.owner,
+                              data={"prefix": token.prefix, "token": token.pk})
+
+
+def token_require_scope(*, token: PersonalAccessToken, scope: str, write: bool) -> None:
+    """Nothing when `token` may do this: `scope` for any request, or "read" for one that only
+    reads. Raises TokenScopeMissing naming the scope needed."""
+    if scope == TOKEN_ANY_SCOPE or scope in token.scopes or (not write and PersonalAccessToken.Scope.READ in token.scopes):
+        return
+    raise TokenScopeMissing(
+        f"This token lacks the '{scope}' scope{'' if write else ' (or read)'}; create one with it on your account page.",
+        extra={"required_scope": scope, "token_scopes": token.scopes})
+
+
+@transaction.atomic
+def token_revoke(*, owner: User, token_id: int) -> PersonalAccessToken:
+    """Revoke one of `owner`'s tokens (idempotent). Raises TokenNotFound when it is not theirs."""
+    token = PersonalAccessToken.objects.select_for_update().filter(pk=token_id, owner=owner).first()
+    if token is None:
+        raise TokenNotFound("No such token.", param="token")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token

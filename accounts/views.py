@@ -9,12 +9,13 @@ from django.core import signing
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
 
 from core.http import client_ip
 
 from . import services
-from .errors import TooManyAttempts
-from .forms import RolesForm, SignUpForm
+from .errors import TokenNotFound, TooManyAttempts
+from .forms import RolesForm, SignUpForm, TokenForm
 from .models import User
 
 
@@ -117,3 +118,31 @@ def resend_verification(request):
         services.user_send_verification(user=request.user)
         messages.success(request, "We sent the confirmation e-mail again.")
     return redirect("accounts:account")
+
+
+@login_required
+def tokens(request):
+    """Personal access tokens: create one (its plaintext shown on this response only) or revoke."""
+    form = TokenForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        token, plaintext = services.token_create(owner=request.user, name=form.cleaned_data["name"],
+                                                 scopes=form.cleaned_data["scopes"])
+        created = {"token": token, "plaintext": plaintext}
+        form = TokenForm()
+    response = render(request, "accounts/tokens.html", {
+        "form": form, "created": created, "tokens": request.user.access_tokens.all()})
+    response["Cache-Control"] = "no-store"  # the page may hold a secret shown only once
+    return response
+
+
+@require_POST
+@login_required
+def token_revoke(request, pk: int):
+    try:
+        token = services.token_revoke(owner=request.user, token_id=pk)
+    except TokenNotFound as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Token {token.prefix}… revoked: it no longer works.")
+    return redirect("accounts:tokens")

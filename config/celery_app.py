@@ -23,6 +23,8 @@ app.conf.update(
     task_routes={
         # Periodic sweeps are light work for the default queue, whatever their app.
         "training.sweep_leases": {"queue": "default"},
+        # Dataset processing is CPU work for any worker, not for the GPU machines.
+        "training.process_dataset": {"queue": "default"},
         "training.*": {"queue": "training"},
         "inference.*": {"queue": "inference"},
     },

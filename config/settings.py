@@ -238,6 +238,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.PersonalAccessTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
@@ -336,6 +337,13 @@ ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
 
 # --- Training -------------------------------------------------------------------------------
 DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)
+# Uploads are capped at DATASET_MAX_BYTES while the body is read (training.uploads), then spooled
+# to a temporary file past 2.5 MB, never held whole in memory.
+FILE_UPLOAD_HANDLERS = [
+    "training.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 TRAINING_LEASE_SECONDS = env.int("TRAINING_LEASE_SECONDS", default=60)
 TRAINING_MAX_CONCURRENT_JOBS = env.int("TRAINING_MAX_CONCURRENT_JOBS", default=2)
 TRAINING_MAX_TOTAL_STEPS = env.int("TRAINING_MAX_TOTAL_STEPS", default=200_000)

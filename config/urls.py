@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.api import AccountMeApi
 from inference.urls import api_urlpatterns as inference_api_urlpatterns
 
 from .health import health_view
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("account/", include("accounts.urls")),
     path("studio/", include("training.urls")),
+    path("api/v1/account/", AccountMeApi.as_view(), name="api_account_me"),
     path("api/v1/training/", include("training.api_urls")),
     path("", include("licensing.urls")),
     path("", include("marketplace.urls")),

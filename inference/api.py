@@ -23,6 +23,7 @@ from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
 
 from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
+from .model_ids import licensed_versions, model_id_resolve
 from .models import UsageEntry
 from .services import (
     GenerationInput,
@@ -267,7 +268,7 @@ class GenerationCreateApi(_KeyApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        params = _input(v, v.get("model") or v["listing"])
+        params = _input(v, model_id_resolve(api_key=request.auth, model=v.get("model") or v["listing"]))
         return _generate(request, params, v["stream"], _token_event, lambda body: body,
                          stream_final=lambda body: {"type": "result", **body})
 
@@ -311,7 +312,7 @@ class CompletionCreateApi(_KeyApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        params = GenerationInput(model=v["model"], prompt=v["prompt"], max_new_tokens=v["max_tokens"],
+        params = GenerationInput(model=model_id_resolve(api_key=request.auth, model=v["model"]), prompt=v["prompt"], max_new_tokens=v["max_tokens"],
                                  temperature=v["temperature"], top_k=v["top_k"], top_p=v["top_p"], n=v["n"],
                                  seed=v.get("seed"), purpose=v.get("purpose") or None, ignore_eos=v["ignore_eos"])
         return _generate(request, params, v["stream"], _completion_chunk, completion_body,
@@ -348,17 +349,48 @@ def _completion_chunk(head: dict, index: int, text: str) -> dict:
 
 
 class ModelListApi(_KeyApi):
-    """The models the key is licensed to use (OpenAI `GET /v1/models`)."""
+    """The models the key is licensed to use (OpenAI `GET /v1/models`), by readable id:
+    `<trainer>/<listing-slug>` for the newest licensed version of each model, and
+    `<trainer>/<listing-slug>@<digest12>` for every licensed version. A version without a
+    listing is listed by its UUID. `owned_by` is the trainer."""
 
     @extend_schema(responses={200: dict, 401: GENERATION_ERRORS[401]})
     def get(self, request):
-        seen, data = set(), []
-        for grant in grants_active_for_key(api_key=request.auth):
+        data, named_ids = [], set()
+        for named in licensed_versions(api_key=request.auth, active_only=True):
+            if named.base_id not in named_ids:
+                named_ids.add(named.base_id)
+                data.append(_model_entry(named.base_id, named.version, named.owned_by))
+            data.append(_model_entry(named.pinned_id, named.version, named.owned_by))
+        named_versions = {entry["version"] for entry in data}
+        seen = set()
+        for grant in grants_active_for_key(api_key=request.auth).select_related("model_version__owner"):
             version = grant.model_version
-            if version.pk in seen:
-                continue
-            seen.add(version.pk)
-            data.append({"id": str(version.pk), "object": "model", "created": int(version.created_at.timestamp()),
-                         "owned_by": "imprint", "name": version.name, "digest": version.digest,
-                         "n_positions": version.n_positions})
+            if str(version.pk) not in named_versions and version.pk not in seen:
+                seen.add(version.pk)
+                data.append(_model_entry(str(version.pk), version, version.owner.username))
         return Response({"object": "list", "data": data})
+
+
+def _model_entry(model_id: str, version, owned_by: str) -> dict:
+    return {"id": model_id, "object": "model", "created": int(version.created_at.timestamp()), "owned_by": owned_by,
+            "name": version.name, "version": str(version.pk), "digest": version.digest,
+            "n_positions": version.n_positions}
+
+
+class ChatCompletionApi(APIView):
+    """`POST /v1/chat/completions`: Imprint's models are completion models (fine-tuned GPT-2 with
+    no chat template), so a chat request is answered with an OpenAI-shaped 400 that points at
+    `/v1/completions`, rather than with text from a prompt format the model never saw. Open to
+    any caller: the answer is the same with or without a key."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=None, responses={400: OpenApiResponse(_ERROR, "Always: use /v1/completions.")})
+    def post(self, request):
+        message = ("Imprint's models are completion models, not chat models: they continue a prompt and have "
+                   "no chat template. Call POST /v1/completions (client.completions.create) with a `prompt` "
+                   "instead; GET /v1/models lists the models your key may use.")
+        return Response(error_body(status_code=400, message=message, code="chat_not_supported", param="messages"),
+                        status=400)

@@ -17,4 +17,5 @@ api_urlpatterns = [
     path("api/v1/generations", api.GenerationCreateApi.as_view(), name="api_generations"),
     path("v1/completions", api.CompletionCreateApi.as_view(), name="openai_completions"),
     path("v1/models", api.ModelListApi.as_view(), name="openai_models"),
+    path("v1/chat/completions", api.ChatCompletionApi.as_view(), name="openai_chat_completions"),
 ]

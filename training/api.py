@@ -1,10 +1,10 @@
-"""Training API (session-authenticated trainers). Validation goes through the same forms as the
+"""Training API (trainers, by browser session or personal access token with the "training" scope). Validation goes through the same forms as the
 pages; the services' domain errors reach the client in the project's one error shape through
 config.api_errors, so nothing here translates them."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +13,7 @@ from core.errors import InvalidRequest
 
 from . import selectors
 from .forms import DatasetForm, JobForm
-from .models import Checkpoint, Dataset, ModelVersion
+from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion
 from .services import datasets, jobs, versions
 
 
@@ -34,7 +34,25 @@ def _form_error(form) -> InvalidRequest:
 class DatasetOutput(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ("id", "name", "sha256", "size_bytes", "licence", "rights_holders", "stats", "created_at")
+        fields = ("id", "name", "sha256", "upload_sha256", "size_bytes", "licence", "rights_holders", "stats", "created_at")
+
+
+class UploadOutput(serializers.ModelSerializer):
+    """An upload being processed: state processing → ready (with its dataset) or refused (with
+    the reason, the message and the byte offset it is about)."""
+
+    refusal = serializers.SerializerMethodField()
+    dataset = DatasetOutput(allow_null=True)
+
+    class Meta:
+        model = DatasetUpload
+        fields = ("id", "name", "state", "phase", "progress", "size_bytes", "upload_sha256", "licence",
+                  "rights_holders", "stats_base_model", "refusal", "dataset", "created_at", "finished_at")
+
+    def get_refusal(self, upload) -> dict | None:
+        if upload.state != DatasetUpload.State.REFUSED:
+            return None
+        return {"reason": upload.refusal_reason, "message": upload.refusal_message, "offset": upload.refusal_offset}
 
 
 class VersionOutput(serializers.ModelSerializer):
@@ -48,7 +66,7 @@ class TrainerApi(APIView):
     permission_classes = [IsTrainer]
 
 
-DatasetUpload = inline_serializer("DatasetUpload", fields={
+DatasetUploadInput = inline_serializer("DatasetUpload", fields={
     "name": serializers.CharField(required=False),
     "file": serializers.FileField(help_text="UTF-8 text; documents separated by <|endoftext|>."),
     "licence": serializers.CharField(help_text="SPDX id of the data's licence, or 'custom'."),
@@ -63,21 +81,36 @@ JOB_FIELDS = ("Fields of the job form: dataset (required), name, base_model, ste
 
 
 class DatasetListCreateApi(TrainerApi):
-    @extend_schema(operation_id="training_datasets_list", responses=DatasetOutput(many=True))
+    @extend_schema(operation_id="training_datasets_list", responses=DatasetOutput(many=True),
+                   parameters=[OpenApiParameter("sha256", str, description="Only the dataset of this content "
+                               "digest (of the file as uploaded, or as stored).")])
     def get(self, request):
-        return Response(DatasetOutput(Dataset.objects.filter(owner=request.user), many=True).data)
+        found = selectors.datasets_for(owner=request.user, sha256=request.query_params.get("sha256", ""))
+        return Response(DatasetOutput(found, many=True).data)
 
-    @extend_schema(operation_id="training_datasets_create", request={"multipart/form-data": DatasetUpload}, responses={201: DatasetOutput})
+    @extend_schema(operation_id="training_datasets_create", request={"multipart/form-data": DatasetUploadInput},
+                   responses={202: UploadOutput},
+                   description="Stages the file and answers at once (202, state processing); a worker validates, "
+                               "counts and encodes it. Poll the upload's URL for ready (with the dataset) or refused.")
     def post(self, request):
-        form = DatasetForm(request.data, request.FILES)
+        form = DatasetForm(request.data, request.FILES)  # reading the body runs the upload cap
+        if getattr(request, "upload_too_large", False):
+            raise datasets.upload_too_large()
         if not form.is_valid():
             raise _form_error(form)
         data = form.cleaned_data
-        dataset = datasets.dataset_create(owner=request.user, name=data["name"], upload=data["file"],
-                                          licence=data["licence"], licence_attested=data["licence_attested"],
-                                          rights_holders=data["rights_holders"],
-                                          stats_base_model=data["stats_base_model"] or "tiny")
-        return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
+        upload = datasets.dataset_upload_receive(
+            owner=request.user, name=data["name"], upload=data["file"], licence=data["licence"],
+            licence_attested=data["licence_attested"], rights_holders=data["rights_holders"],
+            stats_base_model=data["stats_base_model"] or "tiny")
+        return Response(UploadOutput(upload).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": f"/api/v1/training/uploads/{upload.pk}/"})
+
+
+class UploadDetailApi(TrainerApi):
+    @extend_schema(operation_id="training_uploads_retrieve", responses=UploadOutput)
+    def get(self, request, pk):
+        return Response(UploadOutput(selectors.upload_get(owner=request.user, pk=pk)).data)
 
 
 class DatasetDetailApi(TrainerApi):
@@ -91,24 +124,42 @@ class JobListCreateApi(TrainerApi):
     def get(self, request):
         jobs = selectors.studio_overview(owner=request.user)["jobs"]
         return Response([{"id": str(j.pk), "name": j.name, "state": j.state, "step": j.step,
-                          "total_steps": j.total_steps, "percent": j.progress_percent} for j in jobs])
+                          "total_steps": j.total_steps, "percent": j.progress_percent, "dataset": str(j.dataset_id),
+                          "base_model": j.base_model, "created_at": j.created_at} for j in jobs])
 
-    @extend_schema(operation_id="training_jobs_create", request=OpenApiTypes.OBJECT, description=JOB_FIELDS, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="training_jobs_create", request=OpenApiTypes.OBJECT,
+                   description=JOB_FIELDS + " With `reuse: true`, your unfinished job on the same dataset, base "
+                   "model and hyperparameters is resumed (paused) or returned (queued, running) instead: "
+                   "`outcome` says which, and the status is 200.",
+                   responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request):
         form = JobForm(request.data)
         if not form.is_valid():
             raise _form_error(form)
         dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
-        job = jobs.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
-                              base_model=form.cleaned_data["base_model"], hyperparameters=form.hyperparameters())
-        return Response(selectors.job_progress(job=job), status=status.HTTP_201_CREATED)
+        fields = {"owner": request.user, "dataset": dataset, "name": form.cleaned_data["name"],
+                  "base_model": form.cleaned_data["base_model"], "hyperparameters": form.hyperparameters()}
+        if str(request.data.get("reuse", "")).lower() in ("1", "true", "on"):
+            job, outcome = jobs.job_start_or_resume(**fields)
+        else:
+            job, outcome = jobs.job_create(**fields), "created"
+        return Response({**selectors.job_progress(job=job), "outcome": outcome},
+                        status=status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK)
 
 
 class JobDetailApi(TrainerApi):
     @extend_schema(operation_id="training_jobs_retrieve", responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):
         job = selectors.job_get(owner=request.user, pk=pk)
-        return Response(selectors.job_progress(job=job, include_trace=request.user.is_staff))
+        return Response(selectors.job_progress(
+            job=job, include_trace=request.user.is_staff, metrics_after=_step(request, "metrics_after", 0),
+            samples_after=_step(request, "samples_after", -1)))
+
+
+def _step(request, name: str, default: int) -> int:
+    """A polling client's "only what is newer than this step" parameter."""
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() else default
 
 
 class JobControlApi(TrainerApi):

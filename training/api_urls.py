@@ -6,6 +6,7 @@ from .urls import JOB_CONTROL
 urlpatterns = [
     path("datasets/", api.DatasetListCreateApi.as_view(), name="training_api_datasets"),
     path("datasets/<uuid:pk>/", api.DatasetDetailApi.as_view(), name="training_api_dataset"),
+    path("uploads/<uuid:pk>/", api.UploadDetailApi.as_view(), name="training_api_upload"),
     path("jobs/", api.JobListCreateApi.as_view(), name="training_api_jobs"),
     path("jobs/<uuid:pk>/", api.JobDetailApi.as_view(), name="training_api_job"),
     re_path(JOB_CONTROL, api.JobControlApi.as_view(),

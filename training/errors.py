@@ -15,6 +15,12 @@ class DatasetRefused(TrainingError):
     as "not_utf8" or "too_large"}."""
 
 
+class DatasetTooLarge(DatasetRefused):
+    """413: a request body over DATASET_MAX_BYTES, refused before it was read."""
+
+    status_code = 413
+
+
 class TrainingLimitExceeded(InvalidRequest):
     """400 (code "invalid_request"): over the trainer's concurrent-job or total-step limit."""
 

@@ -17,7 +17,9 @@ class Dataset(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
     file = models.FileField(upload_to="datasets/", max_length=300)
-    sha256 = models.CharField(max_length=64, db_index=True)
+    sha256 = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the stored (normalised) text.")
+    upload_sha256 = models.CharField(max_length=64, db_index=True, blank=True,
+                                     help_text="SHA-256 of the file as uploaded (before line endings were normalised).")
     size_bytes = models.BigIntegerField()
     licence = models.CharField(max_length=64, help_text="SPDX id (or 'custom') of the data's licence.")
     licence_attested = models.BooleanField(default=False)
@@ -35,6 +37,46 @@ class Dataset(models.Model):
         return self.name
 
 
+class DatasetUpload(models.Model):
+    """One upload on its way to becoming a Dataset: received and staged in storage by the web
+    request, then validated, counted and encoded by a task on the default queue.
+
+    Only a `ready` upload has a Dataset. A refused one keeps this record (the reason, the message
+    and the byte offset, for the trainer to read) and nothing else: the staged file is deleted
+    and no Dataset row or stored text or encoding is left behind."""
+
+    class State(models.TextChoices):
+        PROCESSING = "processing"
+        READY = "ready"
+        REFUSED = "refused"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_uploads")
+    name = models.CharField(max_length=200)
+    licence = models.CharField(max_length=64)
+    stats_base_model = models.CharField(max_length=64, default="tiny")
+    rights_holders = models.JSONField(default=list, blank=True,
+                                      help_text="Who holds the rights in the data, as declared; the dataset takes them.")
+    staged_name = models.CharField(max_length=300, blank=True, help_text="The received file, until processed.")
+    size_bytes = models.BigIntegerField()
+    upload_sha256 = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PROCESSING, db_index=True)
+    phase = models.CharField(max_length=32, blank=True, help_text="What the task is doing now.")
+    progress = models.FloatField(default=0.0, help_text="Percent done.")
+    refusal_reason = models.CharField(max_length=32, blank=True)
+    refusal_message = models.TextField(blank=True)
+    refusal_offset = models.BigIntegerField(null=True, blank=True, help_text="Byte of the upload it is about.")
+    dataset = models.OneToOneField(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="upload")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
 class EncodedDataset(models.Model):
     """Token ids of a dataset for one tokenizer, stored once and addressed by content."""
 
@@ -42,6 +84,7 @@ class EncodedDataset(models.Model):
     tokenizer_key = models.CharField(max_length=300)
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the stored token ids.")
     file = models.FileField(upload_to="encoded/", max_length=300)
+    dtype = models.CharField(max_length=8, default="<i4", help_text="numpy dtype of the stored ids.")
     tokens = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 

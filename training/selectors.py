@@ -9,12 +9,15 @@ import math
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 
-from .models import Checkpoint, Dataset, ModelVersion, TrainingJob
+from django.db.models import Q
+
+from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion, TrainingJob
 
 
 def studio_overview(*, owner) -> dict:
     return {
         "datasets": Dataset.objects.filter(owner=owner),
+        "uploads": DatasetUpload.objects.filter(owner=owner).exclude(state=DatasetUpload.State.READY)[:10],
         "jobs": TrainingJob.objects.filter(owner=owner).select_related("dataset"),
         "versions": ModelVersion.objects.filter(owner=owner).select_related("job"),
     }
@@ -22,6 +25,18 @@ def studio_overview(*, owner) -> dict:
 
 def dataset_get(*, owner, pk) -> Dataset:
     return get_object_or_404(Dataset, pk=pk, owner=owner)
+
+
+def datasets_for(*, owner, sha256: str = ""):
+    """The owner's datasets; with `sha256`, those whose content digest (as uploaded or as
+    stored) it is."""
+    found = Dataset.objects.filter(owner=owner)
+    sha256 = sha256.strip().lower()
+    return found.filter(Q(sha256=sha256) | Q(upload_sha256=sha256)) if sha256 else found
+
+
+def upload_get(*, owner, pk) -> DatasetUpload:
+    return get_object_or_404(DatasetUpload.objects.select_related("dataset"), pk=pk, owner=owner)
 
 
 def job_get(*, owner, pk) -> TrainingJob:

@@ -5,7 +5,8 @@ training.services.jobs.RUN_JOB_TASK), so nothing below imports this module."""
 from celery import shared_task
 
 from . import job_runner
-from .services import jobs
+from .models import DatasetUpload
+from .services import datasets, jobs
 
 
 @shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -19,3 +20,13 @@ def run_job(job_id: str) -> str:
 def sweep_leases() -> int:
     """Beat: re-send jobs whose worker stopped renewing its lease."""
     return jobs.jobs_requeue_stale()
+
+
+@shared_task(name=datasets.PROCESS_DATASET_TASK, acks_late=True, ignore_result=True)
+def process_dataset(upload_id: str) -> str:
+    """Validate, count and encode an uploaded dataset (default queue). A duplicate delivery, or one
+    for an upload already ready or refused, returns its state without doing the work again."""
+    try:
+        return datasets.dataset_upload_process(upload_id=upload_id).state
+    except DatasetUpload.DoesNotExist:
+        return "gone"

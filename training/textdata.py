@@ -6,6 +6,7 @@ file without separators is one document.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,13 +23,15 @@ _ID_DTYPE = np.dtype("<i4")
 
 class DatasetInvalid(Exception):
     """An upload that cannot be used as a dataset; `code` is the stable reason, `message` is for
-    people. This module has no Django: the dataset services refuse the upload with
-    training.errors.DatasetRefused, carrying this reason."""
+    people, `offset` the byte of the upload it is about (when there is one). This module has no
+    Django: the dataset services refuse the upload with training.errors.DatasetRefused, carrying
+    this reason."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, offset: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.offset = offset
 
 
 def parse_documents(raw: bytes, max_bytes: int) -> list[str]:
@@ -177,3 +180,168 @@ def ids_from_bytes(data: bytes) -> list[int]:
     if len(data) % _ID_DTYPE.itemsize:
         raise ValueError("cached token ids are truncated (length is not a multiple of 4)")
     return np.frombuffer(data, dtype=_ID_DTYPE).astype(np.int64).tolist()
+
+
+# --- Streaming: an upload of any size in bounded memory ------------------------------------------
+
+def _complete_utf8_prefix(data: bytes) -> int:
+    """Length of the longest prefix of `data` that does not end inside a UTF-8 sequence (the
+    rest waits for the next chunk)."""
+    end = len(data)
+    for back in range(1, min(4, end) + 1):
+        byte = data[end - back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: its lead byte is further back
+        if byte >= 0xC0:
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return end - back if needed > back else end
+        return end
+    return end
+
+
+class TextScanner:
+    """Validates and splits an upload fed chunk by chunk, holding at most one chunk and one
+    document in memory.
+
+    `feed(chunk)` returns (normalised text, complete documents); `finish()` the rest. Normalised
+    text is the upload decoded as strict UTF-8, without a leading byte-order mark, with CRLF and
+    lone CR line endings as LF: a Windows file and its LF twin give the same text and the same
+    tokens. Documents are stripped and non-empty, as `parse_documents` makes them. Raises
+    DatasetInvalid with the reasons of `parse_documents`, and "binary" for a NUL byte; the offset
+    is the byte of the upload as sent.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes_read = 0
+        self.documents = 0
+        self.separators = 0
+        self._pending_bytes = b""
+        self._pending_cr = False
+        self._buffer: list[str] = []
+        self._started = False
+        self._any_text = False
+
+    def feed(self, chunk: bytes) -> tuple[str, list[str]]:
+        start = self.bytes_read
+        self.bytes_read += len(chunk)
+        if self.bytes_read > self.max_bytes:
+            raise DatasetInvalid("too_large", f"File is over {_megabytes(self.max_bytes)} MB, the limit.", start)
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            raise DatasetInvalid("binary", f"File looks binary (NUL byte at offset {start + nul}); upload plain "
+                                           "UTF-8 text.", start + nul)
+        data = self._pending_bytes + chunk
+        cut = _complete_utf8_prefix(data)
+        self._pending_bytes = data[cut:]
+        return self._text(data[:cut], start - (len(data) - len(chunk)), final=False)
+
+    def finish(self) -> tuple[str, list[str]]:
+        text, documents = self._text(self._pending_bytes, self.bytes_read - len(self._pending_bytes), final=True)
+        self._pending_bytes = b""
+        tail = "".join(self._buffer).strip()
+        if tail:
+            documents.append(tail)
+            self.documents += 1
+        self._buffer = []
+        if not self._any_text:
+            raise DatasetInvalid("empty", "File is empty.")
+        if not self.documents:
+            raise DatasetInvalid("no_documents", "File holds only document separators, no text.")
+        return text, documents
+
+    def _text(self, data: bytes, offset: int, *, final: bool) -> tuple[str, list[str]]:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetInvalid("not_utf8", f"File is not valid UTF-8: invalid byte at offset {offset + error.start}.",
+                                 offset + error.start) from None
+        if not self._started and (text or final):
+            self._started = bool(text)
+            text = text.removeprefix("\ufeff")
+        if self._pending_cr:
+            text = "\r" + text
+        self._pending_cr = text.endswith("\r") and not final
+        if self._pending_cr:
+            text = text[:-1]  # it may be the first half of a CRLF split between chunks
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text, self._split(text)
+
+    def _tail(self, size: int) -> str:
+        """The last `size` characters of the buffered text."""
+        tail = ""
+        for part in reversed(self._buffer):
+            tail = part + tail
+            if len(tail) >= size:
+                break
+        return tail[-size:]
+
+    def _split(self, text: str) -> list[str]:
+        if not text:
+            return []
+        self._any_text = self._any_text or bool(text.strip())
+        # Only where a separator can be (the new text and the few characters before it) is it
+        # looked for, so a long document fed in many chunks is not copied again on each one.
+        if DOCUMENT_SEPARATOR not in self._tail(len(DOCUMENT_SEPARATOR) - 1) + text:
+            self._buffer.append(text)
+            return []
+        parts = ("".join(self._buffer) + text).split(DOCUMENT_SEPARATOR)
+        self._buffer = [parts.pop()]
+        documents = [d for d in (p.strip() for p in parts) if d]
+        self.documents += len(documents)
+        return documents
+
+
+def ids_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype for a vocabulary, as nanoGPT's .bin files: uint16 up to 65,536
+    ids (GPT-2's 50,257 fit), uint32 beyond. Little-endian, so files are portable."""
+    return np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<u4")
+
+
+class StatsAccumulator:
+    """The dataset page's counts (see `dataset_stats`) gathered batch by batch."""
+
+    def __init__(self) -> None:
+        self.documents = self.characters = self.tokens = 0
+        self.chars_min = self.chars_max = self.tokens_min = self.tokens_max = None
+        self.preview: list[str] = []
+
+    def add(self, documents: Sequence[str], token_counts: Sequence[int]) -> None:
+        for document, count in zip(documents, token_counts, strict=True):
+            chars = len(document)
+            self.documents += 1
+            self.characters += chars
+            self.tokens += count
+            self.chars_min = chars if self.chars_min is None else min(self.chars_min, chars)
+            self.chars_max = chars if self.chars_max is None else max(self.chars_max, chars)
+            self.tokens_min = count if self.tokens_min is None else min(self.tokens_min, count)
+            self.tokens_max = count if self.tokens_max is None else max(self.tokens_max, count)
+            if len(self.preview) < PREVIEW_DOCUMENTS:
+                self.preview.append(document[:PREVIEW_CHARS])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents, "characters": self.characters, "tokens": self.tokens,
+            "shortest_document_characters": self.chars_min, "longest_document_characters": self.chars_max,
+            "shortest_document_tokens": self.tokens_min, "longest_document_tokens": self.tokens_max,
+            "preview": self.preview,
+        }
+
+
+def encode_batch_ids(documents: Sequence[str], tokenizer: Any, dtype: np.dtype) -> tuple[np.ndarray, list[int]]:
+    """(one token stream of the documents, each followed by eos; each document's token count),
+    encoded in one call of the Rust tokenizer (its threads share the batch). Uses its
+    `encode_batch_fast` (no character offsets, which nothing here reads) where there is one."""
+    eos_id = tokenizer.eos_token_id
+    if eos_id is None:
+        raise ValueError("tokenizer has no eos token to separate documents")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        per_document = _encode_each(documents, tokenizer)
+    else:
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        per_document = [encoding.ids for encoding in encode(list(documents), add_special_tokens=False)]
+    counts = [len(ids) for ids in per_document]
+    stream = np.fromiter(itertools.chain.from_iterable(ids + [eos_id] for ids in per_document), dtype=dtype,
+                         count=sum(counts) + len(counts))
+    return stream, counts

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.studio, name="studio"),
     path("datasets/new/", views.dataset_upload, name="dataset_upload"),
     path("datasets/<uuid:pk>/", views.dataset_detail, name="dataset"),
+    path("uploads/<uuid:pk>/", views.upload_detail, name="upload"),
     path("jobs/new/", views.job_create, name="job_create"),
     path("jobs/estimate/", views.estimate, name="estimate"),
     path("jobs/<uuid:pk>/", views.job_detail, name="job"),

@@ -23,19 +23,32 @@ def studio(request):
 @role_required("trainer")
 def dataset_upload(request):
     form = DatasetForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and getattr(request, "upload_too_large", False):
+        return render(request, "training/dataset_upload.html",
+                      {"form": DatasetForm(), "refused": datasets.upload_too_large().message}, status=413)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            dataset = datasets.dataset_create(
+            upload = datasets.dataset_upload_receive(
                 owner=request.user, name=data["name"], upload=data["file"], licence=data["licence"],
                 licence_attested=data["licence_attested"], rights_holders=data["rights_holders"],
                 stats_base_model=data["stats_base_model"] or "tiny")
         except DomainError as exc:
             form.add_error(exc.param, exc.message)
         else:
-            messages.success(request, "Dataset uploaded. Check its statistics, then start a training job.")
-            return redirect("training:dataset", pk=dataset.pk)
+            return redirect("training:upload", pk=upload.pk)
     return render(request, "training/dataset_upload.html", {"form": form})
+
+
+@role_required("trainer")
+def upload_detail(request, pk):
+    """An upload being processed: its progress (the page polls the API), then its dataset or why
+    it was refused."""
+    upload = selectors.upload_get(owner=request.user, pk=pk)
+    if upload.dataset_id:
+        messages.success(request, "Dataset ready. Check its statistics, then start a training job.")
+        return redirect("training:dataset", pk=upload.dataset_id)
+    return render(request, "training/upload_detail.html", {"upload": upload})
 
 
 @role_required("trainer")

@@ -37,15 +37,23 @@ def test_any_upload_parses_into_clean_documents_or_is_refused_with_a_reason(raw)
 @given(raw=ANY_UPLOAD, content_type=st.sampled_from(["text/plain", "application/octet-stream", "image/png",
                                                      "application/pdf", "text/csv"]))
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_upload_api_answers_201_or_400_and_keeps_nothing_it_refused(client, trainer, raw, content_type):
+def test_the_upload_api_answers_202_or_400_and_keeps_nothing_it_refused(client, trainer, raw, content_type):
+    from training.services.datasets import dataset_upload_process
+
     client.force_login(trainer)
     before = Dataset.objects.count()
     response = client.post("/api/v1/training/datasets/", {
         "file": SimpleUploadedFile("x.txt", raw, content_type=content_type), "licence": "cc0-1.0",
         "licence_attested": "true"})
-    assert response.status_code in (201, 400), response.content
+    assert response.status_code in (202, 400), response.content
     if response.status_code == 400:
         assert response.json()["error"]["message"]
+        assert Dataset.objects.count() == before
+        return
+    upload = dataset_upload_process(upload_id=response.json()["id"])  # what the worker does
+    assert upload.state in ("ready", "refused") and upload.staged_name == ""
+    if upload.state == "refused":
+        assert upload.refusal_reason and upload.refusal_message
         assert Dataset.objects.count() == before
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from django.utils.text import slugify
 
 from inference.receipts import receipt_verify
 from licensing.services import apikey_revoke
@@ -18,7 +19,7 @@ def served(transactional_db, live_server, make_licence):
 
 def test_the_openai_client_lists_models_and_gets_a_completion_with_its_receipt(served):
     licence, client = served
-    assert [m.id for m in client.models.list().data] == [str(licence.version.pk)]
+    assert str(licence.version.pk) in {m.model_extra["version"] for m in client.models.list().data}
     completion = client.completions.create(model=str(licence.version.pk), prompt="the quick brown",
                                            max_tokens=8, seed=1, extra_body={"purpose": "research"})
     text = completion.choices[0].text
@@ -49,3 +50,33 @@ def test_the_openai_client_raises_its_usual_errors(served, make_licence):
     with pytest.raises(openai.AuthenticationError) as revoked:
         client.completions.create(model=str(licence.version.pk), prompt="the quick", max_tokens=2)
     assert revoked.value.status_code == 401 and revoked.value.code == "invalid_api_key"
+
+
+def test_models_are_listed_by_readable_id_owned_by_their_trainer_and_complete_by_it(served):
+    licence, client = served
+    trainer = licence.version.owner.username
+    slug = slugify(licence.version.listing.title)
+    models = client.models.list().data
+    assert [m.id for m in models] == [f"{trainer}/{slug}", f"{trainer}/{slug}@{licence.version.digest[:12]}"]
+    assert {m.owned_by for m in models} == {trainer}
+    for model in (f"{trainer}/{slug}", f"{trainer}/{slug}@{licence.version.digest[:12]}", str(licence.version.pk)):
+        completion = client.completions.create(model=model, prompt="the quick brown", max_tokens=4, seed=1)
+        assert completion.choices[0].text is not None
+        assert completion.model_extra["imprint"]["model_digest"] == licence.version.digest
+
+
+def test_a_readable_id_names_only_what_the_key_is_licensed_for(served):
+    licence, client = served
+    trainer = licence.version.owner.username
+    for model in (f"{trainer}/someone-elses-model", f"{trainer}/{slugify(licence.version.listing.title)}@0000000",
+                  "nobody/anything"):
+        with pytest.raises(openai.NotFoundError):
+            client.completions.create(model=model, prompt="x", max_tokens=2)
+
+
+def test_chat_completions_answer_with_an_openai_error_pointing_at_completions(served):
+    licence, client = served
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=str(licence.version.pk), messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.code == "chat_not_supported" and refused.value.param == "messages"
+    assert "/v1/completions" in refused.value.message

@@ -12,7 +12,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_trainer_goes_from_sign_up_to_a_published_model(live_server, celery_workers, tmp_path):
-    celery_workers.start(queues="training", pool="solo", concurrency=1)
+    # The default queue processes the uploaded dataset; the page waits for it, then shows it.
+    celery_workers.start(queues="training,default", pool="solo", concurrency=1)
     data = tmp_path / "stories.txt"
     data.write_text(corpus_text(documents=40, words=60))
     with chromium_page(live_server.url) as page:
@@ -31,7 +32,7 @@ def test_a_trainer_goes_from_sign_up_to_a_published_model(live_server, celery_wo
         page.select_option("#id_licence", "cc-by-4.0")
         page.check("#id_licence_attested")
         page.click("main button[type=submit]")
-        page.wait_for_selector("text=Statistics")
+        page.wait_for_selector("text=Statistics", timeout=60_000)
         assert "40" in page.inner_text("dl.facts")  # documents
         page.fill("#id_steps", "400")
         page.fill("#id_checkpoint_every", "40")

@@ -73,7 +73,8 @@ def test_the_model_page_shows_card_samples_and_offers_with_their_terms_side_by_s
     cheap = factories.offer(listing, fee_cents=900, name="Hobby")
     pro = factories.offer(listing, fee_cents=49_900, name="Studio", uses=["commercial"], duration_days=None)
     page = client.get(reverse("marketplace:listing_detail", args=[listing.pk])).content.decode()
-    assert listing.card.splitlines()[0] in page and "Once upon a time" in page
+    # The card's Markdown is rendered: its "# Title" line is the card's first heading.
+    assert f"<h1>{listing.card.splitlines()[0].removeprefix('# ')}</h1>" in page and "Once upon a time" in page
     assert "USD 9.00" in page and "USD 499.00" in page
     assert "Permitted uses: personal, non-commercial use, research." in page
     assert "Permitted uses: commercial use." in page and "Duration: perpetual." in page

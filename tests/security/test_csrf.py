@@ -14,6 +14,7 @@ NOT_SESSION_AUTHENTICATED = {
     "marketplace:stripe_webhook",  # Stripe's signature (construct_event) authenticates it
     "inference_api:api_generations", "inference_api:openai_completions",  # Bearer API keys
     "inference_api:openai_models",
+    "inference_api:openai_chat_completions",  # reads no credential at all: always the same refusal
     "compliance:api_verifications",  # public and anonymous: it reads no session, so a forgery gains nothing
 }
 

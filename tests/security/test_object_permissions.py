@@ -9,14 +9,19 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.services import token_create
 from compliance.services.cases import case_open_from_flag
 from compliance.services.flags import flag_raise
+from accounts.models import PersonalAccessToken
 from licensing.models import ApiKey, Grant
 from licensing.services import apikey_create
 from marketplace import services as market
 from marketplace.models import Listing, Order
 from tests import factories
 from training.models import Checkpoint, TrainingJob
+from training.services.datasets import dataset_upload_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -58,12 +63,16 @@ def owner_world(make_user):
     order = market.order_pay_local_test(order_id=order.pk, customer=owner, card_number=market.TEST_CARD_SUCCEEDS)
     grant = order.grant
     key, _ = apikey_create(owner=owner, name="mine")
+    token, _ = token_create(owner=owner, name="mine", scopes=["read"])
+    upload = dataset_upload_receive(owner=owner, name="staged", upload=SimpleUploadedFile("s.txt", b"text"),
+                                    licence="cc0-1.0", licence_attested=True, enqueue=False)
     flag = flag_raise(kind="purpose_not_permitted", severity=2, evidence={"test": True}, grant=grant, customer=owner)
     staff = make_user("stan", staff=True)
     case = case_open_from_flag(flag_id=flag.pk, staff=staff)
     other_flag = flag_raise(kind="purpose_not_permitted", severity=1, evidence={}, grant=grant, customer=owner,
                             dedupe_key="other")
-    return {"pk:dataset": job.dataset.pk, "pk:job": job.pk, "pk:version": version.pk,
+    return {"pk:dataset": job.dataset.pk, "pk:job": job.pk, "pk:version": version.pk, "pk:upload": upload.pk,
+            "pk:token": token.pk,
             "checkpoint_id": checkpoint.pk, "listing_id": listing.pk, "offer_id": offer.pk, "order_id": order.pk,
             "grant_id": grant.pk, "key_id": key.pk, "case_id": case.pk, "flag_id": other_flag.pk,
             "sha256": offer.terms_id, "action": "cancel", "name": "config.json",
@@ -74,7 +83,7 @@ def _kwargs(name: str, params: list[str], world: dict) -> dict:
     kwargs = {}
     for param in params:
         if param == "pk":
-            kind = next(k for k in ("dataset", "version", "job") if k in name)
+            kind = next(k for k in ("dataset", "version", "job", "upload", "token") if k in name)
             kwargs[param] = world[f"pk:{kind}"]
         else:
             assert param in world, f"{name}: add '{param}' to the permission map of this test"
@@ -108,6 +117,7 @@ def test_every_object_endpoint_refuses_another_users_ids(client, make_user, owne
     objects = owner_world["objects"]
     assert TrainingJob.objects.get(pk=objects["job"].pk).control_request == ""
     assert Grant.objects.get(pk=objects["grant"].pk).state == Grant.State.ACTIVE
+    assert PersonalAccessToken.objects.filter(owner=objects["job"].owner, revoked_at=None).count() == 1
     assert ApiKey.objects.get(pk=objects["key"].pk).revoked_at is None
     assert Listing.objects.get(pk=objects["listing"].pk).published
     assert not objects["case"].decisions.exists()

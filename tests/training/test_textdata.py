@@ -137,3 +137,39 @@ def test_truncated_id_cache_is_rejected() -> None:
 def test_ids_outside_int32_are_rejected() -> None:
     with pytest.raises(ValueError):
         ids_to_bytes([2**31])
+
+
+# --- The streaming scanner -------------------------------------------------------------------
+
+def _scan(raw: bytes, chunk: int) -> tuple[str, list[str]]:
+    from training.textdata import TextScanner
+
+    scanner, text, documents = TextScanner(10**9), [], []
+    for start in range(0, len(raw), chunk):
+        piece, found = scanner.feed(raw[start:start + chunk])
+        text.append(piece)
+        documents += found
+    piece, found = scanner.finish()
+    return "".join(text) + piece, documents + found
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 13, 1 << 20])
+def test_the_scanner_gives_the_documents_of_parse_documents_whatever_the_chunks(chunk):
+    raw = "\ufeffÜber 🙂 line\r\none<|endoftext|>\r\n two\rlines <|endoftext|><|endoftext|>last".encode()
+    text, documents = _scan(raw, chunk)
+    assert "\r" not in text and not text.startswith("\ufeff")
+    assert documents == parse_documents(raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n"), 10**9)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
+@pytest.mark.parametrize("raw, reason, offset", [
+    (b"ok " * 10 + b"\xe2\x82", "not_utf8", 30),  # a sequence cut off at the end of the file
+    (b"ok " * 10 + b"\xff rest", "not_utf8", 30),
+    (b"ok " * 10 + b"\x00", "binary", 30),
+    (b" \n\t ", "empty", None),
+    (b"<|endoftext|> \n<|endoftext|>", "no_documents", None),
+])
+def test_the_scanner_refuses_with_the_reason_and_the_byte_offset(chunk, raw, reason, offset):
+    with pytest.raises(DatasetInvalid) as refused:
+        _scan(raw, chunk)
+    assert (refused.value.code, refused.value.offset) == (reason, offset)

@@ -1,33 +1,61 @@
-"""Datasets: an upload validated and stored with its statistics, and its token ids encoded once per
-tokenizer and cached in storage."""
+"""Datasets: an upload received and staged by the web request, then validated, counted and
+encoded by a task on the default queue (`dataset_upload_process`), in bounded memory; the token
+ids are stored once per tokenizer, as a compact numpy array in storage.
+
+The request does only what needs no reading of the text (attestation, size, content type, base
+model); the task reads the staged file twice in chunks: once to validate and normalise it (and
+take the tiny tokenizer's training sample), once to encode it batch by batch.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from .. import artifacts
 from ..base_models import TINY, BaseModel, base_model_get, hub_tokenizer_load
-from ..errors import DatasetRefused
-from ..models import Dataset, EncodedDataset
-from ..textdata import DatasetInvalid, dataset_stats, encode_documents, ids_from_bytes, ids_to_bytes, parse_documents
+from ..errors import DatasetRefused, DatasetTooLarge
+from ..models import Dataset, DatasetUpload, EncodedDataset
+from ..textdata import (
+    DatasetInvalid,
+    StatsAccumulator,
+    TextScanner,
+    encode_batch_ids,
+    ids_dtype,
+    ids_from_bytes,
+)
 
+log = logging.getLogger(__name__)
+
+PROCESS_DATASET_TASK = "training.process_dataset"
 # Content types a browser or an HTTP client sends for a text file. Anything else (images, PDFs,
 # archives) is refused before the bytes are read.
 TEXT_CONTENT_TYPES = {"text/plain", "text/markdown", "text/x-markdown", "application/octet-stream", ""}
 TINY_VOCAB = 512
-TINY_TOKENIZER_KEY = f"tiny-bytelevel-bpe-{TINY_VOCAB}-v1"
+# v2: trained on the normalised text's first TOKENIZER_SAMPLE_CHARS (v1 saw the whole file).
+TINY_TOKENIZER_KEY = f"tiny-bytelevel-bpe-{TINY_VOCAB}-v2"
 VAL_FRACTION = 0.05
+CHUNK_BYTES = 1024 * 1024
+# A 512-token BPE (255 merges) learns them from a megabyte of text as well as from fifty; training on all
+# of a large file would cost minutes and hold every distinct word in memory.
+TOKENIZER_SAMPLE_CHARS = 1_000_000
+# Documents are encoded in batches of about this many characters: large enough for the Rust
+# tokenizer's threads to share, small enough to bound memory.
+ENCODE_BATCH_CHARS = 2_000_000
 
 
-def _refused(reason: str, message: str) -> DatasetRefused:
-    return DatasetRefused(message, param="file", extra={"reason": reason})
+def _refused(reason: str, message: str, offset: int | None = None) -> DatasetRefused:
+    return DatasetRefused(message, param="file", extra={"reason": reason, "offset": offset})
 
 
 def _check_upload(upload) -> None:
@@ -39,74 +67,264 @@ def _check_upload(upload) -> None:
         raise _refused("wrong_content_type", f"Upload a plain UTF-8 text file, not {content_type}.")
 
 
-def dataset_documents(*, raw: bytes) -> list[str]:
-    """The documents of an upload. Raises DatasetRefused with the reason "too_large", "not_utf8",
-    "empty", "no_documents" (textdata's reasons) or "binary" (a NUL byte)."""
+def upload_too_large() -> DatasetRefused:
+    """The refusal of a request body over the cap (see training.uploads), before it was read."""
+    limit = settings.DATASET_MAX_BYTES / (1024 * 1024)
+    return DatasetTooLarge(f"File is over the size limit; the limit is {limit:g} MB.", param="file",
+                           extra={"reason": "too_large", "offset": None})
+
+
+# --- Receiving (the web request) -------------------------------------------------------------
+
+def dataset_upload_receive(*, owner, name: str, upload, licence: str, licence_attested: bool,
+                           stats_base_model: str = TINY, rights_holders: list[str] | None = None,
+                           enqueue: bool = True) -> DatasetUpload:
+    """Stage an uploaded file in storage, streamed in chunks, and queue its processing (after
+    commit) on the default queue. Returns the upload, state "processing".
+
+    Raises DatasetRefused ("not_attested", "too_large", "wrong_content_type") and TrainingError
+    for an unknown base model, before anything is stored."""
+    if not licence_attested:
+        raise _refused("not_attested", "Confirm that you have the right to train on this data.")
+    _check_upload(upload)
+    base_model_get(stats_base_model)
+    digest = hashlib.sha256()
+    for chunk in upload.chunks(CHUNK_BYTES):
+        digest.update(chunk)
+    upload.seek(0)
+    record = DatasetUpload(owner=owner, name=name.strip() or Path(upload.name).stem, licence=licence,
+                           stats_base_model=stats_base_model, rights_holders=list(rights_holders or []),
+                           size_bytes=upload.size,
+                           upload_sha256=digest.hexdigest(), phase="queued")
+    record.staged_name = default_storage.save(f"uploads/{record.pk}.txt", File(upload))
     try:
-        documents = parse_documents(raw, settings.DATASET_MAX_BYTES)
-    except DatasetInvalid as exc:
-        raise _refused(exc.code, exc.message) from exc
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        raise _refused("binary", f"File looks binary (NUL byte at offset {nul}); upload plain UTF-8 text.")
-    return documents
+        record.save()
+    except Exception:
+        default_storage.delete(record.staged_name)
+        raise
+    if enqueue:
+        transaction.on_commit(lambda: _send_process(record.pk))
+    return record
+
+
+def _send_process(upload_id) -> None:
+    from celery import current_app
+
+    current_app.send_task(PROCESS_DATASET_TASK, args=[str(upload_id)], queue="default")
 
 
 def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: bool,
                    stats_base_model: str = TINY, rights_holders: list[str] | None = None) -> Dataset:
-    """Validate an uploaded text file and store it with its statistics and its encoding.
-
-    Raises DatasetRefused for a bad file or a missing attestation and TrainingError for an unknown
-    base model. Nothing is stored for a refused upload; if saving the row fails, the stored file is
-    deleted again.
-    """
-    if not licence_attested:
-        raise _refused("not_attested", "Confirm that you have the right to train on this data.")
-    _check_upload(upload)
-    raw = upload.read()
-    documents = dataset_documents(raw=raw)
-    base = base_model_get(stats_base_model)
-    tokenizer = stats_tokenizer(documents=documents, base=base)
-    stats = {**dataset_stats(documents, tokenizer), "tokenizer": stats_base_model}
-    dataset = _dataset_save(owner=owner, name=name.strip() or Path(upload.name).stem, raw=raw, licence=licence,
-                            stats=stats, rights_holders=rights_holders or [])
-    # The tokenizer is at hand (for the tiny model it was just trained on this data): cache the
-    # encoding now, so a job neither trains the tokenizer again nor encodes the data again.
-    with tempfile.TemporaryDirectory() as tmp:
-        _encoding_save(dataset=dataset, base=base, tokenizer=tokenizer, documents=documents, scratch=Path(tmp))
-    return dataset
+    """Receive and process an upload at once, in this process (commands, the demo, tests): the
+    Dataset, or DatasetRefused (with the upload's reason) and nothing stored."""
+    record = dataset_upload_receive(owner=owner, name=name, upload=upload, licence=licence,
+                                    licence_attested=licence_attested, stats_base_model=stats_base_model,
+                                    rights_holders=rights_holders, enqueue=False)
+    record = dataset_upload_process(upload_id=record.pk)
+    if record.state != DatasetUpload.State.READY:
+        raise _refused(record.refusal_reason, record.refusal_message, record.refusal_offset)
+    return record.dataset
 
 
-def _dataset_save(*, owner, name: str, raw: bytes, licence: str, stats: dict, rights_holders: list[str]) -> Dataset:
-    """Store the file, then its row; a row that fails to save takes its file with it."""
-    sha = hashlib.sha256(raw).hexdigest()
-    stored = default_storage.save(f"datasets/{sha}.txt", ContentFile(raw))
-    try:
-        with transaction.atomic():
-            dataset = Dataset(owner=owner, name=name, sha256=sha, size_bytes=len(raw), licence=licence,
-                              licence_attested=True, rights_holders=rights_holders, stats=stats)
-            dataset.file.name = stored
-            dataset.save()
-    except Exception:
-        default_storage.delete(stored)
-        raise
-    return dataset
+# --- Processing (the default-queue task) -----------------------------------------------------
+
+def dataset_upload_process(*, upload_id) -> DatasetUpload:
+    """Validate, normalise, count and encode a staged upload, then store the text, its encoding
+    and the Dataset row; or refuse it (reason, message, byte offset) and delete the staged file.
+
+    Safe to run twice: an upload that is no longer processing is returned as it is, and the
+    stored files are addressed by content. Raises DatasetUpload.DoesNotExist for an unknown id."""
+    record = DatasetUpload.objects.get(pk=upload_id)
+    if record.state != DatasetUpload.State.PROCESSING:
+        return record
+    base = base_model_get(record.stats_base_model)
+    with tempfile.TemporaryDirectory(prefix="imprint-dataset-") as tmp:
+        try:
+            return _process(record, base, Path(tmp))
+        except DatasetInvalid as exc:
+            return _refuse(record, exc.code, exc.message, exc.offset)
+        except DatasetRefused as exc:
+            return _refuse(record, exc.extra.get("reason", "refused"), exc.message, exc.extra.get("offset"))
 
 
-def stats_tokenizer(*, documents: list[str], base: BaseModel):
-    """The tokenizer whose token counts the dataset page shows: for the tiny model one trained on
-    these documents, else the base's own. Raises TrainingError when that one is unreachable."""
+def _process(record: DatasetUpload, base: BaseModel, scratch: Path) -> DatasetUpload:
+    text_path = scratch / "text.txt"
+    sample = _normalise(record, text_path)
+    _progress(record, "tokenizer", 40)
+    tokenizer = _stats_tokenizer(base, sample)
+    del sample
+    ids_path = scratch / "ids.bin"
+    dtype = ids_dtype(len(tokenizer))
+    stats = _encode(record, tokenizer, text_path, ids_path, dtype)
+    _progress(record, "storing", 95)
+    return _store(record, base, tokenizer, text_path, ids_path, dtype, {**stats, "tokenizer": base.name}, scratch)
+
+
+def _normalise(record: DatasetUpload, text_path: Path) -> list[str]:
+    """First pass: validate the staged file and write its normalised text to `text_path`.
+    Returns the tokenizer's training sample (the first documents, up to the sample size)."""
+    scanner = TextScanner(settings.DATASET_MAX_BYTES)
+    sample, sample_chars, done = [], 0, 0
+    with default_storage.open(record.staged_name, "rb") as source, open(text_path, "w", encoding="utf-8",
+                                                                         newline="") as out:
+        for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
+            text, documents = scanner.feed(chunk)
+            out.write(text)
+            for document in documents:
+                if sample_chars < TOKENIZER_SAMPLE_CHARS:
+                    sample.append(document)
+                    sample_chars += len(document)
+            done += len(chunk)
+            _progress(record, "validating", 40 * done / max(record.size_bytes, 1))
+        text, documents = scanner.finish()
+        out.write(text)
+        if sample_chars < TOKENIZER_SAMPLE_CHARS:
+            sample.extend(documents)
+    return sample
+
+
+def _documents(text_path: Path) -> Iterator[list[str]]:
+    """Second pass: the normalised text's documents, in batches of about ENCODE_BATCH_CHARS."""
+    scanner = TextScanner(max_bytes=2**62)
+    batch, chars = [], 0
+    with open(text_path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
+            for document in scanner.feed(chunk)[1]:
+                batch.append(document)
+                chars += len(document)
+                if chars >= ENCODE_BATCH_CHARS:
+                    yield batch
+                    batch, chars = [], 0
+        batch.extend(scanner.finish()[1])
+    if batch:
+        yield batch
+
+
+def _encode(record, tokenizer, text_path: Path, ids_path: Path, dtype) -> dict:
+    stats = StatsAccumulator()
+    total, done = max(text_path.stat().st_size, 1), 0
+    with open(ids_path, "wb") as out:
+        for batch in _documents(text_path):
+            ids, counts = encode_batch_ids(batch, tokenizer, dtype)
+            out.write(ids.tobytes())
+            stats.add(batch, counts)
+            done += sum(len(d) for d in batch)
+            _progress(record, "encoding", 40 + 55 * min(done / total, 1.0))
+    return stats.as_dict()
+
+
+def _progress(record: DatasetUpload, phase: str, percent: float) -> None:
+    """Record progress when it moved by a whole percent or the phase changed (one UPDATE)."""
+    percent = round(min(percent, 100.0), 1)
+    if phase == record.phase and int(percent) == int(record.progress):
+        return
+    record.phase, record.progress = phase, percent
+    DatasetUpload.objects.filter(pk=record.pk, state=DatasetUpload.State.PROCESSING).update(
+        phase=phase, progress=percent)
+
+
+def _stats_tokenizer(base: BaseModel, sample: list[str]):
+    """For the tiny model a tokenizer trained on the sample, else the base's own. Raises
+    TrainingError when a hub tokenizer is unreachable."""
     if base.name == TINY:
         from ..tiny import train_tokenizer
 
-        return train_tokenizer(documents, vocab_size=TINY_VOCAB)
+        return train_tokenizer(sample, vocab_size=TINY_VOCAB)
     return hub_tokenizer_load(base)
 
 
-def dataset_read_documents(*, dataset: Dataset) -> list[str]:
-    """The stored dataset's documents. Raises DatasetRefused if the stored file no longer parses."""
-    with default_storage.open(dataset.file.name, "rb") as fh:
-        return dataset_documents(raw=fh.read())
+def stats_tokenizer(*, documents: list[str], base: BaseModel):
+    """The tokenizer whose token counts the dataset page shows (see `_stats_tokenizer`)."""
+    sample, chars = [], 0
+    for document in documents:
+        if chars >= TOKENIZER_SAMPLE_CHARS:
+            break
+        sample.append(document)
+        chars += len(document)
+    return _stats_tokenizer(base, sample)
+
+
+def _store(record, base, tokenizer, text_path: Path, ids_path: Path, dtype, stats: dict, scratch: Path):
+    sha = artifacts.file_sha256(text_path)
+    text_name = _save_once(f"datasets/{sha}.txt", text_path)
+    dataset = Dataset(owner=record.owner, name=record.name, sha256=sha, upload_sha256=record.upload_sha256,
+                      size_bytes=text_path.stat().st_size, licence=record.licence, licence_attested=True,
+                      rights_holders=record.rights_holders, stats=stats)
+    dataset.file.name = text_name
+    key, prefix = _encoding_address(sha, base)
+    ids_name = _save_ids(prefix, ids_path, dtype, tokenizer if base.name == TINY else None, scratch)
+    try:
+        with transaction.atomic():
+            locked = DatasetUpload.objects.select_for_update().get(pk=record.pk)
+            if locked.state != DatasetUpload.State.PROCESSING:
+                return locked  # a duplicate delivery finished first
+            dataset.save()
+            _record_encoding(dataset, key, ids_name, ids_path, dtype)
+            DatasetUpload.objects.filter(pk=record.pk).update(
+                state=DatasetUpload.State.READY, dataset=dataset, phase="ready", progress=100.0,
+                staged_name="", finished_at=timezone.now())
+    except Exception:
+        _delete_unreferenced(text_name)
+        raise
+    default_storage.delete(record.staged_name)
+    return DatasetUpload.objects.select_related("dataset").get(pk=record.pk)
+
+
+def _save_once(name: str, path: Path) -> str:
+    """Store a content-addressed file unless an identical one is there already."""
+    if default_storage.exists(name):
+        return name
+    with open(path, "rb") as fh:
+        return default_storage.save(name, File(fh))
+
+
+def _delete_unreferenced(text_name: str) -> None:
+    if not Dataset.objects.filter(file=text_name).exists():
+        default_storage.delete(text_name)
+
+
+def _refuse(record: DatasetUpload, reason: str, message: str, offset: int | None) -> DatasetUpload:
+    """Refuse the upload: its staged file is deleted; the record keeps why, for the trainer."""
+    default_storage.delete(record.staged_name)
+    DatasetUpload.objects.filter(pk=record.pk, state=DatasetUpload.State.PROCESSING).update(
+        state=DatasetUpload.State.REFUSED, refusal_reason=reason, refusal_message=message, refusal_offset=offset,
+        staged_name="", phase="refused", finished_at=timezone.now())
+    return DatasetUpload.objects.get(pk=record.pk)
+
+
+# --- Encodings for the jobs ------------------------------------------------------------------
+
+def _ids_name(prefix: str, dtype) -> str:
+    return f"{prefix}/ids.{np.dtype(dtype).name}.bin"
+
+
+def _encoding_address(dataset_sha256: str, base: BaseModel) -> tuple[str, str]:
+    """(tokenizer key, storage prefix) of a dataset's encoding for a base model."""
+    key = TINY_TOKENIZER_KEY if base.name == TINY else f"hf:{base.source}"
+    return key, "encoded/" + hashlib.sha256(f"{dataset_sha256}:{key}".encode()).hexdigest()
+
+
+def _save_ids(prefix: str, ids_path: Path, dtype, tiny_tokenizer, scratch: Path) -> str:
+    ids_name = _ids_name(prefix, dtype)
+    if not default_storage.exists(ids_name):
+        if tiny_tokenizer is not None:
+            tiny_tokenizer.save_pretrained(scratch / "tokenizer")
+            artifacts.folder_upload(scratch / "tokenizer", f"{prefix}/tokenizer")
+        with open(ids_path, "rb") as fh:
+            default_storage.save(ids_name, File(fh))
+    return ids_name
+
+
+def _record_encoding(dataset: Dataset, key: str, name: str, ids_path: Path, dtype) -> None:
+    tokens = ids_path.stat().st_size // np.dtype(dtype).itemsize
+    try:
+        with transaction.atomic():
+            EncodedDataset.objects.get_or_create(
+                dataset=dataset, tokenizer_key=key,
+                defaults={"file": name, "tokens": tokens, "dtype": np.dtype(dtype).str,
+                          "sha256": artifacts.file_sha256(ids_path)})
+    except IntegrityError:
+        pass  # another worker recorded the same encoding first
 
 
 def dataset_encoding(*, dataset: Dataset, base: BaseModel, scratch: Path) -> tuple[object, list[int]]:
@@ -117,39 +335,47 @@ def dataset_encoding(*, dataset: Dataset, base: BaseModel, scratch: Path) -> tup
     tokenizer is trained on the dataset and stored beside the ids, so a resumed job gets the very
     same tokenizer. Raises TrainingError when a hub tokenizer is unreachable.
     """
-    key, prefix = _encoding_address(dataset, base)
-    ids_name = f"{prefix}/ids.bin"
-    if not default_storage.exists(ids_name):
-        documents = dataset_read_documents(dataset=dataset)
-        tokenizer = stats_tokenizer(documents=documents, base=base)
-        return tokenizer, _encoding_save(dataset=dataset, base=base, tokenizer=tokenizer, documents=documents,
-                                         scratch=scratch)
-    tokenizer = _cached_tokenizer(base, prefix, scratch)
-    with default_storage.open(ids_name, "rb") as fh:
-        ids = ids_from_bytes(fh.read())
-    _record_encoding(dataset, key, ids_name, ids)
-    return tokenizer, ids
+    key, prefix = _encoding_address(dataset.sha256, base)
+    for dtype in (np.dtype("<u2"), np.dtype("<u4")):
+        name = _ids_name(prefix, dtype)
+        if default_storage.exists(name):
+            tokenizer = _cached_tokenizer(base, prefix, scratch)
+            with default_storage.open(name, "rb") as fh:
+                ids = np.frombuffer(fh.read(), dtype=dtype)
+            return tokenizer, ids.astype(np.int64).tolist()
+    legacy = f"{prefix}/ids.bin"  # int32, as stored before ids were kept at their smallest dtype
+    if default_storage.exists(legacy):
+        with default_storage.open(legacy, "rb") as fh:
+            return _cached_tokenizer(base, prefix, scratch), ids_from_bytes(fh.read())
+    return _encode_stored(dataset, base, scratch, key, prefix)
 
 
-def _encoding_address(dataset: Dataset, base: BaseModel) -> tuple[str, str]:
-    """(tokenizer key, storage prefix) of a dataset's encoding for a base model."""
-    key = TINY_TOKENIZER_KEY if base.name == TINY else f"hf:{base.source}"
-    return key, "encoded/" + hashlib.sha256(f"{dataset.sha256}:{key}".encode()).hexdigest()
+def _encode_stored(dataset: Dataset, base: BaseModel, scratch: Path, key: str, prefix: str):
+    """Encode a stored dataset for a tokenizer it was not encoded with at upload."""
+    text_path = scratch / "dataset.txt"
+    with default_storage.open(dataset.file.name, "rb") as src, open(text_path, "wb") as out:
+        for chunk in iter(lambda: src.read(CHUNK_BYTES), b""):
+            out.write(chunk)
+    tokenizer = _stats_tokenizer(base, _sample(text_path) if base.name == TINY else [])
+    dtype = ids_dtype(len(tokenizer))
+    ids_path = scratch / "ids.bin"
+    with open(ids_path, "wb") as out:
+        for batch in _documents(text_path):
+            out.write(encode_batch_ids(batch, tokenizer, dtype)[0].tobytes())
+    name = _save_ids(prefix, ids_path, dtype, tokenizer if base.name == TINY else None, scratch)
+    _record_encoding(dataset, key, name, ids_path, dtype)
+    return tokenizer, np.fromfile(ids_path, dtype=dtype).astype(np.int64).tolist()
 
 
-def _encoding_save(*, dataset: Dataset, base: BaseModel, tokenizer, documents: list[str], scratch: Path) -> list[int]:
-    """Encode the documents and store the ids (and the tiny model's own tokenizer) under the
-    encoding's address, unless an identical upload stored them already. Returns the ids."""
-    key, prefix = _encoding_address(dataset, base)
-    ids_name = f"{prefix}/ids.bin"
-    ids = encode_documents(documents, tokenizer)
-    if not default_storage.exists(ids_name):
-        if base.name == TINY:
-            tokenizer.save_pretrained(scratch / "tokenizer")
-            artifacts.folder_upload(scratch / "tokenizer", f"{prefix}/tokenizer")
-        default_storage.save(ids_name, ContentFile(ids_to_bytes(ids)))
-    _record_encoding(dataset, key, ids_name, ids)
-    return ids
+def _sample(text_path: Path) -> list[str]:
+    sample, chars = [], 0
+    for batch in _documents(text_path):
+        for document in batch:
+            if chars >= TOKENIZER_SAMPLE_CHARS:
+                return sample
+            sample.append(document)
+            chars += len(document)
+    return sample
 
 
 def _cached_tokenizer(base: BaseModel, prefix: str, scratch: Path):
@@ -158,13 +384,3 @@ def _cached_tokenizer(base: BaseModel, prefix: str, scratch: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(artifacts.folder_download(f"{prefix}/tokenizer", scratch / "tokenizer"))
-
-
-def _record_encoding(dataset: Dataset, key: str, name: str, ids: list[int]) -> None:
-    try:
-        with transaction.atomic():
-            EncodedDataset.objects.get_or_create(
-                dataset=dataset, tokenizer_key=key,
-                defaults={"file": name, "tokens": len(ids), "sha256": hashlib.sha256(ids_to_bytes(ids)).hexdigest()})
-    except IntegrityError:
-        pass  # another worker recorded the same encoding first

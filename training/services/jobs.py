@@ -142,6 +142,25 @@ _DIRECT = {
 
 
 @transaction.atomic
+@transaction.atomic
+def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
+                        hyperparameters: dict) -> tuple[TrainingJob, str]:
+    """What running the same training command again means: the owner's unfinished job on the same
+    dataset with the same base model and hyperparameters is resumed (when paused) or followed
+    (when queued or running) instead of a second one being started. Returns (job, "resumed" |
+    "following" | "created"). Raises what `job_create` and `job_control` raise."""
+    unfinished = (TrainingJob.objects.select_for_update()
+                  .filter(owner=owner, dataset=dataset, base_model=base_model,
+                          state__in=[State.PAUSED, State.QUEUED, State.RUNNING]).order_by("-created_at"))
+    for job in unfinished:
+        if job.hyperparameters == hyperparameters:
+            if job.state == State.PAUSED:
+                return job_control(job=job, action="resume"), "resumed"
+            return job, "following"
+    return job_create(owner=owner, dataset=dataset, name=name, base_model=base_model,
+                      hyperparameters=hyperparameters), "created"
+
+
 def job_control(*, job: TrainingJob, action: str) -> TrainingJob:
     """Pause, cancel or resume a job; a resumed job is enqueued again after commit.
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0003_version_digest_per_owner_and_steps_computed'),
+        ('training', '0004_dataset_uploads_processed_in_a_worker'),
     ]
 
     operations = [
@@ -14,5 +14,10 @@ class Migration(migrations.Migration):
             model_name='dataset',
             name='rights_holders',
             field=models.JSONField(blank=True, default=list, help_text='Who holds the rights in the data (names, as declared).'),
+        ),
+        migrations.AddField(
+            model_name='datasetupload',
+            name='rights_holders',
+            field=models.JSONField(blank=True, default=list, help_text='Who holds the rights in the data, as declared; the dataset takes them.'),
         ),
     ]

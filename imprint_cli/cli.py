@@ -1,0 +1,417 @@
+"""The `imprint` command: argument parsing and one function per command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import __version__, config
+from .api import ApiError, Client
+from .ui import Bar
+
+DATASETS = "/api/v1/training/datasets/"
+JOBS = "/api/v1/training/jobs/"
+POLL_SECONDS = 1.0
+PAUSE_WAIT_SECONDS = 120
+
+
+def _client(cfg: dict, *, credential: str = "token") -> Client:
+    if not cfg.get("url"):
+        raise SystemExit("Not logged in: run `imprint login URL` first (or set IMPRINT_URL and IMPRINT_TOKEN).")
+    secret = cfg.get(credential)
+    if not secret:
+        what = "an API key (imp_…): `imprint login URL --api-key`, IMPRINT_API_KEY, or --api-key" \
+            if credential == "api_key" else "a token: `imprint login URL`"
+        raise SystemExit(f"No credential for this command; give {what}.")
+    return Client(cfg["url"], secret)
+
+
+# --- login -----------------------------------------------------------------------------------
+
+def cmd_login(args, cfg) -> int:
+    token = os.environ.get("IMPRINT_TOKEN") or getpass.getpass(
+        f"Personal access token (create one at {args.url.rstrip('/')}/account/tokens/): ").strip()
+    me = Client(args.url, token).get("/api/v1/account/")
+    values = {"url": args.url.rstrip("/"), "token": token}
+    if args.api_key:
+        values["api_key"] = os.environ.get("IMPRINT_API_KEY") or getpass.getpass("API key (imp_…): ").strip()
+    path = config.save(values)
+    scopes = ", ".join(me.get("token", {}).get("scopes", []))
+    print(f"Logged in to {values['url']} as {me['username']} (token scopes: {scopes}). Saved in {path}.")
+    return 0
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _print_stats(dataset: dict) -> None:
+    s = dataset["stats"]
+    print(f"Dataset {dataset['name']} ({dataset['id']}): {s['documents']:,} documents, {s['characters']:,} characters, "
+          f"{s['tokens']:,} tokens ({s.get('tokenizer', '?')} tokenizer); documents of "
+          f"{s['shortest_document_tokens']:,} to {s['longest_document_tokens']:,} tokens; licence {dataset['licence']}.")
+
+
+def upload_dataset(client: Client, path: Path, *, licence: str, name: str = "", count_for: str = "") -> dict:
+    """Upload a file and wait for the server to process it. Returns the dataset; raises
+    SystemExit with the server's reason when the file is refused."""
+    fields = {"licence": licence, "licence_attested": "true", "name": name or path.stem}
+    if count_for:
+        fields["stats_base_model"] = count_for
+    with Bar(f"Uploading {path.name}", unit=" bytes") as bar:
+        upload = client.upload(DATASETS, path, fields, lambda done, total: bar.update(done, total))
+    with Bar("Processing", unit=" %") as bar:
+        while upload["state"] == "processing":
+            bar.update(int(upload["progress"]), 100, upload.get("phase") or "")
+            time.sleep(POLL_SECONDS)
+            upload = client.get(f"/api/v1/training/uploads/{upload['id']}/")
+        bar.update(100, 100, upload["state"])
+    if upload["state"] == "refused":
+        refusal = upload["refusal"]
+        at = f" (byte {refusal['offset']})" if refusal.get("offset") is not None else ""
+        raise SystemExit(f"Refused: {refusal['message']} [{refusal['reason']}{at}]")
+    return upload["dataset"]
+
+
+def cmd_datasets_upload(args, cfg) -> int:
+    dataset = upload_dataset(_client(cfg), Path(args.file), licence=args.licence, name=args.name,
+                             count_for=args.count_for)
+    _print_stats(dataset)
+    return 0
+
+
+def cmd_datasets_list(args, cfg) -> int:
+    for d in _client(cfg).get(DATASETS):
+        print(f"{d['id']}  {d['name']:<30} {d['stats'].get('tokens', 0):>12,} tokens  {d['licence']}")
+    return 0
+
+
+# --- train -----------------------------------------------------------------------------------
+
+def _hyperparameters(args) -> dict:
+    fields = {"steps": args.steps, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
+              "context_length": args.context_length, "warmup_steps": args.warmup_steps,
+              "sample_every": args.sample_every, "sample_count": args.sample_num, "sample_prompt": args.sample_prompt,
+              "sample_max_new_tokens": args.sample_length, "checkpoint_every": args.checkpoint_every,
+              "seed": args.seed}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _dataset_for(client: Client, path: Path, args) -> dict:
+    found = client.get(DATASETS, sha256=file_digest(path))
+    if found:
+        print(f"Dataset already uploaded: {found[0]['name']} ({found[0]['id']}).")
+        return found[0]
+    if not args.licence:
+        raise SystemExit(f"{path.name} is not uploaded yet: say under which licence with --licence (e.g. cc-by-4.0).")
+    dataset = upload_dataset(client, path, licence=args.licence, count_for=args.base)
+    _print_stats(dataset)
+    return dataset
+
+
+def cmd_train(args, cfg) -> int:
+    client = _client(cfg)
+    path = Path(args.file)
+    dataset = _dataset_for(client, path, args)
+    body = {"dataset": dataset["id"], "base_model": args.base, "name": args.name or path.stem, "reuse": True,
+            **_hyperparameters(args)}
+    job = client.post(JOBS, body)
+    verb = {"created": "Started", "resumed": "Resuming", "following": "Following"}[job["outcome"]]
+    from_step = f" from step {job['step']}" if job["outcome"] != "created" else ""
+    print(f"{verb} job {job['id']}{from_step} ({job['total_steps']} steps on {job['base_model']}).", flush=True)
+    if args.detach:
+        print(f"Left running; follow it with `imprint job {job['id']}`.")
+        return 0
+    return follow(client, job, samples_after=-1 if job["outcome"] == "created" else job["step"])
+
+
+class _Interrupt:
+    """Ctrl+C while following: the first asks the server to pause; a second one leaves at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+def follow(client: Client, job: dict, *, samples_after: int) -> int:
+    interrupt = _Interrupt()
+    previous = signal.signal(signal.SIGINT, interrupt)
+    metrics_after, loss = 0, None
+    try:
+        with Bar("Training", unit=" steps") as bar:
+            while True:
+                if interrupt.requested:
+                    return _pause(client, job["id"], bar)
+                job = client.get(f"{JOBS}{job['id']}/", metrics_after=metrics_after, samples_after=samples_after)
+                for sample in job["samples"]:
+                    bar.print(f"======== SAMPLE {sample['index'] + 1} (step {sample['step']}) ========\n"
+                              f"{sample['text']}")
+                    samples_after = max(samples_after, sample["step"])
+                for metric in job["metrics"]:
+                    metrics_after = max(metrics_after, metric["step"])
+                    loss = metric["train_loss"] if metric["train_loss"] is not None else loss
+                bar.update(job["step"], job["total_steps"], f"loss {loss:.3f}" if loss is not None else "",
+                           job.get("eta_seconds"))
+                if job["state"] in ("succeeded", "failed", "cancelled", "paused"):
+                    return _finished(job, bar)
+                _sleep(POLL_SECONDS, interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _sleep(seconds: float, interrupt: _Interrupt) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not interrupt.requested:
+        time.sleep(0.05)
+
+
+def _pause(client: Client, job_id: str, bar: Bar) -> int:
+    bar.print("Pausing the job (it stops at the next step and keeps a checkpoint)…")
+    try:
+        job = client.post(f"{JOBS}{job_id}/pause/")
+    except ApiError as exc:
+        bar.print(f"Could not pause: {exc.message}")
+        return 1
+    deadline = time.monotonic() + PAUSE_WAIT_SECONDS
+    while job["state"] not in ("paused", "succeeded", "failed", "cancelled") and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        job = client.get(f"{JOBS}{job_id}/", metrics_after=10**9, samples_after=10**9)
+    if job["state"] == "paused":
+        bar.print(f"Paused at step {job['step']} of {job['total_steps']}. Run the same command again to resume.")
+        return 130
+    return _finished(job, bar)
+
+
+def _finished(job: dict, bar: Bar) -> int:
+    if job["state"] == "succeeded":
+        versions = ", ".join(v["id"] for v in job["versions"]) or "none"
+        bar.print(f"Finished: {job['step']} steps. Model version: {versions}")
+        return 0
+    if job["state"] == "paused":
+        bar.print(f"The job was paused at step {job['step']}. Run the same command again to resume.")
+        return 0
+    bar.print(f"Job {job['state']}: {job.get('error') or ''}".rstrip(": "))
+    return 1
+
+
+def cmd_jobs(args, cfg) -> int:
+    for j in _client(cfg).get(JOBS):
+        print(f"{j['id']}  {j['name']:<24} {j['state']:<10} {j['step']:>7}/{j['total_steps']:<7} {j['base_model']}")
+    return 0
+
+
+def cmd_job(args, cfg) -> int:
+    job = _client(cfg).get(f"{JOBS}{args.job}/")
+    last = job["metrics"][-1] if job["metrics"] else {}
+    print(f"Job {job['id']} ({job['name']}): {job['state']}, step {job['step']}/{job['total_steps']} "
+          f"({job['percent']} %), {job['compute_seconds']} s of compute on {job['device'] or 'no device yet'}.")
+    if last:
+        print("Last metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                                           if isinstance(v, float) and k != "step"))
+    for v in job["versions"]:
+        print(f"Version {v['id']} from step {v['from_step']}: {v['digest'][:16]}…")
+    if job.get("error"):
+        print(f"Error: {job['error']}")
+    return 0
+
+
+def cmd_versions(args, cfg) -> int:
+    for v in _client(cfg).get("/api/v1/training/versions/"):
+        loss = v["metrics"].get("val_loss")
+        print(f"{v['id']}  {v['name']:<28} {v['digest'][:12]}  step {v['from_step']}"
+              + (f"  val_loss {loss:.3f}" if isinstance(loss, (int, float)) else ""))
+    return 0
+
+
+# --- publish ---------------------------------------------------------------------------------
+
+def parse_offer(spec: str, attribution: str = "") -> dict:
+    """An offer from `NAME:FEE_CENTS[:USES[:TOKENS/PERIOD]]` (e.g. `Personal:0:personal,research:100000/month`),
+    inline JSON, or @file.json (the API's offer: name, terms, fee_cents, currency, …)."""
+    if spec.startswith("@"):
+        return json.loads(Path(spec[1:]).read_text())
+    if spec.lstrip().startswith("{"):
+        return json.loads(spec)
+    name, fee, uses, quota = (spec.split(":") + ["", "", ""])[:4]
+    tokens, _, period = (quota or "100000/month").partition("/")
+    if not fee.isdigit():
+        raise SystemExit(f"Offer {spec!r}: the fee is a whole number of cents (NAME:FEE_CENTS[:USES[:TOKENS/PERIOD]]).")
+    terms = {"uses": (uses or "personal").split(","), "samples": {"publish": True, "resell": False},
+             "attribution": attribution, "quota": {"tokens": int(tokens), "period": period or "month"},
+             "rate_limit_per_minute": 60, "duration_days": 365, "restrictions": []}
+    return {"name": name or "Standard", "terms": terms, "fee_cents": int(fee)}
+
+
+def cmd_publish(args, cfg) -> int:
+    client = _client(cfg)
+    offers = [parse_offer(spec, args.attribution) for spec in args.offer]
+    listing = client.post("/api/v1/marketplace/listings/publish/",
+                          {"model_version": args.version, "title": args.title, "description": args.description})
+    print(f"Published {listing['title']} as listing {listing['id']}.")
+    for offer in offers:
+        made = client.post(f"/api/v1/marketplace/listings/{listing['id']}/offers/", offer)
+        print(f"Offer {made['name']}: {made['fee_cents']} {made['currency']} cents, "
+              f"uses {', '.join(made['terms']['uses'])} (terms {made['terms_sha256'][:12]}…).")
+    return 0
+
+
+# --- generate and verify ---------------------------------------------------------------------
+
+def cmd_generate(args, cfg) -> int:
+    if args.api_key:
+        cfg = {**cfg, "api_key": args.api_key}
+    body = {"model": args.model, "prompt": args.prompt, "max_new_tokens": args.max_tokens,
+            "temperature": args.temperature}
+    if args.seed is not None:
+        body["seed"] = args.seed
+    result = _client(cfg, credential="api_key").post("/api/v1/generations", body)
+    output = result["outputs"][0]
+    print(output["text"])
+    receipt = output.get("receipt") or {}
+    stamp = result.get("licence", {})
+    print(f"\nreceipt: {receipt.get('id', 'none')}")
+    print(f"licence: {stamp.get('licence_id', '?')} · uses {', '.join(stamp.get('uses', []))} · "
+          f"attribution: {stamp.get('attribution') or 'none required'} · terms {stamp.get('url', '')}")
+    if args.output:
+        out = Path(args.output)
+        out.write_text(output["text"])
+        Path(f"{out}.receipt").write_text(json.dumps({"receipt": receipt.get("jws", ""), "prompt": args.prompt}))
+        print(f"Saved the text in {out} and its receipt in {out}.receipt")
+    return 0
+
+
+def cmd_verify(args, cfg) -> int:
+    path = Path(args.file)
+    text = path.read_text()
+    sidecar = Path(f"{path}.receipt")
+    receipt, prompt = args.receipt or "", ""
+    if not receipt and sidecar.exists():
+        saved = json.loads(sidecar.read_text())
+        receipt, prompt = saved.get("receipt", ""), saved.get("prompt", "")
+    client = Client(cfg.get("url") or args.url or "", None)
+    result = client.post("/api/v1/verifications", {"text": text, "receipt": receipt, "prompt": prompt})
+    verdict = result["verdict"]
+    labels = {"receipt_valid": "VALID: the receipt is genuine and covers this exact text",
+              "watermark_detected": "WATERMARK DETECTED: generated on Imprint"}
+    print(labels.get(verdict, verdict.replace("_", " ").upper()))
+    claims = (result.get("receipt") or {}).get("claims") or {}
+    if claims:
+        print(f"model {claims.get('model', {}).get('digest', '?')[:16]}… · licence {claims.get('licence', {})}")
+    mark = result.get("watermark") or {}
+    if "z" in mark or "z_score" in mark:
+        print(f"watermark: z = {mark.get('z', mark.get('z_score'))}, detected: {mark.get('detected')}")
+    return 0 if verdict in labels else 1
+
+
+def cmd_keys_create(args, cfg) -> int:
+    key = _client(cfg).post("/api/v1/licences/keys/", {"name": args.name})
+    plaintext = key.get("key") or key.get("plaintext")
+    print(f"API key {key.get('prefix', '')}… created. It is shown once: {plaintext}")
+    if args.save:
+        print(f"Saved for `imprint generate` in {config.save({'api_key': plaintext})}.")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+def _train_arguments(p) -> None:
+    p.add_argument("file", help="UTF-8 text; documents separated by <|endoftext|>")
+    p.add_argument("--base", default="tiny", help="base model: tiny, gpt2, gpt2-medium, … (default tiny)")
+    p.add_argument("--name", default="", help="job name (default: the file name)")
+    p.add_argument("--licence", help="the data's licence, if the file must be uploaded (e.g. cc-by-4.0)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--learning-rate", "--learning_rate", type=float)
+    p.add_argument("--batch-size", "--batch_size", type=int)
+    p.add_argument("--context-length", "--context_length", type=int)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--sample-every", "--sample_every", type=int)
+    p.add_argument("--sample-num", "--sample_num", type=int, help="samples written each time")
+    p.add_argument("--sample-prompt", default=None)
+    p.add_argument("--sample-length", type=int, help="new tokens per sample")
+    p.add_argument("--checkpoint-every", "--save_every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--detach", action="store_true", help="start (or resume) the job and return at once")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imprint", description="Imprint from a terminal: train, publish, "
+                                     "generate and verify through the site's API.")
+    parser.add_argument("--version", action="version", version=f"imprint {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("login", help="store the site's URL and a personal access token")
+    p.add_argument("url")
+    p.add_argument("--api-key", action="store_true", help="also store an API key (imp_…) for generate")
+    p.set_defaults(run=cmd_login)
+    datasets = sub.add_parser("datasets", help="upload and list datasets").add_subparsers(dest="action", required=True)
+    p = datasets.add_parser("upload", help="upload a text file; prints its statistics or why it was refused")
+    p.add_argument("file")
+    p.add_argument("--licence", required=True, help="the data's licence: an SPDX id such as cc-by-4.0, or custom")
+    p.add_argument("--name", default="")
+    p.add_argument("--count-for", default="", help="base model whose tokenizer counts the tokens (default tiny)")
+    p.set_defaults(run=cmd_datasets_upload)
+    datasets.add_parser("list").set_defaults(run=cmd_datasets_list)
+    p = sub.add_parser("train", help="train on a file (uploaded if new); Ctrl+C pauses, the same command resumes")
+    _train_arguments(p)
+    p.set_defaults(run=cmd_train)
+    sub.add_parser("jobs", help="your training jobs").set_defaults(run=cmd_jobs)
+    p = sub.add_parser("job", help="a job's status and metrics")
+    p.add_argument("job")
+    p.set_defaults(run=cmd_job)
+    sub.add_parser("versions", help="your model versions").set_defaults(run=cmd_versions)
+    p = sub.add_parser("publish", help="publish a model version with licence offers")
+    p.add_argument("version")
+    p.add_argument("--title", required=True)
+    p.add_argument("--description", default="")
+    p.add_argument("--attribution", default="", help="attribution text of the NAME:FEE offers (CC BY data needs one)")
+    p.add_argument("--offer", action="append", default=[],
+                   help="NAME:FEE_CENTS[:USES[:TOKENS/PERIOD]], inline JSON or @offer.json; repeatable")
+    p.set_defaults(run=cmd_publish)
+    p = sub.add_parser("generate", help="generate text under your licence (needs an API key)")
+    p.add_argument("model", help="trainer/model[@version], a version id or a listing id")
+    p.add_argument("prompt")
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--api-key")
+    p.add_argument("-o", "--output", help="also save the text (and FILE.receipt) for `imprint verify`")
+    p.set_defaults(run=cmd_generate)
+    p = sub.add_parser("verify", help="check a text's receipt and watermark")
+    p.add_argument("file")
+    p.add_argument("--receipt", help="the receipt (JWS); default: FILE.receipt when present")
+    p.add_argument("--url", help="the site (default: the one you logged in to)")
+    p.set_defaults(run=cmd_verify)
+    keys = sub.add_parser("keys", help="API keys for generation").add_subparsers(dest="action", required=True)
+    p = keys.add_parser("create")
+    p.add_argument("name")
+    p.add_argument("--save", action="store_true", help="store it for `imprint generate`")
+    p.set_defaults(run=cmd_keys_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args, config.load())
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
