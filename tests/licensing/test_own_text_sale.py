@@ -17,6 +17,7 @@ from tests import factories
 from tests.inference.test_receipts import joserfc_verify
 from tests.support.corpus import corpus_documents
 from training.models import Dataset, ModelVersion, TrainingJob
+from training.services import datasets
 
 pytestmark = pytest.mark.django_db
 HOLDER = "Ada Byron"
@@ -29,9 +30,12 @@ def _own_text_version(client, trainer, stored):
     response = client.post("/api/v1/training/datasets/", {
         "file": SimpleUploadedFile("logbook.txt", text, content_type="text/plain"), "name": "Harbour logbook",
         "licence": "proprietary-owned", "licence_attested": "true", "rights_holders": HOLDER})
-    assert response.status_code in (201, 202), response.content
+    assert response.status_code == 202, response.content
+    assert response.json()["rights_holders"] == [HOLDER]
+    # The upload is processed by a default-queue worker; here, in this process.
+    upload = datasets.dataset_upload_process(upload_id=response.json()["id"])
     data = Dataset.objects.get(owner=trainer)
-    assert data.rights_holders == [HOLDER] and response.json()["rights_holders"] == [HOLDER]
+    assert upload.dataset == data and data.rights_holders == [HOLDER]
     # Training itself is covered by the training tests; a version of the served tiny model stands in.
     job = TrainingJob.objects.create(owner=trainer, dataset=data, name="logbook", base_model="tiny",
                                      total_steps=10, step=10, state=TrainingJob.State.SUCCEEDED)
