@@ -181,6 +181,8 @@ STORAGES = {
 BROKER_DIR = Path(env.str("IMPRINT_BROKER_DIR", default=str(VAR_DIR / "broker")))
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem"):
+    # kombu's transport with messages renamed into place once written (see core.broker).
+    CELERY_BROKER_TRANSPORT = "core.broker:Transport"
     for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

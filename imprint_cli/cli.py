@@ -62,15 +62,24 @@ def _print_stats(dataset: dict) -> None:
     s = dataset["stats"]
     print(f"Dataset {dataset['name']} ({dataset['id']}): {s['documents']:,} documents, {s['characters']:,} characters, "
           f"{s['tokens']:,} tokens ({s.get('tokenizer', '?')} tokenizer); documents of "
-          f"{s['shortest_document_tokens']:,} to {s['longest_document_tokens']:,} tokens; licence {dataset['licence']}.")
+          f"{s['shortest_document_tokens']:,} to {s['longest_document_tokens']:,} tokens; licence {dataset['licence']}"
+          f"{_holders(dataset)}.")
 
 
-def upload_dataset(client: Client, path: Path, *, licence: str, name: str = "", count_for: str = "") -> dict:
+def _holders(dataset: dict) -> str:
+    holders = dataset.get("rights_holders") or []
+    return f", rights held by {'; '.join(holders)}" if holders else ""
+
+
+def upload_dataset(client: Client, path: Path, *, licence: str, name: str = "", count_for: str = "",
+                   rights_holders: list[str] | None = None) -> dict:
     """Upload a file and wait for the server to process it. Returns the dataset; raises
     SystemExit with the server's reason when the file is refused."""
     fields = {"licence": licence, "licence_attested": "true", "name": name or path.stem}
     if count_for:
         fields["stats_base_model"] = count_for
+    if rights_holders:
+        fields["rights_holders"] = "\n".join(rights_holders)
     with Bar(f"Uploading {path.name}", unit=" bytes") as bar:
         upload = client.upload(DATASETS, path, fields, lambda done, total: bar.update(done, total))
     with Bar("Processing", unit=" %") as bar:
@@ -88,7 +97,7 @@ def upload_dataset(client: Client, path: Path, *, licence: str, name: str = "", 
 
 def cmd_datasets_upload(args, cfg) -> int:
     dataset = upload_dataset(_client(cfg), Path(args.file), licence=args.licence, name=args.name,
-                             count_for=args.count_for)
+                             count_for=args.count_for, rights_holders=args.rights_holder)
     _print_stats(dataset)
     return 0
 
@@ -117,7 +126,8 @@ def _dataset_for(client: Client, path: Path, args) -> dict:
         return found[0]
     if not args.licence:
         raise SystemExit(f"{path.name} is not uploaded yet: say under which licence with --licence (e.g. cc-by-4.0).")
-    dataset = upload_dataset(client, path, licence=args.licence, count_for=args.base)
+    dataset = upload_dataset(client, path, licence=args.licence, count_for=args.base,
+                             rights_holders=args.rights_holder)
     _print_stats(dataset)
     return dataset
 
@@ -336,6 +346,7 @@ def _train_arguments(p) -> None:
     p.add_argument("--base", default="tiny", help="base model: tiny, gpt2, gpt2-medium, … (default tiny)")
     p.add_argument("--name", default="", help="job name (default: the file name)")
     p.add_argument("--licence", help="the data's licence, if the file must be uploaded (e.g. cc-by-4.0)")
+    p.add_argument("--rights-holder", action="append", default=[], help=RIGHTS_HOLDER_HELP)
     p.add_argument("--steps", type=int)
     p.add_argument("--learning-rate", "--learning_rate", type=float)
     p.add_argument("--batch-size", "--batch_size", type=int)
@@ -348,6 +359,10 @@ def _train_arguments(p) -> None:
     p.add_argument("--checkpoint-every", "--save_every", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--detach", action="store_true", help="start (or resume) the job and return at once")
+
+
+RIGHTS_HOLDER_HELP = ("who holds the rights in the text (you, for your own text); repeat for several. Every "
+                      "licence sold on a model trained on it names them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--licence", required=True, help="the data's licence: an SPDX id such as cc-by-4.0, or custom")
     p.add_argument("--name", default="")
     p.add_argument("--count-for", default="", help="base model whose tokenizer counts the tokens (default tiny)")
+    p.add_argument("--rights-holder", action="append", default=[], help=RIGHTS_HOLDER_HELP)
     p.set_defaults(run=cmd_datasets_upload)
     datasets.add_parser("list").set_defaults(run=cmd_datasets_list)
     p = sub.add_parser("train", help="train on a file (uploaded if new); Ctrl+C pauses, the same command resumes")

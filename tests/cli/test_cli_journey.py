@@ -87,8 +87,10 @@ def test_a_trainer_trains_pauses_resumes_and_publishes_and_a_customer_generates_
     assert stat.S_IMODE(os.stat(tmp_path / "tess" / "config.json").st_mode) == 0o600
     trainer.env.pop("IMPRINT_TOKEN")  # from here on, the stored token
 
-    upload = trainer.run("datasets", "upload", str(poems), "--licence", "cc-by-4.0")
-    assert "40 documents" in upload.stdout and "licence cc-by-4.0" in upload.stdout
+    upload = trainer.run("datasets", "upload", str(poems), "--licence", "cc-by-4.0",
+                         "--rights-holder", "Ada Poet", "--rights-holder", "Harbour Press")
+    assert "40 documents" in upload.stdout
+    assert "licence cc-by-4.0, rights held by Ada Poet; Harbour Press" in upload.stdout
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"text with a \x00 NUL byte")
     refused = subprocess.run([sys.executable, "-m", "imprint_cli", "datasets", "upload", str(binary), "--licence",

@@ -38,7 +38,7 @@ def test_a_trainer_sells_a_model_through_the_pages(client, trainer):
     assert offer.terms.document["uses"] == ["research", "education"]
     assert offer.terms.document["restrictions"] == ["No impersonation.", "No spam."]
     public = client.get(reverse("marketplace:listing_detail", args=[listing.pk])).content.decode()
-    assert "EUR 19.99" in public and "# Edited card" in public and "second sample" in public
+    assert "EUR 19.99" in public and "<h1>Edited card</h1>" in public and "second sample" in public
 
     client.post(reverse("marketplace:offer_withdraw", args=[offer.pk]))
     assert not Offer.objects.get().active
