@@ -1,18 +1,16 @@
-"""Inference reads: which grant serves a request, idempotent replays, ledger totals."""
+"""Inference reads: which grant serves a request, idempotent replays, watermark keys."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from django.db.models import Sum
-
 from core.secrets import watermark_secret
 from licensing.models import ApiKey, Grant
 from licensing.selectors import grant_for_model
 
 from .errors import ModelNotFound
-from .models import MeterOutbox, UsageEntry
+from .models import UsageEntry
 from .watermark import WatermarkKey, watermark_key_build
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -48,14 +46,3 @@ def usage_by_idempotency_key(*, api_key: ApiKey, idempotency_key: str) -> UsageE
         return None
     return UsageEntry.objects.filter(api_key=api_key, idempotency_key=idempotency_key).first()
 
-
-def ledger_totals_by_grant() -> list[dict]:
-    """Per grant: ledger tokens, tokens reported to the meter (sent outbox rows), and pending ones."""
-    ledger = UsageEntry.objects.values("grant_id").annotate(tokens=Sum("total_tokens"))
-    sent = dict(MeterOutbox.objects.filter(state=MeterOutbox.State.SENT)
-                .values_list("usage_entry__grant_id").annotate(t=Sum("usage_entry__total_tokens")))
-    metered = dict(MeterOutbox.objects.values_list("usage_entry__grant_id")
-                   .annotate(t=Sum("usage_entry__total_tokens")))
-    return [{"grant_id": row["grant_id"], "ledger_tokens": row["tokens"],
-             "metered_tokens": metered.get(row["grant_id"], 0), "reported_tokens": sent.get(row["grant_id"], 0)}
-            for row in ledger]

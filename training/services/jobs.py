@@ -142,7 +142,6 @@ _DIRECT = {
 
 
 @transaction.atomic
-@transaction.atomic
 def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
                         hyperparameters: dict) -> tuple[TrainingJob, str]:
     """What running the same training command again means: the owner's unfinished job on the same
@@ -161,6 +160,7 @@ def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
                       hyperparameters=hyperparameters), "created"
 
 
+@transaction.atomic
 def job_control(*, job: TrainingJob, action: str) -> TrainingJob:
     """Pause, cancel or resume a job; a resumed job is enqueued again after commit.
 
