@@ -1,8 +1,6 @@
 """Account services: sign-up, roles, e-mail verification, and the throttles of account actions."""
 
-import hashlib
 import secrets
-from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -12,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import ratelimit
+from core.credentials import credential_hash, credential_touch
 
 from .errors import (
     EmailNotVerified,
@@ -133,11 +132,6 @@ TOKEN_SCOPES = tuple(PersonalAccessToken.Scope.values)
 TOKEN_ANY_SCOPE = "*"  # an endpoint any valid token may call (who am I)
 
 
-def _token_hash(plaintext: str) -> str:
-    # 256 random bits: a plain SHA-256 is enough (no password stretching needed).
-    return hashlib.sha256(plaintext.encode()).hexdigest()
-
-
 @transaction.atomic
 def token_create(*, owner: User, name: str, scopes: list[str]) -> tuple[PersonalAccessToken, str]:
     """Create a token and return (token, plaintext); the plaintext exists only in this return
@@ -150,7 +144,7 @@ def token_create(*, owner: User, name: str, scopes: list[str]) -> tuple[Personal
             param="scopes")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = PersonalAccessToken.objects.create(owner=owner, name=name.strip()[:100] or "token",
-                                               prefix=plaintext[:12], token_hash=_token_hash(plaintext),
+                                               prefix=plaintext[:12], token_hash=credential_hash(plaintext),
                                                scopes=chosen)
     return token, plaintext
 
@@ -159,7 +153,7 @@ def token_authenticate(plaintext: str) -> PersonalAccessToken:
     """The active token for `plaintext`, its last-used time updated (at most once a minute).
     Raises TokenInvalid (unknown or revoked) or TokenOwnerInactive (deactivated account); both
     refusals of a real token are announced on `token_refused` for the audit log."""
-    token = (PersonalAccessToken.objects.select_related("owner").filter(token_hash=_token_hash(plaintext)).first()
+    token = (PersonalAccessToken.objects.select_related("owner").filter(token_hash=credential_hash(plaintext)).first()
              if plaintext.startswith(TOKEN_PREFIX) else None)
     if token is None:
         raise TokenInvalid("Invalid personal access token.")
@@ -169,10 +163,7 @@ def token_authenticate(plaintext: str) -> PersonalAccessToken:
     if not token.owner.is_active:
         _announce_refusal("token.used_by_inactive_account", token)
         raise TokenOwnerInactive("This token's account has been deactivated.")
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    credential_touch(token)
     return token
 
 

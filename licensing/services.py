@@ -4,7 +4,6 @@ Quota reservations are in licensing.quota."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from accounts.services import user_require_verified_email
 from audit.services import audit_append
+from core.credentials import credential_hash, credential_touch
 from core.ratelimit import WindowCount, authorize_generation_request
 from core.secrets import watermark_secrets
 
@@ -204,10 +204,6 @@ def grant_rate_consume(*, grant: Grant) -> WindowCount:
 
 # --- API keys --------------------------------------------------------------------------------
 
-def _key_hash(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode()).hexdigest()
-
-
 @transaction.atomic
 def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
                   default_purpose: str = "personal") -> tuple[ApiKey, str]:
@@ -227,7 +223,7 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
         raise GrantNotOwned("No such grant.", param="grants")
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(owner=owner, name=name, prefix=plaintext[:12],
-                                key_hash=_key_hash(plaintext), all_grants=grants is None,
+                                key_hash=credential_hash(plaintext), all_grants=grants is None,
                                 default_purpose=default_purpose)
     if grants:
         key.grants.set(grants)
@@ -242,7 +238,7 @@ def apikey_authenticate(plaintext: str) -> ApiKey:
     owner raises ApiKeyOwnerInactive and is audited (`apikey.used_by_inactive_account`)."""
     if not plaintext or not plaintext.startswith(API_KEY_PREFIX):
         raise ApiKeyInvalid("Invalid API key.")
-    key = ApiKey.objects.select_related("owner").filter(key_hash=_key_hash(plaintext)).first()
+    key = ApiKey.objects.select_related("owner").filter(key_hash=credential_hash(plaintext)).first()
     if key is None:
         raise ApiKeyInvalid("Invalid API key.")
     if key.revoked_at is not None:
@@ -254,11 +250,7 @@ def apikey_authenticate(plaintext: str) -> ApiKey:
         audit_append(event="apikey.used_by_inactive_account", subject=key,
                      data={"prefix": key.prefix, "owner": key.owner_id})
         raise ApiKeyOwnerInactive("This API key's account has been deactivated.")
-    now = timezone.now()
-    # At most one write a minute per key: "last used" is for people, not an access log.
-    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
-        key.last_used_at = now
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    credential_touch(key)
     return key
 
 
