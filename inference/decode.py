@@ -3,19 +3,32 @@
 Why not `model(...)`: one Hugging Face decode step spends ~8 ms of 52 on wrappers, DynamicCache, masks
 and a 7-op GELU, and MKL runs each batch-1 GEMV on ONE thread (see /work/shared/PERFORMANCE.md).
 
-- On CUDA the weights are the loaded model's own tensors. On CPU each matrix is also kept split in
-  two halves along its output dimension, so that one `baddbmm` runs both halves on both cores
-  (a second copy of the weights, ~0.5 GB for GPT-2-small; `extra_bytes`).
-- Each row (sample) owns a preallocated KV cache sized to its prompt + max_new_tokens, so rows of
-  different lengths join one batch without padding or masks: the matmuls run on all rows at once,
-  the attention (a small part of a step) row by row over that row's filled cache only.
-- Prefill runs per request (one row, causal attention), its cache copied to the request's n rows;
-  logits are computed for the last position only.
+- On CUDA the weights are the loaded model's own tensors (or bf16 copies). On CPU each matrix is
+  also kept packed for oneDNN and, where a start-up timing run finds it faster at batch 1 (the
+  lm_head), split in two halves for a two-core `baddbmm` (`_Linear`): a second copy of the
+  weights, ~0.5-0.65 GB for GPT-2-small at fp32 (`extra_bytes`).
+- The rows (samples) of a running batch keep their keys and values in one preallocated pool
+  (`KVPool`: a slot per row, sized to the longest prompt + max_new_tokens): the matmuls run on all
+  rows at once, and attention is ONE call per layer for the whole batch, over the pool's slots with
+  a mask that stops each row at its own length (rows of different lengths need no padding copies).
+  Measured on GPT-2-small at batch 8: 96 per-row attention calls cost ~7.8 ms of a 29 ms int8 step.
+- Prefill runs the prompts of every request that joins a batch in the same step as one forward: the
+  matmuls over all their tokens at once, attention causal within each prompt; a request's cache is
+  copied to its n rows; logits are computed for the last position of each prompt only.
+- Precision (`LeanGPT2(model, precision=...)`): "fp32" is exact (greedy tokens equal
+  `model.generate`'s); "int8" quantises every weight matrix per output channel and each row of
+  activations by its own absolute maximum, and multiplies in int8 (fbgemm's dynamic-int8 GEMM), ~4×
+  less weight memory to read per token; "bf16" (CUDA) keeps bf16 copies of the weights. Embeddings,
+  LayerNorms, attention and the KV cache stay in the serving dtype (fp32 on CPU).
 
 `LeanGPT2.supports(model)` says whether a model can use it; others take the generic Hugging Face loop.
 """
 
 from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,21 +36,46 @@ import torch.nn.functional as F
 _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
 
 
+def _best_of(kernels: dict, x: torch.Tensor) -> str:
+    """The name of the fastest of `kernels` (name -> callable) on input `x`: a short timing run."""
+    import time
+
+    timings = {}
+    for name, kernel in kernels.items():
+        for _ in range(2):
+            kernel(x)
+        reps, start = 0, time.perf_counter()
+        while reps < 3 or (time.perf_counter() - start < 0.02 and reps < 200):
+            kernel(x)
+            reps += 1
+        timings[name] = (time.perf_counter() - start) / reps
+    return min(timings, key=timings.get)
+
+
 class _Linear:
-    """y = x @ W + b for W in Conv1D layout [in, out].
+    """y = x @ W + b for W in Conv1D layout [in, out], with the kernel chosen per weight shape.
 
-    On CPU the weight is kept split in two halves along the output dimension ([2, in, out/2]) and
-    applied as one `baddbmm`, so that both cores work even at batch 1 (MKL runs a plain GEMV on
-    one thread); each half is the same dot products as the full matmul. Measured here (one whole
-    GPT-2-small step): batch 1 13.6 ms split everywhere vs 20.4 ms with a plain lm_head and 25 ms
-    with plain matmuls everywhere; batch 8 33 ms split vs 49-55 ms plain."""
+    On CPU (measured on this 2-core AVX-512 machine, GPT-2-small shapes) MKL runs a plain batch-1
+    GEMV on one thread. oneDNN's linear on a pre-packed ("reordered") weight uses both cores and
+    wins from batch 1 for the block matrices (768→2304: 67 µs vs 147 split vs 192 plain) and by 2-3x
+    from batch 8 (lm_head at batch 8: 6.8 ms vs 19.9 split vs 27.3 plain). The lm_head at batch 1
+    is the exception: split in two halves along the output dimension ([2, in, out/2]) and applied as
+    one `baddbmm` (each half on one core, the same dot products as the full matmul), 4.3 ms vs 5.6.
+    So each shape keeps the packed copy for every batch size, and the split copy only where a
+    start-up timing run at batch 1 finds it faster. Elsewhere (CUDA, no oneDNN): a plain addmm."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, split: bool):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, cpu_kernels: bool,
+                 choices: dict | None = None):
         self.w, self.b = weight, bias  # [in, out], [out] (views of the model's parameters)
         self.n_in, self.n_out = weight.shape
-        self.split = split
-        if not split:
+        self.packed = self.w2 = None
+        self.one = self._plain  # the batch-1 kernel
+        self.many = self._plain  # the kernel for more rows
+        if not cpu_kernels:
             return
+        if torch.backends.mkldnn.is_available():
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous(), 8)
+            self.many = self._onednn
         half = (self.n_out + 1) // 2
         pad = 2 * half - self.n_out
         w = F.pad(weight, (0, pad)) if pad else weight
@@ -45,32 +83,142 @@ class _Linear:
         b = F.pad(b, (0, pad)) if pad else b
         self.b2 = b.reshape(2, 1, half).contiguous()
         self.w2 = w.reshape(self.n_in, 2, half).permute(1, 0, 2).contiguous()  # [2, in, half]
+        kernels = {"split": self._split, **({"onednn": self._onednn} if self.packed is not None else {})}
+        choices = {} if choices is None else choices
+        key = (self.n_in, self.n_out, bias is not None)
+        if key not in choices:
+            choices[key] = _best_of(kernels, torch.randn(1, self.n_in, dtype=weight.dtype))
+        self.one = kernels[choices[key]]
+        if choices[key] != "split":
+            self.w2 = self.b2 = None
 
     @property
     def extra_bytes(self) -> int:
-        return self.w2.numel() * self.w2.element_size() if self.split else 0
+        return sum(t.numel() * t.element_size() for t in (self.w2, self.packed) if t is not None)
+
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.b, x, self.w) if self.b is not None else x @ self.w
+
+    def _onednn(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.b, "none", [], "")
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.shape[0]
+        y = torch.baddbmm(self.b2, x.expand(2, rows, self.n_in), self.w2)  # [2, rows, half]
+        y = y.reshape(rows, -1) if rows == 1 else y.transpose(0, 1).reshape(rows, -1)
+        return y[:, :self.n_out] if y.shape[1] != self.n_out else y
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.split:
-            rows = x.shape[0]
-            y = torch.baddbmm(self.b2, x.expand(2, rows, self.n_in), self.w2)  # [2, rows, half]
-            y = y.reshape(rows, -1) if rows == 1 else y.transpose(0, 1).reshape(rows, -1)
-            return y[:, :self.n_out] if y.shape[1] != self.n_out else y
-        return torch.addmm(self.b, x, self.w) if self.b is not None else x @ self.w
+        return self.one(x) if x.shape[0] == 1 else self.many(x)
+
+
+@functools.cache
+def _cpu_has_vnni() -> bool:
+    """Whether this CPU multiplies u8 x s8 pairs without saturating (AVX-512 VNNI or AVX-VNNI).
+    Without it fbgemm's AVX2 path adds pairs of products in int16, which overflows for full 8-bit
+    activations: those machines get 7-bit activations (`reduce_range`), as torch's x86 default."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+class _Int8Linear:
+    """y = x @ W + b with W quantised to int8 per output channel (symmetric, scale = max |w| / 127)
+    and each ROW of x quantised to 8 bits by its own absolute maximum, multiplied in int8 by fbgemm.
+
+    fbgemm's dynamic linear picks one activation range for the whole input tensor, so a row's
+    rounding would depend on the other rows of the batch. Each row is therefore divided by its own
+    max |x| and two extra input columns of +1 and -1 (zero weights) pin every row's range to exactly
+    [-1, 1]: the quantised input of a row, the integer products and so its output are the same alone
+    or in any batch, and the output is scaled back per row. Measured on this 2-core AVX-512 machine
+    (GPT-2-small shapes): 768→3072 at batch 1 53 µs vs 190-270 µs fp32; lm_head 0.74 ms vs 5-6 ms
+    split fp32; relative error ~1 % per matrix. (`torch.ops.aten._weight_int8pack_mm`, weight-only
+    int8, was 4.6x slower than fp32 here.)"""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        w = weight.detach().t().float().contiguous()  # [out, in]
+        self.n_out, self.n_in = w.shape
+        scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-12)
+        with warnings.catch_warnings():  # torch 2.13 marks the quantised-tensor constructors deprecated
+            warnings.simplefilter("ignore", UserWarning)
+            qweight = torch.quantize_per_channel(F.pad(w, (0, 2)), scale.double(),
+                                                 torch.zeros(self.n_out, dtype=torch.long), 0, torch.qint8)
+        self.packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self.b = None if bias is None else bias.detach().float()
+        self.reduce_range = not _cpu_has_vnni()
+        self.ends = torch.tensor([[1.0, -1.0]])
+        self.extra_bytes = self.n_out * (self.n_in + 2) + self.n_out * 8
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.shape[0]
+        peak = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
+        xn = torch.cat([x / peak, self.ends.expand(rows, 2)], dim=1)
+        y = torch.ops.quantized.linear_dynamic(xn, self.packed, self.reduce_range).mul_(peak)
+        return y.add_(self.b) if self.b is not None else y
+
+
+PRECISIONS = ("fp32", "int8", "bf16")
 
 
 class RowCache:
-    """One row's keys and values: [layers, heads, capacity, head_dim] each, filled up to `length`."""
+    """One row's place in a KVPool: its slot, and how many positions of it are filled."""
 
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, length: int):
-        self.k, self.v, self.length = k, v, length
+    def __init__(self, pool: KVPool, slot: int, capacity: int):
+        self.pool, self.slot, self.capacity, self.length = pool, slot, capacity, 0
 
-    def copy(self) -> RowCache:
-        return RowCache(self.k.clone(), self.v.clone(), self.length)
+    def copy_to(self, other: RowCache) -> None:
+        """Give `other` this row's keys and values (the n samples of a request share its prompt)."""
+        n = self.length
+        self.pool.k[:, other.slot, :, :n] = self.pool.k[:, self.slot, :, :n]
+        self.pool.v[:, other.slot, :, :n] = self.pool.v[:, self.slot, :, :n]
+        other.length = n
+
+
+class KVPool:
+    """Keys and values of a batch's rows: [layers, slots, heads, capacity, head_dim] each.
+
+    Slots are handed out lowest first and given back when a request leaves; the pool grows (a new
+    tensor, the filled part copied) when a request needs more slots or positions than it has.
+    Zero-filled, so that positions a row has not written are finite: attention masks them out, and
+    0 x finite stays 0 where -inf weights meet them."""
+
+    def __init__(self, lean: LeanGPT2):
+        self.lean = lean
+        self.k = self.v = None
+        self.slots = self.capacity = 0
+        self.free: list[int] = []
+
+    def _grow(self, slots: int, capacity: int) -> None:
+        slots, capacity = max(slots, self.slots), max(-(-capacity // 64) * 64, self.capacity)
+        lean = self.lean
+        shape = (lean.n_layer, slots, lean.n_head, capacity, lean.hd)
+        k = torch.zeros(shape, dtype=lean.dtype, device=lean.device)
+        v = torch.zeros(shape, dtype=lean.dtype, device=lean.device)
+        if self.k is not None:
+            k[:, :self.slots, :, :self.capacity] = self.k
+            v[:, :self.slots, :, :self.capacity] = self.v
+        self.free = sorted(self.free + list(range(self.slots, slots)))
+        self.k, self.v, self.slots, self.capacity = k, v, slots, capacity
+
+    def acquire(self, count: int, capacity: int) -> list[RowCache]:
+        """`count` empty rows of at least `capacity` positions."""
+        if len(self.free) < count or capacity > self.capacity:
+            self._grow(self.slots + max(0, count - len(self.free)), capacity)
+        taken, self.free = self.free[:count], self.free[count:]
+        return [RowCache(self, slot, capacity) for slot in taken]
+
+    def release(self, rows: list[RowCache]) -> None:
+        self.free = sorted(self.free + [row.slot for row in rows])
+
+    @property
+    def in_use(self) -> int:
+        return self.slots - len(self.free)
 
 
 class LeanGPT2:
-    """Prefill and batched decode steps for a loaded GPT-2 (`GPT2LMHeadModel`)."""
+    """Prefill and batched decode steps for a loaded GPT-2 (`GPT2LMHeadModel`) at one precision."""
 
     @staticmethod
     def supports(model: torch.nn.Module) -> bool:
@@ -84,33 +232,58 @@ class LeanGPT2:
             and not getattr(config, "add_cross_attention", False)
         )
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
         config = model.config
+        self.precision = precision
         self.device = model.lm_head.weight.device
-        split = self.device.type == "cpu"
+        if precision == "int8" and self.device.type != "cpu":
+            raise ValueError("int8 serving uses CPU kernels (fbgemm); on CUDA serve bf16")
+        if precision == "bf16" and self.device.type != "cuda":
+            raise ValueError("bf16 serving needs CUDA (CPUs without bf16 matrix units run it slower than fp32)")
+        self.dtype = torch.bfloat16 if precision == "bf16" else model.lm_head.weight.dtype
+        copies = []
+
+        def own(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            # bf16 serving keeps its own copies (the fp32 model stays loaded for the fp32 reference)
+            if tensor is None or tensor.dtype == self.dtype:
+                return tensor
+            copies.append(tensor.detach().to(self.dtype))
+            return copies[-1]
+
+        cpu_kernels = self.device.type == "cpu" and precision == "fp32"
+        choices: dict = {}  # the batch-1 kernel per weight shape, timed once
+
+        def linear(weight, bias):
+            if precision == "int8":
+                return _Int8Linear(weight, bias)
+            return _Linear(own(weight), own(bias), cpu_kernels=cpu_kernels, choices=choices)
+
         t = model.transformer
-        self.wte, self.wpe = t.wte.weight, t.wpe.weight
+        self.wte, self.wpe = own(t.wte.weight), own(t.wpe.weight)
         self.n_head = config.n_head
         self.d = config.n_embd
         self.hd = self.d // self.n_head
         self.eps = config.layer_norm_epsilon
         self.gelu = _ACTIVATIONS[getattr(config, "activation_function", "gelu_new")]
-        self.dtype = self.wte.dtype
         self.layers = []
         for block in t.h:
             self.layers.append({
-                "ln1": (block.ln_1.weight, block.ln_1.bias), "ln2": (block.ln_2.weight, block.ln_2.bias),
-                "qkv": _Linear(block.attn.c_attn.weight, block.attn.c_attn.bias, split=split),
-                "proj": _Linear(block.attn.c_proj.weight, block.attn.c_proj.bias, split=split),
-                "fc": _Linear(block.mlp.c_fc.weight, block.mlp.c_fc.bias, split=split),
-                "out": _Linear(block.mlp.c_proj.weight, block.mlp.c_proj.bias, split=split),
+                "ln1": (own(block.ln_1.weight), own(block.ln_1.bias)),
+                "ln2": (own(block.ln_2.weight), own(block.ln_2.bias)),
+                "qkv": linear(block.attn.c_attn.weight, block.attn.c_attn.bias),
+                "proj": linear(block.attn.c_proj.weight, block.attn.c_proj.bias),
+                "fc": linear(block.mlp.c_fc.weight, block.mlp.c_fc.bias),
+                "out": linear(block.mlp.c_proj.weight, block.mlp.c_proj.bias),
             })
-        self.ln_f = (t.ln_f.weight, t.ln_f.bias)
-        self.lm_head = _Linear(model.lm_head.weight.t(), None, split=split)
+        self.ln_f = (own(t.ln_f.weight), own(t.ln_f.bias))
+        self.lm_head = linear(model.lm_head.weight.t(), None)
         self.n_layer = len(self.layers)
-        self.extra_bytes = sum(  # the split copies kept for batch 1
-            lin.extra_bytes for lin in [*(lay[k] for lay in self.layers for k in ("qkv", "proj", "fc", "out")),
-                                        self.lm_head])
+        linears = [*(lay[k] for lay in self.layers for k in ("qkv", "proj", "fc", "out")), self.lm_head]
+        # Bytes held beyond the loaded model: packed and split fp32 copies, int8 weights or bf16 copies.
+        self.extra_bytes = sum(lin.extra_bytes for lin in linears) + sum(
+            c.numel() * c.element_size() for c in copies)
 
     def _ln(self, x, params):
         return F.layer_norm(x, (self.d,), params[0], params[1], self.eps)
@@ -119,46 +292,89 @@ class LeanGPT2:
         h = layer["fc"](self._ln(x, layer["ln2"]))
         return x + layer["out"](F.gelu(h, approximate=self.gelu))
 
-    def new_cache(self, capacity: int) -> RowCache:
-        shape = (self.n_layer, self.n_head, capacity, self.hd)
-        return RowCache(torch.empty(shape, dtype=self.dtype, device=self.device),
-                        torch.empty(shape, dtype=self.dtype, device=self.device), 0)
+    def new_pool(self) -> KVPool:
+        return KVPool(self)
 
-    def prefill(self, ids: list[int], capacity: int) -> tuple[torch.Tensor, RowCache]:
-        """Run the prompt; returns (logits of the last position [vocab], the filled cache)."""
-        cache = self.new_cache(capacity)
-        n = len(ids)
-        x = self.wte[torch.tensor(ids, device=self.device)] + self.wpe[:n]
+    def _embed(self, prompts: list[list[int]]) -> torch.Tensor:
+        ids = torch.tensor([i for p in prompts for i in p], device=self.device)
+        positions = torch.cat([torch.arange(len(p), device=self.device) for p in prompts])
+        return self.wte[ids] + self.wpe[positions]
+
+    def _forward_prompts(self, prompts: list[list[int]], caches: list[RowCache] | None) -> torch.Tensor:
+        """Hidden states after ln_f of every token of `prompts` [tokens, d], packed one prompt after
+        the other: the matmuls run over all tokens at once, attention is causal within each prompt.
+        Fills `caches` (one per prompt) when given."""
+        x = self._embed(prompts)
+        spans, start = [], 0
+        for p in prompts:
+            spans.append((start, start + len(p)))
+            start += len(p)
         for li, layer in enumerate(self.layers):
-            qkv = layer["qkv"](self._ln(x, layer["ln1"]))  # [n, 3d]
-            q, k, v = qkv.view(n, 3, self.n_head, self.hd).permute(1, 2, 0, 3)  # each [h, n, hd]
-            cache.k[li, :, :n] = k
-            cache.v[li, :, :n] = v
-            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [h, n, hd]
-            x = x + layer["proj"](a.transpose(0, 1).reshape(n, self.d))
+            qkv = layer["qkv"](self._ln(x, layer["ln1"]))  # [tokens, 3d]
+            q, k, v = qkv.view(-1, 3, self.n_head, self.hd).permute(1, 2, 0, 3)  # each [h, tokens, hd]
+            outs = []
+            for pi, (a, b) in enumerate(spans):
+                if caches is not None:
+                    caches[pi].pool.k[li, caches[pi].slot, :, :b - a] = k[:, a:b]
+                    caches[pi].pool.v[li, caches[pi].slot, :, :b - a] = v[:, a:b]
+                outs.append(F.scaled_dot_product_attention(q[:, a:b], k[:, a:b], v[:, a:b], is_causal=True))
+            att = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # [h, tokens, hd]
+            x = x + layer["proj"](att.transpose(0, 1).reshape(-1, self.d))
             x = self._mlp(layer, x)
-        cache.length = n
-        last = self._ln(x[-1:], self.ln_f)
-        return self.lm_head(last)[0], cache
+        return self._ln(x, self.ln_f)
+
+    def prefill(self, prompts: list[list[int]], caches: list[RowCache]) -> torch.Tensor:
+        """Run several prompts in one forward, filling one empty row of a pool per prompt; returns
+        the logits of each prompt's last position [prompts, vocab]."""
+        h = self._forward_prompts(prompts, caches)
+        for cache, p in zip(caches, prompts):
+            cache.length = len(p)
+        last = torch.tensor([sum(len(p) for p in prompts[:i + 1]) - 1 for i in range(len(prompts))],
+                            device=self.device)
+        return self.lm_head(h[last])
+
+    def logits_all(self, prompts: list[list[int]]) -> torch.Tensor:
+        """Logits of every position of every prompt [tokens, vocab], packed (for perplexity)."""
+        return self.lm_head(self._forward_prompts(prompts, None))
 
     def step(self, token_ids: list[int], caches: list[RowCache]) -> torch.Tensor:
-        """One decode step for rows of any lengths: appends each token to its row's cache, returns the
-        next-token logits [rows, vocab]."""
-        rows = len(token_ids)
-        positions = torch.tensor([c.length for c in caches], device=self.device)
-        x = self.wte[torch.tensor(token_ids, device=self.device)] + self.wpe[positions]
+        """One decode step for rows of one pool, of any lengths: appends each token to its row,
+        returns the next-token logits [rows, vocab].
+
+        Attention runs once per layer over the pool's slots from the lowest to the highest one in use
+        (a slot in between that no row of this step holds attends to its position 0 and is dropped);
+        each row's mask ends at its own length, so its result is what it would be alone."""
+        rows, pool = len(token_ids), caches[0].pool
+        slots = [c.slot for c in caches]
+        first, span = min(slots), max(slots) - min(slots) + 1
+        lengths = [c.length for c in caches]
+        longest = max(lengths) + 1
+        device = self.device
+        slot_t = torch.tensor(slots, device=device)
+        pos_t = torch.tensor(lengths, device=device)
+        local = slot_t - first
+        allowed = torch.zeros(span, longest, dtype=torch.bool, device=device)
+        allowed[:, 0] = True  # slots no row of this step holds: a harmless, discarded attention
+        allowed[local] = torch.arange(longest, device=device)[None, :] <= pos_t[:, None]
+        mask = allowed[:, None, None, :]  # [span, 1, 1, longest]
+        whole = rows == span  # every slot of the span is a row of this step, in slot order?
+        order = None if whole and slots == sorted(slots) else local
+        x = self.wte[torch.tensor(token_ids, device=device)] + self.wpe[pos_t]
         for li, layer in enumerate(self.layers):
             qkv = layer["qkv"](self._ln(x, layer["ln1"]))
             q, k, v = qkv.view(rows, 3, self.n_head, self.hd).unbind(1)  # each [rows, h, hd]
-            outs = []
-            for r, cache in enumerate(caches):
-                pos = cache.length
-                cache.k[li, :, pos] = k[r]
-                cache.v[li, :, pos] = v[r]
-                outs.append(F.scaled_dot_product_attention(
-                    q[r].unsqueeze(1), cache.k[li, :, :pos + 1], cache.v[li, :, :pos + 1]))  # [h, 1, hd]
-            a = torch.stack(outs).reshape(rows, self.d) if rows > 1 else outs[0].reshape(1, self.d)
-            x = x + layer["proj"](a)
+            pool.k[li, slot_t, :, pos_t] = k
+            pool.v[li, slot_t, :, pos_t] = v
+            if order is None:
+                q_span = q
+            else:
+                q_span = q.new_zeros(span, self.n_head, self.hd)
+                q_span[order] = q
+            keys = pool.k[li, first:first + span, :, :longest]  # [span, h, longest, hd], a view
+            values = pool.v[li, first:first + span, :, :longest]
+            a = F.scaled_dot_product_attention(q_span.unsqueeze(2), keys, values, attn_mask=mask)  # [span, h, 1, hd]
+            a = a.squeeze(2) if order is None else a.squeeze(2)[order]
+            x = x + layer["proj"](a.reshape(rows, self.d))
             x = self._mlp(layer, x)
         for cache in caches:
             cache.length += 1

@@ -11,7 +11,10 @@
   watermark bias, per-sample seeded sampling, the cancel check and the token callback, per request.
   GPT-2 models run on a lean forward (inference.decode: per-row preallocated KV caches, lm_head for
   the last position only, two-core split matmuls on CPU); other models on the generic Hugging Face
-  loop (`DecodeLoop.run`), one request at a time. Greedy output equals `model.generate`'s.
+  loop (`DecodeLoop.run`), one request at a time. Greedy output at fp32 equals `model.generate`'s.
+- Precision is per request (`GenerationRequest.precision`; the site chooses it per deployment and
+  per model version): "fp32" exact, "int8" quantised linears on CPU, "bf16" on CUDA. What a
+  device cannot serve falls back (`serving_precision`) and the result says what was used.
 
 Sampling is seeded per request and per sample (`torch.Generator`), never from the global RNG: forked
 worker processes inherit one global RNG state and would otherwise repeat each other's samples. A
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from .decode import PRECISIONS
 from .watermark import WatermarkKey, watermark_logits
 
 log = logging.getLogger(__name__)
@@ -98,6 +102,7 @@ class GenerationRequest:
     watermark: WatermarkKey | None = None
     should_cancel: Callable[[], bool] | None = None
     on_token: Callable[[TokenEvent], None] | None = None
+    precision: str = "fp32"  # one of PRECISIONS; see serving_precision for what a device serves
 
 
 @dataclass
@@ -116,6 +121,7 @@ class GenerationResult:
     seed: int
     device: str
     prompt_token_ids: list[int] = field(default_factory=list)
+    precision: str = "fp32"  # the precision the text was generated at (recorded in its receipt)
 
     @property
     def completion_tokens(self) -> int:
@@ -136,7 +142,20 @@ class LoadedModel:
     vocab_size: int
     eos_token_id: int | None
     nbytes: int
-    lean: object = None  # the lean forward (inference.decode), built on first use; False: unsupported
+    # The lean forward (inference.decode) per precision, built on first use; False: unsupported model
+    lean: dict = field(default_factory=dict)
+
+
+def serving_precision(requested: str, device: torch.device) -> str:
+    """The precision a request asking for `requested` is served at on `device`: int8 runs on CPU
+    kernels (fbgemm), so a CUDA device serves bf16 instead; bf16 needs CUDA (on a CPU without bf16
+    matrix units it is slower than fp32), so a CPU serves fp32. Raises InvalidGenerationRequest for
+    a name that is none of PRECISIONS."""
+    if requested not in PRECISIONS:
+        raise InvalidGenerationRequest(f"precision must be one of {', '.join(PRECISIONS)}.", param="precision")
+    if device.type == "cuda":
+        return "fp32" if requested == "fp32" else "bf16"
+    return "int8" if requested == "int8" else "fp32"
 
 
 def default_device() -> torch.device:
@@ -216,6 +235,7 @@ def validate_request(request: GenerationRequest) -> None:
         (request.top_k < 0, "top_k", "top_k must be 0 (off) or positive."),
         (not 0.0 < request.top_p <= 1.0, "top_p", "top_p must be in (0, 1]."),
         (not 1 <= request.n <= MAX_SAMPLES, "n", f"n must be between 1 and {MAX_SAMPLES}."),
+        (request.precision not in PRECISIONS, "precision", f"precision must be one of {', '.join(PRECISIONS)}."),
     ]
     for failed, param, message in checks:
         if failed:
@@ -378,43 +398,82 @@ def _prepare(loaded: LoadedModel, request: GenerationRequest) -> tuple[list[int]
     return prompt_ids, seed
 
 
-def lean_for(loaded: LoadedModel):
-    """The lean forward of a loaded model (built once, on first use), or None when it does not apply."""
-    if loaded.lean is None:
-        from .decode import LeanGPT2
+_LEAN_LOCK = threading.Lock()
 
-        loaded.lean = LeanGPT2(loaded.model) if LeanGPT2.supports(loaded.model) else False
-        if loaded.lean:  # its split weight copies count against the model cache's byte limit
-            loaded.nbytes += loaded.lean.extra_bytes
-    return loaded.lean or None
+
+def lean_for(loaded: LoadedModel, precision: str = "fp32"):
+    """The lean forward of a loaded model at a precision the device serves (built once, on first
+    use), or None when the model does not support it (it then runs the generic loop at fp32)."""
+    with _LEAN_LOCK:  # the serving thread and a perplexity measurement may ask at once
+        if precision not in loaded.lean:
+            from .decode import LeanGPT2
+
+            lean = LeanGPT2(loaded.model, precision) if LeanGPT2.supports(loaded.model) else False
+            loaded.lean[precision] = lean
+            if lean:  # its weight copies (split fp32, int8 or bf16) count against the cache's byte limit
+                loaded.nbytes += lean.extra_bytes
+        return loaded.lean[precision] or None
+
+
+def windows_perplexity(loaded: LoadedModel, windows: torch.Tensor, *, precision: str) -> float:
+    """exp(mean next-token NLL) over token windows [N, T] with the engine's own forward at
+    `precision` (what a device serves of it): the figure that tells whether a quantised version
+    still writes like its fp32 self. Logits are taken in fp32; chunks keep them to ~4k positions."""
+    if windows.dim() != 2 or windows.shape[1] < 2 or len(windows) == 0:
+        raise ValueError("windows must be [N, T] token ids with N >= 1 and T >= 2")
+    precision = serving_precision(precision, loaded.device)
+    lean = lean_for(loaded, precision)
+    per_chunk = max(1, 4096 // windows.shape[1])
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for chunk in windows.to(torch.long).split(per_chunk):
+            if lean is None:
+                logits = loaded.model(input_ids=chunk.to(loaded.device)).logits
+            else:
+                logits = lean.logits_all(chunk.tolist()).view(len(chunk), chunk.shape[1], -1)
+            targets = chunk[:, 1:].to(loaded.device)
+            total += float(torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"))
+            count += targets.numel()
+    return float(torch.exp(torch.tensor(total / count)))
 
 
 class BatchJob(DecodeLoop):
     """One request inside a running batch: its rows, their KV caches, and its own bookkeeping
     (seed and generators, stop conditions, watermark key, callbacks, token count)."""
 
-    def __init__(self, loaded: LoadedModel, request: GenerationRequest, future: Future):
+    def __init__(self, loaded: LoadedModel, request: GenerationRequest, future: Future, precision: str):
         prompt_ids, seed = _prepare(loaded, request)
         super().__init__(loaded, request, prompt_ids, seed)
         self.future = future
+        self.precision = precision
         self.caches: list = []
         self.recorded = 0
+
+    @property
+    def capacity(self) -> int:
+        return len(self.prompt_ids) + self.r.max_new_tokens
 
     def result(self) -> GenerationResult:
         return GenerationResult(model_digest=self.m.digest, prompt_tokens=len(self.prompt_ids),
                                 completions=self._completions(), seed=self.seed, device=str(self.m.device),
-                                prompt_token_ids=list(self.prompt_ids))
+                                prompt_token_ids=list(self.prompt_ids), precision=self.precision)
 
     def active_rows(self) -> list[int]:
         return [i for i, reason in enumerate(self.finished) if not reason]
 
-    def start(self, lean) -> bool:
-        """Prefill and choose the first tokens. Returns True while the job has rows left to decode."""
-        if self._cancelled():  # the client left while the request waited in the queue
-            return False
-        logits, cache = lean.prefill(self.prompt_ids, len(self.prompt_ids) + self.r.max_new_tokens)
-        self.caches = [cache] + [cache.copy() for _ in range(self.r.n - 1)]
+    def begin(self, logits: torch.Tensor) -> bool:
+        """Share the prefilled prompt (in the first row) with every row and choose the first tokens
+        from its last logits [vocab]. Returns True while the job has rows left to decode."""
+        for row in self.caches[1:]:
+            self.caches[0].copy_to(row)
         return self.advance(logits.float().unsqueeze(0).expand(self.r.n, -1), list(range(self.r.n)))
+
+    def leave(self) -> None:
+        """Give the job's rows back to their pool."""
+        if self.caches:
+            self.caches[0].pool.release(self.caches)
+            self.caches = []
 
     def advance(self, logits: torch.Tensor, rows: list[int]) -> bool:
         self.recorded += self._record(self._choose(logits, rows), rows)
@@ -442,8 +501,9 @@ class Engine:
     thread pool, gunicorn threads) share one Engine. The serving thread starts on first use, so an
     Engine created before a fork is still safe to use in the child.
 
-    Continuous batching: the serving thread keeps one running batch per model; between
-    decode steps it admits queued requests (prefilled one by one) while the batch has fewer than
+    Continuous batching: the serving thread keeps one running batch per model and precision; between
+    decode steps it admits queued requests (those joining in the same step prefilled together in one
+    forward pass) while the batch has fewer than
     `max_batch` rows (a request brings `n` rows; one larger than `max_batch` runs when its batch is
     empty), and a request leaves the batch as soon as its rows finish, are cancelled, or it fails —
     a failure (a bad parameter, a callback that raises) fails that request's Future only. Requests
@@ -459,8 +519,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._max_batch = max_batch
-        # Counters for tests and benches: decode steps, rows of the largest step, tokens recorded.
-        self.stats = {"steps": 0, "max_rows": 0, "tokens": 0}
+        # Counters for tests and benches: decode steps, rows of the largest step, tokens recorded,
+        # prefill passes and the most prompts one of them ran.
+        self.stats = {"steps": 0, "max_rows": 0, "tokens": 0, "prefills": 0, "max_prefill": 0}
 
     @property
     def max_batch(self) -> int:
@@ -501,6 +562,17 @@ class Engine:
                 self._thread = threading.Thread(target=self._serve, name="imprint-engine", daemon=True)
                 self._thread.start()
 
+    def perplexity(self, digest: str, folder: Path, windows: torch.Tensor, *, precision: str) -> float:
+        """`windows_perplexity` of a model loaded through the cache, on the caller's thread."""
+        return windows_perplexity(self.cache.get(digest, folder), windows, precision=precision)
+
+    def _batch_key(self, request: GenerationRequest) -> tuple[str, str]:
+        """Rows share a decode step only with rows of the same model at the same precision."""
+        try:
+            return request.model_digest, serving_precision(request.precision, self.device)
+        except InvalidGenerationRequest:  # refused at admission, with the request's own error
+            return request.model_digest, str(request.precision)
+
     def _serve(self) -> None:
         # Decoding allocates and frees the same large tensors (logits, KV-cache growth) every step;
         # glibc would hand them back to the OS and page-fault them in again (the first requests of a
@@ -508,64 +580,102 @@ class Engine:
         from core.torch_runtime import reuse_freed_memory
 
         reuse_freed_memory()
-        batches: dict[str, list[BatchJob]] = {}
-        held = None  # a request taken from the queue that waits for room in its model's batch
+        batches: dict[tuple[str, str], list[BatchJob]] = {}
+        pools: dict[tuple[str, str], object] = {}  # each batch's KV pool (inference.decode.KVPool)
+        held = None  # a request taken from the queue that waits for room in its batch
         with torch.inference_mode():
             while True:
-                while True:  # admit queued requests while there is room
+                joining: list[tuple[GenerationRequest, Future]] = []
+                while True:  # take queued requests while their batch has room
                     if held is None:
                         try:
-                            held = self._queue.get(block=not any(batches.values()))
+                            held = self._queue.get(block=not (any(batches.values()) or joining))
                         except queue.Empty:
                             break
                         if held[0] is _STOP:
                             for jobs in batches.values():
                                 for job in jobs:
                                     job.future.set_exception(EngineError("The engine was closed."))
+                            for _request, future in joining:
+                                future.set_exception(EngineError("The engine was closed."))
                             return
                     request, future = held
-                    rows = sum(len(job.active_rows()) for job in batches.get(request.model_digest, []))
+                    key = self._batch_key(request)
+                    rows = sum(len(job.active_rows()) for job in batches.get(key, []))
+                    rows += sum(r.n for r, _f in joining if self._batch_key(r) == key)
                     if rows and rows + request.n > self.max_batch:
                         break
                     held = None
-                    self._admit(request, future, batches)
-                for digest in list(batches):
-                    if batches[digest]:
-                        self._step(batches[digest])
-                    if not batches[digest]:
-                        del batches[digest]
+                    joining.append((request, future))
+                if joining:
+                    self._admit(joining, batches, pools)
+                for key in list(batches):
+                    if batches[key]:
+                        self._step(batches[key])
+                    if not batches[key]:  # the pool goes with its batch: an idle engine holds no KV memory
+                        del batches[key]
+                        pools.pop(key, None)
 
-    def _admit(self, request: GenerationRequest, future: Future, batches: dict) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        job = None
-        try:
-            loaded = self.cache.get(request.model_digest, request.model_dir)
-            lean = lean_for(loaded)
-            if lean is None:
-                future.set_result(generate_with(loaded, request))
-                return
-            job = BatchJob(loaded, request, future)
-            running = job.start(lean)
-        except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
-            future.set_exception(exc)
-            return
-        self.stats["tokens"] += job.recorded
-        if running:
-            job.recorded = 0
-            batches.setdefault(request.model_digest, []).append(job)
-        else:
-            future.set_result(job.result())
+    def _admit(self, joining: list[tuple[GenerationRequest, Future]], batches: dict, pools: dict) -> None:
+        """Start the requests taken in this round: the prompts of each batch's newcomers are
+        prefilled together in one forward pass, then each chooses its first tokens and joins."""
+        groups: dict[tuple[str, str], tuple[object, list[BatchJob]]] = {}
+        for request, future in joining:
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                loaded = self.cache.get(request.model_digest, request.model_dir)
+                precision = serving_precision(request.precision, loaded.device)
+                lean = lean_for(loaded, precision)
+                if lean is None:
+                    future.set_result(generate_with(loaded, request))
+                    continue
+                job = BatchJob(loaded, request, future, precision)
+                if job._cancelled():  # the client left while the request waited in the queue
+                    future.set_result(job.result())
+                    continue
+            except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
+                future.set_exception(exc)
+                continue
+            groups.setdefault((request.model_digest, precision), (lean, []))[1].append(job)
+        for key, (lean, jobs) in groups.items():
+            pool = pools.get(key) or pools.setdefault(key, lean.new_pool())
+            try:
+                for job in jobs:
+                    job.caches = pool.acquire(job.r.n, job.capacity)
+                logits = lean.prefill([job.prompt_ids for job in jobs], [job.caches[0] for job in jobs])
+            except BaseException as exc:  # noqa: BLE001 - a failed prefill fails the requests it held
+                for job in jobs:
+                    job.leave()
+                    job.future.set_exception(exc)
+                continue
+            self.stats["prefills"] += 1
+            self.stats["max_prefill"] = max(self.stats["max_prefill"], len(jobs))
+            for job, row_logits in zip(jobs, logits):
+                try:
+                    running = job.begin(row_logits)
+                except BaseException as exc:  # noqa: BLE001 - this request fails; the others go on
+                    self.stats["tokens"] += job.recorded
+                    job.leave()
+                    job.future.set_exception(exc)
+                    continue
+                self.stats["tokens"] += job.recorded
+                if running:
+                    job.recorded = 0
+                    batches.setdefault(key, []).append(job)
+                else:
+                    job.leave()
+                    job.future.set_result(job.result())
 
     def _step(self, jobs: list[BatchJob]) -> None:
         """One decode step of every row of a batch; finished, cancelled and failed jobs leave it."""
-        lean = lean_for(jobs[0].m)
+        lean = lean_for(jobs[0].m, jobs[0].precision)
         plan = [(job, job.active_rows()) for job in jobs]
         token_ids = [job.tokens[i][-1] for job, rows in plan for i in rows]
         caches = [job.caches[i] for job, rows in plan for i in rows]
         try:
             logits = lean.step(token_ids, caches).float()
-        except BaseException as exc:  # noqa: BLE001 - a failed step fails the whole batch
+        except BaseException as exc:  # noqa: BLE001 - a failed step fails the whole batch (and its pool)
             for job in jobs:
                 job.future.set_exception(exc)
             jobs.clear()
@@ -581,12 +691,13 @@ class Engine:
                 running = job.advance(part, rows)
             except BaseException as exc:  # noqa: BLE001 - this request fails; the others go on
                 self.stats["tokens"] += job.recorded - before
+                job.leave()
                 job.future.set_exception(exc)
                 continue
             self.stats["tokens"] += job.recorded - before
             if running:
                 keep.append(job)
             else:
-                job.caches = []
+                job.leave()
                 job.future.set_result(job.result())
         jobs[:] = keep
