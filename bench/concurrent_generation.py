@@ -8,7 +8,7 @@ generated tokens/s over the wall time, and p50/p95 request latency.
 
 The engine batches continuously: the 8 concurrent requests join one running batch
 (INFERENCE_MAX_BATCH, default 8) and share each decode step's weight reads, so the aggregate should
-grow well past 1x (goal >= 3x) while a request's latency stays near a lone one's (goal: p95 at 8
+grow well past 1x (goal >= 4x) while a request's latency stays near a lone one's (goal: p95 at 8
 clients <= 2x the lone request's p50).
 
     .venv/bin/python bench/concurrent_generation.py --quick    # under a minute on 2 cores
@@ -124,7 +124,7 @@ def main() -> None:
 
         print(f"engine: largest batch {_engine().stats['max_rows']} rows, {_engine().stats['steps']} decode steps")
         print(f"p95 latency at 8 clients / lone request p50, per round: {fmt(latency_ratios)} (goal <= 2)")
-        print(f"aggregate tok/s at 8 clients / 1 client, per round: {fmt(ratios)} (goal >= 3)")
+        print(f"aggregate tok/s at 8 clients / 1 client, per round: {fmt(ratios)} (goal >= 4)")
         print(f"ratio: {statistics.median(ratios):.3f}")
 
 

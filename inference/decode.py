@@ -36,36 +36,52 @@ import torch.nn.functional as F
 _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
 
 
-def _best_of(kernels: dict, x: torch.Tensor) -> str:
-    """The name of the fastest of `kernels` (name -> callable) on input `x`: a short timing run."""
+def _choose_batch1_kernels(linears: list) -> dict:
+    """Pick each weight shape's batch-1 kernel (split or oneDNN) by a short timing run over ALL the
+    matrices of that shape in turn, as a decode step reads them: timing one matrix over and over
+    measures it hot in the CPU caches (7 MB for 768x2304 fits) and picked oneDNN, which loses
+    5-10 % per step once every matrix comes from memory. The losing copies are dropped."""
     import time
 
-    timings = {}
-    for name, kernel in kernels.items():
-        for _ in range(2):
-            kernel(x)
-        reps, start = 0, time.perf_counter()
-        while reps < 3 or (time.perf_counter() - start < 0.02 and reps < 200):
-            kernel(x)
-            reps += 1
-        timings[name] = (time.perf_counter() - start) / reps
-    return min(timings, key=timings.get)
+    groups: dict[tuple, list] = {}
+    chosen = {}
+    for lin in linears:
+        if lin.w2 is not None and lin.packed is not None:
+            groups.setdefault((lin.n_in, lin.n_out, lin.b is not None), []).append(lin)
+    for (n_in, _n_out, _bias), group in groups.items():
+        x = torch.randn(1, n_in, dtype=group[0].w.dtype)
+        timings = {}
+        for name in ("split", "onednn", "split", "onednn"):  # alternating: the second pass counts
+            start = time.perf_counter()
+            passes = 0
+            while passes < 2 or (time.perf_counter() - start < 0.05 and passes < 50):
+                for lin in group:
+                    getattr(lin, "_" + name)(x)
+                passes += 1
+            timings[name] = (time.perf_counter() - start) / passes
+        best = min(timings, key=timings.get)
+        chosen[f"{n_in}x{_n_out}"] = best
+        for lin in group:
+            lin.one = getattr(lin, "_" + best)
+            if best != "split":
+                lin.w2 = lin.b2 = None
+    return chosen
 
 
 class _Linear:
     """y = x @ W + b for W in Conv1D layout [in, out], with the kernel chosen per weight shape.
 
     On CPU (measured on this 2-core AVX-512 machine, GPT-2-small shapes) MKL runs a plain batch-1
-    GEMV on one thread. oneDNN's linear on a pre-packed ("reordered") weight uses both cores and
-    wins from batch 1 for the block matrices (768→2304: 67 µs vs 147 split vs 192 plain) and by 2-3x
-    from batch 8 (lm_head at batch 8: 6.8 ms vs 19.9 split vs 27.3 plain). The lm_head at batch 1
-    is the exception: split in two halves along the output dimension ([2, in, out/2]) and applied as
-    one `baddbmm` (each half on one core, the same dot products as the full matmul), 4.3 ms vs 5.6.
+    GEMV on one thread. Split in two halves along the output dimension ([2, in, out/2]) and applied
+    as one `baddbmm`, each half runs on one core (the same dot products as the full matmul): the
+    lm_head at batch 1 in 4.3 ms vs 7.7 plain. oneDNN's linear on a pre-packed ("reordered") weight
+    wins by 2-3x from batch 8 (lm_head at batch 8: 6.8 ms vs 19.9 split vs 27.3 plain; 768→3072 at
+    batch 32: 0.84 vs 1.4 ms), so it serves every batch of more than one row and prefill.
     So each shape keeps the packed copy for every batch size, and the split copy only where a
-    start-up timing run at batch 1 finds it faster. Elsewhere (CUDA, no oneDNN): a plain addmm."""
+    start-up timing run at batch 1 finds it faster (`_choose_batch1_kernels`). Elsewhere (CUDA, no
+    oneDNN): a plain addmm."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, cpu_kernels: bool,
-                 choices: dict | None = None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, cpu_kernels: bool):
         self.w, self.b = weight, bias  # [in, out], [out] (views of the model's parameters)
         self.n_in, self.n_out = weight.shape
         self.packed = self.w2 = None
@@ -83,14 +99,7 @@ class _Linear:
         b = F.pad(b, (0, pad)) if pad else b
         self.b2 = b.reshape(2, 1, half).contiguous()
         self.w2 = w.reshape(self.n_in, 2, half).permute(1, 0, 2).contiguous()  # [2, in, half]
-        kernels = {"split": self._split, **({"onednn": self._onednn} if self.packed is not None else {})}
-        choices = {} if choices is None else choices
-        key = (self.n_in, self.n_out, bias is not None)
-        if key not in choices:
-            choices[key] = _best_of(kernels, torch.randn(1, self.n_in, dtype=weight.dtype))
-        self.one = kernels[choices[key]]
-        if choices[key] != "split":
-            self.w2 = self.b2 = None
+        self.one = self._split  # until _choose_batch1_kernels has timed both
 
     @property
     def extra_bytes(self) -> int:
@@ -253,12 +262,10 @@ class LeanGPT2:
             return copies[-1]
 
         cpu_kernels = self.device.type == "cpu" and precision == "fp32"
-        choices: dict = {}  # the batch-1 kernel per weight shape, timed once
-
         def linear(weight, bias):
             if precision == "int8":
                 return _Int8Linear(weight, bias)
-            return _Linear(own(weight), own(bias), cpu_kernels=cpu_kernels, choices=choices)
+            return _Linear(own(weight), own(bias), cpu_kernels=cpu_kernels)
 
         t = model.transformer
         self.wte, self.wpe = own(t.wte.weight), own(t.wpe.weight)
@@ -281,6 +288,8 @@ class LeanGPT2:
         self.lm_head = linear(model.lm_head.weight.t(), None)
         self.n_layer = len(self.layers)
         linears = [*(lay[k] for lay in self.layers for k in ("qkv", "proj", "fc", "out")), self.lm_head]
+        # the batch-1 kernel per weight shape ("768x2304": "split" or "onednn"), for benches and logs
+        self.kernels = _choose_batch1_kernels(linears) if cpu_kernels else {}
         # Bytes held beyond the loaded model: packed and split fp32 copies, int8 weights or bf16 copies.
         self.extra_bytes = sum(lin.extra_bytes for lin in linears) + sum(
             c.numel() * c.element_size() for c in copies)
