@@ -326,7 +326,9 @@ class LeanGPT2:
                 if caches is not None:
                     caches[pi].pool.k[li, caches[pi].slot, :, :b - a] = k[:, a:b]
                     caches[pi].pool.v[li, caches[pi].slot, :, :b - a] = v[:, a:b]
-                outs.append(F.scaled_dot_product_attention(q[:, a:b], k[:, a:b], v[:, a:b], is_causal=True))
+                # 4-D inputs take SDPA's flash kernel on CPU (3-D ones the math path: 81 vs 144 µs here)
+                outs.append(F.scaled_dot_product_attention(q[None, :, a:b], k[None, :, a:b], v[None, :, a:b],
+                                                           is_causal=True)[0])
             att = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # [h, tokens, hd]
             x = x + layer["proj"](att.transpose(0, 1).reshape(-1, self.d))
             x = self._mlp(layer, x)
