@@ -97,7 +97,9 @@ def precision_effective(version: ModelVersion) -> str:
 
 
 def _percent(value: float, *, sign: bool = False) -> str:
-    return f"{value * 100:+.1f} %" if sign else f"{value * 100:g} %"
+    if not sign:
+        return f"{value * 100:g} %"
+    return f"{round(value * 100, 1) + 0.0:+.1f} %"  # + 0.0: a rounded -0.0 reads "+0.0 %"
 
 
 def _sentence(requested: str, verdict: str, check: PrecisionCheck | None) -> str:
