@@ -202,6 +202,7 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
         if prompt_tokens + params.max_new_tokens > n_positions:
             raise engine_error_to_api(engine_module.ContextTooLong(
                 prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
+        precision = precision_effective(grant.model_version)  # read before anything is consumed
         rate = grant_rate_consume(grant=grant)
         need = params.n * (prompt_tokens + params.max_new_tokens)
         request_id = request_id or _new_request_id()
@@ -214,7 +215,7 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
     return Prepared(request_id=request_id, api_key=api_key, grant=grant, params=params,
                     purpose=purpose, prompt_tokens=prompt_tokens, reserved=need,
                     idempotency_key=idempotency_key, ratelimit=rate, watermark=_watermark_for(grant),
-                    precision=precision_effective(grant.model_version))
+                    precision=precision)
 
 
 # --- Running the engine ------------------------------------------------------------------------
