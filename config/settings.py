@@ -303,6 +303,25 @@ INFERENCE_CACHE_BYTES = env.int("INFERENCE_CACHE_BYTES", default=2 * 1024**3)  #
 INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued requests per engine, then 429
 INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
 INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
+# Serving precision: the engine's names (inference.engine.PRECISIONS; a test keeps the two equal,
+# as importing the engine here would load torch into every settings import). Below fp32 a version is
+# served at that precision only once its check on the version's own validation windows shows
+# perplexity rising by at most INFERENCE_PRECISION_MAX_INCREASE (relative: 0.02 = 2 %); until then,
+# and when it rises more, at fp32. A trainer may choose another precision for their version.
+SERVING_PRECISIONS = ("fp32", "int8", "bf16")
+INFERENCE_PRECISION = env.str("INFERENCE_PRECISION", default="fp32").strip().lower()
+if INFERENCE_PRECISION not in SERVING_PRECISIONS:
+    raise ImproperlyConfigured(f"INFERENCE_PRECISION={INFERENCE_PRECISION!r} is not a serving precision: "
+                               f"choose one of {', '.join(SERVING_PRECISIONS)}.")
+INFERENCE_PRECISION_MAX_INCREASE = env.float("INFERENCE_PRECISION_MAX_INCREASE", default=0.02)
+if not 0 <= INFERENCE_PRECISION_MAX_INCREASE < float("inf"):  # also refuses NaN
+    raise ImproperlyConfigured("INFERENCE_PRECISION_MAX_INCREASE is a relative perplexity increase, "
+                               f"0 or more (0.02 = 2 %), not {INFERENCE_PRECISION_MAX_INCREASE!r}.")
+# 64 = the windows the training loop evaluates on (its eval_max_windows), so the check's fp32 figure
+# is the validation perplexity the run reported.
+INFERENCE_PRECISION_WINDOWS = env.int("INFERENCE_PRECISION_WINDOWS", default=64)
+if INFERENCE_PRECISION_WINDOWS < 1:
+    raise ImproperlyConfigured(f"INFERENCE_PRECISION_WINDOWS must be at least 1, not {INFERENCE_PRECISION_WINDOWS}.")
 # The watermark new grants get (each grant keeps its own: see licensing.services). "sweet" biases
 # and scores only where the model's entropy exceeds the threshold (nats); "lefthash" is the first
 # scheme (every step, delta 2). Values measured on trained tiny models: bench/watermark_recall.py.

@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from core.admin import ReadOnlyAdmin
 from core.errors import DomainError
 
-from .models import IdempotencyKey, MeterOutbox, Receipt, SigningKey, UsageEntry
+from .models import IdempotencyKey, MeterOutbox, PrecisionCheck, Receipt, SigningKey, UsageEntry
 from .receipts import signing_key_revoke
 
 
@@ -34,6 +34,13 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
     list_display = ("key", "api_key", "state", "request_id", "created_at", "updated_at")
     list_filter = ("state",)
     search_fields = ("key", "request_id")
+
+
+@admin.register(PrecisionCheck)
+class PrecisionCheckAdmin(ReadOnlyAdmin):
+    list_display = ("model_version", "precision", "state", "increase", "accepted", "windows", "device", "measured_at")
+    list_filter = ("precision", "state", "accepted")
+    search_fields = ("model_version__id", "model_version__digest")
 
 
 @admin.register(SigningKey)

@@ -21,10 +21,12 @@ from core.errors import DomainError, domain_error_body, error_body
 from licensing.errors import ApiKeyInvalid
 from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
+from training.api import IsTrainer
 
 from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
 from .model_ids import licensed_versions, model_id_resolve
 from .models import UsageEntry
+from .precision import version_precision_for, version_precision_set
 from .services import (
     GenerationInput,
     generation_begin,
@@ -257,7 +259,9 @@ class GenerationInputSerializer(GenerationFields):
 
 class GenerationCreateApi(_KeyApi):
     """Generate text under a licence; every output carries a signed receipt and the licence stamp.
-    `stream: true` answers with server-sent events: token events, then the full result. With an
+    `precision` (beside `model_digest`, and as the receipt's `precision` claim) is the numeric
+    precision the engine served at: fp32, or int8 / bf16 once the model's quality check accepted
+    it (see GET /api/v1/training/versions/{id}/serving-precision/). `stream: true` answers with server-sent events: token events, then the full result. With an
     `Idempotency-Key` header the key's first request is the only one that generates: a duplicate
     while it runs is 409 idempotency_in_progress, one after it replays it (Idempotent-Replayed)."""
 
@@ -281,8 +285,9 @@ def _token_event(head: dict, index: int, text: str) -> dict:
 
 class CompletionCreateApi(_KeyApi):
     """OpenAI-compatible text completions: the official `openai` client works with base_url set to
-    this site. Imprint's extras (`top_k`, `purpose`) come through `extra_body`; the receipts and
-    the licence stamp travel in the response's `imprint` field."""
+    this site. Imprint's extras (`top_k`, `purpose`) come through `extra_body`; the receipts, the
+    licence stamp, the model digest and the serving `precision` travel in the response's `imprint`
+    field."""
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -331,7 +336,9 @@ def completion_body(body: dict) -> dict:
                      "finish_reason": _finish_reason(o["finish_reason"])} for o in body["outputs"]],
         "usage": body["usage"],
         "imprint": {"receipts": [o["receipt"] for o in body["outputs"]], "licence": body["licence"],
-                    "model_digest": body["model_digest"], "seed": body["seed"], "purpose": body["purpose"]},
+                    "model_digest": body["model_digest"],
+                    # Replayed bodies stored before precisions were recorded were all served at fp32.
+                    "precision": body.get("precision", "fp32"), "seed": body["seed"], "purpose": body["purpose"]},
     }
 
 
@@ -394,3 +401,67 @@ class ChatCompletionApi(APIView):
                    "instead; GET /v1/models lists the models your key may use.")
         return Response(error_body(status_code=400, message=message, code="chat_not_supported", param="messages"),
                         status=400)
+
+
+# --- Serving precision of a trainer's version (management API) ---------------------------------
+
+class PrecisionCheckOutput(serializers.Serializer):
+    precision = serializers.CharField()
+    state = serializers.ChoiceField(choices=["running", "done", "failed"])
+    device = serializers.CharField()
+    windows = serializers.IntegerField(help_text="Validation windows measured.")
+    window_tokens = serializers.IntegerField(help_text="Tokens per window.")
+    perplexity_fp32 = serializers.FloatField(allow_null=True)
+    perplexity = serializers.FloatField(allow_null=True)
+    increase = serializers.FloatField(allow_null=True, help_text="Relative: 0.008 = +0.8 %.")
+    bound = serializers.FloatField(allow_null=True, help_text="The bound when measured.")
+    accepted = serializers.BooleanField(help_text="The verdict when measured.")
+    seconds = serializers.FloatField(allow_null=True)
+    error = serializers.CharField()
+    measured_at = serializers.DateTimeField(allow_null=True)
+
+
+class ServingPrecisionOutput(serializers.Serializer):
+    model_version = serializers.UUIDField()
+    serving_precision = serializers.CharField(help_text="Your choice; blank: the deployment's default.")
+    deployment_default = serializers.CharField()
+    requested = serializers.CharField(help_text="Your choice, else the deployment's default.")
+    chosen_by = serializers.ChoiceField(choices=["trainer", "deployment"])
+    effective = serializers.CharField(help_text="What requests are served at now.")
+    verdict = serializers.ChoiceField(choices=["full", "accepted", "refused", "pending", "measuring", "failed"])
+    bound = serializers.FloatField(help_text="The largest relative perplexity increase served.")
+    bound_text = serializers.CharField(help_text='The bound in words ("2 %").')
+    check = PrecisionCheckOutput(allow_null=True)
+    text = serializers.CharField(help_text="The model card's sentence.")
+
+
+class VersionServingPrecisionApi(APIView):
+    """The numeric precision one of your model versions is served at (trainers; personal access
+    tokens need the "training" scope). Below fp32 a precision is served only once its check, on
+    the version's own validation windows, shows perplexity rising by at most the deployment's
+    bound; until then, or when it rises more, requests are served at fp32."""
+
+    permission_classes = [IsTrainer]
+    token_scope = "training"
+
+    class InputSerializer(serializers.Serializer):
+        precision = serializers.CharField(allow_blank=True, allow_null=True, max_length=16,
+                                          help_text="fp32, int8 or bf16; blank or null: the deployment's default.")
+
+    @extend_schema(operation_id="training_versions_serving_precision_retrieve",
+                   responses={200: ServingPrecisionOutput, 404: OpenApiResponse(_ERROR, "Not one of your versions.")})
+    def get(self, request, pk):
+        return Response(version_precision_for(trainer=request.user, version_id=pk))
+
+    @extend_schema(operation_id="training_versions_serving_precision_update", request=InputSerializer,
+                   responses={200: ServingPrecisionOutput,
+                              400: OpenApiResponse(_ERROR, "Unknown precision (invalid_precision), or one whose check "
+                                                           "was refused (precision_refused, with increase and bound)."),
+                              404: OpenApiResponse(_ERROR, "Not one of your versions.")},
+                   description="Choose the precision. One not measured yet is accepted as pending: its check runs "
+                               "on the inference queue and the version is served at fp32 until it is accepted.")
+    def put(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(version_precision_set(trainer=request.user, version_id=pk,
+                                              precision=data.validated_data["precision"]))

@@ -34,6 +34,25 @@ class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 
 
+class PrecisionInvalid(InvalidRequest):
+    """400: not one of the engine's serving precisions (param "precision")."""
+
+    code = "invalid_precision"
+
+
+class PrecisionRefused(InvalidRequest):
+    """400: the precision's check measured a perplexity increase above the bound; extra carries
+    `increase` and `bound` (relative), so a client can show both."""
+
+    code = "precision_refused"
+
+
+class ModelVersionNotFound(NotFound):
+    """404: no such model version of yours (another trainer's id is not confirmed)."""
+
+    code = "model_version_not_found"
+
+
 class EngineBusy(TooManyRequests):
     code = "engine_busy"
 

@@ -205,3 +205,42 @@ class WatermarkPower(models.Model):
         if not self.perplexity_plain or self.perplexity_watermarked is None:
             return None
         return self.perplexity_watermarked / self.perplexity_plain - 1
+
+
+class PrecisionCheck(models.Model):
+    """Whether a model version may be served at a precision below fp32: the perplexity of the
+    engine's own forward at that precision against fp32, on the validation windows of the run that
+    trained the version (training.selectors.version_validation_windows), so the cost is measured
+    on the text the model was made for. `accepted` and `bound` record the verdict when measured;
+    what is served follows the deployment's current bound (inference.precision)."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.BigAutoField(primary_key=True)
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE,
+                                      related_name="precision_checks")
+    precision = models.CharField(max_length=8, help_text="The precision checked (never fp32: the reference).")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.RUNNING)
+    device = models.CharField(max_length=32, blank=True, help_text="Where it was measured (cpu, cuda).")
+    windows = models.PositiveIntegerField(default=0, help_text="Validation windows measured.")
+    window_tokens = models.PositiveIntegerField(default=0, help_text="Tokens per window (the run's context).")
+    perplexity_fp32 = models.FloatField(null=True, blank=True)
+    perplexity = models.FloatField(null=True, blank=True, help_text="At `precision`; null when not finite.")
+    increase = models.FloatField(null=True, blank=True, help_text="perplexity / perplexity_fp32 - 1.")
+    bound = models.FloatField(null=True, blank=True, help_text="The largest increase accepted when measured.")
+    accepted = models.BooleanField(default=False)
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    measured_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-measured_at"]
+        constraints = [models.UniqueConstraint(fields=["model_version", "precision"],
+                                               name="uniq_precision_check")]
+
+    def __str__(self) -> str:
+        return f"{self.precision} check of {self.model_version_id} ({self.state})"

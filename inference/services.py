@@ -59,6 +59,7 @@ from .modelstore import (
     model_folder_fetch,
     tokenizer_for,
 )
+from .precision import precision_effective
 from .ratelimit_headers import ratelimit_headers
 from .receipts import customer_pseudonym, receipt_sign, sha256_text
 from .selectors import grant_for_request, grant_watermark_key, usage_by_idempotency_key
@@ -96,6 +97,8 @@ class Prepared:
     idempotency_key: str
     ratelimit: WindowCount
     watermark: WatermarkKey
+    # What the engine is asked to serve at (inference.precision); the result says what it used.
+    precision: str = "fp32"
     created: int = field(default_factory=lambda: int(timezone.now().timestamp()))
 
     @property
@@ -199,6 +202,7 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
         if prompt_tokens + params.max_new_tokens > n_positions:
             raise engine_error_to_api(engine_module.ContextTooLong(
                 prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
+        precision = precision_effective(grant.model_version)  # read before anything is consumed
         rate = grant_rate_consume(grant=grant)
         need = params.n * (prompt_tokens + params.max_new_tokens)
         request_id = request_id or _new_request_id()
@@ -210,7 +214,8 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
         raise
     return Prepared(request_id=request_id, api_key=api_key, grant=grant, params=params,
                     purpose=purpose, prompt_tokens=prompt_tokens, reserved=need,
-                    idempotency_key=idempotency_key, ratelimit=rate, watermark=_watermark_for(grant))
+                    idempotency_key=idempotency_key, ratelimit=rate, watermark=_watermark_for(grant),
+                    precision=precision)
 
 
 # --- Running the engine ------------------------------------------------------------------------
@@ -221,7 +226,7 @@ def _engine_request(prepared: Prepared, *, on_token=None, should_cancel=None) ->
         model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=p.prompt,
         max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p,
         n=p.n, seed=p.seed, stop_at_eos=not p.ignore_eos, watermark=prepared.watermark, on_token=on_token,
-        should_cancel=should_cancel)
+        should_cancel=should_cancel, precision=prepared.precision)
 
 
 def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) -> Future:
@@ -289,6 +294,7 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
         "prompt_sha256": sha256_text(p.prompt), "output_sha256": sha256_text(completion.text),
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(completion.token_ids)},
         "watermark": _watermark_claim(prepared.watermark, grant),
+        "precision": result.precision,
     }
 
 
@@ -330,7 +336,8 @@ def _outputs(prepared: Prepared, result, now, *, sign: bool) -> tuple[list[Recei
 def _body(prepared: Prepared, result, outputs: list[dict], *, interrupted: bool, charged: int) -> dict:
     return {
         "id": prepared.request_id, "object": "generation", "created": prepared.created,
-        "model": str(prepared.version.pk), "model_digest": result.model_digest, "seed": result.seed,
+        "model": str(prepared.version.pk), "model_digest": result.model_digest, "precision": result.precision,
+        "seed": result.seed,
         "purpose": prepared.purpose, "outputs": outputs, "interrupted": interrupted,
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                   "total_tokens": charged},
@@ -416,7 +423,17 @@ def result_from_sent(prepared: Prepared, *, sent_ids: dict[int, list[int]], sent
     completions = [engine_module.Completion(index=i, token_ids=list(ids), text=sent_text.get(i, ""),
                                             finish_reason="cancelled") for i, ids in sorted(sent_ids.items())]
     return engine_module.GenerationResult(model_digest=prepared.version.digest, prompt_tokens=prepared.prompt_tokens,
-                                          completions=completions, seed=prepared.params.seed or 0, device="")
+                                          completions=completions, seed=prepared.params.seed or 0, device="",
+                                          precision=_precision_used(prepared))
+
+
+def _precision_used(prepared: Prepared) -> str:
+    """The precision an engine that failed midway was serving at: what it was asked for, as the
+    engine uses it on this process's device. A remote worker's device is unknown here; what it was
+    asked for is then the best answer (a bf16 check is only ever accepted on CUDA, where it runs)."""
+    if getattr(settings, "INFERENCE_IN_PROCESS", not settings.PRODUCTION):
+        return engine_module.serving_precision(prepared.precision, engine_instance().device)
+    return prepared.precision
 
 
 def truncate_to_sent(result, *, sent_tokens: dict[int, int], sent_text: dict[int, str]):

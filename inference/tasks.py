@@ -1,7 +1,10 @@
 """Celery tasks of inference, "treated as an API": take ids or plain data, call a service.
 
 - `inference.generate` runs on the `inference` queue (routed by name): workers share one engine per
-  process (thread pool), the web tier waits on the result.
+  process (thread pool), the web tier waits on the result. The request carries the precision the
+  web chose (inference.precision); the result carries the one the worker's engine used.
+- `inference.watermark_power_measure` and `inference.precision_check_measure` run there too: they
+  load the model on the engine that serves it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def generation_run(payload: dict) -> dict:
 
 def _result_to_json(result: engine_module.GenerationResult) -> dict:
     return {"model_digest": result.model_digest, "prompt_tokens": result.prompt_tokens, "seed": result.seed,
-            "device": result.device, "prompt_token_ids": result.prompt_token_ids,
+            "device": result.device, "precision": result.precision, "prompt_token_ids": result.prompt_token_ids,
             "completions": [{"index": c.index, "token_ids": c.token_ids, "text": c.text,
                              "finish_reason": c.finish_reason} for c in result.completions]}
 
@@ -65,7 +68,9 @@ def _result_from_json(data: dict) -> engine_module.GenerationResult:
     completions = [engine_module.Completion(**c) for c in data["completions"]]
     return engine_module.GenerationResult(
         model_digest=data["model_digest"], prompt_tokens=data["prompt_tokens"], completions=completions,
-        seed=data["seed"], device=data["device"], prompt_token_ids=data["prompt_token_ids"])
+        seed=data["seed"], device=data["device"], prompt_token_ids=data["prompt_token_ids"],
+        # A worker from before serving precisions existed served fp32 and did not say so.
+        precision=data.get("precision", "fp32"))
 
 
 def _payload(prepared, relay: str | None) -> dict:
@@ -73,7 +78,7 @@ def _payload(prepared, relay: str | None) -> dict:
     return {"request_id": prepared.request_id, "relay": relay, "model_digest": prepared.version.digest,
             "prompt": p.prompt, "max_new_tokens": p.max_new_tokens, "temperature": p.temperature,
             "top_k": p.top_k, "top_p": p.top_p, "n": p.n, "seed": p.seed, "stop_at_eos": not p.ignore_eos,
-            "watermark": prepared.watermark.to_dict()}
+            "precision": prepared.precision, "watermark": prepared.watermark.to_dict()}
 
 
 def generation_submit_remote(prepared, *, on_token=None, should_cancel=None) -> Future:
@@ -140,3 +145,20 @@ def watermark_power_measure_task(version_id: str, force: bool = False) -> dict:
 
     power = watermark_power_measure(version_id=version_id, force=force)
     return {"version": version_id, "state": power.state, "recall": power.recall}
+
+
+@shared_task(name="inference.precision_check_measure", autoretry_for=(ConnectionError,), max_retries=3)
+def precision_check_measure_task(version_id: str, precision: str, force: bool = False) -> dict:
+    """Check whether a model version may be served at a precision below fp32 (inference queue: it
+    loads the model on the engine that serves it). Safe to deliver twice: a measured or running
+    check is left alone unless `force`; a version deleted meanwhile is skipped."""
+    from training.models import ModelVersion
+
+    from .precision import precision_check_measure
+
+    try:
+        check = precision_check_measure(version_id=version_id, precision=precision, force=force)
+    except ModelVersion.DoesNotExist:
+        return {"version": version_id, "precision": precision, "state": "gone"}
+    return {"version": version_id, "precision": check.precision, "state": check.state,
+            "increase": check.increase, "accepted": check.accepted}

@@ -18,4 +18,8 @@ api_urlpatterns = [
     path("v1/completions", api.CompletionCreateApi.as_view(), name="openai_completions"),
     path("v1/models", api.ModelListApi.as_view(), name="openai_models"),
     path("v1/chat/completions", api.ChatCompletionApi.as_view(), name="openai_chat_completions"),
+    # Beside the trainer's other version endpoints (training.api_urls); served here, where the
+    # precisions and their checks live.
+    path("api/v1/training/versions/<uuid:pk>/serving-precision/", api.VersionServingPrecisionApi.as_view(),
+         name="training_api_version_serving_precision"),
 ]

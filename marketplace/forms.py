@@ -45,6 +45,20 @@ class ListingEditForm(forms.Form):
         return [s.strip() for s in self.cleaned_data["samples"].replace("\r\n", "\n").split("\n\n") if s.strip()]
 
 
+class ServingPrecisionForm(forms.Form):
+    """The trainer's choice of serving precision for a listing's model version."""
+
+    LABELS = {"fp32": "fp32 (exact)", "int8": "int8 (quantised weights and activations: smaller and faster)",
+              "bf16": "bf16 (on CUDA inference workers; a CPU one serves fp32)"}
+
+    precision = forms.ChoiceField(required=False, label="Serve this model at")
+
+    def __init__(self, *args, precisions: tuple[str, ...], default: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["precision"].choices = [("", f"the deployment's default ({default})")] + [
+            (p, self.LABELS.get(p, p)) for p in precisions]
+
+
 class OfferForm(forms.Form):
     """Price and terms of an offer. Terms fields are turned into a terms document for the service."""
 

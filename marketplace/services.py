@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.services import user_require_verified_email
 from audit.services import audit_append
+from inference.precision import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
     acceptance_record,
@@ -68,7 +69,8 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
                     card: str | None = None, samples: list[str] | None = None) -> Listing:
     """Publish the trainer's own model version (from a succeeded job) as a listing, or publish
     its existing listing again. The card defaults to the version's generated card. Its watermark
-    detection power is measured after commit on the inference queue (WATERMARK_POWER_ON_PUBLISH).
+    detection power is measured after commit on the inference queue (WATERMARK_POWER_ON_PUBLISH),
+    and so is the check of the precision it is to be served at, when that is below fp32.
 
     Raises ModelVersionNotOwned (also for unknown ids) and ModelVersionNotReady."""
     version = (ModelVersion.objects.select_related("job").select_for_update(of=("self",))
@@ -95,6 +97,8 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
     listing.save()
     audit_append(event="listing.published", actor=trainer, subject=listing,
                  data={"model_version": str(version.pk)})
+    # A precision below fp32 is served only once checked on this version: measure it now.
+    precision_check_request(version=version)
     if settings.WATERMARK_POWER_ON_PUBLISH:  # buyers see how well the watermark finds its text
         from inference.tasks import watermark_power_measure_task
 

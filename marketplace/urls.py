@@ -23,6 +23,7 @@ urlpatterns = [
     path("sell/listings/<uuid:listing_id>/", views.listing_edit, name="listing_edit"),
     path("sell/listings/<uuid:listing_id>/offers/", views.listing_offer_add, name="listing_offer_add"),
     path("sell/listings/<uuid:listing_id>/visibility/", views.listing_visibility, name="listing_visibility"),
+    path("sell/listings/<uuid:listing_id>/precision/", views.listing_precision, name="listing_precision"),
     path("sell/offers/<uuid:offer_id>/withdraw/", views.offer_withdraw_view, name="offer_withdraw"),
     path("api/v1/", include("marketplace.api_urls")),
 ]

@@ -21,6 +21,7 @@ from core import charts
 from core.errors import DomainError, domain_error_body
 from core.http import client_ip
 from inference.power import watermark_power_summary
+from inference.precision import precision_choices, precision_summary, version_precision_set
 from licensing.selectors import grants_for_customer
 from licensing.terms import render_terms_text
 from training.models import ModelVersion, TrainingJob
@@ -33,6 +34,7 @@ from .forms import (
     ListingEditForm,
     OfferForm,
     PublishForm,
+    ServingPrecisionForm,
 )
 from .models import Listing, Order, PayoutAccount
 from .services import (
@@ -79,6 +81,7 @@ def listing_detail(request, listing_id):
         "listing": listing, "offers": offers, "max_prompt": MAX_PROMPT_CHARS,
         "try_remaining": try_it_remaining(visitor=client_ip(request) or "unknown"),
         "watermark_power": watermark_power_summary(listing.model_version),
+        "serving_precision": precision_summary(listing.model_version),
     })
 
 
@@ -329,20 +332,53 @@ def _own_listing_or_404(request, listing_id) -> Listing:
     return listing
 
 
+def _listing_initial(listing: Listing) -> dict:
+    return {"title": listing.title, "description": listing.description, "card": listing.card,
+            "samples": "\n\n".join(listing.samples)}
+
+
+def _precision_form(listing: Listing, data=None) -> ServingPrecisionForm:
+    return ServingPrecisionForm(data, initial={"precision": listing.model_version.serving_precision},
+                                precisions=precision_choices(), default=settings.INFERENCE_PRECISION)
+
+
+def _edit_page(request, listing: Listing, *, status: int = 200, **forms):
+    """The listing's management page; `forms` replaces the blank or current forms it holds."""
+    context = {"listing": listing, "form": ListingEditForm(initial=_listing_initial(listing)),
+               "offer_form": OfferForm(), "offer_errors": None, "precision_form": _precision_form(listing),
+               "serving_precision": precision_summary(listing.model_version), **forms}
+    return render(request, "marketplace/listing_edit.html", context, status=status)
+
+
 @role_required("trainer")
 def listing_edit(request, listing_id):
     listing = _own_listing_or_404(request, listing_id)
-    initial = {"title": listing.title, "description": listing.description, "card": listing.card,
-               "samples": "\n\n".join(listing.samples)}
-    form = ListingEditForm(request.POST or None, initial=initial)
+    form = ListingEditForm(request.POST or None, initial=_listing_initial(listing))
     if request.method == "POST" and form.is_valid():
         listing_update(trainer=request.user, listing_id=listing.pk, title=form.cleaned_data["title"],
                        description=form.cleaned_data["description"], card=form.cleaned_data["card"],
                        samples=form.samples_list())
         messages.success(request, "Listing saved.")
         return redirect("marketplace:listing_edit", listing_id=listing.pk)
-    return render(request, "marketplace/listing_edit.html",
-                  {"listing": listing, "form": form, "offer_form": OfferForm(), "offer_errors": None})
+    return _edit_page(request, listing, form=form)
+
+
+@role_required("trainer")
+@require_POST
+def listing_precision(request, listing_id):
+    """Choose the precision the listing's model version is served at (checked before it is)."""
+    listing = _own_listing_or_404(request, listing_id)
+    form = _precision_form(listing, request.POST)
+    if form.is_valid():
+        try:
+            summary = version_precision_set(trainer=request.user, version_id=listing.model_version_id,
+                                            precision=form.cleaned_data["precision"])
+        except DomainError as exc:
+            form.add_error("precision", exc.message)
+        else:
+            messages.success(request, summary["text"])
+            return redirect(reverse("marketplace:listing_edit", args=[listing.pk]) + "#serving-precision")
+    return _edit_page(request, listing, precision_form=form, status=400)
 
 
 @role_required("trainer")
@@ -359,10 +395,7 @@ def listing_offer_add(request, listing_id):
             return redirect("marketplace:listing_edit", listing_id=listing.pk)
         except DomainError as exc:
             errors = exc.extra.get("fields") or {exc.param or "offer": exc.message}
-    edit_form = ListingEditForm(initial={"title": listing.title, "description": listing.description,
-                                         "card": listing.card, "samples": "\n\n".join(listing.samples)})
-    return render(request, "marketplace/listing_edit.html",
-                  {"listing": listing, "form": edit_form, "offer_form": form, "offer_errors": errors}, status=400)
+    return _edit_page(request, listing, offer_form=form, offer_errors=errors, status=400)
 
 
 @role_required("trainer")

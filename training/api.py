@@ -59,7 +59,10 @@ class VersionOutput(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ("id", "name", "job", "from_step", "digest", "parameter_count", "base_model", "base_licence",
-                  "dataset_digest", "dataset_licence", "n_positions", "metrics", "card", "files", "created_at")
+                  "dataset_digest", "dataset_licence", "n_positions", "metrics", "card", "files",
+                  "serving_precision", "created_at")
+        # Set (with its quality check) at /api/v1/training/versions/<id>/serving-precision/.
+        read_only_fields = ("serving_precision",)
 
 
 class TrainerApi(APIView):

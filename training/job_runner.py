@@ -28,8 +28,6 @@ from .loop import TrainConfig, TrainingCallbacks, run_training
 from .memorisation import memorisation_score
 from .models import TrainingJob
 from .services import jobs, versions
-from .services.datasets import VAL_FRACTION, dataset_encoding
-from .textdata import make_windows, split_windows
 
 log = logging.getLogger(__name__)
 State = TrainingJob.State
@@ -158,8 +156,8 @@ def _run(job: TrainingJob, worker_id: str, work: Path, lease: LeaseKeeper) -> st
 
     base = BASE_MODELS[job.base_model]
     config = train_config(job)
-    tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base, scratch=work)
-    train, val = split_windows(make_windows(ids, config.context_length), VAL_FRACTION, seed=config.seed)
+    windows = selectors.job_windows(job=job, scratch=work)
+    tokenizer, ids, train, val = windows.tokenizer, windows.ids, windows.train, windows.val
     resume_from = _prepare_resume(job, worker_id, work)
     model_path = _base_model_folder(base, tokenizer, config, work) if resume_from is None else resume_from
     device = "cuda" if torch.cuda.is_available() else "cpu"

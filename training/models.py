@@ -210,6 +210,10 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict)
     card = models.TextField()
     files = models.JSONField(default=list, help_text="[{name, size, sha256}] of the stored folder.")
+    # The trainer's choice among inference's serving precisions (validated there, where the names
+    # and the quality checks live); blank: the deployment's INFERENCE_PRECISION.
+    serving_precision = models.CharField(max_length=8, blank=True, default="",
+                                         help_text="fp32, int8 or bf16; blank: the deployment's default.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,13 +5,19 @@ owner: another trainer's objects are simply not found (404). The worker's querie
 from __future__ import annotations
 
 import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 
 from django.db.models import Q
 
+from .base_models import base_model_get
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion, TrainingJob
+from .services.datasets import VAL_FRACTION, dataset_encoding
+from .textdata import make_windows, split_windows
 
 
 def studio_overview(*, owner) -> dict:
@@ -98,3 +104,34 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
         "versions": [{"id": str(v.pk), "name": v.name, "digest": v.digest, "from_step": v.from_step}
                      for v in job.versions.all()],
     }
+
+
+# --- The windows a job trains and evaluates on -------------------------------------------------
+
+@dataclass
+class JobWindows:
+    tokenizer: object
+    ids: list[int]
+    train: object  # LongTensor [n, context_length]
+    val: object
+
+
+def job_windows(*, job: TrainingJob, scratch: Path) -> JobWindows:
+    """The dataset's tokens for the job's base model and the (train, validation) windows its run
+    uses: cut at its context length and split by its seed. The one place they are made, so the
+    training run and every later measurement of a version on "its validation set" (inference's
+    precision checks) read the same windows. Raises TrainingError when the tokenizer is unreachable."""
+    hp = job.hyperparameters
+    tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base_model_get(job.base_model), scratch=scratch)
+    train, val = split_windows(make_windows(ids, hp["context_length"]), VAL_FRACTION, seed=hp["seed"])
+    return JobWindows(tokenizer=tokenizer, ids=ids, train=train, val=val)
+
+
+def version_validation_windows(version: ModelVersion, *, max_windows: int | None = None):
+    """The validation windows of the run that produced `version` (LongTensor [n, context_length]
+    of token ids), at most `max_windows`: the first ones, as the training loop's evaluation takes
+    them (its eval_max_windows). Raises TrainingError when the dataset's tokenizer is unreachable."""
+    job = TrainingJob.objects.select_related("dataset").get(pk=version.job_id)
+    with tempfile.TemporaryDirectory(prefix="imprint-windows-") as scratch:
+        val = job_windows(job=job, scratch=Path(scratch)).val
+    return val[:max_windows] if max_windows is not None else val

@@ -8,8 +8,10 @@ import pytest
 
 from inference.models import UsageEntry
 from inference.receipts import receipt_verify
+from training.models import ModelVersion
 
 from .test_generation_api import post
+from .test_serving_precision import check as accepted_check
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +28,15 @@ def test_a_generation_runs_on_a_real_inference_worker_when_not_in_process(
     assert receipt_verify(jws=output["receipt"]["jws"], text=output["text"]).valid
     assert UsageEntry.objects.get(request_id=response.json()["id"]).completion_tokens == 6
     assert "inference.generate" in worker.log() and "succeeded" in worker.log()
+    assert response.json()["precision"] == "fp32"
+
+    # The web chooses the precision (an accepted int8 check); the worker serves it and says so.
+    accepted_check(licence.version, increase=0.004)
+    ModelVersion.objects.filter(pk=licence.version.pk).update(serving_precision="int8")
+    int8 = post(client, licence, max_new_tokens=6, ignore_eos=True, seed=4).json()
+    output = int8["outputs"][0]
+    assert int8["precision"] == "int8"
+    assert receipt_verify(jws=output["receipt"]["jws"], text=output["text"]).claims["precision"] == "int8"
 
 
 def test_a_stream_from_a_worker_relays_tokens_and_a_disconnect_stops_it(

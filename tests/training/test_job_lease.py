@@ -59,7 +59,7 @@ def short_lease(settings, monkeypatch):
 
 
 SLOW_PHASES = {
-    "data preparation": (job_runner, "dataset_encoding"),
+    "data preparation": (job_runner.selectors, "dataset_encoding"),
     "memorisation scan": (job_runner, "memorisation_score"),
     "checkpoint upload": (job_runner.versions.artifacts, "folder_upload"),
     "version creation": (job_runner.versions, "version_create"),
