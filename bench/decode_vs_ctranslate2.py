@@ -14,7 +14,8 @@ threads), at three points:
 Imprint's side is `Engine.generate`/`submit` (queue, serving thread, batched prefill, lean forward,
 sampling code, bookkeeping) without a watermark, as CTranslate2 has no per-step logits hook to apply
 one (one Imprint run with the watermark is reported besides). Rounds alternate engines after an
-untimed warm-up; the median of each is compared.
+untimed warm-up, with a pause before each run (both engines' thread pools spin after their work);
+the median of each is compared.
 
     .venv/bin/pip install -r requirements-bench.txt         # ctranslate2: a benchmark-only dependency
     .venv/bin/python bench/decode_vs_ctranslate2.py --quick  # under a minute on 2 cores
@@ -132,6 +133,10 @@ def main() -> None:
             for precision, batch in POINTS:
                 order = ("imprint", "ct2") if r % 2 == 0 else ("ct2", "imprint")
                 for name in order:
+                    # Both engines' thread pools spin for a while after their work (Intel OpenMP
+                    # 200 ms by default, CTranslate2 ships it): a pause keeps one engine's spinning
+                    # threads from stealing the cores the other just started on.
+                    time.sleep(0.5)
                     runs[(name, precision, batch)].append(
                         (imprint if name == "imprint" else ct2)(precision, batch))
         watermarked = imprint("int8", 1, watermark=WatermarkKey(0xBE7C4))

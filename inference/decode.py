@@ -37,34 +37,49 @@ _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
 
 
 def _choose_batch1_kernels(linears: list) -> dict:
-    """Pick each weight shape's batch-1 kernel (split or oneDNN) by a short timing run over ALL the
-    matrices of that shape in turn, as a decode step reads them: timing one matrix over and over
-    measures it hot in the CPU caches (7 MB for 768x2304 fits) and picked oneDNN, which loses
-    5-10 % per step once every matrix comes from memory. The losing copies are dropped."""
+    """Pick each weight shape's batch-1 kernel (oneDNN, or the weight split in halves in either
+    layout) by a short timing run over ALL the matrices of that shape in turn, as a decode step
+    reads them: timing one matrix over and over measures it hot in the CPU caches (7 MB for
+    768x2304 fits) and picked oneDNN, which loses 5-10 % per step once every matrix comes from
+    memory. Measured cold here: 768x2304 split 288 µs, transposed split 375, oneDNN 412;
+    3072x768 transposed split 433, oneDNN 537, split 865. Only the winner's copy is kept."""
     import time
 
-    groups: dict[tuple, list] = {}
-    chosen = {}
-    for lin in linears:
-        if lin.w2 is not None and lin.packed is not None:
-            groups.setdefault((lin.n_in, lin.n_out, lin.b is not None), []).append(lin)
-    for (n_in, _n_out, _bias), group in groups.items():
-        x = torch.randn(1, n_in, dtype=group[0].w.dtype)
-        timings = {}
-        for name in ("split", "onednn", "split", "onednn"):  # alternating: the second pass counts
-            start = time.perf_counter()
-            passes = 0
-            while passes < 2 or (time.perf_counter() - start < 0.05 and passes < 50):
+    def timed(group, kernel, x) -> float:
+        best = float("inf")
+        for _ in range(2):  # the second pass counts: the first one warms the threads up
+            start, passes = time.perf_counter(), 0
+            while passes < 2 or (time.perf_counter() - start < 0.04 and passes < 50):
                 for lin in group:
-                    getattr(lin, "_" + name)(x)
+                    kernel(lin, x)
                 passes += 1
-            timings[name] = (time.perf_counter() - start) / passes
+            best = min(best, (time.perf_counter() - start) / passes)
+        return best
+
+    groups: dict[tuple, list] = {}
+    for lin in linears:
+        if lin.packed is not None:
+            groups.setdefault((lin.n_in, lin.n_out, lin.b is not None), []).append(lin)
+    chosen = {}
+    for (n_in, n_out, _bias), group in groups.items():
+        x = torch.randn(1, n_in, dtype=group[0].w.dtype)
+        timings = {"onednn": timed(group, _Linear._onednn, x)}
+        kept = None
+        for layout in _Linear.HALVES:  # one candidate copy at a time: memory stays at one extra
+            for lin in group:
+                lin.halves_build(layout)
+            timings[layout] = timed(group, _Linear._split, x)
+            if kept is None or timings[layout] < timings[kept]:
+                kept = layout
+            else:
+                for lin in group:
+                    lin.halves_build(kept)
         best = min(timings, key=timings.get)
-        chosen[f"{n_in}x{_n_out}"] = best
+        chosen[f"{n_in}x{n_out}"] = best
         for lin in group:
-            lin.one = getattr(lin, "_" + best)
-            if best != "split":
-                lin.w2 = lin.b2 = None
+            if best == "onednn":
+                lin.halves_drop()
+            lin.one = lin._onednn if best == "onednn" else lin._split
     return chosen
 
 
@@ -72,34 +87,49 @@ class _Linear:
     """y = x @ W + b for W in Conv1D layout [in, out], with the kernel chosen per weight shape.
 
     On CPU (measured on this 2-core AVX-512 machine, GPT-2-small shapes) MKL runs a plain batch-1
-    GEMV on one thread. Split in two halves along the output dimension ([2, in, out/2]) and applied
-    as one `baddbmm`, each half runs on one core (the same dot products as the full matmul): the
-    lm_head at batch 1 in 4.3 ms vs 7.7 plain. oneDNN's linear on a pre-packed ("reordered") weight
-    wins by 2-3x from batch 8 (lm_head at batch 8: 6.8 ms vs 19.9 split vs 27.3 plain; 768→3072 at
-    batch 32: 0.84 vs 1.4 ms), so it serves every batch of more than one row and prefill.
-    So each shape keeps the packed copy for every batch size, and the split copy only where a
-    start-up timing run at batch 1 finds it faster (`_choose_batch1_kernels`). Elsewhere (CUDA, no
-    oneDNN): a plain addmm."""
+    GEMV on one thread. Split in two halves along the output dimension and applied as one
+    `baddbmm`, each half runs on one core (the same dot products as the full matmul): the lm_head at
+    batch 1 in 4.3 ms vs 7.7 plain. The halves are kept [2, in, out/2] ("split") or [2, out/2, in]
+    ("split_t", read transposed), whichever streams faster for the shape. oneDNN's linear on a
+    pre-packed ("reordered") weight wins by 2-3x from batch 8 (lm_head at batch 8: 6.8 ms vs 19.9
+    split vs 27.3 plain; 768→3072 at batch 32: 0.84 vs 1.4 ms), so it serves every batch of more
+    than one row and prefill. So each shape keeps the packed copy for every batch size, and the
+    halves only where a start-up timing run at batch 1 finds them faster
+    (`_choose_batch1_kernels`). Elsewhere (CUDA, no oneDNN): a plain addmm."""
+
+    HALVES = ("split", "split_t")
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, cpu_kernels: bool):
         self.w, self.b = weight, bias  # [in, out], [out] (views of the model's parameters)
         self.n_in, self.n_out = weight.shape
-        self.packed = self.w2 = None
+        self.packed = self.w2 = self.b2 = None
         self.one = self._plain  # the batch-1 kernel
         self.many = self._plain  # the kernel for more rows
         if not cpu_kernels:
             return
         if torch.backends.mkldnn.is_available():
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous(), 8)
-            self.many = self._onednn
+            self.one = self.many = self._onednn
+        else:
+            self.halves_build("split")
+            self.one = self._split
+
+    def halves_build(self, layout: str) -> None:
+        """Keep the weight as two halves of its output columns, in `layout` (see HALVES)."""
         half = (self.n_out + 1) // 2
         pad = 2 * half - self.n_out
-        w = F.pad(weight, (0, pad)) if pad else weight
-        b = bias if bias is not None else torch.zeros(self.n_out, dtype=weight.dtype, device=weight.device)
+        w = F.pad(self.w, (0, pad)) if pad else self.w
+        b = self.b if self.b is not None else torch.zeros(self.n_out, dtype=self.w.dtype, device=self.w.device)
         b = F.pad(b, (0, pad)) if pad else b
+        self.w2 = None  # the previous layout's copy goes first
         self.b2 = b.reshape(2, 1, half).contiguous()
-        self.w2 = w.reshape(self.n_in, 2, half).permute(1, 0, 2).contiguous()  # [2, in, half]
-        self.one = self._split  # until _choose_batch1_kernels has timed both
+        if layout == "split":
+            self.w2 = w.reshape(self.n_in, 2, half).permute(1, 0, 2).contiguous()  # [2, in, half]
+        else:  # stored [2, half, in], used as its transposed view [2, in, half]
+            self.w2 = w.t().reshape(2, half, self.n_in).contiguous().transpose(1, 2)
+
+    def halves_drop(self) -> None:
+        self.w2 = self.b2 = None
 
     @property
     def extra_bytes(self) -> int:
@@ -364,12 +394,14 @@ class LeanGPT2:
         slot_t = torch.tensor(slots, device=device)
         pos_t = torch.tensor(lengths, device=device)
         local = slot_t - first
-        allowed = torch.zeros(span, longest, dtype=torch.bool, device=device)
-        allowed[:, 0] = True  # slots no row of this step holds: a harmless, discarded attention
-        allowed[local] = torch.arange(longest, device=device)[None, :] <= pos_t[:, None]
-        mask = allowed[:, None, None, :]  # [span, 1, 1, longest]
         whole = rows == span  # every slot of the span is a row of this step, in slot order?
         order = None if whole and slots == sorted(slots) else local
+        mask = None  # rows of one length filling the span (a lone request, always) attend to all
+        if not (whole and min(lengths) + 1 == longest):
+            allowed = torch.zeros(span, longest, dtype=torch.bool, device=device)
+            allowed[:, 0] = True  # slots no row of this step holds: a harmless, discarded attention
+            allowed[local] = torch.arange(longest, device=device)[None, :] <= pos_t[:, None]
+            mask = allowed[:, None, None, :]  # [span, 1, 1, longest]
         x = self.wte[torch.tensor(token_ids, device=device)] + self.wpe[pos_t]
         for li, layer in enumerate(self.layers):
             qkv = layer["qkv"](self._ln(x, layer["ln1"]))
