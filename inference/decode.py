@@ -187,15 +187,14 @@ class _Int8Linear:
         self.packed = torch.ops.quantized.linear_prepack(qweight, None)
         self.b = None if bias is None else bias.detach().float()
         self.reduce_range = not _cpu_has_vnni()
-        self.ends = torch.tensor([[1.0, -1.0]])
         self.extra_bytes = self.n_out * (self.n_in + 2) + self.n_out * 8
+        self.ends = torch.tensor([[1.0, -1.0]])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.shape[0]
-        peak = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30)
-        xn = torch.cat([x / peak, self.ends.expand(rows, 2)], dim=1)
-        y = torch.ops.quantized.linear_dynamic(xn, self.packed, self.reduce_range).mul_(peak)
-        return y.add_(self.b) if self.b is not None else y
+        peak = torch.linalg.vector_norm(x, ord=float("inf"), dim=1, keepdim=True).clamp_min_(1e-30)
+        xn = torch.cat([x / peak, self.ends.expand(x.shape[0], 2)], dim=1)
+        y = torch.ops.quantized.linear_dynamic(xn, self.packed, self.reduce_range)
+        return torch.addcmul(self.b, y, peak) if self.b is not None else y.mul_(peak)
 
 
 PRECISIONS = ("fp32", "int8", "bf16")
