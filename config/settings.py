@@ -301,6 +301,7 @@ TRY_IT_TOKENS_PER_VISITOR_PER_DAY = env.int("TRY_IT_TOKENS_PER_VISITOR_PER_DAY",
 INFERENCE_IN_PROCESS = env.bool("INFERENCE_IN_PROCESS", default=not PRODUCTION)
 INFERENCE_CACHE_BYTES = env.int("INFERENCE_CACHE_BYTES", default=2 * 1024**3)  # model LRU cache bound
 INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued requests per engine, then 429
+INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=8)  # rows one decode step serves at most
 INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
 INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
 # Serving precision: the engine's names (inference.engine.PRECISIONS; a test keeps the two equal,

@@ -157,6 +157,14 @@ class MeterOutbox(models.Model):
         return f"{self.identifier} ({self.state})"
 
 
+class MeasurementState(models.TextChoices):
+    """A measurement run by an inference worker (watermark power, precision checks)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class WatermarkPower(models.Model):
     """How well one model version's text is attributed under one watermark family, measured on
     samples the version generated (not on a model with random weights, whose text is far more
@@ -164,10 +172,7 @@ class WatermarkPower(models.Model):
     its own key, from which recall at any number of candidate grants follows; and the quality cost,
     the perplexity under the model itself of watermarked against plain samples."""
 
-    class State(models.TextChoices):
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+    State = MeasurementState
 
     id = models.BigAutoField(primary_key=True)
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE,
@@ -214,10 +219,7 @@ class PrecisionCheck(models.Model):
     on the text the model was made for. `accepted` and `bound` record the verdict when measured;
     what is served follows the deployment's current bound (inference.precision)."""
 
-    class State(models.TextChoices):
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+    State = MeasurementState
 
     id = models.BigAutoField(primary_key=True)
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE,
