@@ -209,6 +209,14 @@ class ModelCache:
             self._models[digest] = loaded
             return loaded
 
+    def trim(self) -> None:
+        """Evict least recently used models while the cache is over its limit, keeping the most
+        recent one: a loaded model grows when a precision's lean forward adds its weight copies."""
+        with self._lock:
+            while len(self._models) > 1 and self.used_bytes > self.max_bytes:
+                evicted_digest, _ = self._models.popitem(last=False)
+                log.info("model cache: evicted %s (over the limit after a forward was built)", evicted_digest[:12])
+
     @property
     def used_bytes(self) -> int:
         return sum(m.nbytes for m in self._models.values())
@@ -564,7 +572,11 @@ class Engine:
 
     def perplexity(self, digest: str, folder: Path, windows: torch.Tensor, *, precision: str) -> float:
         """`windows_perplexity` of a model loaded through the cache, on the caller's thread."""
-        return windows_perplexity(self.cache.get(digest, folder), windows, precision=precision)
+        loaded = self.cache.get(digest, folder)
+        try:
+            return windows_perplexity(loaded, windows, precision=precision)
+        finally:
+            self.cache.trim()
 
     def _batch_key(self, request: GenerationRequest) -> tuple[str, str]:
         """Rows share a decode step only with rows of the same model at the same precision."""
@@ -627,6 +639,7 @@ class Engine:
                 loaded = self.cache.get(request.model_digest, request.model_dir)
                 precision = serving_precision(request.precision, loaded.device)
                 lean = lean_for(loaded, precision)
+                self.cache.trim()
                 if lean is None:
                     future.set_result(generate_with(loaded, request))
                     continue

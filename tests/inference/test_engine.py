@@ -105,6 +105,23 @@ def test_model_cache_evicts_the_least_recently_used_model_to_stay_under_its_byte
     assert loads == ["a", "b", "c"]
 
 
+def test_a_model_that_grows_by_its_serving_copies_evicts_older_ones_to_stay_under_the_limit(tiny_dir):
+    from inference.engine import lean_for
+
+    engine = Engine(cache_bytes=64 * 1024 * 1024)
+    try:
+        first = engine.load("a" * 64, tiny_dir)
+        second = engine.load("b" * 64, tiny_dir)
+        engine.cache.max_bytes = first.nbytes + second.nbytes + 1  # both fit as loaded
+        assert engine.generate(GenerationRequest(model_digest="b" * 64, model_dir=tiny_dir, prompt="the",
+                                                 max_new_tokens=2, precision="int8")).precision == "int8"
+        assert lean_for(second, "int8").extra_bytes > 0
+        assert engine.cache.digests() == ["b" * 64]  # the int8 copies pushed it over: "a" went
+        assert engine.cache.used_bytes == second.nbytes
+    finally:
+        engine.close()
+
+
 def test_a_full_queue_is_refused_with_engine_busy(tiny_dir):
     engine = Engine(cache_bytes=64 * 1024 * 1024, max_queue=1)
     release = threading.Event()
