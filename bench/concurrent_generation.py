@@ -1,6 +1,7 @@
 """Concurrent generation: 1 client against 8 concurrent clients through Imprint's full metered path.
 
-The same GPT-2-small-sized model (random weights) and setup as bench/generation_overhead.py. Each
+The same GPT-2-small-sized model (random weights) and setup as bench/generation_overhead.py, at the
+deployment's default precision (INFERENCE_PRECISION, fp32 unless set). Each
 client sends greedy requests for exactly N new tokens to `POST /api/v1/generations` (auth, checks,
 reservation, the in-process engine, settle, ledger, receipt, watermark) from its own thread, with
 its own database connection, as threads of a web server would. Reported per level: aggregate
@@ -97,6 +98,7 @@ def main() -> None:
         django_setup(var_dir)
         version, plaintext = served_licence(build_model(var_dir / "model-src", GPT2_SMALL))
         import torch
+        from django.conf import settings
 
         from inference.modelstore import engine_instance, model_folder_fetch
 
@@ -105,7 +107,8 @@ def main() -> None:
         # Warm-up at full length: first-call allocations and kernel choices must not land in a level.
         run_level(version, plaintext, clients=2, requests_per_client=1, prompt=prompt, new_tokens=new_tokens)
         print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-              f"device {loaded.device}; GPT-2-small config, {new_tokens} new tokens per request, greedy")
+              f"device {loaded.device}; GPT-2-small config, {new_tokens} new tokens per request, greedy, "
+              f"precision {settings.INFERENCE_PRECISION} (the deployment's default, INFERENCE_PRECISION)")
         ratios, latency_ratios = [], []
         for _ in range(rounds):
             # The same 8 requests one after another, then from 8 concurrent clients: back to back, so
