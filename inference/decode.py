@@ -3,10 +3,10 @@
 Why not `model(...)`: one Hugging Face decode step spends ~8 ms of 52 on wrappers, DynamicCache, masks
 and a 7-op GELU, and MKL runs each batch-1 GEMV on ONE thread (see /work/shared/PERFORMANCE.md).
 
-- On CUDA the weights are the loaded model's own tensors (or bf16 copies). On CPU each matrix is
-  also kept packed for oneDNN and, where a start-up timing run finds it faster at batch 1 (the
-  lm_head), split in two halves for a two-core `baddbmm` (`_Linear`): a second copy of the
-  weights, ~0.5-0.65 GB for GPT-2-small at fp32 (`extra_bytes`).
+- On CUDA the weights are the loaded model's own tensors (or bf16 copies). On CPU each fp32 matrix
+  is also kept packed for oneDNN and, for the shapes where a start-up timing run finds it faster at
+  batch 1, split in two halves for a two-core `baddbmm` (`_Linear`): copies of 0.96 GB for
+  GPT-2-small's 0.5 GB (`extra_bytes`); int8 keeps 0.12 GB of int8 weights instead.
 - The rows (samples) of a running batch keep their keys and values in one preallocated pool
   (`KVPool`: a slot per row, sized to the longest prompt + max_new_tokens): the matmuls run on all
   rows at once, and attention is ONE call per layer for the whole batch, over the pool's slots with
@@ -203,8 +203,8 @@ PRECISIONS = ("fp32", "int8", "bf16")
 class RowCache:
     """One row's place in a KVPool: its slot, and how many positions of it are filled."""
 
-    def __init__(self, pool: KVPool, slot: int, capacity: int):
-        self.pool, self.slot, self.capacity, self.length = pool, slot, capacity, 0
+    def __init__(self, pool: KVPool, slot: int):
+        self.pool, self.slot, self.length = pool, slot, 0
 
     def copy_to(self, other: RowCache) -> None:
         """Give `other` this row's keys and values (the n samples of a request share its prompt)."""
@@ -245,7 +245,7 @@ class KVPool:
         if len(self.free) < count or capacity > self.capacity:
             self._grow(self.slots + max(0, count - len(self.free)), capacity)
         taken, self.free = self.free[:count], self.free[count:]
-        return [RowCache(self, slot, capacity) for slot in taken]
+        return [RowCache(self, slot) for slot in taken]
 
     def release(self, rows: list[RowCache]) -> None:
         self.free = sorted(self.free + [row.slot for row in rows])
@@ -317,7 +317,7 @@ class LeanGPT2:
         self.lm_head = linear(model.lm_head.weight.t(), None)
         self.n_layer = len(self.layers)
         linears = [*(lay[k] for lay in self.layers for k in ("qkv", "proj", "fc", "out")), self.lm_head]
-        # the batch-1 kernel per weight shape ("768x2304": "split" or "onednn"), for benches and logs
+        # the batch-1 kernel per weight shape ("768x2304": "split", "split_t" or "onednn"), for benches
         self.kernels = _choose_batch1_kernels(linears) if cpu_kernels else {}
         # Bytes held beyond the loaded model: packed and split fp32 copies, int8 weights or bf16 copies.
         self.extra_bytes = sum(lin.extra_bytes for lin in linears) + sum(

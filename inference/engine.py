@@ -9,8 +9,8 @@
   and leave it as they finish (`Engine` below).
 - The decode loop is our own rather than `model.generate`, so that each step applies the per-grant
   watermark bias, per-sample seeded sampling, the cancel check and the token callback, per request.
-  GPT-2 models run on a lean forward (inference.decode: per-row preallocated KV caches, lm_head for
-  the last position only, two-core split matmuls on CPU); other models on the generic Hugging Face
+  GPT-2 models run on a lean forward (inference.decode: a preallocated KV pool per batch, lm_head
+  for the last position only, kernels chosen per weight shape on CPU); other models on the generic Hugging Face
   loop (`DecodeLoop.run`), one request at a time. Greedy output at fp32 equals `model.generate`'s.
 - Precision is per request (`GenerationRequest.precision`; the site chooses it per deployment and
   per model version): "fp32" exact, "int8" quantised linears on CPU, "bf16" on CUDA. What a
@@ -598,6 +598,7 @@ class Engine:
         with torch.inference_mode():
             while True:
                 joining: list[tuple[GenerationRequest, Future]] = []
+                joining_rows: dict[tuple[str, str], int] = {}  # rows taken this round, per batch
                 while True:  # take queued requests while their batch has room
                     if held is None:
                         try:
@@ -613,12 +614,12 @@ class Engine:
                             return
                     request, future = held
                     key = self._batch_key(request)
-                    rows = sum(len(job.active_rows()) for job in batches.get(key, []))
-                    rows += sum(r.n for r, _f in joining if self._batch_key(r) == key)
+                    rows = sum(len(job.active_rows()) for job in batches.get(key, [])) + joining_rows.get(key, 0)
                     if rows and rows + request.n > self.max_batch:
                         break
                     held = None
                     joining.append((request, future))
+                    joining_rows[key] = joining_rows.get(key, 0) + request.n
                 if joining:
                     self._admit(joining, batches, pools)
                 for key in list(batches):

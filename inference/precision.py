@@ -147,13 +147,7 @@ def precision_summary(version: ModelVersion) -> dict:
 def version_precision_for(*, trainer, version_id) -> dict:
     """The `precision_summary` of the trainer's own version. Raises ModelVersionNotFound (404,
     also for another trainer's version)."""
-    try:
-        version = ModelVersion.objects.filter(pk=version_id, owner=trainer).first()
-    except (ValueError, ValidationError):  # not a UUID
-        version = None
-    if version is None:
-        raise ModelVersionNotFound("No such model version of yours.", param="model_version")
-    return precision_summary(version)
+    return precision_summary(_own_version(trainer, version_id))
 
 
 # --- Choosing a precision ---------------------------------------------------------------------
@@ -172,9 +166,10 @@ def precision_name_clean(precision: str) -> str:
     return name
 
 
-def _own_version_locked(trainer, version_id) -> ModelVersion:
+def _own_version(trainer, version_id, *, lock: bool = False) -> ModelVersion:
+    versions = ModelVersion.objects.select_for_update() if lock else ModelVersion.objects
     try:
-        version = ModelVersion.objects.select_for_update().filter(pk=version_id, owner=trainer).first()
+        version = versions.filter(pk=version_id, owner=trainer).first()
     except (ValueError, ValidationError):  # not a UUID
         version = None
     if version is None:
@@ -203,7 +198,7 @@ def version_precision_set(*, trainer, version_id, precision: str | None) -> dict
     PrecisionRefused (400)."""
     choice = precision_name_clean(precision) if (precision or "").strip() else ""
     with transaction.atomic():
-        version = _own_version_locked(trainer, version_id)
+        version = _own_version(trainer, version_id, lock=True)
         check = precision_check_get(version, choice) if choice and choice != FP32 else None
         if check is not None and precision_check_verdict(check) == REFUSED:
             raise _refusal(version, check)

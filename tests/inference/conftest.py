@@ -49,6 +49,14 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return quick_train(folder, corpus_documents())
 
 
+@pytest.fixture
+def fresh_engine():
+    """An engine of its own (its stats start at zero), batching up to 8 rows."""
+    engine = Engine(cache_bytes=64 * 1024 * 1024, max_batch=8)
+    yield engine
+    engine.close()
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     engine = Engine(cache_bytes=256 * 1024 * 1024)

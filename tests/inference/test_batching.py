@@ -23,13 +23,6 @@ from inference.watermark import WatermarkKey, detect
 from .conftest import TINY_DIGEST
 
 
-@pytest.fixture
-def fresh_engine():
-    engine = Engine(cache_bytes=64 * 1024 * 1024, max_batch=8)
-    yield engine
-    engine.close()
-
-
 def request(tiny_dir: Path, **kwargs) -> GenerationRequest:
     kwargs.setdefault("prompt", "the quick brown")
     kwargs.setdefault("max_new_tokens", 16)

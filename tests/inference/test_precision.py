@@ -15,7 +15,6 @@ import torch
 
 from inference.decode import LeanGPT2
 from inference.engine import (
-    Engine,
     GenerationRequest,
     InvalidGenerationRequest,
     serving_precision,
@@ -27,15 +26,9 @@ from tests.support.corpus import corpus_documents
 
 from .conftest import TINY_DIGEST
 from .test_batching import VARIED, run_batched, tokens
+from .test_batching import request as batch_request
 
 PRECISIONS = ["fp32", "int8"]
-
-
-@pytest.fixture
-def fresh_engine():
-    engine = Engine(cache_bytes=64 * 1024 * 1024, max_batch=8)
-    yield engine
-    engine.close()
 
 
 def request(tiny_dir, precision, **kwargs) -> GenerationRequest:
@@ -91,10 +84,7 @@ def test_streamed_deltas_join_to_the_output_at_each_precision(fresh_engine, tiny
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_batched_outputs_equal_alone_ones_at_each_precision(fresh_engine, tiny_dir, precision):
     specs = with_precision(VARIED, precision)
-    alone = [tokens(fresh_engine.generate(GenerationRequest(model_digest=TINY_DIGEST, model_dir=tiny_dir,
-                                                            **{"prompt": "the quick brown", "max_new_tokens": 16,
-                                                               **spec})))
-             for spec in specs]
+    alone = [tokens(fresh_engine.generate(batch_request(tiny_dir, **spec))) for spec in specs]
     prefills = fresh_engine.stats["prefills"]
     gated, futures = run_batched(fresh_engine, tiny_dir, specs, precision=precision)
     results = [f.result(30) for f in futures]
@@ -108,10 +98,7 @@ def test_batched_outputs_equal_alone_ones_at_each_precision(fresh_engine, tiny_d
 
 def test_fp32_and_int8_requests_running_at_once_each_get_what_they_get_alone(fresh_engine, tiny_dir):
     specs = with_precision(VARIED[:3], "fp32") + with_precision(VARIED[3:], "int8") + with_precision(VARIED[:2], "int8")
-    alone = [tokens(fresh_engine.generate(GenerationRequest(model_digest=TINY_DIGEST, model_dir=tiny_dir,
-                                                            **{"prompt": "the quick brown", "max_new_tokens": 16,
-                                                               **spec})))
-             for spec in specs]
+    alone = [tokens(fresh_engine.generate(batch_request(tiny_dir, **spec))) for spec in specs]
     _gated, futures = run_batched(fresh_engine, tiny_dir, specs)
     results = [f.result(30) for f in futures]
     assert [tokens(r) for r in results] == alone
