@@ -1,6 +1,8 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from core.models import Credential
+
 
 class User(AbstractUser):
     """A person on Imprint. Roles are not exclusive: one can train models and buy licences.
@@ -19,7 +21,7 @@ class User(AbstractUser):
         return roles + (["staff"] if self.is_staff else [])
 
 
-class PersonalAccessToken(models.Model):
+class PersonalAccessToken(Credential):
     """A user's token for the management APIs (training, marketplace, licences) and the `imprint`
     command line. Stored only as its SHA-256 with a visible prefix; the plaintext is shown once.
 
@@ -33,20 +35,6 @@ class PersonalAccessToken(models.Model):
         LICENCES = "licences", "licences: manage grants and API keys"
 
     owner = models.ForeignKey("User", on_delete=models.CASCADE, related_name="access_tokens")
-    name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, db_index=True, help_text="Visible start of the token.")
     token_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None

@@ -30,3 +30,25 @@ class AppendOnlyModel(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError(f"{self._meta.verbose_name_plural} are append-only.")
+
+
+class Credential(models.Model):
+    """What Imprint's two kinds of secret credential (licensing's API keys, accounts' personal
+    access tokens) store alike besides their digest and prefix (see core.credentials): a name, when
+    it was made and last used, and its revocation."""
+
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.models import Credential
+
 
 def months_later(moment, months: int = 1):
     """The same day `months` later; a period that started on 31 January renews on the last day
@@ -159,31 +161,17 @@ class Grant(models.Model):
         return int(self.terms.document["rate_limit_per_minute"])
 
 
-class ApiKey(models.Model):
+class ApiKey(Credential):
     """A customer's secret key, stored only as its SHA-256 with a visible prefix. The plaintext is
     shown once, at creation. Scoped to all of the owner's grants or to the ones listed."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, db_index=True, help_text="Visible start of the key.")
     key_hash = models.CharField(max_length=64, unique=True)
     all_grants = models.BooleanField(default=True)
     grants = models.ManyToManyField(Grant, blank=True, related_name="api_keys")
     default_purpose = models.CharField(max_length=32, default="personal")
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class QuotaReservation(models.Model):
