@@ -15,6 +15,7 @@ from . import selectors
 from .forms import DatasetForm, JobForm
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion
 from .services import datasets, jobs, versions
+from .views import step_after
 
 
 class IsTrainer(permissions.BasePermission):
@@ -155,14 +156,9 @@ class JobDetailApi(TrainerApi):
     def get(self, request, pk):
         job = selectors.job_get(owner=request.user, pk=pk)
         return Response(selectors.job_progress(
-            job=job, include_trace=request.user.is_staff, metrics_after=_step(request, "metrics_after", 0),
-            samples_after=_step(request, "samples_after", -1)))
-
-
-def _step(request, name: str, default: int) -> int:
-    """A polling client's "only what is newer than this step" parameter."""
-    value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() else default
+            job=job, include_trace=request.user.is_staff,
+            metrics_after=step_after(request.query_params, "metrics_after", 0),
+            samples_after=step_after(request.query_params, "samples_after", -1)))
 
 
 class JobControlApi(TrainerApi):

@@ -89,12 +89,13 @@ def job_detail(request, pk):
 def job_progress(request, pk):
     job = selectors.job_get(owner=request.user, pk=pk)
     return JsonResponse(selectors.job_progress(
-        job=job, include_trace=request.user.is_staff, metrics_after=_step_param(request, "metrics_after", 0),
-        samples_after=_step_param(request, "samples_after", -1)))
+        job=job, include_trace=request.user.is_staff, metrics_after=step_after(request.GET, "metrics_after", 0),
+        samples_after=step_after(request.GET, "samples_after", -1)))
 
 
-def _step_param(request, name: str, default: int) -> int:
-    value = request.GET.get(name, "")
+def step_after(params, name: str, default: int) -> int:
+    """A polling client's "only what is newer than this step" parameter (page and API alike)."""
+    value = params.get(name, "")
     return int(value) if value.isdigit() else default
 
 
