@@ -666,20 +666,8 @@ class Engine:
             self.stats["prefills"] += 1
             self.stats["max_prefill"] = max(self.stats["max_prefill"], len(jobs))
             for job, row_logits in zip(jobs, logits):
-                try:
-                    running = job.begin(row_logits)
-                except BaseException as exc:  # noqa: BLE001 - this request fails; the others go on
-                    self.stats["tokens"] += job.recorded
-                    job.leave()
-                    job.future.set_exception(exc)
-                    continue
-                self.stats["tokens"] += job.recorded
-                if running:
-                    job.recorded = 0
+                if self._carry_on(job, job.begin, row_logits):
                     batches.setdefault(key, []).append(job)
-                else:
-                    job.leave()
-                    job.future.set_result(job.result())
 
     def _step(self, jobs: list[BatchJob]) -> None:
         """One decode step of every row of a batch; finished, cancelled and failed jobs leave it."""
@@ -700,18 +688,26 @@ class Engine:
         for job, rows in plan:
             part = logits[offset:offset + len(rows)]
             offset += len(rows)
-            before = job.recorded
-            try:
-                running = job.advance(part, rows)
-            except BaseException as exc:  # noqa: BLE001 - this request fails; the others go on
-                self.stats["tokens"] += job.recorded - before
-                job.leave()
-                job.future.set_exception(exc)
-                continue
-            self.stats["tokens"] += job.recorded - before
-            if running:
+            if self._carry_on(job, job.advance, part, rows):
                 keep.append(job)
-            else:
-                job.leave()
-                job.future.set_result(job.result())
         jobs[:] = keep
+
+    def _carry_on(self, job: BatchJob, choose: Callable[..., bool], *args) -> bool:
+        """Let a job choose its next tokens (`choose(*args)`: whether it has rows left), counting
+        the tokens it records. A job that finished, was cancelled or failed leaves its pool with its
+        Future settled (a failure fails this request only; the others go on). Returns whether it
+        stays in the batch."""
+        before, failure = job.recorded, None
+        try:
+            running = choose(*args)
+        except BaseException as exc:  # noqa: BLE001 - the Future carries the failure to its caller
+            running, failure = False, exc
+        self.stats["tokens"] += job.recorded - before
+        if running:
+            return True
+        job.leave()  # before the Future settles: a caller woken by it sees the rows given back
+        if failure is not None:
+            job.future.set_exception(failure)
+        else:
+            job.future.set_result(job.result())
+        return False
