@@ -261,7 +261,8 @@ class GenerationCreateApi(_KeyApi):
     """Generate text under a licence; every output carries a signed receipt and the licence stamp.
     `precision` (beside `model_digest`, and as the receipt's `precision` claim) is the numeric
     precision the engine served at: fp32, or int8 / bf16 once the model's quality check accepted
-    it (see GET /api/v1/training/versions/{id}/serving-precision/). `stream: true` answers with server-sent events: token events, then the full result. With an
+    it (see GET /api/v1/training/versions/{id}/serving-precision/). `stream: true` answers with
+    server-sent events: token events, then the full result. With an
     `Idempotency-Key` header the key's first request is the only one that generates: a duplicate
     while it runs is 409 idempotency_in_progress, one after it replays it (Idempotent-Replayed)."""
 

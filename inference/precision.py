@@ -86,14 +86,21 @@ def precision_check_verdict(check: PrecisionCheck | None) -> str:
     return REFUSED
 
 
-def precision_effective(version: ModelVersion) -> str:
-    """The precision a request for `version` is served at: the requested one when it is fp32 or
-    its check is accepted, else fp32 (never an unchecked quantisation). One query at most."""
+def _standing(version: ModelVersion) -> tuple[str, PrecisionCheck | None, str, str]:
+    """(requested, its check, the verdict, the effective precision) of a version; one query at most.
+    Effective is the requested precision when it is fp32 or its check is accepted, else fp32:
+    never an unchecked quantisation."""
     requested = precision_requested(version)
     if requested == FP32:
-        return FP32
-    accepted = precision_check_verdict(precision_check_get(version, requested)) == ACCEPTED
-    return requested if accepted else FP32
+        return requested, None, FULL, FP32
+    check = precision_check_get(version, requested)
+    verdict = precision_check_verdict(check)
+    return requested, check, verdict, requested if verdict == ACCEPTED else FP32
+
+
+def precision_effective(version: ModelVersion) -> str:
+    """The precision a request for `version` is served at (see `_standing`)."""
+    return _standing(version)[3]
 
 
 def _percent(value: float, *, sign: bool = False) -> str:
@@ -133,13 +140,11 @@ def _check_figures(check: PrecisionCheck | None) -> dict | None:
 def precision_summary(version: ModelVersion) -> dict:
     """For the model card, the trainer's page and the API: what is requested (and by whom), what
     is served, the verdict with the check's figures, and one sentence that says it all."""
-    requested = precision_requested(version)
-    check = precision_check_get(version, requested) if requested != FP32 else None
-    verdict = FULL if requested == FP32 else precision_check_verdict(check)
+    requested, check, verdict, effective = _standing(version)
     return {"model_version": str(version.pk), "serving_precision": version.serving_precision,
             "deployment_default": settings.INFERENCE_PRECISION, "requested": requested,
             "chosen_by": "trainer" if version.serving_precision else "deployment",
-            "effective": requested if verdict in (FULL, ACCEPTED) else FP32, "verdict": verdict,
+            "effective": effective, "verdict": verdict,
             "bound": precision_bound(), "bound_text": _percent(precision_bound()), "check": _check_figures(check),
             "text": _sentence(requested, verdict, check)}
 
@@ -177,7 +182,7 @@ def _own_version(trainer, version_id, *, lock: bool = False) -> ModelVersion:
     return version
 
 
-def _refusal(version: ModelVersion, check: PrecisionCheck) -> PrecisionRefused:
+def _refusal(check: PrecisionCheck) -> PrecisionRefused:
     figure = (f"measured at {_percent(check.increase, sign=True)} perplexity over fp32" if check.increase is not None
               else "measured with a perplexity that is not finite")
     return PrecisionRefused(
@@ -201,7 +206,7 @@ def version_precision_set(*, trainer, version_id, precision: str | None) -> dict
         version = _own_version(trainer, version_id, lock=True)
         check = precision_check_get(version, choice) if choice and choice != FP32 else None
         if check is not None and precision_check_verdict(check) == REFUSED:
-            raise _refusal(version, check)
+            raise _refusal(check)
         previous = version.serving_precision
         version.serving_precision = choice
         version.save(update_fields=["serving_precision"])

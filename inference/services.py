@@ -235,7 +235,7 @@ def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) 
     In process (embedded default) the engine streams tokens through `on_token` as they come; on
     `inference` workers (settings.INFERENCE_IN_PROCESS false) they come through the Redis relay
     (inference.relay) and a disconnect stops the worker's engine the same way."""
-    if getattr(settings, "INFERENCE_IN_PROCESS", not settings.PRODUCTION):
+    if settings.INFERENCE_IN_PROCESS:
         try:
             return engine_instance().submit(_engine_request(prepared, on_token=on_token,
                                                             should_cancel=should_cancel))
@@ -431,7 +431,7 @@ def _precision_used(prepared: Prepared) -> str:
     """The precision an engine that failed midway was serving at: what it was asked for, as the
     engine uses it on this process's device. A remote worker's device is unknown here; what it was
     asked for is then the best answer (a bf16 check is only ever accepted on CUDA, where it runs)."""
-    if getattr(settings, "INFERENCE_IN_PROCESS", not settings.PRODUCTION):
+    if settings.INFERENCE_IN_PROCESS:
         return engine_module.serving_precision(prepared.precision, engine_instance().device)
     return prepared.precision
 
