@@ -22,7 +22,6 @@ aggregate tok/s at 1 client.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ from generation_overhead import (
     PROMPT_WORDS,
     api_generate,
     build_model,
+    decode_arguments,
     django_setup,
     served_licence,
 )
@@ -84,14 +84,7 @@ def run_level(version, plaintext: str, *, clients: int, requests_per_client: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer tokens and requests (< 1 min)")
-    parser.add_argument("--new-tokens", type=int, default=None)
-    parser.add_argument("--prompt-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args()
-    new_tokens = args.new_tokens or (32 if args.quick else 64)
-    rounds = args.rounds or (1 if args.quick else 3)
+    args, new_tokens, rounds = decode_arguments(__doc__, quick=(32, 1), full=(64, 3))
 
     with tempfile.TemporaryDirectory(prefix="imprint-bench-") as tmp:
         var_dir = Path(tmp)

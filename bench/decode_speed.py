@@ -19,7 +19,6 @@ line is `ratio: X` with X = the median over back-to-back pairs of engine tok/s /
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent))
 
-from generation_overhead import GPT2_SMALL, PROMPT_WORDS, build_model
+from generation_overhead import GPT2_SMALL, PROMPT_WORDS, build_model, decode_arguments
 
 
 def bandwidth_gbs(mib: int = 256, reps: int = 6) -> float:
@@ -50,14 +49,7 @@ def bandwidth_gbs(mib: int = 256, reps: int = 6) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer tokens and rounds (< 1 min)")
-    parser.add_argument("--new-tokens", type=int, default=None)
-    parser.add_argument("--prompt-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args()
-    new_tokens = args.new_tokens or (32 if args.quick else 128)
-    rounds = args.rounds or (2 if args.quick else 3)
+    args, new_tokens, rounds = decode_arguments(__doc__, quick=(32, 2), full=(128, 3))
 
     import torch
 

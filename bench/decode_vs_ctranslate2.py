@@ -27,7 +27,6 @@ The last line is `ratio: X` with X = the lowest of the three Imprint/CTranslate2
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent))
 
-from generation_overhead import GPT2_SMALL, PROMPT_WORDS, build_model
+from generation_overhead import GPT2_SMALL, PROMPT_WORDS, build_model, decode_arguments
 
 POINTS = [("fp32", 1), ("int8", 1), ("int8", 8)]
 CT2_TYPES = {"fp32": "float32", "int8": "int8"}
@@ -72,14 +71,7 @@ def prompts_for(tokenizer, count: int, length: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer tokens and rounds (< 1 min)")
-    parser.add_argument("--new-tokens", type=int, default=None)
-    parser.add_argument("--prompt-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args()
-    new_tokens = args.new_tokens or (24 if args.quick else 64)
-    rounds = args.rounds or (2 if args.quick else 4)
+    args, new_tokens, rounds = decode_arguments(__doc__, quick=(24, 2), full=(64, 4))
 
     import ctranslate2
     import torch

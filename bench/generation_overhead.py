@@ -124,6 +124,19 @@ def api_generate(client, version, plaintext: str, prompt: str, new_tokens: int) 
     return response.json()
 
 
+def decode_arguments(doc: str, *, quick: tuple[int, int], full: tuple[int, int]):
+    """The decode benches' command line (--quick, --new-tokens, --prompt-tokens, --rounds), with
+    (new tokens, rounds) defaults for a --quick and a full run. Returns (args, new_tokens, rounds)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer tokens and rounds (< 1 min on 2 cores)")
+    parser.add_argument("--new-tokens", type=int, default=None)
+    parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    new_tokens, rounds = quick if args.quick else full
+    return args, args.new_tokens or new_tokens, args.rounds or rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer tokens and repetitions (< 1 min)")

@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
+from inference.management.version_arguments import add_version_arguments, versions_named
+from inference.models import PrecisionCheck
 from inference.precision import FP32, precision_check_measure, precision_requested
 from training.models import ModelVersion
 
@@ -15,17 +17,11 @@ class Command(BaseCommand):
     help = "Measure the perplexity of model versions at a precision against fp32, on their validation windows."
 
     def add_arguments(self, parser):
-        parser.add_argument("versions", nargs="*", help="model version ids")
-        parser.add_argument("--all", action="store_true", help="every version with a listing")
+        add_version_arguments(parser)
         parser.add_argument("--precision", default="", help="int8 or bf16 (default: what each version asks for)")
-        parser.add_argument("--force", action="store_true", help="measure again even if measured")
 
     def handle(self, *args, versions, all, precision, force, **options):
-        if all:
-            versions = [str(pk) for pk in ModelVersion.objects.filter(listing__isnull=False).values_list("pk", flat=True)]
-        if not versions:
-            raise CommandError("Name model version ids, or pass --all.")
-        for version_id in versions:
+        for version_id in versions_named(versions, all):
             version = self._version(version_id)
             wanted = precision or precision_requested(version)
             if wanted == FP32 and not precision:
@@ -45,7 +41,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _figures(check) -> str:
-        if check.state != "done":
+        if check.state != PrecisionCheck.State.DONE:
             return f"{check.precision} {check.state}" + (f": {check.error}" if check.error else "")
         verdict = "accepted" if check.accepted else "refused"
         if check.increase is None:

@@ -4,6 +4,7 @@ perplexity cost), as publishing does: `manage.py watermark_power [VERSION_ID ...
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from inference.management.version_arguments import add_version_arguments, versions_named
 from inference.power import watermark_power_measure
 from training.models import ModelVersion
 
@@ -12,16 +13,10 @@ class Command(BaseCommand):
     help = "Measure the watermark detection power of model versions (here, not on a worker)."
 
     def add_arguments(self, parser):
-        parser.add_argument("versions", nargs="*", help="model version ids")
-        parser.add_argument("--all", action="store_true", help="every version with a listing")
-        parser.add_argument("--force", action="store_true", help="measure again even if measured")
+        add_version_arguments(parser)
 
     def handle(self, *args, versions, all, force, **options):
-        if all:
-            versions = [str(pk) for pk in ModelVersion.objects.filter(listing__isnull=False).values_list("pk", flat=True)]
-        if not versions:
-            raise CommandError("Name model version ids, or pass --all.")
-        for version_id in versions:
+        for version_id in versions_named(versions, all):
             try:
                 power = watermark_power_measure(version_id=version_id, force=force)
             except (ModelVersion.DoesNotExist, ValidationError) as exc:
