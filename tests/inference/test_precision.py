@@ -23,6 +23,7 @@ from inference.engine import (
 )
 from inference.watermark import WatermarkKey, detect
 from tests.support.corpus import corpus_documents
+from tests.support.outliers import add_activation_outlier
 
 from .conftest import TINY_DIGEST
 from .test_batching import VARIED, run_batched, tokens
@@ -158,25 +159,11 @@ def test_fp32_perplexity_is_the_models_own_loss(fresh_engine, tiny_dir):
 
 
 def outlier_model(folder, tmp_path):
-    """The tiny model with an activation outlier, the failure per-row int8 quantisation of large
-    language models is known for: one hidden dimension of every LayerNorm scaled 1000x and the
-    matching input row of the next matrix scaled 1/1000 (the lm_head untied from the embeddings
-    for it), so the fp32 model computes the same function, while int8 rounds every other dimension
-    of a row to a handful of codes. (In this 2-layer model the residual stream carries most of the
-    prediction, so it is the final LayerNorm's outlier, before the lm_head, that breaks it.)"""
+    """The tiny model with an activation outlier before every matrix, the lm_head included."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(folder)
-    with torch.no_grad():
-        model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
-        model.config.tie_word_embeddings = False
-        pairs = [(b.ln_1, b.attn.c_attn.weight) for b in model.transformer.h]
-        pairs += [(b.ln_2, b.mlp.c_fc.weight) for b in model.transformer.h]
-        pairs += [(model.transformer.ln_f, model.lm_head.weight.t())]  # Conv1D weights are [in, out]
-        for norm, weight_in_out in pairs:
-            norm.weight[5] *= 1000
-            norm.bias[5] *= 1000
-            weight_in_out[5, :] /= 1000
+    add_activation_outlier(model, before_lm_head=True)
     out = tmp_path / "outlier"
     model.save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(folder).save_pretrained(out)

@@ -14,7 +14,6 @@ import shutil
 from io import StringIO
 
 import pytest
-import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -27,6 +26,7 @@ from licensing.services import apikey_create
 from marketplace.services import listing_publish
 from tests import factories
 from tests.support.corpus import sentence_text
+from tests.support.outliers import add_activation_outlier
 from tests.training.test_jobs import local_media  # noqa: F401 - fixture
 from training import job_runner, services
 from training.models import ModelVersion
@@ -38,8 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 HP = {"steps": 150, "learning_rate": 5e-3, "batch_size": 8, "context_length": 32, "warmup_steps": 5,
       "sample_every": 150, "sample_count": 1, "sample_prompt": "The", "sample_max_new_tokens": 8,
       "checkpoint_every": 150, "seed": 7, "early_stopping_patience": None, "early_stopping_min_delta": 0.0}
-OUTLIER_DIMENSION = 5
-OUTLIER_SCALE = 1000.0
 
 
 def trained_version(trainer) -> ModelVersion:
@@ -52,23 +50,15 @@ def trained_version(trainer) -> ModelVersion:
 
 
 def outlier_twin(version: ModelVersion, tmp_path) -> ModelVersion:
-    """The same model with one hidden dimension of every block's LayerNorms scaled by 1000, and the
-    linear layer they feed divided by 1000 for that dimension. In fp32 it is the same function (the
-    same perplexity, so the check's reference is a good model), but each row entering those layers
-    now has one entry 1000 times the others: quantised to int8 with one scale per row, every other
-    entry rounds to zero, and that dimension's weights round to zero in their columns. Nothing in
-    the quantiser compensates for it."""
+    """The same model with an activation outlier before every block's matrices
+    (tests.support.outliers): the same perplexity at fp32, so the check's reference is a good
+    model, and nothing left for int8 to round right."""
     from transformers import GPT2LMHeadModel
 
     folder = tmp_path / "outlier"
     shutil.copytree(model_folder_fetch(version), folder)
     model = GPT2LMHeadModel.from_pretrained(folder)
-    with torch.no_grad():
-        for block in model.transformer.h:
-            for norm, linear in ((block.ln_1, block.attn.c_attn), (block.ln_2, block.mlp.c_fc)):
-                norm.weight[OUTLIER_DIMENSION] *= OUTLIER_SCALE
-                norm.bias[OUTLIER_DIMENSION] *= OUTLIER_SCALE
-                linear.weight[OUTLIER_DIMENSION, :] /= OUTLIER_SCALE  # GPT-2's Conv1D weight is [in, out]
+    add_activation_outlier(model)
     model.save_pretrained(folder, safe_serialization=True)
     return versions.version_create(job=version.job, folder=folder, step=version.from_step, name="outlier twin")
 
