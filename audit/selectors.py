@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from django.db.models import QuerySet
 
 from .anchors import SignedHead
 from .models import AuditAnchor, AuditEntry
@@ -21,11 +20,6 @@ def audit_export_rows(since: datetime, until: datetime):
     for e in entries.iterator(chunk_size=2000):
         yield [e.id, e.created_at.isoformat(), e.event, e.actor_ref, e.subject_type, e.subject_id,
                json.dumps(e.data, sort_keys=True, ensure_ascii=False), e.prev_hash, e.entry_hash]
-
-
-def audit_entries_about(*, event: str, subject_type: str, subject_id: str) -> QuerySet[AuditEntry]:
-    """Entries of one event about one subject, newest first."""
-    return AuditEntry.objects.filter(event=event, subject_type=subject_type, subject_id=subject_id).order_by("-id")
 
 
 ANCHORS_PAGE = 1000  # anchors per page of the published document

@@ -37,7 +37,7 @@ def check_database() -> str:
 
 def check_broker() -> str:
     url = settings.CELERY_BROKER_URL
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     with Connection(url, transport_options=options, connect_timeout=2) as conn:
         # One attempt, no retry loop: a health probe must answer quickly.
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)

@@ -16,7 +16,7 @@ def _address(value: str):
 
 def _trusted_networks() -> list:
     return [ipaddress.ip_network(n.strip(), strict=False)
-            for n in getattr(settings, "TRUSTED_PROXY_NETWORKS", []) or [] if n.strip()]
+            for n in settings.TRUSTED_PROXY_NETWORKS if n.strip()]
 
 
 def _is_proxy(address, networks: list, *, hop: int, count: int) -> bool:
@@ -33,7 +33,7 @@ def client_ip(request) -> str | None:
     X-Forwarded-For entry that our outermost proxy appended, read from the right. Entries further
     left are whatever the client sent, so they are never believed."""
     remote = request.META.get("REMOTE_ADDR") or None
-    count = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
+    count = settings.TRUSTED_PROXY_COUNT
     networks = _trusted_networks()
     address = _address(remote) if remote else None
     if address is None or not (count or networks) or not _is_proxy(address, networks, hop=0, count=count):

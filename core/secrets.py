@@ -54,7 +54,7 @@ class PrivateSigningKey:
 
 def production_secrets_check() -> None:
     """Raises ImproperlyConfigured when production lacks its signing keys or watermark secrets."""
-    if not getattr(settings, "PRODUCTION", False):
+    if not settings.PRODUCTION:
         return
     for name in (SIGNING_KEYS_ENV, WATERMARK_SECRETS_ENV):
         if not os.environ.get(name, "").strip():
@@ -119,7 +119,7 @@ def signing_keys() -> list[PrivateSigningKey]:
 def signing_key_rotate_local() -> PrivateSigningKey:
     """Embedded default only: make a new active key, keeping the old ones for verification.
     Raises ImproperlyConfigured when keys come from the environment (rotate them there)."""
-    if os.environ.get(SIGNING_KEYS_ENV, "").strip() or getattr(settings, "PRODUCTION", False):
+    if os.environ.get(SIGNING_KEYS_ENV, "").strip() or settings.PRODUCTION:
         raise ImproperlyConfigured(f"Signing keys come from {SIGNING_KEYS_ENV}: rotate them there.")
     signing_keys()  # creates the file on first use
     path = _var_file("signing-keys.json")

@@ -39,10 +39,6 @@ from .cases import MAX_REASON_CHARS, case_attach, case_undecided
 EVIDENCE_ATTEMPTS = 20  # the most recent refusals quoted in a flag's evidence
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 @dataclass(frozen=True)
 class RefusalRule:
     """Raise `kind` once `threshold` refusals with `code` hit one grant within `window` seconds."""
@@ -58,11 +54,11 @@ def _refusal_rule(code: str) -> RefusalRule | None:
         # One attempt is enough: the customer asked for a use the licence does not grant.
         "purpose_not_permitted": RefusalRule(Flag.Kind.PURPOSE_NOT_PERMITTED, Severity.MEDIUM, 1, 86_400),
         "insufficient_quota": RefusalRule(Flag.Kind.QUOTA_EXHAUSTED_REPEATEDLY, Severity.LOW,
-                                          _setting("COMPLIANCE_QUOTA_REFUSALS_THRESHOLD", 5),
-                                          _setting("COMPLIANCE_QUOTA_REFUSALS_WINDOW", 3600)),
+                                          settings.COMPLIANCE_QUOTA_REFUSALS_THRESHOLD,
+                                          settings.COMPLIANCE_QUOTA_REFUSALS_WINDOW),
         "rate_limit_exceeded": RefusalRule(Flag.Kind.RATE_LIMITED_REPEATEDLY, Severity.LOW,
-                                           _setting("COMPLIANCE_RATE_REFUSALS_THRESHOLD", 20),
-                                           _setting("COMPLIANCE_RATE_REFUSALS_WINDOW", 600)),
+                                           settings.COMPLIANCE_RATE_REFUSALS_THRESHOLD,
+                                           settings.COMPLIANCE_RATE_REFUSALS_WINDOW),
         # Only when the grant is revoked (checked below): a pending or expired grant is no breach.
         "licence_inactive": RefusalRule(Flag.Kind.USED_AFTER_REVOCATION, Severity.HIGH, 1, 86_400),
     }
@@ -207,7 +203,7 @@ class Presenter:
 
 
 def _receipt_flag_bucket() -> int:
-    window = int(_setting("COMPLIANCE_RECEIPT_FLAG_WINDOW", 86_400)) or 86_400
+    window = settings.COMPLIANCE_RECEIPT_FLAG_WINDOW
     return int(timezone.now().timestamp() // window)
 
 

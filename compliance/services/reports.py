@@ -25,7 +25,7 @@ MAX_REPORT_CHARS = 20_000
 def report_ratelimit_consume(*, ip: str | None) -> None:
     """Count one report from `ip` in the shared counter (every web process sees it).
     Raises ReportRateLimited (429) past COMPLIANCE_REPORTS_PER_IP_PER_HOUR (default 10)."""
-    limit = int(getattr(settings, "COMPLIANCE_REPORTS_PER_IP_PER_HOUR", 10))
+    limit = settings.COMPLIANCE_REPORTS_PER_IP_PER_HOUR
     if authorize_report(ip=ip, per_hour=limit).exceeded:
         raise ReportRateLimited(f"At most {limit} reports an hour from one address; please try again later.")
 
