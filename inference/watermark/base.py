@@ -69,16 +69,18 @@ def scheme_build(name: str, params: Mapping[str, Any] | None = None) -> Watermar
 
 
 def _coerce(scheme: str, name: str, kind: type, value):
+    """A numeric parameter as its declared type (JSON and settings give 1 for 1.0 and back); other
+    kinds are left to the scheme's `validate`."""
+    if kind not in (int, float):
+        return value
     # bool is an int to Python, but a parameter given as true/false is a mistake, not a 1/0.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise WatermarkParamsInvalid(f"Watermark scheme {scheme!r}: {name} must be a number, not {value!r}.")
-    if kind is int:
-        if value != int(value):
-            raise WatermarkParamsInvalid(f"Watermark scheme {scheme!r}: {name} must be a whole number, not {value!r}.")
-        return int(value)
     if not math.isfinite(value):
         raise WatermarkParamsInvalid(f"Watermark scheme {scheme!r}: {name} must be finite, not {value!r}.")
-    return float(value)
+    if kind is int and value != int(value):
+        raise WatermarkParamsInvalid(f"Watermark scheme {scheme!r}: {name} must be a whole number, not {value!r}.")
+    return kind(value)
 
 
 @functools.cache

@@ -3,6 +3,8 @@
 from django.db import migrations, models
 
 
+# A grant's scheme always comes from the settings through grant_create_pending; licensing names no
+# scheme itself. Rows keep the scheme they have (the default only ever applied to new rows).
 class Migration(migrations.Migration):
 
     dependencies = [
