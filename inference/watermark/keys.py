@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,22 @@ def watermark_key_build(*, scheme: str, params: dict, secret: bytes, grant_id: s
     """The key of a grant from its stored scheme and parameters (missing parameters take the
     defaults every grant of that scheme had before they were stored). Raises
     WatermarkSchemeUnknown or WatermarkParamsInvalid."""
-    return WatermarkKey(watermark_key_derive(secret=secret, grant_id=grant_id), scheme_build(scheme, params))
+    return WatermarkKey(watermark_key_derive(secret=secret, grant_id=grant_id), _grant_scheme(scheme, params))
+
+
+def _grant_scheme(name: str, params: dict) -> WatermarkScheme:
+    # Grants share a handful of (scheme, parameters): each is validated once, not once per grant
+    # (a verifier reads 10^5 grants' keys when it starts).
+    try:
+        # with each value's type: True == 1 to Python, but only 1 is a valid parameter
+        return _grant_scheme_cached(name, frozenset((k, type(v), v) for k, v in params.items()))
+    except (TypeError, AttributeError):  # not a mapping, or unhashable values: refused uncached
+        return scheme_build(name, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _grant_scheme_cached(name: str, items: frozenset) -> WatermarkScheme:
+    return scheme_build(name, {k: v for k, _, v in items})
 
 
 def watermark_bias(*, watermark: WatermarkKey, previous_tokens: Sequence[int], vocab_size: int,

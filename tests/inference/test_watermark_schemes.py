@@ -24,6 +24,7 @@ from inference.watermark import (
     register_scheme,
     scheme_build,
     scored_pairs,
+    watermark_key_build,
     watermark_key_derive,
     watermark_logits,
 )
@@ -165,3 +166,12 @@ def test_a_new_scheme_is_granted_generated_receipted_and_verified_from_its_class
     scan = verification_run(text=output["text"])["watermark"]
     assert scan["detected"] and scan["grant_id"] == str(licence.grant.pk) != str(other.grant.pk)
     assert scan["scheme"] == toy_scheme.name and scan["candidates"] == 2
+
+
+def test_a_grants_stored_parameters_are_validated_each_time_whatever_was_built_before():
+    build = {"scheme": "sweet", "secret": SECRET, "grant_id": "g"}
+    assert watermark_key_build(params={"context_width": 1}, **build).scheme.context_width == 1
+    with pytest.raises(WatermarkParamsInvalid, match="context_width must be a number"):
+        watermark_key_build(params={"context_width": True}, **build)
+    with pytest.raises(WatermarkParamsInvalid, match="must be a mapping"):
+        watermark_key_build(params=["gamma"], **build)
