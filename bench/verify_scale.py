@@ -104,16 +104,14 @@ def watermark_scan_once(text: str) -> dict:
 def scoring_seconds(text: str, version) -> float:
     """Scoring alone (every key, given the ids and entropies), for the split."""
     from inference.verification import _TextView, candidate_table
-    from inference.watermark import detect_best, scored_pairs
 
     table = candidate_table()
     view = _TextView(text, {str(version.pk): version})
     ids, entropies = view.ids(version), view.entropies(version)
     started = time.perf_counter()
     for group in table.groups.values():
-        _, gamma, threshold, width = group.family
-        previous, tokens = scored_pairs(ids, context_width=width, entropies=entropies, entropy_threshold=threshold)
-        detect_best(previous, tokens, group.keys, gamma=gamma, scheme=group.family[0], context_width=width)
+        previous, tokens = group.scheme.scored_pairs(ids, entropies=entropies)
+        group.scheme.detect_best(previous, tokens, group.keys)
     return time.perf_counter() - started
 
 

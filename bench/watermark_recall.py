@@ -47,8 +47,7 @@ from inference.watermark import (  # noqa: E402
     SWEET,
     WatermarkKey,
     binomial_sf,
-    green_counts,
-    scored_pairs,
+    scheme_build,
     text_entropies,
     watermark_key_derive,
     z_score,
@@ -120,7 +119,8 @@ class Scorer:
 
     def __init__(self, engine: Engine, model: dict, family: dict, candidates: np.ndarray):
         self.loaded = engine.load(str(model["folder"]), model["folder"])
-        self.family, self.candidates = family, candidates
+        self.scheme = scheme_build(family["scheme"], {k: v for k, v in family.items() if k != "scheme"})
+        self.candidates = candidates
 
     def ids(self, text: str) -> list[int]:
         return self.loaded.tokenizer(text)["input_ids"]
@@ -130,17 +130,15 @@ class Scorer:
         ids = self.ids(text)
         if length is not None:
             ids = ids[:length + 1]
-        f = self.family
-        selective = f["scheme"] == SWEET and f.get("entropy_threshold", 0) > 0
-        entropies = text_entropies(self.loaded.model, ids, n_positions=self.loaded.n_positions) if selective else None
-        previous, tokens = scored_pairs(ids, context_width=f.get("context_width", 1), entropies=entropies,
-                                        entropy_threshold=f.get("entropy_threshold", 0.0) if selective else 0.0)
-        counts = green_counts(self.candidates, previous=previous, tokens=tokens, gamma=f["gamma"],
-                              scheme=f["scheme"], context_width=f.get("context_width", 1))
+        scheme = self.scheme
+        entropies = (text_entropies(self.loaded.model, ids, n_positions=self.loaded.n_positions)
+                     if scheme.needs_entropies else None)
+        previous, tokens = scheme.scored_pairs(ids, entropies=entropies)
+        counts = scheme.green_counts(self.candidates, previous=previous, tokens=tokens)
         best = int(np.argmax(counts))
         n, g = len(tokens), int(counts[best])
-        z = z_score(g, n, f["gamma"])
-        hit = z > DEFAULT_Z_THRESHOLD and binomial_sf(g, n, f["gamma"]) * len(self.candidates) < ALPHA
+        z = z_score(g, n, scheme.gamma)
+        hit = z > DEFAULT_Z_THRESHOLD and binomial_sf(g, n, scheme.gamma) * len(self.candidates) < ALPHA
         return (best if hit else None), z
 
     def perplexity(self, samples: list[dict]) -> float:

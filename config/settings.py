@@ -327,6 +327,13 @@ if INFERENCE_PRECISION_WINDOWS < 1:
 # and scores only where the model's entropy exceeds the threshold (nats); "lefthash" is the first
 # scheme (every step, delta 2). Values measured on trained tiny models: bench/watermark_recall.py.
 WATERMARK_SCHEME = env.str("WATERMARK_SCHEME", default="sweet")
+# The parameters each scheme stores on a new grant; each takes the value of the setting
+# WATERMARK_<NAME> below when the grant is made. A new scheme is its class (a module in
+# inference/watermark/) and its entry here, with a setting for any parameter not yet below.
+WATERMARK_SCHEMES = {
+    "lefthash": ("gamma", "delta"),
+    "sweet": ("gamma", "delta", "entropy_threshold", "context_width"),
+}
 WATERMARK_DELTA = env.float("WATERMARK_DELTA", default=3.0)
 WATERMARK_GAMMA = env.float("WATERMARK_GAMMA", default=0.25)
 WATERMARK_ENTROPY_THRESHOLD = env.float("WATERMARK_ENTROPY_THRESHOLD", default=1.0)

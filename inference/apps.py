@@ -10,4 +10,6 @@ class InferenceConfig(AppConfig):
         # (the embedded default generates both under var/ on first use).
         from core.secrets import production_secrets_check
 
+        from . import checks  # noqa: F401 - registers the watermark settings check
+
         production_secrets_check()

@@ -33,11 +33,13 @@ from .modelstore import engine_instance, model_folder_fetch
 from .watermark import (
     DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
+    WatermarkKey,
+    WatermarkScheme,
+    WatermarkSchemeError,
     binomial_sf,
-    green_counts,
-    scored_pairs,
+    scheme_build,
     text_entropies,
-    watermark_key_build,
+    watermark_key_derive,
     z_score,
 )
 
@@ -49,8 +51,13 @@ ROWS_PER_KEY = 4  # samples per probe key (one request of n rows)
 ALPHA = DEFAULT_ALPHA
 
 
-def family_key(scheme: str, params: dict) -> str:
-    return json.dumps({"scheme": scheme, **params}, sort_keys=True, separators=(",", ":"))
+def family_key(scheme: WatermarkScheme) -> str:
+    return json.dumps(scheme.claims(), sort_keys=True, separators=(",", ":"))
+
+
+def _scheme_new_grants_get() -> WatermarkScheme:
+    """The settings' scheme, validated. Raises WatermarkSchemeError."""
+    return scheme_build(*grant_watermark_defaults())
 
 
 def _probe_count() -> int:
@@ -58,10 +65,10 @@ def _probe_count() -> int:
     return max(1, int(getattr(settings, "WATERMARK_POWER_SAMPLES", 32)) // ROWS_PER_KEY)
 
 
-def _probe_keys(version: ModelVersion, scheme: str, params: dict):
+def _probe_keys(version: ModelVersion, scheme: WatermarkScheme) -> list[WatermarkKey]:
     # Keys no grant has (the "grant id" names the probe), derived like real ones.
     secret = watermark_secret(max(watermark_secrets()))
-    return [watermark_key_build(scheme=scheme, params=params, secret=secret, grant_id=f"power-probe:{version.pk}:{i}")
+    return [WatermarkKey(watermark_key_derive(secret=secret, grant_id=f"power-probe:{version.pk}:{i}"), scheme)
             for i in range(_probe_count())]
 
 
@@ -81,21 +88,18 @@ def _perplexity(model, prompt_ids: list[int], token_ids: list[int]) -> tuple[flo
     return float(nll.sum()), len(token_ids)
 
 
-def _counts_at_lengths(loaded, tokenizer, text: str, key) -> dict[str, list[int]]:
+def _counts_at_lengths(loaded, tokenizer, text: str, key: WatermarkKey) -> dict[str, list[int]]:
     """What the verifier would count for this text's first L tokens, for each L of LENGTHS."""
-    ids = tokenizer(text)["input_ids"]
+    ids, scheme = tokenizer(text)["input_ids"], key.scheme
     entropies = (text_entropies(loaded.model, ids, n_positions=loaded.n_positions,
-                                bos_token_id=loaded.eos_token_id or 0) if key.selective else None)
+                                bos_token_id=loaded.eos_token_id or 0) if scheme.needs_entropies else None)
     out = {}
     for length in LENGTHS:
         if len(ids) < length + 1:
             continue
         prefix = ids[:length + 1]  # the first token is context only
-        previous, tokens = scored_pairs(prefix, context_width=key.context_width,
-                                        entropies=None if entropies is None else entropies[:length + 1],
-                                        entropy_threshold=key.entropy_threshold if key.selective else 0.0)
-        green = int(green_counts([key.key], previous=previous, tokens=tokens, gamma=key.gamma, scheme=key.scheme,
-                                 context_width=key.context_width)[0])
+        previous, tokens = scheme.scored_pairs(prefix, entropies=None if entropies is None else entropies[:length + 1])
+        green = int(scheme.green_counts([key.key], previous=previous, tokens=tokens)[0])
         out[str(length)] = [len(tokens), green]
     return out
 
@@ -112,7 +116,7 @@ def recall_at(counts: list, *, gamma: float, candidates: int) -> float | None:
     return sum(is_detected(n, g, gamma=gamma, candidates=candidates) for n, g in counts) / len(counts)
 
 
-def _measure(power: WatermarkPower, version: ModelVersion, scheme: str, params: dict) -> None:
+def _measure(power: WatermarkPower, version: ModelVersion, scheme: WatermarkScheme) -> None:
     folder = model_folder_fetch(version)
     engine = engine_instance()
     loaded = engine.load(version.digest, folder)
@@ -123,7 +127,7 @@ def _measure(power: WatermarkPower, version: ModelVersion, scheme: str, params: 
     marked, clean = {str(n): [] for n in LENGTHS}, {str(n): [] for n in LENGTHS}
     nll = {"plain": [0.0, 0], "marked": [0.0, 0]}
     entropies = []
-    for i, key in enumerate(_probe_keys(version, scheme, params)):
+    for i, key in enumerate(_probe_keys(version, scheme)):
         for kind, watermark in (("marked", key), ("plain", None)):
             result = _generate(loaded, version, folder, watermark, seed=1000 + i, max_new=max_new, prompt=prompt)
             for completion in result.completions:
@@ -138,7 +142,7 @@ def _measure(power: WatermarkPower, version: ModelVersion, scheme: str, params: 
                     entropies.extend(text_entropies(loaded.model, ids, n_positions=loaded.n_positions,
                                                     bos_token_id=loaded.eos_token_id or 0).tolist())
     reference = max(1000, Grant.objects.exclude(state=Grant.State.PENDING).count())
-    gamma = float(params["gamma"])
+    gamma = scheme.gamma
     power.counts = {k: v for k, v in marked.items() if v}
     power.clean_counts = {k: v for k, v in clean.items() if v}
     power.samples = _probe_count() * ROWS_PER_KEY
@@ -155,17 +159,17 @@ def watermark_power_measure(*, version_id, force: bool = False) -> WatermarkPowe
     once it is done without `force`, returns the existing row (tasks may be delivered twice).
     Raises ModelVersion.DoesNotExist; a measurement that fails is stored as failed with its error."""
     version = ModelVersion.objects.get(pk=version_id)
-    scheme, params = grant_watermark_defaults()
+    scheme = _scheme_new_grants_get()
     with transaction.atomic():
         power, created = WatermarkPower.objects.select_for_update().get_or_create(
-            model_version=version, params_key=family_key(scheme, params),
-            defaults={"scheme": scheme, "params": params})
+            model_version=version, params_key=family_key(scheme),
+            defaults={"scheme": scheme.name, "params": scheme.params()})
         if not created and not force and power.state in (WatermarkPower.State.DONE, WatermarkPower.State.RUNNING):
             return power
         WatermarkPower.objects.filter(pk=power.pk).update(state=WatermarkPower.State.RUNNING, error="")
     started = time.monotonic()
     try:
-        _measure(power, version, scheme, params)
+        _measure(power, version, scheme)
     except Exception as exc:  # noqa: BLE001 - recorded on the row; the card says it failed
         log.exception("watermark power of %s failed", version.pk)
         WatermarkPower.objects.filter(pk=power.pk).update(state=WatermarkPower.State.FAILED, error=str(exc)[:2000])
@@ -180,8 +184,7 @@ def watermark_power_measure(*, version_id, force: bool = False) -> WatermarkPowe
 
 def watermark_power_current(version: ModelVersion) -> WatermarkPower | None:
     """The figures of the version for the watermark new grants get (what a buyer gets), if measured."""
-    scheme, params = grant_watermark_defaults()
-    return WatermarkPower.objects.filter(model_version=version, params_key=family_key(scheme, params)).first()
+    return WatermarkPower.objects.filter(model_version=version, params_key=family_key(_scheme_new_grants_get())).first()
 
 
 def watermark_power_summary(version: ModelVersion) -> dict | None:
@@ -191,20 +194,27 @@ def watermark_power_summary(version: ModelVersion) -> dict | None:
         return None
     rows = [{"tokens": n, "recall": power.recall.get(str(n))} for n in CARD_LENGTHS]
     return {"state": power.state, "rows": rows, "samples": power.samples, "scheme": power.scheme,
-            "params": power.params, "candidates": power.reference_candidates,
+            "params": power.params, "description": _power_scheme(power).describe(),
+            "candidates": power.reference_candidates,
             "perplexity_plain": power.perplexity_plain, "perplexity_watermarked": power.perplexity_watermarked,
             "perplexity_cost": power.perplexity_cost, "mean_entropy": power.mean_entropy,
             "measured_at": power.measured_at, "error": power.error}
 
 
-def _matching_power(version_id: str, family: tuple) -> WatermarkPower | None:
-    scheme, gamma, threshold, width = family
-    for power in WatermarkPower.objects.filter(model_version_id=version_id, scheme=scheme,
+def _power_scheme(power: WatermarkPower) -> WatermarkScheme:
+    # Rows are written from a validated scheme only (watermark_power_measure).
+    return scheme_build(power.scheme, power.params)
+
+
+def _matching_power(version_id: str, scheme: WatermarkScheme) -> WatermarkPower | None:
+    """A measurement of the version under the scheme's family (delta aside: it is the grants')."""
+    for power in WatermarkPower.objects.filter(model_version_id=version_id, scheme=scheme.name,
                                                state=WatermarkPower.State.DONE):
-        p = power.params
-        if (float(p.get("gamma", 0.25)) == gamma and float(p.get("entropy_threshold", 0.0)) == threshold
-                and int(p.get("context_width", 1)) == width):
-            return power
+        try:
+            if _power_scheme(power).family == scheme.family:
+                return power
+        except WatermarkSchemeError:  # a scheme this server no longer implements
+            continue
     return None
 
 
@@ -214,11 +224,12 @@ def detection_power_for_scan(*, groups, versions: dict, text_tokens: int, candid
     not above the text's; None where the model was never measured)."""
     out, seen = [], set()
     for group in groups:
-        if (group.version_id, group.family) in seen:
+        gamma = group.scheme.gamma
+        if (group.version_id, group.scheme.family) in seen:
             continue
-        seen.add((group.version_id, group.family))
+        seen.add((group.version_id, group.scheme.family))
         version = versions[group.version_id]
-        power = _matching_power(group.version_id, group.family)
+        power = _matching_power(group.version_id, group.scheme)
         listing = getattr(version, "listing", None)
         entry = {"model_version": group.version_id, "model_name": listing.title if listing else version.name,
                  "text_tokens": text_tokens, "measured_tokens": None, "recall": None, "samples": 0}
@@ -229,11 +240,11 @@ def detection_power_for_scan(*, groups, versions: dict, text_tokens: int, candid
                 length = fitting[-1]
                 counts = power.counts[str(length)]
                 entry.update(measured_tokens=length, samples=len(counts),
-                             recall=recall_at(counts, gamma=group.family[1], candidates=candidates))
+                             recall=recall_at(counts, gamma=gamma, candidates=candidates))
             elif lengths:
                 entry.update(measured_tokens=lengths[0], samples=len(power.counts[str(lengths[0])]),
-                             recall=recall_at(power.counts[str(lengths[0])], gamma=group.family[1],
-                                              candidates=candidates), shorter_than_measured=True)
+                             recall=recall_at(power.counts[str(lengths[0])], gamma=gamma, candidates=candidates),
+                             shorter_than_measured=True)
         entry["message"] = _power_message(entry)
         out.append(entry)
     return out

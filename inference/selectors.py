@@ -34,9 +34,10 @@ def grant_for_request(*, api_key: ApiKey | None, model: str, customer=None) -> G
     return grant
 
 
-def grant_watermark_key(grant: Grant) -> WatermarkKey | None:
-    """The grant's watermark key with the scheme and parameters stored on it (None: a scheme this
-    server does not implement). Raises ImproperlyConfigured when its secret version is missing."""
+def grant_watermark_key(grant: Grant) -> WatermarkKey:
+    """The grant's watermark key with the scheme and parameters stored on it. Raises
+    WatermarkSchemeUnknown / WatermarkParamsInvalid for a scheme or parameters this server cannot
+    use, ImproperlyConfigured when its secret version is missing."""
     return watermark_key_build(scheme=grant.watermark_scheme, params=grant.watermark_params or {},
                                secret=watermark_secret(grant.watermark_secret_version), grant_id=str(grant.pk))
 

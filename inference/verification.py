@@ -2,12 +2,13 @@
 
 The scan, built to stay well under a second at 100,000 grants:
 - the candidates (every grant that ever generated: all but pending ones) are read once into an
-  in-process table of 64-bit keys grouped by model version and key family (scheme, gamma, entropy
-  threshold, context), and read again only when the set of grants changed;
+  in-process table of 64-bit keys grouped by model version and key family (the scheme with the
+  parameters that decide its green test and scored positions), and read again only when the set of
+  grants changed;
 - the text is tokenized once per distinct tokenizer (versions fine-tuned from one base share it);
-- a selective (`sweet`) family needs the model's entropy at each position: computed once per model
+- a scheme that scores by entropy (`sweet`) needs the model's entropy at each position: computed once per model
   version with its weights, whatever the number of its grants;
-- all keys of a group are scored in one vectorised pass (`watermark.detect_best`).
+- all keys of a group are scored in one vectorised pass (`WatermarkScheme.detect_best`).
 
 The best match's p-value (an exact binomial tail) is multiplied by the number of keys tested in
 total (Bonferroni), so a platform with many grants does not see chance matches; a text is called
@@ -18,7 +19,6 @@ says how often text of that length from each candidate model is detected (`power
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,9 +34,9 @@ from .receipts import receipt_verify
 from .watermark import (
     DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
-    detect_best,
+    WatermarkScheme,
+    WatermarkSchemeError,
     detected,
-    scored_pairs,
     text_entropies,
     watermark_key_build,
 )
@@ -51,7 +51,7 @@ class KeyGroup:
     """The keys of one model version's grants that share a key family (scored together)."""
 
     version_id: str
-    family: tuple  # (scheme, gamma, entropy_threshold, context_width)
+    scheme: WatermarkScheme  # the first key's; every key of the group scores alike
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     grant_ids: list[str] = field(default_factory=list)
 
@@ -71,21 +71,24 @@ class CandidateTable:
         return len(self.known)
 
     def add(self, rows) -> None:
-        secrets, grouped = watermark_secrets(), defaultdict(lambda: ([], []))
+        secrets, grouped = watermark_secrets(), {}
         for pk, version_id, scheme, params, secret_version in rows:
             pk = str(pk)
             if pk in self.known:
                 continue
             secret = secrets.get(secret_version)
-            key = secret and watermark_key_build(scheme=scheme, params=params or {}, secret=secret, grant_id=pk)
+            try:
+                key = secret and watermark_key_build(scheme=scheme, params=params or {}, secret=secret, grant_id=pk)
+            except WatermarkSchemeError:
+                key = None
             if not key:  # a scheme or secret this server lacks cannot be tested
                 continue
-            ids, keys = grouped[(str(version_id), key.family)]
+            ids, keys, _ = grouped.setdefault((str(version_id), key.scheme.family), ([], [], key.scheme))
             ids.append(pk)
             keys.append(key.key)
             self.known.add(pk)
-        for index, (ids, keys) in grouped.items():
-            group = self.groups.setdefault(index, KeyGroup(version_id=index[0], family=index[1]))
+        for index, (ids, keys, scheme) in grouped.items():
+            group = self.groups.setdefault(index, KeyGroup(version_id=index[0], scheme=scheme))
             group.keys = np.concatenate([group.keys, np.array(keys, dtype=np.uint64)])
             group.grant_ids.extend(ids)
 
@@ -156,11 +159,10 @@ class _TextView:
 
 
 def _score_group(view: _TextView, version: ModelVersion, group: KeyGroup):
-    scheme, gamma, threshold, width = group.family
-    ids = view.ids(version)
-    entropies = view.entropies(version) if threshold > 0 else None
-    previous, tokens = scored_pairs(ids, context_width=width, entropies=entropies, entropy_threshold=threshold)
-    return detect_best(previous, tokens, group.keys, gamma=gamma, scheme=scheme, context_width=width)
+    scheme = group.scheme
+    entropies = view.entropies(version) if scheme.needs_entropies else None
+    previous, tokens = scheme.scored_pairs(view.ids(version), entropies=entropies)
+    return scheme.detect_best(previous, tokens, group.keys)
 
 
 def watermark_scan(text: str) -> dict:
@@ -199,7 +201,7 @@ def _scan_result(best, tested, skipped, text_tokens, scanned, versions) -> dict:
         result.update({"z_score": round(detection.z_score, 3), "p_value": detection.p_value,
                        "adjusted_p_value": min(1.0, detection.p_value * tested),
                        "scored_tokens": detection.scored_tokens, "green_tokens": detection.green_tokens,
-                       "scheme": group.family[0], "gamma": group.family[1], "detected": found})
+                       "scheme": group.scheme.name, "gamma": group.scheme.gamma, "detected": found})
         if found:
             grant = (Grant.objects.select_related("model_version", "terms")
                      .get(pk=group.grant_ids[int(np.flatnonzero(group.keys == np.uint64(detection.key))[0])]))

@@ -117,9 +117,10 @@ class Grant(models.Model):
     # Watermark keys derive from a versioned server secret and the grant id; the version stays
     # with the grant so rotating the secret never orphans texts generated under it.
     watermark_secret_version = models.PositiveIntegerField(default=1)
-    # The scheme and its parameters (lefthash: gamma, delta) are fixed when the grant is made, so
-    # changing the settings later never makes its earlier texts undetectable.
-    watermark_scheme = models.CharField(max_length=32, default="lefthash")
+    # The scheme's name and its parameters are fixed when the grant is made (from the settings), so
+    # changing the settings later never makes its earlier texts undetectable. Both are opaque here:
+    # the inference app knows the schemes and validates them when it builds the grant's key.
+    watermark_scheme = models.CharField(max_length=32)
     watermark_params = models.JSONField(default=dict, blank=True)
     state_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -94,13 +95,20 @@ def acceptance_record(*, user, terms: LicenceTerms, ip_address: str | None, user
 # --- Grants ----------------------------------------------------------------------------------
 
 def grant_watermark_defaults() -> tuple[str, dict]:
-    """The watermark scheme and parameters a new grant gets, from the WATERMARK_* settings."""
+    """The watermark scheme and parameters a new grant gets: WATERMARK_SCHEME, and for each
+    parameter its WATERMARK_SCHEMES entry names the value of the setting WATERMARK_<NAME>, read now.
+    Both are opaque here: the inference app validates them through the scheme's class (its system
+    check refuses bad settings at start). Raises ImproperlyConfigured for a scheme without an entry
+    or a parameter without its setting."""
     scheme = settings.WATERMARK_SCHEME
-    params = {"gamma": float(settings.WATERMARK_GAMMA), "delta": float(settings.WATERMARK_DELTA)}
-    if scheme != "lefthash":
-        params.update(entropy_threshold=float(settings.WATERMARK_ENTROPY_THRESHOLD),
-                      context_width=int(settings.WATERMARK_CONTEXT_WIDTH))
-    return scheme, params
+    names = settings.WATERMARK_SCHEMES.get(scheme)
+    if names is None:
+        raise ImproperlyConfigured(f"WATERMARK_SCHEME {scheme!r} has no entry in WATERMARK_SCHEMES.")
+    missing = [name for name in names if not hasattr(settings, f"WATERMARK_{name.upper()}")]
+    if missing:
+        raise ImproperlyConfigured(f"Watermark scheme {scheme!r} needs the setting(s) "
+                                   + ", ".join(f"WATERMARK_{name.upper()}" for name in missing) + ".")
+    return scheme, {name: getattr(settings, f"WATERMARK_{name.upper()}") for name in names}
 
 
 @transaction.atomic
@@ -256,7 +264,7 @@ def apikey_authenticate(plaintext: str) -> ApiKey:
 
 @transaction.atomic
 def apikey_revoke(*, key_id, owner) -> ApiKey:
-    """Revoke one of `owner`'s keys (idempotent). Raises ApiKeyInvalid when it is not theirs."""
+    """Revoke one of `owner`'s keys (idempotent). Raises ApiKeyNotFound when it is not theirs."""
     key = ApiKey.objects.select_for_update().filter(pk=key_id, owner=owner).first()
     if key is None:
         raise ApiKeyNotFound("No such API key.", param="key")
