@@ -12,7 +12,8 @@ from django.db import connections
 from django.test import Client
 
 from licensing.models import Grant
-from marketplace.models import Order, StripeEvent
+from billing.models import StripeEvent
+from marketplace.models import Order
 from tests.conftest import require
 
 from .conftest import wait_for

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from licensing.models import Grant
 from marketplace.checkout import order_charge, purchase_start
-from marketplace.models import Invoice, Order, PayoutEntry, StripeEvent, Subscription
-from marketplace.subscriptions import subscription_record_created
+from billing.models import Invoice, PayoutEntry, StripeEvent, Subscription
+from marketplace.models import Order
+from billing.subscriptions import subscription_record_created
 from tests import factories
 
 from .conftest import wait_for

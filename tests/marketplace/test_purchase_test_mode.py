@@ -5,7 +5,8 @@ from django.urls import reverse
 
 from audit.models import AuditEntry
 from licensing.models import Grant
-from marketplace.models import Order, PayoutEntry
+from billing.models import PayoutEntry
+from marketplace.models import Order
 
 pytestmark = pytest.mark.django_db
 

@@ -28,7 +28,7 @@ from marketplace.services import (
     orders_expire_due,
 )
 from marketplace.tasks import orders_expire
-from marketplace.webhooks import stripe_event_process
+from billing.webhooks import stripe_event_process
 
 from .conftest import WEBHOOK_SECRET
 

@@ -6,16 +6,12 @@ against Stripe's documented API (https://docs.stripe.com/api)."""
 import pytest
 from django.urls import reverse
 
-from marketplace.billing import (
-    billing_meter_ensure,
-    meter_event_name,
-    meter_event_report,
-    offer_price_ensure,
-    subscription_cancel_remote,
-    subscription_create_remote,
-)
+from billing.gateway import meter_event_create as meter_event_report
+from billing.models import BillingCustomer, PayoutAccount, StripeMeter
+from billing.subscriptions import subscription_cancel_remote, subscription_create_remote
 from marketplace.checkout import order_charge, purchase_start
-from marketplace.models import BillingCustomer, Offer, PayoutAccount, StripeMeter
+from marketplace.pricing import billing_meter_ensure, meter_event_name, offer_price_ensure
+from marketplace.models import Offer
 from tests import factories
 from tests.support.stripe_stubs import stripe_stub
 
@@ -106,7 +102,8 @@ def test_each_metered_offer_gets_its_own_billing_meter_once_with_the_documented_
 
 def _paid_metered_order(customer, offer, *, connect: str = ""):
     from licensing.services import acceptance_record
-    from marketplace.models import Order, Subscription
+    from billing.models import Subscription
+    from marketplace.models import Order
 
     BillingCustomer.objects.create(user=customer, stripe_customer_id="cus_known", default_payment_method="pm_saved")
     order = Order.objects.create(
