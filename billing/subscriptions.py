@@ -66,23 +66,18 @@ def grace_period() -> timedelta:
 
 def subscription_open(*, order_id, grant_id, provider: str, connect_account: str = "") -> Subscription:
     """Inside the transaction that activates a metered order's grant: its subscription row, so a
-    metered grant never exists without one. In local test mode it is active at once; with Stripe
-    it is created there after commit (a Stripe call never runs inside a transaction) by the
-    `billing.subscription_create` task, retried with the sweep until Stripe accepts it."""
+    metered grant never exists without one. In local test mode it is active at once; a pending one
+    (Stripe) is for the caller to hand to the `billing.subscription_create` task after commit (a
+    Stripe call never runs inside a transaction), retried with the sweep until Stripe accepts it."""
     # Whole seconds, as Stripe's periods and meter event timestamps are.
     now = timezone.now().replace(microsecond=0)
     local = provider == Provider.LOCAL_TEST
-    sub = Subscription.objects.create(
+    return Subscription.objects.create(
         order_id=order_id, grant_id=grant_id, provider=provider, connect_account=connect_account,
         state=Subscription.State.ACTIVE if local else Subscription.State.PENDING,
         stripe_subscription_id=f"testsub_{order_id.hex}" if local else None,
         started_at=now if local else None, current_period_start=now if local else None,
     )
-    if not local:
-        from .tasks import subscription_create
-
-        transaction.on_commit(lambda: subscription_create.delay(sub.pk), robust=True)
-    return sub
 
 
 @transaction.atomic

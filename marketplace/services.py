@@ -22,6 +22,7 @@ from billing.gateway import payments_in_test_mode
 from billing.models import PayoutEntry, Subscription
 from billing.payouts import payout_record, payout_reverse
 from billing.subscriptions import subscription_open
+from billing.tasks import subscription_cancel, subscription_create
 from audit.services import audit_append
 from inference.precision import precision_check_request
 from licensing.models import Grant
@@ -324,8 +325,10 @@ def _metered_billing_open(order: Order) -> None:
     exists without one. With Stripe it is created there after this commit (a Stripe call never runs
     inside a transaction), retried by the task and the sweep until Stripe accepts it."""
     connect = payout_account_active(order.offer.listing.trainer) if order.provider == Order.Provider.STRIPE else None
-    subscription_open(order_id=order.pk, grant_id=order.grant_id, provider=order.provider,
-                      connect_account=connect or "")
+    sub = subscription_open(order_id=order.pk, grant_id=order.grant_id, provider=order.provider,
+                            connect_account=connect or "")
+    if sub.state == sub.State.PENDING:
+        transaction.on_commit(lambda: subscription_create.delay(sub.pk), robust=True)
 
 
 # --- Whether an order may still be paid ---------------------------------------------------------
@@ -452,8 +455,6 @@ def order_mark_reversed(*, order_id, state: str, reason: str, reverse_sale: bool
     audit_append(event=f"order.{state}", subject=order, data={"reason": reason})
     sub = Subscription.objects.filter(order=order).first()
     if state == Order.State.REFUNDED and sub is not None:
-        from billing.tasks import subscription_cancel
-
         transaction.on_commit(lambda: subscription_cancel.delay(sub.pk), robust=True)
     return order, True
 
