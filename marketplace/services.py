@@ -2,8 +2,9 @@
 
 A purchase has three steps, because Stripe calls never happen inside a database transaction:
 `purchase_start` (order row, then the PaymentIntent or SetupIntent at Stripe, then its id saved),
-the customer's card confirmed in the page with Stripe.js, and the signed webhook
-(`stripe_event_process`), which alone turns a paid order into an active grant.
+the customer's card confirmed in the page with Stripe.js, and the signed webhook (billing's
+`stripe_event_process`, whose payment_succeeded signal reaches marketplace.receivers), which alone
+turns a paid order into an active grant. The money's rows (payouts, subscriptions) are billing's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import user_require_verified_email
+from audit.services import audit_append
 from billing.customers import payout_account_active
 from billing.gateway import payments_in_test_mode
 from billing.models import PayoutEntry, Subscription
 from billing.payouts import payout_record, payout_reverse
 from billing.subscriptions import subscription_open
 from billing.tasks import subscription_cancel, subscription_create
-from audit.services import audit_append
 from inference.precision import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
