@@ -227,7 +227,7 @@ def stripe_event_process(*, event: dict) -> str:
     return outcome
 
 
-def stripe_webhook_receive(*, body: bytes, signature: str) -> str:
+def webhook_receive(*, body: bytes, signature: str) -> str:
     """Verify a webhook body's signature with STRIPE_WEBHOOK_SECRET and process its event once.
     Returns what it did. Raises SignatureInvalid (also when no secret is configured: nothing
     unsigned is ever trusted)."""

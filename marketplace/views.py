@@ -19,7 +19,7 @@ from billing.customers import payout_account_onboard
 from billing.errors import GatewayError, SignatureInvalid
 from billing.gateway import payments_in_test_mode
 from billing.models import PayoutAccount
-from billing.webhooks import stripe_webhook_receive
+from billing.webhooks import webhook_receive
 from core import charts
 from core.errors import DomainError, domain_error_body
 from core.http import client_ip
@@ -211,7 +211,7 @@ def stripe_webhook(request):
         log.error("stripe webhook received but STRIPE_WEBHOOK_SECRET is not set; refusing it")
         return HttpResponseBadRequest("webhook secret not configured")
     try:
-        outcome = stripe_webhook_receive(body=request.body, signature=request.headers.get("Stripe-Signature", ""))
+        outcome = webhook_receive(body=request.body, signature=request.headers.get("Stripe-Signature", ""))
     except SignatureInvalid as exc:
         log.warning("stripe webhook refused: %s", exc)
         return HttpResponseBadRequest("invalid signature")
