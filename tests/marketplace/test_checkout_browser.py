@@ -11,8 +11,8 @@ from django.conf import settings as django_settings
 from django.db import connections
 from django.test import Client
 
-from licensing.models import Grant
 from billing.models import StripeEvent
+from licensing.models import Grant
 from marketplace.models import Order
 from tests.conftest import require
 

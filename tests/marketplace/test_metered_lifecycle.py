@@ -18,18 +18,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from billing.errors import GatewayTransient
+from billing.metering import meter_outbox_deliver
+from billing.models import Invoice, PayoutAccount, PayoutEntry, Subscription
+from billing.subscriptions import (
+    UNPAID_REASON,
+    subscription_cancel_remote,
+    subscription_create_remote,
+    subscriptions_suspend_overdue,
+    subscriptions_to_create,
+)
 from inference.models import MeterOutbox
 from licensing.models import Grant
 from licensing.services import apikey_create
-from billing.errors import GatewayTransient
-from billing.subscriptions import subscription_cancel_remote, subscription_create_remote
-from marketplace.pricing import meter_event_name
 from marketplace.checkout import order_charge, purchase_start
-from billing.metering import meter_outbox_deliver
-from billing.models import Invoice, PayoutAccount, PayoutEntry, Subscription
 from marketplace.models import Order
+from marketplace.pricing import meter_event_name
 from marketplace.selectors import metered_estimate_cents
-from billing.subscriptions import UNPAID_REASON, subscriptions_suspend_overdue, subscriptions_to_create
 from tests import factories
 from tests.inference.test_generation_api import post
 from tests.support.stripe_stubs import stripe_stub

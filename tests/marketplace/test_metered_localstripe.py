@@ -14,11 +14,11 @@ import pytest
 import stripe
 from django.utils import timezone
 
+from billing.models import Invoice, PayoutEntry, StripeEvent, Subscription
+from billing.subscriptions import subscription_record_created
 from licensing.models import Grant
 from marketplace.checkout import order_charge, purchase_start
-from billing.models import Invoice, PayoutEntry, StripeEvent, Subscription
 from marketplace.models import Order
-from billing.subscriptions import subscription_record_created
 from tests import factories
 
 from .conftest import wait_for

@@ -12,10 +12,10 @@ import stripe
 from django.urls import reverse
 
 from audit.models import AuditEntry
+from billing.models import BillingCustomer, PayoutEntry, StripeEvent
 from licensing.models import Grant
 from marketplace.checkout import order_charge, purchase_start
 from marketplace.errors import PaymentDeclined
-from billing.models import BillingCustomer, PayoutEntry, StripeEvent
 from marketplace.models import Order
 
 from .conftest import WEBHOOK_SECRET, wait_for

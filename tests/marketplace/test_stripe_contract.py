@@ -10,8 +10,8 @@ from billing.gateway import meter_event_create as meter_event_report
 from billing.models import BillingCustomer, PayoutAccount, StripeMeter
 from billing.subscriptions import subscription_cancel_remote, subscription_create_remote
 from marketplace.checkout import order_charge, purchase_start
-from marketplace.pricing import billing_meter_ensure, meter_event_name, offer_price_ensure
 from marketplace.models import Offer
+from marketplace.pricing import billing_meter_ensure, meter_event_name, offer_price_ensure
 from tests import factories
 from tests.support.stripe_stubs import stripe_stub
 
