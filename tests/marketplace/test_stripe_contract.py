@@ -6,6 +6,7 @@ against Stripe's documented API (https://docs.stripe.com/api)."""
 import pytest
 from django.urls import reverse
 
+from billing import gateway
 from billing.gateway import meter_event_create as meter_event_report
 from billing.models import BillingCustomer, PayoutAccount, StripeMeter
 from billing.subscriptions import subscription_cancel_remote, subscription_create_remote
@@ -196,3 +197,17 @@ def test_an_account_that_cannot_receive_transfers_gets_no_destination_charges(re
     order_charge(order_id=checkout.order.pk, customer=customer)
     create = _only(recording_stripe(), "POST", "/v1/payment_intents")["params"]
     assert "transfer_data[destination]" not in create and "application_fee_amount" not in create
+
+
+def test_refunds_and_transfers_name_the_payment_the_account_and_an_idempotency_key(recording_stripe):
+    # What a held payment needs: the trainer's share moved on delivery, the charge refunded on cancel.
+    assert gateway.transfer_create(account="acct_t", amount_cents=2625, currency="usd", key="imprint-release-1",
+                                   source_transaction="ch_1").startswith("tr_")
+    assert gateway.refund_create(payment_reference="pi_1", key="imprint-refund-1").startswith("re_")
+    requests = recording_stripe()
+    transfer = _only(requests, "POST", "/v1/transfers")
+    assert transfer["params"] == {"destination": "acct_t", "amount": "2625", "currency": "usd",
+                                  "source_transaction": "ch_1"}
+    assert transfer["headers"]["idempotency-key"] == "imprint-release-1"
+    refund = _only(requests, "POST", "/v1/refunds")
+    assert refund["params"] == {"payment_intent": "pi_1"} and refund["headers"]["idempotency-key"] == "imprint-refund-1"
