@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "training",
     "licensing",
     "inference",
+    "billing",
     "marketplace",
     "compliance",
 ]
@@ -225,7 +226,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
-    "metering-outbox-sweep": {"task": "metering.outbox_sweep", "schedule": 60.0},
+    "billing-meter-outbox-sweep": {"task": "billing.meter_outbox_sweep", "schedule": 60.0},
     "quota-reservations-sweep": {"task": "quota.reservations_sweep", "schedule": 60.0},
     "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
     "billing-subscriptions-sweep": {"task": "billing.subscriptions_sweep", "schedule": 60.0},
@@ -289,6 +290,8 @@ PAYMENTS_TEST_MODE = not STRIPE_SECRET_KEY
 if PRODUCTION and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET):
     raise ImproperlyConfigured(
         "IMPRINT_ENV=production needs STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET.")
+# What billing bills: the order model of the app above it (billing keeps its id, never its fields).
+BILLING_ORDER_MODEL = "marketplace.Order"
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20.00 %, in basis points
 # A metered grant whose invoice payment failed is suspended once this many hours pass unpaid
 # (Stripe retries the card meanwhile); paying the invoice reinstates it.

@@ -1,4 +1,4 @@
-"""Listings, licence offers, purchases and payouts.
+"""Listings, licence offers and purchases (the money itself is the billing app's).
 
 Payments (settings from the environment, see config/settings.py):
 - STRIPE_SECRET_KEY unset: the embedded default's local test-mode provider (labelled on every page;
@@ -10,7 +10,8 @@ Payments (settings from the environment, see config/settings.py):
 
 Flow: checkout.purchase_start (order + SetupIntent) → Stripe.js confirmCardSetup in the page →
 checkout.order_charge (PaymentIntent on the saved card; 3-D Secure via confirmCardPayment) →
-webhooks.stripe_event_process (payment_intent.succeeded) → grant active + payout entry + audit.
-Metered offers are post-paid through Billing Meters (billing.py); the inference outbox reports usage
-with billing.meter_event_report.
+billing.webhooks (payment_intent.succeeded, signature checked, de-duplicated) → the payment_succeeded
+signal → receivers.payment_succeeded → grant active + payout entry (billing.payouts) + audit.
+Metered offers are post-paid through Billing Meters: pricing.py creates each offer's meter and price
+and tells billing what a grant is billed at; billing.metering delivers inference's meter events.
 """

@@ -6,10 +6,15 @@ class MarketplaceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Billing delivers the meter events that inference records for metered grants (inference
-        # announces each after commit; nothing below imports the marketplace).
-        from inference.signals import meter_event_recorded
+        # Billing announces payment facts and asks what a metered grant is billed at; it never
+        # imports the marketplace (the layer above it).
+        from billing import signals
+        from billing.plans import plan_source_register
 
-        from .tasks import meter_event_recorded as deliver
+        from . import receivers
+        from .pricing import metered_plan_of_grant
 
-        meter_event_recorded.connect(deliver, dispatch_uid="marketplace.meter_event_recorded")
+        for name in ("payment_succeeded", "payment_failed", "card_saved", "charge_reversed", "invoice_reversed",
+                     "subscription_started"):
+            getattr(signals, name).connect(getattr(receivers, name), dispatch_uid=f"marketplace.{name}")
+        plan_source_register(metered_plan_of_grant)

@@ -19,71 +19,36 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import stripe
-from django.db import IntegrityError
+from billing import gateway
+from billing.customers import billing_customer_card_set, billing_customer_ensure, payout_account_active
+from billing.errors import CardDeclined, GatewayError
+from billing.fees import platform_fee_cents
 
 from .errors import OrderNotFound, PaymentDeclined, PaymentProviderError
-from .models import BillingCustomer, Order
+from .models import Order
 from .services import (
     Checkout,
     order_create,
     order_mark_failed,
     order_mark_paid,
     order_payable_check,
-    payout_split,
-    trainer_connect_account,
 )
-from .stripe_gateway import payments_in_test_mode, stripe_client
 
 log = logging.getLogger(__name__)
 
 
-def billing_customer_ensure(user) -> str:
-    """The user's Stripe Customer id, created at Stripe the first time.
-
-    Raises PaymentProviderError when Stripe fails."""
-    existing = BillingCustomer.objects.filter(user=user).first()
-    if existing is not None:
-        return existing.stripe_customer_id
-    try:
-        customer = stripe_client().v1.customers.create(
-            params={"email": user.email, "name": user.get_full_name() or user.username,
-                    "metadata": {"imprint_user": str(user.pk)}},
-            options={"idempotency_key": f"imprint-customer-{user.pk}"},
-        )
-    except stripe.StripeError as exc:
-        raise PaymentProviderError(f"Stripe could not create the customer: {exc.user_message or exc}") from exc
-    try:
-        BillingCustomer.objects.create(user=user, stripe_customer_id=customer.id)
-    except IntegrityError:
-        # A concurrent checkout created it first; the idempotency key made Stripe return the same one.
-        return BillingCustomer.objects.get(user=user).stripe_customer_id
-    return customer.id
-
-
-def _payment_intent_params(order: Order, stripe_customer: str) -> dict:
-    params = {
-        "amount": order.amount_cents,
-        "currency": order.currency,
-        "customer": stripe_customer,
-        "payment_method_types": ["card"],
-        "metadata": {"imprint_order": str(order.pk), "imprint_offer": str(order.offer_id)},
-    }
-    destination = trainer_connect_account(order.offer.listing.trainer)
-    if destination:
-        # Stripe Connect destination charge: the trainer's account gets the money, minus our fee.
-        params["application_fee_amount"] = payout_split(order.amount_cents)[0]
-        params["transfer_data"] = {"destination": destination}
-    return params
+def _destination(order: Order) -> gateway.Destination | None:
+    """Stripe Connect destination charge once the trainer's account receives transfers: the
+    trainer's account gets the money, minus our fee (billing.fees)."""
+    account = payout_account_active(order.offer.listing.trainer)
+    if not account:
+        return None
+    return gateway.Destination(account=account, application_fee_cents=platform_fee_cents(order.amount_cents))
 
 
 def _create_intent(order: Order, stripe_customer: str) -> Checkout:
     # usage=off_session: metered offers charge the saved card monthly without the customer present.
-    intent = stripe_client().v1.setup_intents.create(
-        params={"customer": stripe_customer, "usage": "off_session", "payment_method_types": ["card"],
-                "metadata": {"imprint_order": str(order.pk)}},
-        options={"idempotency_key": f"imprint-order-{order.pk}-setup"},
-    )
+    intent = gateway.setup_intent_create(customer=stripe_customer, order_id=order.pk)
     Order.objects.filter(pk=order.pk).update(stripe_setup_intent_id=intent.id, stripe_customer_id=stripe_customer)
     order.stripe_setup_intent_id = intent.id
     return Checkout(order=order, client_secret=intent.client_secret, intent_kind="setup")
@@ -95,15 +60,15 @@ def purchase_start(*, customer, offer_id, accepted_terms_sha256: str, ip_address
     the intent the page confirms. In local test mode the order waits for a test card instead.
 
     Raises OfferNotFound, TermsChanged, PaymentProviderError (the order is then marked failed)."""
-    provider = Order.Provider.LOCAL_TEST if payments_in_test_mode() else Order.Provider.STRIPE
+    provider = Order.Provider.LOCAL_TEST if gateway.payments_in_test_mode() else Order.Provider.STRIPE
     order = order_create(customer=customer, offer_id=offer_id, accepted_terms_sha256=accepted_terms_sha256,
                          ip_address=ip_address, user_agent=user_agent, provider=provider)
     if provider == Order.Provider.LOCAL_TEST:
         return Checkout(order=order)
     try:
         return _create_intent(order, billing_customer_ensure(customer))
-    except (stripe.StripeError, PaymentProviderError) as exc:
-        message = getattr(exc, "user_message", None) or str(exc)
+    except GatewayError as exc:
+        message = exc.user_message or str(exc)
         order_mark_failed(order_id=order.pk, message=f"Payment could not start: {message}")
         log.warning("order %s: Stripe refused the intent: %s", order.pk, exc)
         raise PaymentProviderError(f"Payment could not start: {message}") from exc
@@ -118,9 +83,9 @@ def checkout_resume(*, order_id, customer) -> Checkout:
     if order.provider == Order.Provider.LOCAL_TEST or order.state != Order.State.PENDING:
         return Checkout(order=order)
     try:
-        intent = stripe_client().v1.setup_intents.retrieve(order.stripe_setup_intent_id)
+        intent = gateway.setup_intent_retrieve(order.stripe_setup_intent_id)
         return Checkout(order=order, client_secret=intent.client_secret, intent_kind="setup")
-    except stripe.StripeError as exc:
+    except GatewayError as exc:
         raise PaymentProviderError(f"Stripe is not reachable: {exc}") from exc
 
 
@@ -136,13 +101,13 @@ class Charge:
 
 def _saved_card(order: Order) -> str:
     """The payment method the customer confirmed in the page, checked at Stripe."""
-    intent = stripe_client().v1.setup_intents.retrieve(order.stripe_setup_intent_id).to_dict()
-    if intent.get("status") != "succeeded" or not intent.get("payment_method"):
+    intent = gateway.setup_intent_retrieve(order.stripe_setup_intent_id)
+    if intent.status != "succeeded" or not intent.payment_method:
         raise PaymentDeclined("Your card has not been confirmed yet.", param="card")
-    if (intent.get("metadata") or {}).get("imprint_order") != str(order.pk):
+    if intent.metadata.get("imprint_order") != str(order.pk):
         raise PaymentProviderError("The card setup does not belong to this order.")
-    BillingCustomer.objects.filter(user_id=order.customer_id).update(default_payment_method=intent["payment_method"])
-    return intent["payment_method"]
+    billing_customer_card_set(user_id=order.customer_id, payment_method=intent.payment_method)
+    return intent.payment_method
 
 
 def _pending_stripe_order(order_id, customer) -> Order:
@@ -173,19 +138,17 @@ def order_charge(*, order_id, customer) -> Charge:
             order, _ = order_mark_paid(order_id=order.pk, reference=order.stripe_setup_intent_id,
                                        amount_cents=0, currency=order.currency)
             return Charge(status="card_saved", order=order)
-        params = {**_payment_intent_params(order, order.stripe_customer_id),
-                  "payment_method": payment_method, "confirm": True}
-        # One idempotency key per saved card: a retried click never charges twice, a new card can.
-        intent = stripe_client().v1.payment_intents.create(
-            params=params, options={"idempotency_key": f"imprint-order-{order.pk}-{payment_method}"})
-    except stripe.CardError as exc:
+        intent = gateway.payment_intent_confirm(
+            order_id=order.pk, offer_id=order.offer_id, amount_cents=order.amount_cents, currency=order.currency,
+            customer=order.stripe_customer_id, payment_method=payment_method, destination=_destination(order))
+    except CardDeclined as exc:
         message = exc.user_message or "Your card was declined."
         order_mark_failed(order_id=order.pk, message=message)
         raise PaymentDeclined(message, param="card") from exc
-    except stripe.StripeError as exc:
+    except GatewayError as exc:
         raise PaymentProviderError(f"Stripe could not take the payment: {exc.user_message or exc}") from exc
     Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id)
     order.stripe_payment_intent_id = intent.id
-    if intent["status"] == "requires_action":
+    if intent.status == "requires_action":
         return Charge(status="requires_action", order=order, client_secret=intent.client_secret)
     return Charge(status="processing", order=order)

@@ -4,13 +4,14 @@ on first start. `manage.py billing_test_mode close-month --fail` then shows a fa
 
 from __future__ import annotations
 
+from billing.local import local_period_close
+from billing.metering import meter_outbox_deliver
+from billing.models import Subscription
 from inference.models import MeterOutbox
 from inference.services import GenerationInput, generation_create
 from licensing.services import apikey_create
 
-from .local_billing import local_period_close
-from .metering import meter_outbox_deliver
-from .models import Listing, Order, Subscription
+from .models import Listing, Order
 from .services import TEST_CARD_SUCCEEDS, order_create, order_pay_local_test
 
 PROMPTS = ("At dawn, the Marigold", "Towards dusk, the little Ada")

@@ -11,10 +11,12 @@ from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from billing.models import PayoutEntry
+from billing.selectors import metered_estimate_cents
 from licensing.models import Grant
 
 from .errors import ListingNotFound
-from .models import Listing, Offer, Order, PayoutEntry
+from .models import Listing, Offer, Order
 
 
 def _active_offers() -> QuerySet[Offer]:
@@ -161,14 +163,6 @@ def trainer_tokens_by_day(trainer, *, days: int = 30) -> dict:
     return {"days": axis, "tokens": {name: [d[day] for day in axis] for name, d in sorted(per_model.items())}}
 
 
-def metered_estimate_cents(tokens: int, cents_per_1k: int | None) -> int:
-    """What Stripe will bill for `tokens` at `cents_per_1k`, as an estimate rounded to the cent
-    (half up). Stripe computes the real amount from the meter; we never charge from this."""
-    if not cents_per_1k:
-        return 0
-    return (tokens * cents_per_1k + 500) // 1000
-
-
 def metered_usage_by_grant(grants) -> dict:
     """{grant id: (ledger tokens, estimated cents)} for grants bought on metered offers."""
     from inference.models import UsageEntry
@@ -199,7 +193,7 @@ def customer_statement(user) -> list[dict]:
     """Per metered licence of the customer: each month (invoice period) with the ledger's tokens,
     the unit price, tokens × price, and the invoice (tokens billed, amount, state); the current
     month so far comes first, not invoiced yet. Integer cents throughout."""
-    from .models import Subscription
+    from billing.models import Subscription
 
     subs = (Subscription.objects.filter(order__customer=user).select_related("order__offer__listing", "grant")
             .prefetch_related("invoices").order_by("-created_at"))

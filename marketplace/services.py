@@ -2,8 +2,9 @@
 
 A purchase has three steps, because Stripe calls never happen inside a database transaction:
 `purchase_start` (order row, then the PaymentIntent or SetupIntent at Stripe, then its id saved),
-the customer's card confirmed in the page with Stripe.js, and the signed webhook
-(`stripe_event_process`), which alone turns a paid order into an active grant.
+the customer's card confirmed in the page with Stripe.js, and the signed webhook (billing's
+`stripe_event_process`, whose payment_succeeded signal reaches marketplace.receivers), which alone
+turns a paid order into an active grant. The money's rows (payouts, subscriptions) are billing's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from django.utils import timezone
 
 from accounts.services import user_require_verified_email
 from audit.services import audit_append
+from billing.customers import payout_account_active
+from billing.gateway import payments_in_test_mode
+from billing.models import PayoutEntry, Subscription
+from billing.payouts import payout_record, payout_reverse
+from billing.subscriptions import subscription_open
+from billing.tasks import subscription_cancel, subscription_create
 from inference.precision import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
@@ -46,8 +53,7 @@ from .errors import (
     TermsChanged,
     WrongPaymentProvider,
 )
-from .models import Invoice, Listing, Offer, Order, PayoutAccount, PayoutEntry, Subscription
-from .stripe_gateway import payments_in_test_mode
+from .models import Listing, Offer, Order
 
 log = logging.getLogger(__name__)
 CURRENCIES = ("usd", "eur", "gbp", "chf", "cad", "aud", "jpy")
@@ -257,13 +263,6 @@ def offer_withdraw(*, trainer, offer_id) -> Offer:
 
 # --- Purchases -------------------------------------------------------------------------------
 
-def payout_split(gross_cents: int) -> tuple[int, int]:
-    """(platform fee, trainer share): the fee is PLATFORM_FEE_BPS of the gross rounded down to the
-    cent, so the trainer is never short-changed by rounding; the two always add up to the gross."""
-    fee = gross_cents * settings.PLATFORM_FEE_BPS // 10_000
-    return fee, gross_cents - fee
-
-
 @dataclass
 class Checkout:
     """What the payment page needs: the order, and for Stripe the intent's client secret."""
@@ -303,7 +302,7 @@ def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: 
 
 
 def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
-    """Inside the caller's transaction: pending grant → active, payout split, audit."""
+    """Inside the caller's transaction: pending grant → active, payout split (billing.fees), audit."""
     grant = grant_create_pending(customer=order.customer, model_version=order.offer.listing.model_version,
                                  terms=order.terms, acceptance=order.acceptance,
                                  price_paid_cents=order.amount_cents, currency=order.currency,
@@ -311,11 +310,9 @@ def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
     grant, _ = grant_activate(grant_id=grant.pk, reason=f"order {order.pk} paid")
     order.grant, order.state, order.paid_at, order.failure_message = grant, Order.State.PAID, timezone.now(), ""
     order.save(update_fields=["grant", "state", "paid_at", "failure_message"])
-    if order.amount_cents:
-        fee, share = payout_split(order.amount_cents)
-        PayoutEntry.objects.create(order=order, trainer=order.offer.listing.trainer, kind=PayoutEntry.Kind.SALE,
-                                   reference=reference, gross_cents=order.amount_cents, platform_fee_cents=fee,
-                                   trainer_cents=share, currency=order.currency, via_connect=via_connect)
+    payout_record(order_id=order.pk, payee_id=order.offer.listing.trainer_id, kind=PayoutEntry.Kind.SALE,
+                  reference=reference, gross_cents=order.amount_cents, currency=order.currency,
+                  via_connect=via_connect)
     audit_append(event="order.paid", subject=order,
                  data={"grant": str(grant.pk), "reference": reference, "amount_cents": order.amount_cents,
                        "currency": order.currency})
@@ -328,11 +325,9 @@ def _metered_billing_open(order: Order) -> None:
     """Inside the activation's transaction: the grant's subscription row, so a metered grant never
     exists without one. With Stripe it is created there after this commit (a Stripe call never runs
     inside a transaction), retried by the task and the sweep until Stripe accepts it."""
-    from .subscriptions import subscription_open
-    from .tasks import subscription_create
-
-    connect = trainer_connect_account(order.offer.listing.trainer) if order.provider == Order.Provider.STRIPE else None
-    sub = subscription_open(order=order, connect_account=connect or "")
+    connect = payout_account_active(order.offer.listing.trainer) if order.provider == Order.Provider.STRIPE else None
+    sub = subscription_open(order_id=order.pk, grant_id=order.grant_id, provider=order.provider,
+                            connect_account=connect or "")
     if sub.state == sub.State.PENDING:
         transaction.on_commit(lambda: subscription_create.delay(sub.pk), robust=True)
 
@@ -345,7 +340,7 @@ PAYABLE_STATES = (Order.State.PENDING, Order.State.FAILED)
 
 def order_expires_at(order: Order) -> datetime | None:
     """When a pending order stops being payable (ORDER_EXPIRY_MINUTES after it was placed; 0: never)."""
-    minutes = int(getattr(settings, "ORDER_EXPIRY_MINUTES", 60) or 0)
+    minutes = settings.ORDER_EXPIRY_MINUTES
     return order.created_at + timedelta(minutes=minutes) if minutes and order.created_at else None
 
 
@@ -413,7 +408,7 @@ def order_mark_refund_due(*, order_id, reference: str, amount_cents: int, curren
 def orders_expire_due(*, now: datetime | None = None) -> int:
     """Mark pending orders older than ORDER_EXPIRY_MINUTES expired (each audited). Returns how many.
     Run by the beat sweep; paying checks the time itself, so a late sweep lets nothing through."""
-    minutes = int(getattr(settings, "ORDER_EXPIRY_MINUTES", 60) or 0)
+    minutes = settings.ORDER_EXPIRY_MINUTES
     if not minutes:
         return 0
     cutoff = (now or timezone.now()) - timedelta(minutes=minutes)
@@ -454,47 +449,15 @@ def order_mark_reversed(*, order_id, state: str, reason: str, reverse_sale: bool
     order.state = state
     order.save(update_fields=["state"])
     if state == Order.State.REFUNDED and reverse_sale:
-        _payout_reverse(order, kind=PayoutEntry.Kind.SALE)
+        payout_reverse(order_id=order.pk, kind=PayoutEntry.Kind.SALE)
     if order.grant_id:
         grant_state = Grant.State.REVOKED if state == Order.State.REFUNDED else Grant.State.SUSPENDED
         grant_set_state(grant_id=order.grant_id, state=grant_state, reason=reason)
     audit_append(event=f"order.{state}", subject=order, data={"reason": reason})
     sub = Subscription.objects.filter(order=order).first()
     if state == Order.State.REFUNDED and sub is not None:
-        from .tasks import subscription_cancel
-
         transaction.on_commit(lambda: subscription_cancel.delay(sub.pk), robust=True)
     return order, True
-
-
-@transaction.atomic
-def invoice_mark_reversed(*, invoice_id, state: str, reason: str) -> tuple[Invoice, bool]:
-    """A metered invoice's charge was refunded or disputed: as for a one-time fee, a refund revokes
-    the grant (and reverses that invoice's payout entry), a dispute suspends it."""
-    invoice = Invoice.objects.select_for_update().select_related("subscription").get(pk=invoice_id)
-    target = Invoice.State.REFUNDED if state == Order.State.REFUNDED else Invoice.State.DISPUTED
-    if invoice.state == target or invoice.state not in (Invoice.State.PAID, Invoice.State.DISPUTED):
-        return invoice, False
-    invoice.state = target
-    invoice.save(update_fields=["state"])
-    if target == Invoice.State.REFUNDED:
-        _payout_reverse(invoice.subscription.order, kind=PayoutEntry.Kind.METERED, reference=invoice.reference)
-    order_mark_reversed(order_id=invoice.subscription.order_id, state=state, reason=reason, reverse_sale=False)
-    return invoice, True
-
-
-def _payout_reverse(order: Order, *, kind: str, reference: str | None = None) -> None:
-    """Record the refund of a sale or a metered invoice in the payouts ledger (entries are never
-    edited: the reversal is appended)."""
-    entries = PayoutEntry.objects.filter(order=order, kind=kind)
-    entry = (entries.filter(reference=reference) if reference else entries).first()
-    if entry is not None:
-        PayoutEntry.objects.get_or_create(
-            kind=PayoutEntry.Kind.REFUND, reference=f"refund:{entry.reference}",
-            defaults={"order": order, "trainer": entry.trainer, "gross_cents": entry.gross_cents,
-                      "platform_fee_cents": entry.platform_fee_cents, "trainer_cents": entry.trainer_cents,
-                      "currency": entry.currency, "via_connect": entry.via_connect},
-        )
 
 
 # --- The local test-mode provider (embedded default, no Stripe keys) -------------------------
@@ -524,8 +487,3 @@ def order_pay_local_test(*, order_id, customer, card_number: str) -> Order:
     order, _ = order_mark_paid(order_id=order.pk, reference=f"testmode_{order.pk}",
                                amount_cents=order.amount_cents, currency=order.currency)
     return order
-
-
-def trainer_connect_account(trainer) -> str | None:
-    account = PayoutAccount.objects.filter(user=trainer, transfers_active=True).first()
-    return account.stripe_account_id if account else None

@@ -40,11 +40,11 @@ BUSY_RETRY_SECONDS = 5
 
 
 def tokens_per_visitor_per_day() -> int:
-    return int(getattr(settings, "TRY_IT_TOKENS_PER_VISITOR_PER_DAY", 300))
+    return settings.TRY_IT_TOKENS_PER_VISITOR_PER_DAY
 
 
 def max_concurrent() -> int:
-    return int(getattr(settings, "TRY_IT_MAX_CONCURRENT", 2))
+    return settings.TRY_IT_MAX_CONCURRENT
 
 
 def try_it_remaining(*, visitor: str) -> int:

@@ -34,11 +34,16 @@ def migrate_to(transactional_db):
     call_command("migrate", verbosity=0)
 
 
-def _old_rows(apps) -> dict:
-    """Rows of every moved model (and a metered sale) written through the old layout's models."""
+def _old_version(apps):
+    """(user, model version, licence terms) written through the given state's models."""
     user = apps.get_model("accounts", "User").objects.create(username="old-customer", email="old@example.com")
-    dataset = apps.get_model("training", "Dataset").objects.create(
-        owner=user, name="d", file="datasets/d.txt", sha256="a" * 64, size_bytes=1, licence="cc0-1.0")
+    dataset_model = apps.get_model("training", "Dataset")
+    # Later states add required fields: give them, but only to a state that has them.
+    later = {"upload_sha256": "a" * 64}
+    known = {f.name for f in dataset_model._meta.get_fields()}
+    dataset = dataset_model.objects.create(
+        owner=user, name="d", file="datasets/d.txt", sha256="a" * 64, size_bytes=1, licence="cc0-1.0",
+        **{k: v for k, v in later.items() if k in known})
     job = apps.get_model("training", "TrainingJob").objects.create(
         owner=user, dataset=dataset, name="j", base_model="tiny", total_steps=1)
     version = apps.get_model("training", "ModelVersion").objects.create(
@@ -47,6 +52,12 @@ def _old_rows(apps) -> dict:
         n_positions=128, card="card")
     terms = apps.get_model("licensing", "LicenceTerms").objects.create(
         sha256="c" * 64, document={"uses": ["personal"]}, canonical="{}", uses_index=" personal ")
+    return user, version, terms
+
+
+def _old_rows(apps) -> dict:
+    """Rows of every moved model (and a metered sale) written through the old layout's models."""
+    user, version, terms = _old_version(apps)
     grant = apps.get_model("licensing", "Grant").objects.create(
         customer=user, model_version=version, terms=terms, quota_tokens=1000, state="active", reserved_tokens=7)
     licensing = {name: apps.get_model("licensing", name) for name in
@@ -73,7 +84,7 @@ def _old_metered_sale(apps, *, user, version, terms, grant) -> None:
     offer = apps.get_model("marketplace", "Offer").objects.create(
         listing=listing, name="metered", terms=terms, fee_cents=0, currency="usd", metered_cents_per_1k=5)
     acceptance = apps.get_model("licensing", "Acceptance").objects.create(user=user, terms=terms)
-    apps.get_model("marketplace", "Order").objects.create(
+    return apps.get_model("marketplace", "Order").objects.create(
         customer=user, offer=offer, terms=terms, acceptance=acceptance, grant=grant, amount_cents=0, currency="usd")
 
 

@@ -13,12 +13,12 @@ import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
 
+from billing.local import local_periods_close_due
+from billing.metering import meter_outbox_deliver
+from billing.models import Invoice, PayoutEntry, Subscription
 from inference.models import MeterOutbox
 from licensing.models import Grant, months_later
 from licensing.services import apikey_create
-from marketplace.local_billing import local_periods_close_due
-from marketplace.metering import meter_outbox_deliver
-from marketplace.models import Invoice, PayoutEntry, Subscription
 from marketplace.selectors import metered_estimate_cents
 from marketplace.services import TEST_CARD_SUCCEEDS, order_create, order_pay_local_test
 from tests import factories

@@ -11,8 +11,9 @@ from django.conf import settings as django_settings
 from django.db import connections
 from django.test import Client
 
+from billing.models import StripeEvent
 from licensing.models import Grant
-from marketplace.models import Order, StripeEvent
+from marketplace.models import Order
 from tests.conftest import require
 
 from .conftest import wait_for

@@ -14,10 +14,11 @@ import pytest
 import stripe
 from django.utils import timezone
 
+from billing.models import Invoice, PayoutEntry, StripeEvent, Subscription
+from billing.subscriptions import subscription_record_created
 from licensing.models import Grant
 from marketplace.checkout import order_charge, purchase_start
-from marketplace.models import Invoice, Order, PayoutEntry, StripeEvent, Subscription
-from marketplace.subscriptions import subscription_record_created
+from marketplace.models import Order
 from tests import factories
 
 from .conftest import wait_for

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from billing.metering import MeterSendFailed, meter_outbox_deliver
+from billing.models import Subscription
 from inference.models import MeterOutbox, UsageEntry
 from licensing.models import Acceptance, Grant
-from marketplace.metering import MeterSendFailed, meter_outbox_deliver
-from marketplace.billing import meter_event_name
-from marketplace.models import Order, Subscription
+from marketplace.models import Order
+from marketplace.pricing import meter_event_name
 from tests.inference.test_generation_api import post
 from tests.support.stripe_stubs import stripe_stub
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from marketplace.services import payout_split
+from billing.fees import payout_split
 
 
 @pytest.mark.parametrize(("bps", "gross", "fee", "share"), [
@@ -20,7 +20,7 @@ def test_the_platform_fee_is_rounded_down_and_the_parts_add_up(settings, bps, gr
 
 @pytest.mark.django_db
 def test_a_refund_reverses_the_sale_in_the_payouts_ledger(trainer, customer, payments_test_mode):
-    from marketplace.models import PayoutEntry
+    from billing.models import PayoutEntry
     from marketplace.selectors import trainer_totals
     from marketplace.services import (
         order_create,

@@ -12,10 +12,11 @@ import stripe
 from django.urls import reverse
 
 from audit.models import AuditEntry
+from billing.models import BillingCustomer, PayoutEntry, StripeEvent
 from licensing.models import Grant
 from marketplace.checkout import order_charge, purchase_start
 from marketplace.errors import PaymentDeclined
-from marketplace.models import BillingCustomer, Order, PayoutEntry, StripeEvent
+from marketplace.models import Order
 
 from .conftest import WEBHOOK_SECRET, wait_for
 
@@ -129,7 +130,7 @@ def test_a_webhook_for_an_unknown_object_is_logged_acknowledged_and_changes_noth
                "data": {"object": {"id": "pi_nobody_knows", "object": "payment_intent", "amount": 100,
                                    "currency": "usd", "metadata": {}}}}
     before = _state_counts()
-    with caplog.at_level(logging.WARNING, logger="marketplace.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="billing.webhooks"):
         response = _post_event(client, payload)
     assert response.status_code == 200 and response.json()["outcome"] == "ignored: unknown payment intent"
     assert "pi_nobody_knows" in caplog.text
@@ -224,7 +225,7 @@ def test_without_a_webhook_secret_every_event_is_refused(stripe_site, client, se
 
 
 def test_connect_account_updates_turn_destination_charges_on(stripe_site, client, trainer):
-    from marketplace.models import PayoutAccount
+    from billing.models import PayoutAccount
 
     PayoutAccount.objects.create(user=trainer, stripe_account_id="acct_onboarding")
     event = {"id": "evt_acct", "object": "event", "type": "account.updated",

@@ -4,8 +4,9 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEntry
+from billing.models import PayoutEntry
 from licensing.models import Grant
-from marketplace.models import Order, PayoutEntry
+from marketplace.models import Order
 
 pytestmark = pytest.mark.django_db
 

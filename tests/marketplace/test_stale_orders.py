@@ -27,8 +27,8 @@ from marketplace.services import (
     order_pay_local_test,
     orders_expire_due,
 )
+from billing.webhooks import stripe_event_process
 from marketplace.tasks import orders_expire
-from marketplace.webhooks import stripe_event_process
 
 from .conftest import WEBHOOK_SECRET
 

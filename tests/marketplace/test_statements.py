@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from marketplace.models import Invoice, PayoutEntry
+from billing.models import Invoice, PayoutEntry
 from marketplace.selectors import metered_estimate_cents, trainer_statement
 from marketplace.services import order_mark_reversed
 from tests import factories

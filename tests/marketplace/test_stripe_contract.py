@@ -6,16 +6,13 @@ against Stripe's documented API (https://docs.stripe.com/api)."""
 import pytest
 from django.urls import reverse
 
-from marketplace.billing import (
-    billing_meter_ensure,
-    meter_event_name,
-    meter_event_report,
-    offer_price_ensure,
-    subscription_cancel_remote,
-    subscription_create_remote,
-)
+from billing import gateway
+from billing.gateway import meter_event_create as meter_event_report
+from billing.models import BillingCustomer, PayoutAccount, StripeMeter
+from billing.subscriptions import subscription_cancel_remote, subscription_create_remote
 from marketplace.checkout import order_charge, purchase_start
-from marketplace.models import BillingCustomer, Offer, PayoutAccount, StripeMeter
+from marketplace.models import Offer
+from marketplace.pricing import billing_meter_ensure, meter_event_name, offer_price_ensure
 from tests import factories
 from tests.support.stripe_stubs import stripe_stub
 
@@ -106,7 +103,8 @@ def test_each_metered_offer_gets_its_own_billing_meter_once_with_the_documented_
 
 def _paid_metered_order(customer, offer, *, connect: str = ""):
     from licensing.services import acceptance_record
-    from marketplace.models import Order, Subscription
+    from billing.models import Subscription
+    from marketplace.models import Order
 
     BillingCustomer.objects.create(user=customer, stripe_customer_id="cus_known", default_payment_method="pm_saved")
     order = Order.objects.create(
@@ -199,3 +197,17 @@ def test_an_account_that_cannot_receive_transfers_gets_no_destination_charges(re
     order_charge(order_id=checkout.order.pk, customer=customer)
     create = _only(recording_stripe(), "POST", "/v1/payment_intents")["params"]
     assert "transfer_data[destination]" not in create and "application_fee_amount" not in create
+
+
+def test_refunds_and_transfers_name_the_payment_the_account_and_an_idempotency_key(recording_stripe):
+    # What a held payment needs: the trainer's share moved on delivery, the charge refunded on cancel.
+    assert gateway.transfer_create(account="acct_t", amount_cents=2625, currency="usd", key="imprint-release-1",
+                                   source_transaction="ch_1").startswith("tr_")
+    assert gateway.refund_create(payment_reference="pi_1", key="imprint-refund-1").startswith("re_")
+    requests = recording_stripe()
+    transfer = _only(requests, "POST", "/v1/transfers")
+    assert transfer["params"] == {"destination": "acct_t", "amount": "2625", "currency": "usd",
+                                  "source_transaction": "ch_1"}
+    assert transfer["headers"]["idempotency-key"] == "imprint-release-1"
+    refund = _only(requests, "POST", "/v1/refunds")
+    assert refund["params"] == {"payment_intent": "pi_1"} and refund["headers"]["idempotency-key"] == "imprint-refund-1"

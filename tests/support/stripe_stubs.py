@@ -59,6 +59,8 @@ OBJECTS = {  # path prefix -> (object, id prefix)
     "/v1/billing/meter_events": ("billing.meter_event", ""),
     "/v1/accounts": ("account", "acct_"),
     "/v1/account_links": ("account_link", ""),
+    "/v1/refunds": ("refund", "re_"),
+    "/v1/transfers": ("transfer", "tr_"),
 }
 
 

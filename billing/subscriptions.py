@@ -5,17 +5,18 @@
                                                                                  paid ─▶ grant reinstated
                   subscription deleted ─▶ grant ended
 
-Stripe's webhooks (marketplace.webhooks) and the local test mode's month close (marketplace.local_billing)
+Stripe's webhooks (billing.webhooks) and the local test mode's month close (billing.local)
 both call these services, so a person without Stripe keys sees exactly what a Stripe customer sees.
 Every grant state change goes through licensing's `grant_set_state`, which audits it. The e-mails
-leave after commit, so a rolled-back webhook sends nothing.
+leave after commit, so a rolled-back webhook sends nothing. What the grant is billed at (price,
+meter, payee) comes from the seller's plan (billing.plans); the order that bought it is an opaque id.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -28,7 +29,11 @@ from core.templatetags.money import money
 from licensing.models import Grant
 from licensing.services import grant_set_state
 
-from .models import Invoice, Order, PayoutEntry, Subscription
+from . import gateway, signals
+from .errors import GatewayError
+from .models import BillingCustomer, Invoice, PayoutEntry, Provider, Subscription
+from .payouts import payout_record, payout_reverse
+from .plans import metered_plan
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +64,18 @@ def grace_period() -> timedelta:
 
 # --- Opening a subscription --------------------------------------------------------------------
 
-def subscription_open(*, order: Order, connect_account: str = "") -> Subscription:
-    """Inside the transaction that activates a metered order's grant: its subscription row. In local
-    test mode it is active at once; with Stripe it waits for `billing.subscription_create_remote`
-    (enqueued after commit, retried until Stripe accepts it)."""
+def subscription_open(*, order_id, grant_id, provider: str, connect_account: str = "") -> Subscription:
+    """Inside the transaction that activates a metered order's grant: its subscription row, so a
+    metered grant never exists without one. In local test mode it is active at once; a pending one
+    (Stripe) is for the caller to hand to the `billing.subscription_create` task after commit (a
+    Stripe call never runs inside a transaction), retried with the sweep until Stripe accepts it."""
     # Whole seconds, as Stripe's periods and meter event timestamps are.
     now = timezone.now().replace(microsecond=0)
-    local = order.provider == Order.Provider.LOCAL_TEST
+    local = provider == Provider.LOCAL_TEST
     return Subscription.objects.create(
-        order=order, grant_id=order.grant_id, provider=order.provider, connect_account=connect_account,
+        order_id=order_id, grant_id=grant_id, provider=provider, connect_account=connect_account,
         state=Subscription.State.ACTIVE if local else Subscription.State.PENDING,
-        stripe_subscription_id=f"testsub_{order.pk.hex}" if local else None,
+        stripe_subscription_id=f"testsub_{order_id.hex}" if local else None,
         started_at=now if local else None, current_period_start=now if local else None,
     )
 
@@ -85,7 +91,7 @@ def subscription_record_created(*, subscription_id: int, stripe_subscription_id:
     sub.started_at = sub.current_period_start = started_at
     sub.next_attempt_at = None
     sub.save()
-    Order.objects.filter(pk=sub.order_id).update(stripe_subscription_id=stripe_subscription_id)
+    signals.subscription_started.send(sender=None, subscription=sub)
     audit_append(event="subscription.created", subject=sub.order,
                  data={"subscription": stripe_subscription_id, "grant": str(sub.grant_id),
                        "connect_account": sub.connect_account})
@@ -112,7 +118,7 @@ def subscriptions_to_create() -> list[int]:
     """Pending subscriptions whose next try is due (or whose first task was lost)."""
     now = timezone.now()
     lost = timezone.now() - timedelta(minutes=2)
-    pending = Subscription.objects.filter(state=Subscription.State.PENDING, provider=Order.Provider.STRIPE)
+    pending = Subscription.objects.filter(state=Subscription.State.PENDING, provider=Provider.STRIPE)
     due = pending.filter(next_attempt_at__lte=now) | pending.filter(next_attempt_at__isnull=True,
                                                                      created_at__lte=lost)
     return list(due.values_list("pk", flat=True))
@@ -147,19 +153,14 @@ def invoice_mark_paid(*, subscription_id: int, facts: InvoiceFacts) -> tuple[Inv
     """An invoice was paid: record it, write the trainer's payout entry for the metered revenue (the
     platform fee rounded down to the cent, as for one-time fees), and, if the grant was suspended
     for non-payment, reinstate it. Idempotent: the second notice changes nothing."""
-    from .services import payout_split
-
-    sub = Subscription.objects.select_for_update().select_related("order__offer__listing").get(pk=subscription_id)
+    sub = Subscription.objects.select_for_update().get(pk=subscription_id)
     invoice, changed = _upsert_invoice(sub, facts, Invoice.State.PAID)
     if not changed:
         return invoice, False
-    if invoice.amount_cents:
-        fee, share = payout_split(invoice.amount_cents)
-        PayoutEntry.objects.get_or_create(
-            kind=PayoutEntry.Kind.METERED, reference=invoice.reference,
-            defaults={"order": sub.order, "trainer": sub.order.offer.listing.trainer,
-                      "gross_cents": invoice.amount_cents, "platform_fee_cents": fee, "trainer_cents": share,
-                      "currency": invoice.currency, "via_connect": bool(sub.connect_account)})
+    payout_record(order_id=sub.order_id, payee_id=metered_plan(sub.grant_id).payee_id, kind=PayoutEntry.Kind.METERED,
+                  reference=invoice.reference, gross_cents=invoice.amount_cents, currency=invoice.currency,
+                  via_connect=bool(sub.connect_account))
+    signals.invoice_paid.send(sender=None, invoice=invoice)
     audit_append(event="invoice.paid", subject=sub.order,
                  data={"invoice": invoice.reference, "tokens": invoice.tokens, "amount_cents": invoice.amount_cents,
                        "currency": invoice.currency})
@@ -198,6 +199,7 @@ def invoice_mark_failed(*, subscription_id: int, facts: InvoiceFacts) -> tuple[I
     audit_append(event="invoice.payment_failed", subject=sub.order,
                  data={"invoice": invoice.reference, "amount_cents": invoice.amount_cents,
                        "message": invoice.failure_message})
+    signals.invoice_payment_failed.send(sender=None, invoice=invoice)
     # A subscription whose creation is still being recorded has no past-due time yet: count from now.
     deadline = (sub.past_due_since or timezone.now()) + grace_period()
     _email_after_commit(sub, "Your payment failed",
@@ -268,8 +270,68 @@ def invoice_for_payment(payment_reference: str) -> Invoice | None:
 
 
 def _email_after_commit(sub: Subscription, subject: str, body: str) -> None:
-    customer = sub.order.customer
+    customer = sub.grant.customer
     link = settings.SITE_URL.rstrip("/") + reverse("marketplace:customer_statement")
     text = f"Hello {customer.username},\n\n{body}\n\nYour statement: {link}\n"
     transaction.on_commit(lambda: send_mail(f"Imprint: {subject}", text, None, [customer.email],
                                             fail_silently=True), robust=True)
+
+
+@transaction.atomic
+def invoice_mark_reversed(*, invoice_id, state: str, reason: str) -> tuple[Invoice, bool]:
+    """A metered invoice's charge was refunded (state "refunded": the invoice's payout entry is
+    reversed) or disputed ("disputed"); the billed order's owner hears it by `invoice_reversed`
+    (a refund revokes the grant, a dispute suspends it)."""
+    invoice = Invoice.objects.select_for_update().select_related("subscription").get(pk=invoice_id)
+    target = Invoice.State.REFUNDED if state == Invoice.State.REFUNDED else Invoice.State.DISPUTED
+    if invoice.state == target or invoice.state not in (Invoice.State.PAID, Invoice.State.DISPUTED):
+        return invoice, False
+    invoice.state = target
+    invoice.save(update_fields=["state"])
+    if target == Invoice.State.REFUNDED:
+        payout_reverse(order_id=invoice.subscription.order_id, kind=PayoutEntry.Kind.METERED,
+                       reference=invoice.reference)
+    signals.invoice_reversed.send(sender=None, invoice=invoice, state=state, reason=reason)
+    return invoice, True
+
+
+# --- At Stripe -----------------------------------------------------------------------------------
+
+def _stripe_customer(plan) -> tuple[str, str]:
+    """(Stripe customer id, saved card) of the plan's payer. Raises BillingCustomer.DoesNotExist."""
+    billing = BillingCustomer.objects.get(user_id=plan.customer_id)
+    return plan.stripe_customer_id or billing.stripe_customer_id, billing.default_payment_method
+
+
+def subscription_create_remote(*, subscription_id: int) -> Subscription:
+    """Create the pending subscription at Stripe and record it; on failure record the error (the
+    customer's page shows it, the sweep retries) and raise it (billing.errors.GatewayError, or
+    BillingCustomer.DoesNotExist). The idempotency key is the order's, so a retry after a lost
+    response never makes a second subscription. With Stripe Connect each invoice is paid to the
+    trainer's account less the platform's fee (billing.fees)."""
+    sub = Subscription.objects.get(pk=subscription_id)
+    if sub.state != Subscription.State.PENDING:
+        return sub
+    try:
+        plan = metered_plan(sub.grant_id)
+        customer, card = _stripe_customer(plan)
+        created = gateway.subscription_create(
+            key=f"imprint-subscription-{sub.order_id}", customer=customer, price=plan.price_ensure(),
+            metadata={"imprint_order": str(sub.order_id), "imprint_grant": str(sub.grant_id),
+                      "imprint_subscription": str(sub.pk)},
+            payment_method=card, connect_account=sub.connect_account)
+    except (GatewayError, BillingCustomer.DoesNotExist) as exc:
+        message = exc.shown if isinstance(exc, GatewayError) else (str(exc) or type(exc).__name__)
+        subscription_record_failure(subscription_id=sub.pk, error=f"Stripe refused the subscription: {message}")
+        raise
+    started_at = datetime.fromtimestamp(int(created.started), tz=UTC) if created.started else timezone.now()
+    return subscription_record_created(subscription_id=sub.pk, stripe_subscription_id=created.id,
+                                       started_at=started_at)
+
+
+def subscription_cancel_remote(*, subscription_id: int) -> None:
+    """Cancel the subscription at Stripe now (its grant was revoked): no further invoices.
+    Stripe's customer.subscription.deleted webhook then ends it here."""
+    sub = Subscription.objects.get(pk=subscription_id)
+    if sub.provider == Provider.STRIPE and sub.stripe_subscription_id:
+        gateway.subscription_cancel(sub.stripe_subscription_id)

@@ -8,100 +8,100 @@ so events arriving out of order (a failure notice after the success) are harmles
 
 from __future__ import annotations
 
+import json
 import logging
-
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from .models import BillingCustomer, Invoice, Order, PayoutAccount, StripeEvent, Subscription
-from .services import (
-    ORDER_NOT_PAYABLE,
-    invoice_mark_reversed,
-    order_mark_failed,
-    order_mark_paid,
-    order_mark_refund_due,
-    order_mark_reversed,
-)
+from . import gateway, signals
+from .customers import payout_account_update
+from .errors import SignatureInvalid
+from .models import Invoice, Provider, StripeEvent, Subscription
 from .subscriptions import (
     InvoiceFacts,
     invoice_for_payment,
     invoice_mark_failed,
     invoice_mark_paid,
+    invoice_mark_reversed,
     subscription_mark_ended,
 )
 
 log = logging.getLogger(__name__)
 
 
-def _order_for(obj: dict, *, id_field: str) -> Order | None:
-    """The Stripe-mode order an intent belongs to: by intent id, else by the metadata we set."""
-    order = Order.objects.filter(provider=Order.Provider.STRIPE, **{id_field: obj.get("id")}).first()
-    order_id = (obj.get("metadata") or {}).get("imprint_order")
-    if order is None and order_id:
-        order = Order.objects.filter(provider=Order.Provider.STRIPE, pk=order_id).first()
-        # The webhook can outrun the request that saves the intent's id on the order.
-        if order is not None and not getattr(order, id_field):
-            Order.objects.filter(pk=order.pk).update(**{id_field: obj["id"]})
-    return order
+@dataclass(frozen=True)
+class Payment:
+    """A PaymentIntent's outcome, as the signals carry it."""
+
+    reference: str  # the PaymentIntent id
+    order_id: str  # the metadata's imprint_order ("" when absent)
+    amount_cents: int
+    currency: str
+    via_connect: bool = False
+    failure_message: str = ""
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """A SetupIntent that saved a card."""
+
+    reference: str  # the SetupIntent id
+    order_id: str
+    payment_method: str
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """A charge refunded in full ("refunded") or disputed ("disputed")."""
+
+    payment_reference: str  # the charge's PaymentIntent id
+    state: str
+    reason: str
+
+
+def _order_id(obj: dict) -> str:
+    return str((obj.get("metadata") or {}).get("imprint_order") or "")
+
+
+def _payment(obj: dict) -> Payment:
+    error = obj.get("last_payment_error") or {}
+    return Payment(reference=obj["id"], order_id=_order_id(obj),
+                   amount_cents=int(obj.get("amount_received") or obj.get("amount") or 0),
+                   currency=obj.get("currency", ""), via_connect=bool(obj.get("transfer_data")),
+                   failure_message=error.get("message") or "Your payment failed.")
 
 
 def _payment_succeeded(obj: dict) -> str:
-    order = _order_for(obj, id_field="stripe_payment_intent_id")
-    if order is None:
-        return "ignored: unknown payment intent"
-    amount = obj.get("amount_received") or obj.get("amount") or 0
-    try:
-        _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=int(amount),
-                                     currency=obj.get("currency", ""), via_connect=bool(obj.get("transfer_data")))
-    except ORDER_NOT_PAYABLE as exc:
-        # The money moved but the order may not activate: record it for a refund instead.
-        order_mark_refund_due(order_id=order.pk, reference=obj["id"], amount_cents=int(amount),
-                              currency=obj.get("currency", ""), reason=exc.code)
-        return f"refused: {exc.code}; recorded as refund_due"
-    return "order paid" if changed else "no change: order already paid or amount mismatch"
+    return (signals.first_outcome(signals.payment_succeeded, payment=_payment(obj))
+            or "ignored: unknown payment intent")
 
 
 def _payment_failed(obj: dict) -> str:
-    order = _order_for(obj, id_field="stripe_payment_intent_id")
-    if order is None:
-        return "ignored: unknown payment intent"
-    error = obj.get("last_payment_error") or {}
-    message = error.get("message") or "Your payment failed."
-    _, changed = order_mark_failed(order_id=order.pk, message=message)
-    return "order failed" if changed else "no change: order not pending"
+    return signals.first_outcome(signals.payment_failed, payment=_payment(obj)) or "ignored: unknown payment intent"
 
 
 def _setup_succeeded(obj: dict) -> str:
-    order = _order_for(obj, id_field="stripe_setup_intent_id")
-    if order is None:
-        return "ignored: unknown setup intent"
-    if obj.get("payment_method"):
-        BillingCustomer.objects.filter(user_id=order.customer_id).update(
-            default_payment_method=obj["payment_method"])
-    if order.amount_cents:
-        return "card saved; the fee's payment intent settles the order"
-    try:
-        _, changed = order_mark_paid(order_id=order.pk, reference=obj["id"], amount_cents=0,
-                                     currency=order.currency)
-    except ORDER_NOT_PAYABLE as exc:
-        return f"ignored: {exc.code}; card saved, nothing charged, no grant"
-    return "card saved, order active" if changed else "no change"
+    setup = CardSetup(reference=obj["id"], order_id=_order_id(obj), payment_method=obj.get("payment_method") or "")
+    return signals.first_outcome(signals.card_saved, setup=setup) or "ignored: unknown setup intent"
 
 
 def _charge_reversed(obj: dict, *, state: str, reason: str) -> str:
-    """A refund or dispute of a one-time fee (the order's PaymentIntent) or of a metered invoice
-    (the invoice's PaymentIntent): the grant is revoked or suspended either way."""
+    """A refund or dispute of a one-time fee (the order's PaymentIntent: its owner answers the
+    signal) or of a metered invoice (the invoice's PaymentIntent): the grant is revoked or
+    suspended either way."""
     intent = obj.get("payment_intent")
     if isinstance(intent, dict):
         intent = intent.get("id")
-    if state == Order.State.REFUNDED and not obj.get("refunded"):
+    if state == Invoice.State.REFUNDED and not obj.get("refunded"):
         return "ignored: partial refund"
-    order = Order.objects.filter(provider=Order.Provider.STRIPE, stripe_payment_intent_id=intent).first() \
+    outcome = signals.first_outcome(signals.charge_reversed,
+                                    reversal=Reversal(payment_reference=intent, state=state, reason=reason)) \
         if intent else None
-    if order is not None:
-        _, changed = order_mark_reversed(order_id=order.pk, state=state, reason=reason)
-        return f"order {state}" if changed else "no change"
+    if outcome is not None:
+        return outcome
     invoice = invoice_for_payment(intent) or Invoice.objects.filter(reference=obj.get("invoice") or "-").first()
     if invoice is None:
         return "ignored: unknown charge"
@@ -125,7 +125,7 @@ def _subscription_for(subscription_id, metadata: dict | None) -> Subscription | 
     sub = Subscription.objects.filter(stripe_subscription_id=subscription_id).first() if subscription_id else None
     pk = (metadata or {}).get("imprint_subscription")
     if sub is None and pk and str(pk).isdigit():
-        sub = Subscription.objects.filter(pk=int(pk), provider=Order.Provider.STRIPE).first()
+        sub = Subscription.objects.filter(pk=int(pk), provider=Provider.STRIPE).first()
     return sub
 
 
@@ -185,8 +185,7 @@ def _subscription_deleted(obj: dict) -> str:
 def _account_updated(obj: dict) -> str:
     """Connect: the trainer's account can (or no longer can) receive transfers."""
     active = (obj.get("capabilities") or {}).get("transfers") == "active"
-    updated = PayoutAccount.objects.filter(stripe_account_id=obj.get("id") or "").update(transfers_active=active)
-    if not updated:
+    if not payout_account_update(stripe_account_id=obj.get("id") or "", transfers_active=active):
         return "ignored: unknown account"
     return "transfers active" if active else "transfers inactive"
 
@@ -196,8 +195,8 @@ HANDLERS = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
     "setup_intent.succeeded": _setup_succeeded,
-    "charge.refunded": lambda obj: _charge_reversed(obj, state=Order.State.REFUNDED, reason="charge refunded"),
-    "charge.dispute.created": lambda obj: _charge_reversed(obj, state=Order.State.DISPUTED,
+    "charge.refunded": lambda obj: _charge_reversed(obj, state=Invoice.State.REFUNDED, reason="charge refunded"),
+    "charge.dispute.created": lambda obj: _charge_reversed(obj, state=Invoice.State.DISPUTED,
                                                             reason="charge disputed"),
     # Stripe sends both for a charged invoice (invoice.paid also for one paid out of band); the
     # invoice's id makes the second a no-op.
@@ -226,3 +225,14 @@ def stripe_event_process(*, event: dict) -> str:
         log.warning("stripe event %s (%s, %s): %s", event["id"], event.get("type"), obj.get("id"), outcome)
     StripeEvent.objects.filter(pk=record.pk).update(outcome=outcome)
     return outcome
+
+
+def webhook_receive(*, body: bytes, signature: str) -> str:
+    """Verify a webhook body's signature with STRIPE_WEBHOOK_SECRET and process its event once.
+    Returns what it did. Raises SignatureInvalid (also when no secret is configured: nothing
+    unsigned is ever trusted)."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        raise SignatureInvalid("STRIPE_WEBHOOK_SECRET is not set")
+    gateway.webhook_verify(body=body, signature=signature, secret=settings.STRIPE_WEBHOOK_SECRET)
+    # The verified body as plain JSON (the SDK's objects are not dicts).
+    return stripe_event_process(event=json.loads(body))

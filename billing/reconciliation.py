@@ -4,7 +4,7 @@ Each metered grant's money passes three records that must agree:
 
 1. every usage ledger row has a meter event row, and every meter event row was sent;
 2. every invoice bills exactly the tokens the ledger and the sent meter events hold for its period,
-   at the offer's unit price (rounded to the cent);
+   at the plan's unit price (rounded to the cent);
 3. every paid invoice has its payout entry (platform fee rounded down), and a refunded one its
    reversal.
 
@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.conf import settings
 from django.utils import timezone
 
 from inference.models import MeterOutbox, UsageEntry
 from licensing.models import Grant
 
+from .fees import payout_split
 from .metering import SWEEP_AFTER
-from .models import Invoice, Order, PayoutEntry, Subscription
+from .models import Invoice, PayoutEntry, Subscription
+from .plans import metered_plan
 from .selectors import metered_estimate_cents
 
 BILLED_INVOICE_STATES = (Invoice.State.PAID, Invoice.State.FAILED, Invoice.State.OPEN, Invoice.State.REFUNDED,
@@ -48,7 +49,7 @@ def _ledger_and_meter(sub: Subscription) -> Iterator[str]:
 
 
 def _billed_moment(sub: Subscription, created_at: datetime) -> datetime:
-    # Usage before the subscription started is reported at its start (marketplace.metering).
+    # Usage before the subscription started is reported at its start (billing.metering).
     return max(created_at, sub.started_at) if sub.started_at else created_at
 
 
@@ -68,7 +69,7 @@ def _tokens_in(sub: Subscription, invoice: Invoice) -> tuple[int, int]:
 
 def _invoices(sub: Subscription) -> Iterator[str]:
     """Check 2 and 3 for each invoice of the subscription."""
-    price = sub.order.offer.metered_cents_per_1k
+    price = metered_plan(sub.grant_id).cents_per_1k
     for invoice in sub.invoices.filter(state__in=BILLED_INVOICE_STATES).order_by("period_start"):
         ledger, sent = _tokens_in(sub, invoice)
         if invoice.tokens != ledger or invoice.tokens != sent:
@@ -90,9 +91,8 @@ def _payouts(sub: Subscription, invoice: Invoice) -> Iterator[str]:
     elif entry is not None and not paid:
         yield f"invoice {invoice.reference}: is {invoice.state} but has a payout entry"
     elif entry is not None:
-        fee = entry.gross_cents * settings.PLATFORM_FEE_BPS // 10_000
         if (entry.gross_cents, entry.platform_fee_cents, entry.trainer_cents) != (
-                invoice.amount_cents, fee, invoice.amount_cents - fee):
+                invoice.amount_cents, *payout_split(invoice.amount_cents)):
             yield (f"invoice {invoice.reference}: payout entry {entry.gross_cents}/{entry.platform_fee_cents}/"
                    f"{entry.trainer_cents} (gross/fee/share) does not split {invoice.amount_cents} cents")
     refund = PayoutEntry.objects.filter(kind=PayoutEntry.Kind.REFUND, reference=f"refund:{invoice.reference}")
@@ -111,12 +111,12 @@ def _subscription(sub: Subscription) -> Iterator[str]:
 def billing_discrepancies() -> tuple[list[str], dict]:
     """Every difference between ledger, meter events, invoices and payouts, and what was checked."""
     problems: list[str] = []
-    subs = list(Subscription.objects.select_related("order__offer").order_by("created_at"))
+    subs = list(Subscription.objects.order_by("created_at"))
     for sub in subs:
         problems.extend(_subscription(sub))
-    orphans = (Grant.objects.filter(metered=True, subscription__isnull=True, order__isnull=False)
-               .exclude(order__state__in=[Order.State.PENDING, Order.State.FAILED, Order.State.EXPIRED]))
-    for grant_id in orphans.values_list("pk", flat=True):
+    # A grant is only sold (has a plan) once its order was paid.
+    orphans = Grant.objects.filter(metered=True, subscription__isnull=True).values_list("pk", flat=True)
+    for grant_id in [pk for pk in orphans if metered_plan(pk) is not None]:
         problems.append(f"grant {grant_id}: metered but has no subscription: its usage is never invoiced")
     checked = {"subscriptions": len(subs), "invoices": Invoice.objects.count(),
                "usage rows": UsageEntry.objects.filter(grant__subscription__isnull=False).count()}

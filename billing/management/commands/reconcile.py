@@ -10,7 +10,7 @@ Exits with status 1 when there is any discrepancy, so it can run as a periodic c
 
 from django.core.management.base import BaseCommand
 
-from marketplace.reconciliation import billing_discrepancies
+from billing.reconciliation import billing_discrepancies
 
 
 class Command(BaseCommand):

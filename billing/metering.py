@@ -1,6 +1,7 @@
 """Metered billing: outbox rows → Stripe Billing Meter events.
 
-The outbox row is written in the same transaction as the ledger row (services._settle). Delivery
+The outbox row is written by inference in the same transaction as the ledger row (its
+services._settle); delivery is billing's. Delivery
 happens after commit, outside any transaction, and may be retried any number of times: the row's
 unique identifier is sent as the meter event's `identifier`, which Stripe de-duplicates, and a row
 is marked sent only once (conditional update), so usage is never billed twice.
@@ -11,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import stripe
+from django.db import IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
 
 from inference.models import MeterOutbox
 
-from .billing import meter_event_name, meter_event_report
-from .models import BillingCustomer, Order, Subscription
+from . import gateway
+from .errors import GatewayError
+from .models import BillingCustomer, Provider, StripeMeter, Subscription
+from .plans import metered_plan
 
 MAX_ATTEMPTS = 8
 SWEEP_AFTER = timedelta(minutes=5)
@@ -48,20 +51,20 @@ def _destination(row: MeterOutbox) -> Destination | None:
     """None while the grant's subscription is not created at Stripe yet (the row waits: usage sent
     before the subscription exists would not be invoiced). Raises PayerUnknown when nobody pays."""
     grant = row.usage_entry.grant
-    order = Order.objects.select_related("offer").filter(grant=grant).first()
-    if order is None:
+    plan = metered_plan(grant.pk)
+    if plan is None:
         raise PayerUnknown(f"No order pays for grant {grant.pk}.")
-    sub = Subscription.objects.filter(order=order).first()
-    if order.provider == Order.Provider.LOCAL_TEST:
-        return Destination(event_name=meter_event_name(order.offer), stripe_customer_id="", local=True)
+    if plan.provider == Provider.LOCAL_TEST:
+        return Destination(event_name=plan.meter_event_name, stripe_customer_id="", local=True)
+    sub = Subscription.objects.filter(grant=grant).first()
     if sub is not None and sub.state == Subscription.State.PENDING:
         return None
-    customer_id = order.stripe_customer_id or BillingCustomer.objects.filter(user_id=grant.customer_id).values_list(
+    customer_id = plan.stripe_customer_id or BillingCustomer.objects.filter(user_id=grant.customer_id).values_list(
         "stripe_customer_id", flat=True).first()
     if not customer_id:
         raise PayerUnknown(f"No Stripe customer pays for grant {grant.pk}.")
     started = int(sub.started_at.timestamp()) if sub is not None and sub.started_at else 0
-    return Destination(event_name=meter_event_name(order.offer), stripe_customer_id=customer_id, not_before=started)
+    return Destination(event_name=plan.meter_event_name, stripe_customer_id=customer_id, not_before=started)
 
 
 def meter_outbox_deliver(*, outbox_id: int) -> str:
@@ -85,10 +88,11 @@ def meter_outbox_deliver(*, outbox_id: int) -> str:
     if not destination.local:
         try:
             # Usage from before the subscription started is billed in its first period.
-            meter_event_report(event_name=destination.event_name, stripe_customer_id=destination.stripe_customer_id,
-                               tokens=row.payload["tokens"], identifier=row.payload["identifier"],
-                               timestamp=max(row.payload["timestamp"], destination.not_before))
-        except stripe.StripeError as exc:
+            gateway.meter_event_create(
+                event_name=destination.event_name, stripe_customer_id=destination.stripe_customer_id,
+                tokens=row.payload["tokens"], identifier=row.payload["identifier"],
+                timestamp=max(row.payload["timestamp"], destination.not_before))
+        except GatewayError as exc:
             return _record_failure(row, exc)
     MeterOutbox.objects.filter(pk=row.pk, state=MeterOutbox.State.PENDING).update(
         state=MeterOutbox.State.SENT, sent_at=timezone.now(), last_error="")
@@ -120,3 +124,17 @@ def meter_outbox_due() -> list[int]:
     now = timezone.now()
     lost = Q(next_attempt_at__isnull=True, created_at__lt=now - SWEEP_AFTER) | Q(next_attempt_at__lt=now)
     return list(MeterOutbox.objects.filter(lost, state=MeterOutbox.State.PENDING).values_list("pk", flat=True))
+
+
+def meter_ensure(*, event_name: str, display_name: str) -> str:
+    """The id of the Billing Meter for `event_name`, which sums tokens per Stripe customer (created
+    at Stripe once; a concurrent creation returns the same meter by its idempotency key)."""
+    meter = StripeMeter.objects.filter(event_name=event_name).first()
+    if meter is not None:
+        return meter.stripe_meter_id
+    meter_id = gateway.meter_create(event_name=event_name, display_name=display_name)
+    try:
+        StripeMeter.objects.create(event_name=event_name, stripe_meter_id=meter_id)
+    except IntegrityError:
+        return StripeMeter.objects.get(event_name=event_name).stripe_meter_id
+    return meter_id

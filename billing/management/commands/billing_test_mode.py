@@ -14,9 +14,9 @@ Celery beat closes each month by itself when it ends.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from marketplace.local_billing import local_grace_end, local_invoices_pay, local_period_close
-from marketplace.models import Order, Subscription
-from marketplace.stripe_gateway import payments_in_test_mode
+from billing.gateway import payments_in_test_mode
+from billing.local import local_grace_end, local_invoices_pay, local_period_close
+from billing.models import Provider, Subscription
 
 
 class Command(BaseCommand):
@@ -30,9 +30,9 @@ class Command(BaseCommand):
     def handle(self, *args, action, fail=False, customer=None, **options):
         if not payments_in_test_mode():
             raise CommandError("Stripe is configured: Stripe closes months and charges cards itself.")
-        subs = Subscription.objects.filter(provider=Order.Provider.LOCAL_TEST).select_related("order__customer")
+        subs = Subscription.objects.filter(provider=Provider.LOCAL_TEST).select_related("grant__customer")
         if customer:
-            subs = subs.filter(order__customer__username=customer)
+            subs = subs.filter(grant__customer__username=customer)
         for sub in subs.order_by("created_at"):
             getattr(self, "_" + action.replace("-", "_"))(sub, fail=fail)
 
@@ -40,16 +40,16 @@ class Command(BaseCommand):
         invoice = local_period_close(subscription_id=sub.pk, fail=fail)
         if invoice is not None:
             sub.refresh_from_db()
-            self.stdout.write(f"{sub.order.customer.username}: invoice {invoice.reference} {invoice.tokens} tokens "
+            self.stdout.write(f"{sub.grant.customer.username}: invoice {invoice.reference} {invoice.tokens} tokens "
                               f"= {invoice.amount_cents} cents {invoice.currency}: {invoice.state}; "
                               f"subscription {sub.state}")
 
     def _end_grace(self, sub, **_):
         if local_grace_end(subscription_id=sub.pk):
-            self.stdout.write(f"{sub.order.customer.username}: grant {sub.grant_id} suspended (invoice unpaid)")
+            self.stdout.write(f"{sub.grant.customer.username}: grant {sub.grant_id} suspended (invoice unpaid)")
 
     def _pay(self, sub, **_):
         for invoice in local_invoices_pay(subscription_id=sub.pk):
             sub.refresh_from_db()
-            self.stdout.write(f"{sub.order.customer.username}: invoice {invoice.reference} paid; "
+            self.stdout.write(f"{sub.grant.customer.username}: invoice {invoice.reference} paid; "
                               f"subscription {sub.state}, grant {sub.grant.state}")

@@ -2,11 +2,11 @@
 
 Stripe closes a metered subscription's month by summing the meter's events in the period into an
 invoice and charging the saved card. Here the "meter" is the outbox rows marked sent (delivery in
-local test mode sends nothing over the network), the invoice amount is the tokens times the offer's
+local test mode sends nothing over the network), the invoice amount is the tokens times the plan's
 unit price rounded to the cent as Stripe rounds, and the payment succeeds, or fails when asked
 (`manage.py billing_test_mode close-month --fail`), so a person sees a failed payment, the
 suspension after the grace period and the reinstatement when the invoice is paid. The paid and
-failed invoices go through the same services as Stripe's webhooks (marketplace.subscriptions).
+failed invoices go through the same services as Stripe's webhooks (billing.subscriptions).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from django.utils import timezone
 from inference.models import MeterOutbox
 from licensing.models import months_later
 
-from .models import Invoice, Order, Subscription
+from .models import Invoice, Provider, Subscription
+from .plans import metered_plan
 from .selectors import metered_estimate_cents
 from .subscriptions import InvoiceFacts, invoice_mark_failed, invoice_mark_paid, subscription_suspend_if_overdue
 
@@ -30,7 +31,7 @@ DECLINE_MESSAGE = "Your card was declined. (Local test mode: a simulated failed 
 
 
 def _local_subscriptions():
-    return Subscription.objects.filter(provider=Order.Provider.LOCAL_TEST, state__in=OPEN_STATES)
+    return Subscription.objects.filter(provider=Provider.LOCAL_TEST, state__in=OPEN_STATES)
 
 
 def metered_tokens_sent(*, grant_id, start: datetime, end: datetime) -> int:
@@ -43,15 +44,15 @@ def metered_tokens_sent(*, grant_id, start: datetime, end: datetime) -> int:
 def _close(subscription_id: int, *, end: datetime) -> tuple[Subscription, InvoiceFacts] | None:
     """Close the subscription's current period at `end`: the next period starts there."""
     with transaction.atomic():
-        sub = Subscription.objects.select_for_update().select_related("order__offer").get(pk=subscription_id)
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
         if sub.state not in OPEN_STATES or sub.current_period_start is None or sub.current_period_start >= end:
             return None
-        start, offer = sub.current_period_start, sub.order.offer
+        start, plan = sub.current_period_start, metered_plan(sub.grant_id)
         tokens = metered_tokens_sent(grant_id=sub.grant_id, start=start, end=end)
         number = sub.invoices.count() + 1
         facts = InvoiceFacts(reference=f"testinv_{sub.order_id.hex[:12]}_{number:04d}", period_start=start,
-                             period_end=end, tokens=tokens, currency=offer.currency,
-                             amount_cents=metered_estimate_cents(tokens, offer.metered_cents_per_1k),
+                             period_end=end, tokens=tokens, currency=plan.currency,
+                             amount_cents=metered_estimate_cents(tokens, plan.cents_per_1k),
                              payment_reference=f"testpay_{sub.order_id.hex[:12]}_{number:04d}")
         sub.current_period_start = end
         sub.save(update_fields=["current_period_start", "updated_at"])
@@ -86,7 +87,7 @@ def local_period_close(*, subscription_id: int, fail: bool = False, now: datetim
 def local_invoices_pay(*, subscription_id: int | None = None) -> list[Invoice]:
     """The customer pays their failed local test-mode invoices (a new test card): each is marked
     paid through the same service as Stripe's invoice.paid, which reinstates a suspended grant."""
-    failed = Invoice.objects.filter(state=Invoice.State.FAILED, subscription__provider=Order.Provider.LOCAL_TEST)
+    failed = Invoice.objects.filter(state=Invoice.State.FAILED, subscription__provider=Provider.LOCAL_TEST)
     if subscription_id is not None:
         failed = failed.filter(subscription_id=subscription_id)
     paid = []
@@ -101,7 +102,7 @@ def local_invoices_pay(*, subscription_id: int | None = None) -> list[Invoice]:
 def local_grace_end(*, subscription_id: int | None = None) -> int:
     """Treat the grace period of past-due local test-mode subscriptions as over: suspend their
     grants now (what the beat sweep does once BILLING_GRACE_HOURS have passed). Returns how many."""
-    due = Subscription.objects.filter(provider=Order.Provider.LOCAL_TEST, state=Subscription.State.PAST_DUE)
+    due = Subscription.objects.filter(provider=Provider.LOCAL_TEST, state=Subscription.State.PAST_DUE)
     if subscription_id is not None:
         due = due.filter(pk=subscription_id)
     now = timezone.now()

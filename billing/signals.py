@@ -1,0 +1,36 @@
+"""What billing announces about money, for the apps above it (they connect receivers in their
+AppConfig.ready(); billing never imports them).
+
+Webhook facts are sent inside the transaction that records the Stripe event, so a receiver's
+writes commit or roll back with it. A receiver that recognises the payment returns a short outcome
+(recorded on the Stripe event); one that does not returns None.
+"""
+
+from django.dispatch import Signal
+
+# A charge succeeded: `payment` is a billing.webhooks.Payment.
+payment_succeeded = Signal()
+# A charge failed: `payment` (its `failure_message` says why).
+payment_failed = Signal()
+# A card was saved for later off-session charges: `setup` is a billing.webhooks.CardSetup.
+card_saved = Signal()
+# A charge was refunded in full or disputed: `reversal` is a billing.webhooks.Reversal. Sent for
+# every charge; receivers return None for charges that are not theirs (billing then looks at its
+# metered invoices).
+charge_reversed = Signal()
+# A metered subscription exists at Stripe now: `subscription` (billing.models.Subscription).
+subscription_started = Signal()
+# A metered invoice was paid / its payment failed: `invoice` (billing.models.Invoice).
+invoice_paid = Signal()
+invoice_payment_failed = Signal()
+# A metered invoice's charge was refunded or disputed: `invoice`, `state` ("refunded" or
+# "disputed") and `reason`; the receiver that owns the billed order reverses it.
+invoice_reversed = Signal()
+
+
+def first_outcome(signal: Signal, **kwargs) -> str | None:
+    """Send `signal` and return the first outcome a receiver gave (None: nobody recognised it)."""
+    for _receiver, outcome in signal.send(sender=None, **kwargs):
+        if outcome is not None:
+            return outcome
+    return None
