@@ -177,6 +177,22 @@ class JobListCreateApi(TrainerApi):
                         status=status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK)
 
 
+class HyperparametersApi(TrainerApi):
+    """What a job can set (TrainConfig's fields): the CLI lists them for `imprint train`."""
+
+    @extend_schema(operation_id="training_hyperparameters_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response([{"name": name, "type": kind.__name__, "default": default, "label": limits.label,
+                          "help": limits.help, "limits": _limits_out(limits)}
+                         for name, kind, default, limits in hyperparameters()])
+
+
+def _limits_out(limits: Limits) -> dict:
+    out = {"min": limits.min, "max": limits.max, "greater_than": limits.above, "choices": list(limits.choices),
+           "max_length": limits.max_length, "nullable": limits.optional or None}
+    return {key: value for key, value in out.items() if value not in (None, [])}
+
+
 class JobDetailApi(TrainerApi):
     @extend_schema(operation_id="training_jobs_retrieve", responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):
