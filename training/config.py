@@ -87,8 +87,9 @@ class TrainConfig:
                                        min=1, max=4096, optional=True)
     sample_count: int = _hp(2, "Samples", "Samples written at each evaluation; 0 evaluates without sampling.",
                             min=0, max=8)
+    # 2000 characters: room for a prompt longer than a 512-token context (the loop keeps its end).
     sample_prompt: str = _hp("", "Sample prompt", "The samples continue this text (empty: a new document).",
-                             max_length=500)
+                             max_length=2000)
     sample_max_new_tokens: int = _hp(40, "Sample length", "New tokens per sample.", min=1, max=256)
     checkpoint_every: int = _hp(50, "Checkpoint every", "Write a resumable checkpoint every N steps.",
                                 min=1, max=MAX_STEPS)
@@ -116,7 +117,7 @@ class TrainConfig:
         values = {}
         for name, f in known.items():
             value = data.get(name)
-            if value is None and not f.metadata["limits"].optional:
+            if name not in data or (value is None and not f.metadata["limits"].optional):
                 continue
             values[name] = float(value) if f.type == "float" and _is_int(value) else value
         config = cls(**values)
