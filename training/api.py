@@ -161,7 +161,9 @@ class JobListCreateApi(TrainerApi):
                    "`outcome` says which, and the status is 200.",
                    responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request):
-        if unknown := sorted(set(request.data) - JOB_CREATE_KEYS):
+        if not hasattr(request.data, "keys"):
+            raise InvalidRequest("The body must be an object of the job's fields.")
+        if unknown := sorted(set(request.data.keys()) - JOB_CREATE_KEYS):
             raise InvalidRequest(f"{unknown[0]}: not a field of a training job.", param=unknown[0])
         form = JobForm(request.data)
         if not form.is_valid():
