@@ -1,11 +1,13 @@
 """TrainConfig, the one description of a job's hyperparameters: how it is stored and read back,
 its limits on the form and the API, and the settings a job started through the API trains with."""
 
+import importlib
 import json
 
 import pytest
+from django.apps import apps
 
-from training import job_runner
+from training import job_runner, services
 from training.config import TRAJECTORY_FIELDS, HyperparameterError, TrainConfig, hyperparameters
 from training.forms import JobForm
 from training.models import Checkpoint, TrainingJob
@@ -37,6 +39,17 @@ def test_rows_stored_by_older_versions_load_with_the_defaults_they_trained_with(
     # A null for a setting that has no "off" value, and an int for a float, read as before.
     loose = TrainConfig.from_dict({**OLD_ROW, "early_stopping_min_delta": None, "learning_rate": 1})
     assert loose.early_stopping_min_delta == 0.0 and loose.learning_rate == 1.0
+
+
+@pytest.mark.django_db
+def test_the_migration_writes_into_old_rows_what_they_trained_with(trainer, local_media):  # noqa: F811
+    migration = importlib.import_module("training.migrations.0007_hyperparameters_stored_complete")
+    job = services.job_create(owner=trainer, dataset=make_dataset(trainer), name="old", base_model="tiny",
+                              hyperparameters=OLD_ROW)
+    TrainingJob.objects.filter(pk=job.pk).update(hyperparameters={**OLD_ROW, "early_stopping_min_delta": None})
+    migration.fill(apps, None)
+    job.refresh_from_db()
+    assert job.hyperparameters == TrainConfig.from_dict(OLD_ROW).to_dict()
 
 
 def test_the_defaults_are_what_the_product_trained_with():
