@@ -82,6 +82,7 @@ class TrainConfig:
                     min=0, max=2**31 - 1, trajectory=True)
     sample_every: int = _hp(50, "Evaluate every", "Evaluate and write samples every N steps (and at the end).",
                             min=1, max=MAX_STEPS)
+    # None evaluates every window (code that wants the exact figure, e.g. tests; the form's blank is 64).
     eval_max_windows: int | None = _hp(64, "Validation windows", "Evaluate on at most this many validation "
                                        "windows, so evaluation stays a small share of a step's time.",
                                        min=1, max=4096, optional=True)
