@@ -110,13 +110,30 @@ def cmd_datasets_list(args, cfg) -> int:
 
 # --- train -----------------------------------------------------------------------------------
 
-def _hyperparameters(args) -> dict:
-    fields = {"steps": args.steps, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-              "context_length": args.context_length, "warmup_steps": args.warmup_steps,
-              "sample_every": args.sample_every, "sample_count": args.sample_num, "sample_prompt": args.sample_prompt,
-              "sample_max_new_tokens": args.sample_length, "checkpoint_every": args.checkpoint_every,
-              "seed": args.seed}
-    return {k: v for k, v in fields.items() if v is not None}
+# Older spellings of a few options (from the train.py script this command replaces). Every other
+# `--name value` is sent under its own name: the server's hyperparameters (`imprint
+# hyperparameters`) are the only list of names, limits and defaults, and the server refuses names
+# and values it does not accept, so this client never repeats them.
+OPTION_ALIASES = {"lr": "learning_rate", "sample_num": "sample_count", "sample_length": "sample_max_new_tokens",
+                  "save_every": "checkpoint_every"}
+
+
+def parse_hyperparameters(options: list[str]) -> dict[str, str]:
+    """`--name value` and `--name=value` pairs (dashes or underscores) as {name: value}; values stay
+    text for the server to read. Raises SystemExit for anything that is not such a pair."""
+    found, rest = {}, list(options)
+    while rest:
+        option = rest.pop(0)
+        name, has_value, value = option.partition("=")
+        if not name.startswith("--") or len(name) < 3:
+            raise SystemExit(f"imprint train: unexpected argument {option!r}; hyperparameters are --name value.")
+        if not has_value:
+            if not rest:
+                raise SystemExit(f"imprint train: {name} needs a value.")
+            value = rest.pop(0)
+        key = name[2:].replace("-", "_")
+        found[OPTION_ALIASES.get(key, key)] = value
+    return found
 
 
 def _dataset_for(client: Client, path: Path, args) -> dict:
@@ -137,7 +154,7 @@ def cmd_train(args, cfg) -> int:
     path = Path(args.file)
     dataset = _dataset_for(client, path, args)
     body = {"dataset": dataset["id"], "base_model": args.base, "name": args.name or path.stem, "reuse": True,
-            **_hyperparameters(args)}
+            **args.hyperparameters}
     job = client.post(JOBS, body)
     verb = {"created": "Started", "resumed": "Resuming", "following": "Following"}[job["outcome"]]
     from_step = f" from step {job['step']}" if job["outcome"] != "created" else ""
@@ -347,18 +364,22 @@ def _train_arguments(p) -> None:
     p.add_argument("--name", default="", help="job name (default: the file name)")
     p.add_argument("--licence", help="the data's licence, if the file must be uploaded (e.g. cc-by-4.0)")
     p.add_argument("--rights-holder", action="append", default=[], help=RIGHTS_HOLDER_HELP)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--learning-rate", "--learning_rate", type=float)
-    p.add_argument("--batch-size", "--batch_size", type=int)
-    p.add_argument("--context-length", "--context_length", type=int)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--sample-every", "--sample_every", type=int)
-    p.add_argument("--sample-num", "--sample_num", type=int, help="samples written each time")
-    p.add_argument("--sample-prompt", default=None)
-    p.add_argument("--sample-length", type=int, help="new tokens per sample")
-    p.add_argument("--checkpoint-every", "--save_every", type=int)
-    p.add_argument("--seed", type=int)
     p.add_argument("--detach", action="store_true", help="start (or resume) the job and return at once")
+    p.set_defaults(hyperparameter_options=True)
+
+
+TRAIN_EPILOG = ("Hyperparameters: --NAME VALUE for any of the server's (`imprint hyperparameters` lists them with "
+                "their defaults and limits), e.g. --steps 1000 --learning-rate 1e-3 --lr-schedule cosine "
+                "--weight-decay 0.01 --grad-clip 1.0 --sample-every 50 --sample-count 2. Unset ones take the "
+                "server's defaults; the server refuses unknown names and values out of range.")
+
+
+def cmd_hyperparameters(args, cfg) -> int:
+    for hp in _client(cfg).get("/api/v1/training/hyperparameters/"):
+        limits = ", ".join(f"{k} {v}" for k, v in hp["limits"].items())
+        print(f"--{hp['name'].replace('_', '-'):<26} {hp['type']:<6} default {hp['default']!s:<8} "
+              f"{limits}{'; ' if limits else ''}{hp['help']}")
+    return 0
 
 
 RIGHTS_HOLDER_HELP = ("who holds the rights in the text (you, for your own text); repeat for several. Every "
@@ -383,9 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rights-holder", action="append", default=[], help=RIGHTS_HOLDER_HELP)
     p.set_defaults(run=cmd_datasets_upload)
     datasets.add_parser("list").set_defaults(run=cmd_datasets_list)
-    p = sub.add_parser("train", help="train on a file (uploaded if new); Ctrl+C pauses, the same command resumes")
+    p = sub.add_parser("train", help="train on a file (uploaded if new); Ctrl+C pauses, the same command resumes",
+                       epilog=TRAIN_EPILOG, allow_abbrev=False)  # never take a hyperparameter for --name
     _train_arguments(p)
     p.set_defaults(run=cmd_train)
+    sub.add_parser("hyperparameters", help="what `imprint train` can set: names, defaults, limits").set_defaults(
+        run=cmd_hyperparameters)
     sub.add_parser("jobs", help="your training jobs").set_defaults(run=cmd_jobs)
     p = sub.add_parser("job", help="a job's status and metrics")
     p.add_argument("job")
@@ -421,8 +445,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; `imprint train` also takes hyperparameters as `--name value` (in
+    `args.hyperparameters`), which only the server knows, so they are not declared here."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "hyperparameter_options", False):
+        args.hyperparameters = parse_hyperparameters(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     try:
         return args.run(args, config.load())
     except ApiError as exc:

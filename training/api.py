@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from core.errors import InvalidRequest
 
 from . import selectors
-from .forms import DatasetForm, JobForm
+from .config import Limits, hyperparameters
+from .forms import BASE_MODEL_CHOICES, DatasetForm, JobForm
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion
 from .services import datasets, jobs, versions
 from .views import step_after
@@ -79,9 +80,31 @@ DatasetUploadInput = inline_serializer("DatasetUpload", fields={
                                             "per line or separated by semicolons."),
     "stats_base_model": serializers.CharField(required=False),
 })
-JOB_FIELDS = ("Fields of the job form: dataset (required), name, base_model, steps, learning_rate, batch_size, "
-              "context_length, warmup_steps, sample_every, sample_count, sample_prompt, sample_max_new_tokens, "
-              "checkpoint_every, seed, early_stopping_patience, early_stopping_min_delta. Unset fields take defaults.")
+
+
+def _hyperparameter_serializer_field(kind: type, default, limits: Limits) -> serializers.Field:
+    """The schema of one TrainConfig field (the request is validated by JobForm, through TrainConfig)."""
+    common = {"required": False, "default": default, "help_text": limits.help, "label": limits.label,
+              "allow_null": True}
+    if limits.choices:
+        return serializers.ChoiceField(choices=limits.choices, **common)
+    if kind is str:
+        return serializers.CharField(max_length=limits.max_length, allow_blank=True, **common)
+    bounds = {"min_value": limits.min, "max_value": limits.max}
+    return (serializers.IntegerField if kind is int else serializers.FloatField)(**bounds, **common)
+
+
+JobCreateInput = inline_serializer("TrainingJobCreate", fields={
+    "dataset": serializers.UUIDField(help_text="One of your datasets."),
+    "name": serializers.CharField(required=False),
+    "base_model": serializers.ChoiceField(choices=[name for name, _ in BASE_MODEL_CHOICES], required=False),
+    "reuse": serializers.BooleanField(required=False, default=False),
+    **{name: _hyperparameter_serializer_field(kind, default, limits)
+       for name, kind, default, limits in hyperparameters()},
+})
+# Anything else in the body is refused, not ignored: a misspelt hyperparameter would otherwise
+# train with its default while the trainer thinks it was set.
+JOB_CREATE_KEYS = frozenset(JobCreateInput.fields)
 
 
 class DatasetListCreateApi(TrainerApi):
@@ -131,12 +154,17 @@ class JobListCreateApi(TrainerApi):
                           "total_steps": j.total_steps, "percent": j.progress_percent, "dataset": str(j.dataset_id),
                           "base_model": j.base_model, "created_at": j.created_at} for j in jobs])
 
-    @extend_schema(operation_id="training_jobs_create", request=OpenApiTypes.OBJECT,
-                   description=JOB_FIELDS + " With `reuse: true`, your unfinished job on the same dataset, base "
+    @extend_schema(operation_id="training_jobs_create", request=JobCreateInput,
+                   description="Unset or null fields take their defaults; unknown fields are refused. With "
+                   "`reuse: true`, your unfinished job on the same dataset, base "
                    "model and hyperparameters is resumed (paused) or returned (queued, running) instead: "
                    "`outcome` says which, and the status is 200.",
                    responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request):
+        if not hasattr(request.data, "keys"):
+            raise InvalidRequest("The body must be an object of the job's fields.")
+        if unknown := sorted(set(request.data.keys()) - JOB_CREATE_KEYS):
+            raise InvalidRequest(f"{unknown[0]}: not a field of a training job.", param=unknown[0])
         form = JobForm(request.data)
         if not form.is_valid():
             raise _form_error(form)
@@ -149,6 +177,22 @@ class JobListCreateApi(TrainerApi):
             job, outcome = jobs.job_create(**fields), "created"
         return Response({**selectors.job_progress(job=job), "outcome": outcome},
                         status=status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK)
+
+
+class HyperparametersApi(TrainerApi):
+    """What a job can set (TrainConfig's fields): the CLI lists them for `imprint train`."""
+
+    @extend_schema(operation_id="training_hyperparameters_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response([{"name": name, "type": kind.__name__, "default": default, "label": limits.label,
+                          "help": limits.help, "limits": _limits_out(limits)}
+                         for name, kind, default, limits in hyperparameters()])
+
+
+def _limits_out(limits: Limits) -> dict:
+    out = {"min": limits.min, "max": limits.max, "greater_than": limits.above, "choices": list(limits.choices),
+           "max_length": limits.max_length, "nullable": limits.optional or None}
+    return {key: value for key, value in out.items() if value not in (None, [])}
 
 
 class JobDetailApi(TrainerApi):

@@ -4,6 +4,7 @@ give the same field errors."""
 from django import forms
 
 from .base_models import BASE_MODELS, TINY
+from .config import HyperparameterError, Limits, TrainConfig, hyperparameters
 
 LICENCE_CHOICES = [
     ("public-domain", "Public domain (e.g. out of copyright)"),
@@ -46,32 +47,35 @@ class DatasetForm(forms.Form):
         return names
 
 
+def _hyperparameter_field(kind: type, default, limits: Limits) -> forms.Field:
+    """The form field of one TrainConfig field. Its limits are checked by TrainConfig (JobForm.clean),
+    so the page, the API and the CLI show the same message; the widget's min/max only guide the browser."""
+    common = {"required": False, "label": limits.label, "help_text": limits.help, "initial": default}
+    if limits.choices:
+        return forms.ChoiceField(choices=[(c, c) for c in limits.choices], **common)
+    if kind is str:
+        return forms.CharField(max_length=limits.max_length, **common)
+    bounds = {k: v for k, v in (("min", limits.min), ("max", limits.max)) if v is not None}
+    if kind is int:
+        return forms.IntegerField(widget=forms.NumberInput(attrs=bounds), **common)
+    return forms.FloatField(widget=forms.NumberInput(attrs={"step": "any", **bounds}), **common)
+
+
 class JobForm(forms.Form):
-    """Hyperparameters with defaults that train the built-in model in seconds."""
+    """A job's dataset, name and base model, then one field per TrainConfig field, with its defaults
+    (which train the built-in model in seconds). A blank field takes its default, so an API client
+    can send just the dataset."""
 
     dataset = forms.UUIDField(widget=forms.HiddenInput)
     name = forms.CharField(max_length=200, required=False)
     base_model = forms.ChoiceField(choices=BASE_MODEL_CHOICES, initial=TINY)
-    steps = forms.IntegerField(min_value=1, max_value=1_000_000, initial=200)
-    learning_rate = forms.FloatField(min_value=1e-7, max_value=1.0, initial=1e-3)
-    batch_size = forms.IntegerField(min_value=1, max_value=256, initial=8)
-    context_length = forms.IntegerField(min_value=8, max_value=1024, initial=64)
-    warmup_steps = forms.IntegerField(min_value=0, initial=0)
-    sample_every = forms.IntegerField(min_value=1, initial=50, help_text="Evaluate and write samples every N steps.")
-    sample_count = forms.IntegerField(min_value=0, max_value=8, initial=2)
-    sample_prompt = forms.CharField(max_length=500, required=False)
-    sample_max_new_tokens = forms.IntegerField(min_value=1, max_value=256, initial=40)
-    checkpoint_every = forms.IntegerField(min_value=1, initial=50)
-    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=42)
-    early_stopping_patience = forms.IntegerField(min_value=1, required=False,
-                                                 help_text="Stop after N evaluations without improvement.")
-    early_stopping_min_delta = forms.FloatField(min_value=0, required=False, initial=0.0)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields.update({name: _hyperparameter_field(kind, default, limits)
+                            for name, kind, default, limits in hyperparameters()})
         if not self.is_bound:
             return
-        # Unset fields take their defaults, so an API client can send just the dataset.
         data = self.data.copy()
         for name, field in self.fields.items():
             if data.get(name) in (None, "") and field.initial is not None:
@@ -80,13 +84,21 @@ class JobForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        steps = cleaned.get("steps")
-        for name in ("warmup_steps", "sample_every", "checkpoint_every"):
-            value = cleaned.get(name)
-            if steps and value is not None and value > steps and name != "checkpoint_every":
-                self.add_error(name, f"Must not exceed the number of steps ({steps}).")
+        names = [name for name, *_ in hyperparameters() if name not in self.errors]
+        try:
+            config = TrainConfig.from_dict({name: cleaned.get(name) for name in names})
+        except HyperparameterError as exc:
+            self._add_errors(exc.errors)
+            return cleaned
+        self._add_errors(config.plan_errors())
+        if not self.errors:
+            self.config = config
         return cleaned
 
+    def _add_errors(self, errors: dict[str, str]) -> None:
+        for name, message in errors.items():
+            self.add_error(name if name in self.fields else None, f"{message[0].upper()}{message[1:]}.")
+
     def hyperparameters(self) -> dict:
-        keys = set(self.fields) - {"dataset", "name", "base_model"}
-        return {k: self.cleaned_data[k] for k in sorted(keys)}
+        """What the job stores (call after is_valid)."""
+        return self.config.to_dict()

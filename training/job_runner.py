@@ -71,10 +71,11 @@ class LeaseKeeper:
 class JobCallbacks(TrainingCallbacks):
     """Records the loop's progress through the job services, and relays pause/cancel requests."""
 
-    def __init__(self, job: TrainingJob, worker_id: str, tokenizer, train_ids: list[int], lease: LeaseKeeper):
+    def __init__(self, job: TrainingJob, worker_id: str, tokenizer, train_ids: list[int], lease: LeaseKeeper,
+                 keep_checkpoints: int):
         self.job, self.worker_id, self.lease = job, worker_id, lease
         self.tokenizer, self.train_ids = tokenizer, train_ids
-        self.keep = job.hyperparameters.get("keep_checkpoints", 2)
+        self.keep = keep_checkpoints
         self.last_beat = time.monotonic()
 
     def _beat(self, step: int | None = None) -> None:
@@ -113,17 +114,6 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def train_config(job: TrainingJob) -> TrainConfig:
-    hp = job.hyperparameters
-    return TrainConfig(
-        steps=hp["steps"], learning_rate=hp["learning_rate"], batch_size=hp["batch_size"],
-        context_length=hp["context_length"], seed=hp["seed"], warmup_steps=hp.get("warmup_steps", 0),
-        sample_every=hp["sample_every"], sample_count=hp["sample_count"], sample_prompt=hp.get("sample_prompt", ""),
-        sample_max_new_tokens=hp.get("sample_max_new_tokens", 40), checkpoint_every=hp["checkpoint_every"],
-        early_stopping_patience=hp.get("early_stopping_patience"),
-        early_stopping_min_delta=hp.get("early_stopping_min_delta") or 0.0)
-
-
 def job_run(*, job_id, worker_id: str | None = None) -> str:
     """Claim and run a job to its next resting state; returns that state, or "not-claimed"."""
     worker_id = worker_id or worker_identity()
@@ -155,7 +145,7 @@ def _run(job: TrainingJob, worker_id: str, work: Path, lease: LeaseKeeper) -> st
     import torch
 
     base = BASE_MODELS[job.base_model]
-    config = train_config(job)
+    config = job.config  # a stored row out of its limits fails the job here, naming the field
     windows = selectors.job_windows(job=job, scratch=work)
     tokenizer, ids, train, val = windows.tokenizer, windows.ids, windows.train, windows.val
     resume_from = _prepare_resume(job, worker_id, work)
@@ -163,7 +153,7 @@ def _run(job: TrainingJob, worker_id: str, work: Path, lease: LeaseKeeper) -> st
     device = "cuda" if torch.cuda.is_available() else "cpu"
     jobs.job_device_set(job_id=job.pk, worker_id=worker_id, device=device)
     result = run_training(model_path=model_path, train_windows=train, val_windows=val, config=config,
-                          callbacks=JobCallbacks(job, worker_id, tokenizer, ids, lease),
+                          callbacks=JobCallbacks(job, worker_id, tokenizer, ids, lease, config.keep_checkpoints),
                           work_dir=work / "run", resume_from=resume_from, device=device)
     return _finish(job, worker_id, result)
 

@@ -32,74 +32,18 @@ from transformers.activations import GELUTanh, NewGELUActivation
 
 from core.torch_runtime import reuse_freed_memory
 
+# TrainConfig is defined with the other hyperparameter code and imported from here by the loop's callers.
+from .config import TRAJECTORY_FIELDS, TrainConfig
+
 STATUSES = ("succeeded", "paused", "cancelled", "early_stopped")
-SCHEDULES = ("linear", "cosine")
 SAMPLE_TOP_K = 40
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
 STATE_FILE = "trainer_state.json"
-# Changing any of these between a checkpoint and its resume would change the trajectory (batches,
-# schedule or update rule), so resuming refuses instead of silently producing a different model.
-TRAJECTORY_FIELDS = (
-    "steps",
-    "learning_rate",
-    "batch_size",
-    "context_length",
-    "seed",
-    "warmup_steps",
-    "lr_schedule",
-    "weight_decay",
-    "grad_clip",
-)
 _CHECKPOINT_NAME = re.compile(r"^step-(\d+)$")
 _IGNORE = -100  # cross_entropy's ignore_index: the last position of a window has no next token
 # Purposes mixed into derived seeds, so that batches, dropout and samples draw independent streams.
 _BATCHES, _DROPOUT, _SAMPLES = 0, 1, 2
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one training job. Steps are counted from 1; `steps` is the total."""
-
-    steps: int
-    learning_rate: float = 5e-4
-    batch_size: int = 8
-    context_length: int = 128
-    seed: int = 42
-    warmup_steps: int = 0
-    lr_schedule: str = "linear"  # after warmup, decay to 0 at `steps`: "linear" or "cosine"
-    weight_decay: float = 0.0  # applied to matrices and embeddings, never to biases or LayerNorm
-    grad_clip: float | None = 1.0  # max global grad norm; None or 0 disables clipping
-    sample_every: int = 50  # evaluation and samples every this many steps, and at the end
-    sample_count: int = 1  # 0 evaluates without sampling
-    sample_prompt: str = ""
-    sample_max_new_tokens: int = 40
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
-    early_stopping_min_delta: float = 0.0
-    # Validation uses at most this many windows (the first ones), so evaluation stays a small share
-    # of the step time on big datasets; None evaluates them all.
-    eval_max_windows: int | None = 64
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first field out of range."""
-        positive = ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_checkpoints")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.context_length < 2:
-            raise ValueError("context_length must be at least 2 (a token and its successor)")
-        if not self.learning_rate > 0:
-            raise ValueError("learning_rate must be positive")
-        if self.warmup_steps < 0 or self.weight_decay < 0 or self.sample_count < 0:
-            raise ValueError("warmup_steps, weight_decay and sample_count must not be negative")
-        if self.sample_max_new_tokens < 1:
-            raise ValueError("sample_max_new_tokens must be at least 1")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {SCHEDULES}")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError("early_stopping_patience must be at least 1 or None")
 
 
 class TrainingCallbacks:

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from .config import TrainConfig
+
 SAMPLE_QUOTE_CHARS = 1000  # long samples are cut so the card stays readable
 LICENCE_KEYS = ("license", "license_name", "license_link")
 # The licence section is regenerated whenever what is sold changes; the markers find it again in a
@@ -188,12 +190,15 @@ def _training_data(dataset_name: str, dataset_digest: str, dataset_licence: str)
 
 
 def _training_procedure(hyperparameters: Mapping[str, Any]) -> str:
-    rows = "\n".join(f"| {key} | {_cell(value)} |" for key, value in hyperparameters.items())
+    """Every hyperparameter the run trained with (defaults filled in, as the loop saw them) by its
+    TrainConfig name, which is what a reader would pass to reproduce it, and its label."""
+    rows = "\n".join(f"| {name} | {_cell(value)} | {label} |"
+                     for name, label, value in TrainConfig.from_dict(hyperparameters).described())
     return (
         "## Training procedure\n\n"
         "Full fine-tuning with AdamW and a warmup-then-decay learning-rate schedule.\n\n"
         "### Training hyperparameters\n\n"
-        f"| Hyperparameter | Value |\n|---|---|\n{rows}"
+        f"| Hyperparameter | Value | Meaning |\n|---|---|---|\n{rows}"
     )
 
 

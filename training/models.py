@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from .config import TrainConfig
+
 
 class Dataset(models.Model):
     """An uploaded UTF-8 text corpus, documents separated by `<|endoftext|>`.
@@ -113,7 +115,7 @@ class TrainingJob(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)
     base_model = models.CharField(max_length=300, help_text="'tiny', a gpt2 family name, or a local path.")
-    hyperparameters = models.JSONField(default=dict)
+    hyperparameters = models.JSONField(default=dict)  # TrainConfig.to_dict(); read it as `config`
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
     control_request = models.CharField(max_length=8, choices=Request.choices, default="", blank=True)
     # Lease: a worker owns a running job while its heartbeat is younger than the lease.
@@ -140,6 +142,12 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def config(self) -> TrainConfig:
+        """The stored hyperparameters as a TrainConfig (rows stored with fewer keys take the defaults).
+        Raises HyperparameterError when the row is out of the limits."""
+        return TrainConfig.from_dict(self.hyperparameters)
 
     @property
     def progress_percent(self) -> float:

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.db.models import Q
 
 from .base_models import base_model_get
+from .config import HyperparameterError
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion, TrainingJob
 from .services.datasets import VAL_FRACTION, dataset_encoding
 from .textdata import make_windows, split_windows
@@ -73,9 +74,18 @@ def _eta_seconds(job: TrainingJob) -> float | None:
     recent = [tps for tps in job.metrics.order_by("-step").values_list("tokens_per_second", flat=True)[:20] if tps]
     if not recent:
         return None
-    hp = job.hyperparameters
-    seconds_per_step = hp["batch_size"] * hp["context_length"] / (sum(recent) / len(recent))
+    config = job.config
+    seconds_per_step = config.batch_size * config.context_length / (sum(recent) / len(recent))
     return round((job.total_steps - job.step) * seconds_per_step, 1)
+
+
+def job_settings(*, job: TrainingJob) -> list[tuple[str, str, object]]:
+    """(name, label, value) of each of the job's hyperparameters, defaults filled in, for its page.
+    A row stored outside the limits (its run fails on it) is shown as stored, under its keys."""
+    try:
+        return job.config.described()
+    except HyperparameterError:
+        return [(name, name, value) for name, value in job.hyperparameters.items()]
 
 
 def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after: int = 0,
@@ -121,9 +131,9 @@ def job_windows(*, job: TrainingJob, scratch: Path) -> JobWindows:
     uses: cut at its context length and split by its seed. The one place they are made, so the
     training run and every later measurement of a version on "its validation set" (inference's
     precision checks) read the same windows. Raises TrainingError when the tokenizer is unreachable."""
-    hp = job.hyperparameters
+    config = job.config
     tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base_model_get(job.base_model), scratch=scratch)
-    train, val = split_windows(make_windows(ids, hp["context_length"]), VAL_FRACTION, seed=hp["seed"])
+    train, val = split_windows(make_windows(ids, config.context_length), VAL_FRACTION, seed=config.seed)
     return JobWindows(tokenizer=tokenizer, ids=ids, train=train, val=val)
 
 

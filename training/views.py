@@ -82,7 +82,7 @@ def job_create(request):
 @role_required("trainer")
 def job_detail(request, pk):
     job = selectors.job_get(owner=request.user, pk=pk)
-    return render(request, "training/job_detail.html", {"job": job})
+    return render(request, "training/job_detail.html", {"job": job, "hyperparameters": selectors.job_settings(job=job)})
 
 
 @role_required("trainer")
@@ -149,5 +149,4 @@ def estimate(request):
     form = JobForm(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
-    return JsonResponse(jobs.job_estimate_for(base_model=form.cleaned_data["base_model"],
-                                                  hyperparameters=form.hyperparameters()))
+    return JsonResponse(jobs.job_estimate_for(base_model=form.cleaned_data["base_model"], config=form.config))

@@ -233,17 +233,6 @@ def _stats_tokenizer(base: BaseModel, sample: list[str]):
     return hub_tokenizer_load(base)
 
 
-def stats_tokenizer(*, documents: list[str], base: BaseModel):
-    """The tokenizer whose token counts the dataset page shows (see `_stats_tokenizer`)."""
-    sample, chars = [], 0
-    for document in documents:
-        if chars >= TOKENIZER_SAMPLE_CHARS:
-            break
-        sample.append(document)
-        chars += len(document)
-    return _stats_tokenizer(base, sample)
-
-
 def _store(record, base, tokenizer, text_path: Path, ids_path: Path, dtype, stats: dict, scratch: Path):
     sha = artifacts.file_sha256(text_path)
     text_name = _save_once(f"datasets/{sha}.txt", text_path)

@@ -12,9 +12,10 @@ its successor. The worker renews the lease in the background for as long as it r
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -24,6 +25,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from ..base_models import TINY, BaseModel, available_device, base_model_get, job_estimate
+from ..config import HyperparameterError, TrainConfig
 from ..errors import IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from ..models import Dataset, JobMetric, Sample, TrainingJob
 
@@ -90,12 +92,19 @@ def _lock_owner(owner) -> None:
     list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
 
 
-def job_estimate_for(*, base_model: str, hyperparameters: dict) -> dict:
+def job_estimate_for(*, base_model: str, config: TrainConfig) -> dict:
     """Tokens, duration and cost of a job before it is created (see base_models.job_estimate).
     Raises TrainingError for an unknown base model."""
-    return job_estimate(base=base_model_get(base_model), steps=hyperparameters["steps"],
-                        batch_size=hyperparameters["batch_size"],
-                        context_length=hyperparameters["context_length"], device=available_device())
+    return job_estimate(base=base_model_get(base_model), steps=config.steps, batch_size=config.batch_size,
+                        context_length=config.context_length, device=available_device())
+
+
+def _train_config(hyperparameters: Mapping[str, Any]) -> TrainConfig:
+    """Raises TrainingError on the first field out of its limits (or unknown)."""
+    try:
+        return TrainConfig.from_dict(hyperparameters)
+    except HyperparameterError as exc:
+        raise TrainingError(str(exc), param=exc.field) from exc
 
 
 def _max_context(base: BaseModel) -> int:
@@ -103,26 +112,28 @@ def _max_context(base: BaseModel) -> int:
 
 
 @transaction.atomic
-def job_create(*, owner, dataset: Dataset, name: str, base_model: str, hyperparameters: dict) -> TrainingJob:
+def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
+               hyperparameters: Mapping[str, Any]) -> TrainingJob:
     """Create a queued job and enqueue it on the training queue after commit.
 
-    `hyperparameters` are already validated (JobForm). Raises TrainingError for an unknown base
-    model, a dataset of someone else or a context too long for the base, TrainingLimitExceeded
-    over the trainer's limits.
+    `hyperparameters` are read by TrainConfig.from_dict (missing ones take their defaults) and
+    stored complete (`to_dict`). Raises TrainingError for hyperparameters out of their limits, an
+    unknown base model, a dataset of someone else or a context too long for the base,
+    TrainingLimitExceeded over the trainer's limits.
     """
+    config = _train_config(hyperparameters)
     base = base_model_get(base_model)
     if dataset.owner_id != owner.pk:
         raise TrainingError("Choose one of your own datasets.", param="dataset")
-    if hyperparameters["context_length"] > _max_context(base):
+    if config.context_length > _max_context(base):
         raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
                             param="context_length")
     _lock_owner(owner)
-    _check_limits(owner, hyperparameters["steps"])
+    _check_limits(owner, config.steps)
     job = TrainingJob.objects.create(
         owner=owner, dataset=dataset, name=name or f"{dataset.name} on {base.name}", base_model=base.name,
-        hyperparameters=hyperparameters, total_steps=hyperparameters["steps"],
-        estimate=job_estimate_for(base_model=base.name, hyperparameters=hyperparameters),
-        heartbeat_at=timezone.now())
+        hyperparameters=config.to_dict(), total_steps=config.steps,
+        estimate=job_estimate_for(base_model=base.name, config=config), heartbeat_at=timezone.now())
     _enqueue(job)
     return job
 
@@ -143,16 +154,19 @@ _DIRECT = {
 
 @transaction.atomic
 def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
-                        hyperparameters: dict) -> tuple[TrainingJob, str]:
+                        hyperparameters: Mapping[str, Any]) -> tuple[TrainingJob, str]:
     """What running the same training command again means: the owner's unfinished job on the same
     dataset with the same base model and hyperparameters is resumed (when paused) or followed
     (when queued or running) instead of a second one being started. Returns (job, "resumed" |
     "following" | "created"). Raises what `job_create` and `job_control` raise."""
+    wanted = _train_config(hyperparameters).to_dict()
     unfinished = (TrainingJob.objects.select_for_update()
                   .filter(owner=owner, dataset=dataset, base_model=base_model,
                           state__in=[State.PAUSED, State.QUEUED, State.RUNNING]).order_by("-created_at"))
     for job in unfinished:
-        if job.hyperparameters == hyperparameters:
+        # Rows are stored complete (to_dict), so a request that leaves a setting at its default
+        # and one that spells the default out find the same job.
+        if job.hyperparameters == wanted:
             if job.state == State.PAUSED:
                 return job_control(job=job, action="resume"), "resumed"
             return job, "following"

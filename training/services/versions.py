@@ -26,7 +26,7 @@ def checkpoint_prefix(job: TrainingJob, step: int) -> str:
     return f"jobs/{job.pk}/checkpoints/step-{step:08d}-{uuid.uuid4().hex[:12]}"
 
 
-def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Path, keep_last: int = 2) -> Checkpoint:
+def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Path, keep_last: int) -> Checkpoint:
     """Upload a checkpoint folder, record it, and prune all but the newest `keep_last` (and any
     promoted to a version). Raises LeaseLost, with nothing recorded or left stored, when this
     worker no longer holds the job."""
