@@ -2,6 +2,13 @@
 the Markdown below it as HTML. The Markdown is rendered by markdown-it-py (CommonMark + tables)
 and the HTML is then sanitised by nh3 (Rust's ammonia): a card is text a trainer may edit, so
 whatever HTML or links it holds, only a fixed set of tags and safe URL schemes reach the page.
+
+The front matter is parsed so that it can never be larger than its text: YAML aliases (`*name`,
+and `<<: *name` merges) are refused while the document is composed, before anything is built
+from them, as are deep nesting and an overlong block. Without aliases a few hundred bytes could
+name millions of values ("billion laughs"), which the table would then spell out on every view.
+Saving such a card is refused (`front_matter_check`); one saved before renders with its front
+matter left out and a note saying so.
 """
 
 from __future__ import annotations
@@ -12,34 +19,116 @@ import nh3
 import yaml
 from markdown_it import MarkdownIt
 
+from core.errors import InvalidRequest
+
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
 ALLOWED_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "strong", "em", "del", "code", "pre",
                 "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"style"}, "td": {"style"}, "ol": {"start"}}
+# The Hub's own cards (model-index with dozens of metrics) stay far below these; the depth limit
+# also keeps PyYAML's recursive composer away from Python's recursion limit.
+MAX_FRONT_MATTER_CHARS = 64_000
+MAX_FRONT_MATTER_DEPTH = 20
+_FIRST_LINE = 2  # the front matter's first line is the card's second, after the opening `---`
+
+
+class CardInvalid(InvalidRequest):
+    """The card's front matter could expand beyond its text; `message` names the line."""
+
+    code = "card_invalid"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses alias events and nesting beyond MAX_FRONT_MATTER_DEPTH as it
+    composes, so no node is ever shared or built from a refused document."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        line = event.start_mark.line + _FIRST_LINE
+        if isinstance(event, yaml.AliasEvent):
+            raise CardInvalid(f"The card's front matter uses the YAML alias *{event.anchor} on line {line}: "
+                              "aliases are not accepted, write the value out.", param="card")
+        if self._depth >= MAX_FRONT_MATTER_DEPTH:
+            raise CardInvalid(f"The card's front matter nests deeper than {MAX_FRONT_MATTER_DEPTH} levels "
+                              f"on line {line}.", param="card")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def front_matter_load(source: str):
+    """The YAML document `source` (a card's front matter, without its `---` lines) as Python
+    values, no larger than its text. Raises CardInvalid for an alias, nesting deeper than
+    MAX_FRONT_MATTER_DEPTH or more than MAX_FRONT_MATTER_CHARS characters, and yaml.YAMLError
+    for text that is not YAML."""
+    if len(source) > MAX_FRONT_MATTER_CHARS:
+        raise CardInvalid(f"The card's front matter is longer than {MAX_FRONT_MATTER_CHARS:,} characters.",
+                          param="card")
+    loader = _BoundedLoader(source)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 @dataclass
 class RenderedCard:
     html: str
     front_matter: list[tuple[str, str]] = field(default_factory=list)  # (key, display value), in order
+    front_matter_refused: str = ""  # why the front matter is not shown (a card saved before the checks)
+
+
+def _parts(text: str) -> tuple[str | None, str]:
+    """(front matter source or None, body) of a card's text."""
+    text = (text or "").replace("\r\n", "\n")
+    if not text.startswith("---\n"):
+        return None, text
+    end = text.find("\n---", 4)
+    if end < 0:
+        return None, text
+    return text[4:end], text[end + 4:].lstrip("\n")
+
+
+def front_matter_check(text: str) -> None:
+    """Refuse a card whose front matter could expand beyond its text. Front matter that is not
+    YAML at all is accepted (it is shown as part of the body). Raises CardInvalid."""
+    source, _ = _parts(text)
+    if source is None:
+        return
+    try:
+        front_matter_load(source)
+    except yaml.YAMLError:
+        pass
+
+
+def _split(text: str) -> tuple[dict, str, str]:
+    """(metadata, body, why the front matter was refused or "")."""
+    source, body = _parts(text)
+    if source is None:
+        return {}, body, ""
+    try:
+        meta = front_matter_load(source)
+    except CardInvalid as exc:
+        return {}, body, exc.message
+    except yaml.YAMLError:
+        return {}, (text or "").replace("\r\n", "\n"), ""
+    if not isinstance(meta, dict):
+        return {}, (text or "").replace("\r\n", "\n"), ""
+    return meta, body, ""
 
 
 def split_front_matter(text: str) -> tuple[dict, str]:
     """(metadata, body) of a card; metadata is {} when the card has no `---` block or it is not
-    a YAML mapping (then the whole text is the body)."""
-    text = (text or "").replace("\r\n", "\n")
-    if not text.startswith("---\n"):
-        return {}, text
-    end = text.find("\n---", 4)
-    if end < 0:
-        return {}, text
-    try:
-        meta = yaml.safe_load(text[4:end])
-    except yaml.YAMLError:
-        return {}, text
-    if not isinstance(meta, dict):
-        return {}, text
-    return meta, text[end + 4:].lstrip("\n")
+    a YAML mapping (then the whole text is the body), and also when the block is refused by
+    `front_matter_load` (then the body is what follows it)."""
+    meta, body, _ = _split(text)
+    return meta, body
 
 
 def _display(value) -> str:
@@ -52,8 +141,11 @@ def _display(value) -> str:
 
 def render_card(text: str) -> RenderedCard:
     """The card's Markdown as sanitised HTML and its front matter as (key, value) rows. The
-    front-matter values are plain text (escaped by the template); the HTML is safe to mark safe."""
-    meta, body = split_front_matter(text)
+    front-matter values are plain text (escaped by the template); the HTML is safe to mark safe.
+    Front matter refused by `front_matter_load` gives no rows and says why in
+    `front_matter_refused`."""
+    meta, body, refused = _split(text)
     html = nh3.clean(_MARKDOWN.render(body), tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener noreferrer")
-    return RenderedCard(html=html, front_matter=[(str(k), _display(v)) for k, v in meta.items()])
+    return RenderedCard(html=html, front_matter=[(str(k), _display(v)) for k, v in meta.items()],
+                        front_matter_refused=refused)

@@ -25,6 +25,7 @@ from billing.models import PayoutEntry, Subscription
 from billing.payouts import payout_record, payout_reverse
 from billing.subscriptions import subscription_open
 from billing.tasks import subscription_cancel, subscription_create
+from core.markdown_cards import front_matter_check
 from inference.precision import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
@@ -78,7 +79,10 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
     detection power is measured after commit on the inference queue (WATERMARK_POWER_ON_PUBLISH),
     and so is the check of the precision it is to be served at, when that is below fp32.
 
-    Raises ModelVersionNotOwned (also for unknown ids) and ModelVersionNotReady."""
+    Raises ModelVersionNotOwned (also for unknown ids), ModelVersionNotReady and CardInvalid
+    (front matter that could expand beyond its text)."""
+    if card is not None:
+        front_matter_check(card)
     version = (ModelVersion.objects.select_related("job").select_for_update(of=("self",))
                .filter(pk=model_version_id, owner=trainer).first())
     if version is None:
@@ -122,8 +126,11 @@ def _own_listing(trainer, listing_id) -> Listing:
 @transaction.atomic
 def listing_update(*, trainer, listing_id, title: str | None = None, description: str | None = None,
                    card: str | None = None, samples: list[str] | None = None) -> Listing:
-    """Edit the trainer's listing (title, description, card, samples). Raises ListingNotFound."""
+    """Edit the trainer's listing (title, description, card, samples). Raises ListingNotFound and
+    CardInvalid (front matter that could expand beyond its text)."""
     listing = _own_listing(trainer, listing_id)
+    if card is not None:
+        front_matter_check(card)
     for field, value in (("title", title), ("description", description), ("card", card)):
         if value is not None:
             setattr(listing, field, value)

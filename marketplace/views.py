@@ -349,9 +349,13 @@ def listing_edit(request, listing_id):
     listing = _own_listing_or_404(request, listing_id)
     form = ListingEditForm(request.POST or None, initial=_listing_initial(listing))
     if request.method == "POST" and form.is_valid():
-        listing_update(trainer=request.user, listing_id=listing.pk, title=form.cleaned_data["title"],
-                       description=form.cleaned_data["description"], card=form.cleaned_data["card"],
-                       samples=form.samples_list())
+        try:
+            listing_update(trainer=request.user, listing_id=listing.pk, title=form.cleaned_data["title"],
+                           description=form.cleaned_data["description"], card=form.cleaned_data["card"],
+                           samples=form.samples_list())
+        except DomainError as exc:
+            form.add_error(exc.param if exc.param in form.fields else None, exc.message)
+            return _edit_page(request, listing, status=400, form=form)
         messages.success(request, "Listing saved.")
         return redirect("marketplace:listing_edit", listing_id=listing.pk)
     return _edit_page(request, listing, form=form)

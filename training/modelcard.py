@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from core.markdown_cards import CardInvalid, front_matter_load
+
 from .config import TrainConfig
 
 SAMPLE_QUOTE_CHARS = 1000  # long samples are cut so the card stays readable
@@ -143,13 +145,14 @@ def card_with_offered_terms(
 
 def _split_front_matter(card: str) -> tuple[dict, str]:
     """(metadata, body). A card without front matter, or with front matter that is not a YAML
-    mapping, gets a fresh one (the broken text stays in the body for the trainer to see)."""
+    mapping or that front_matter_load refuses (aliases, say), gets a fresh one (the broken text
+    stays in the body for the trainer to see, where it is only text)."""
     match = _FRONT_MATTER.match(card)
     if match is None:
         return {}, "\n" + card.lstrip("\n")
     try:
-        metadata = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+        metadata = front_matter_load(match.group(1))
+    except (CardInvalid, yaml.YAMLError):
         metadata = None
     if not isinstance(metadata, dict):
         return {}, "\n" + card
