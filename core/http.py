@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
+from django.utils.http import url_has_allowed_host_and_scheme
 
 
 def _address(value: str):
@@ -48,3 +49,13 @@ def client_ip(request) -> str | None:
         if not _is_proxy(previous, networks, hop=hop, count=count):
             break
     return str(client)
+
+
+def local_next(request, value: str | None) -> str | None:
+    """`value` (a POSTed or queried `next`) when it is a path on this site, else None: an address
+    the client supplies is never a way to send the visitor elsewhere (`//evil.example/x` is another
+    host too). Over HTTPS the target must stay HTTPS."""
+    if value and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()},
+                                                 require_https=request.is_secure()):
+        return value
+    return None

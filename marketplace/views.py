@@ -22,7 +22,7 @@ from billing.models import PayoutAccount
 from billing.webhooks import webhook_receive
 from core import charts
 from core.errors import DomainError, domain_error_body
-from core.http import client_ip
+from core.http import client_ip, local_next
 from inference.power import watermark_power_summary
 from inference.precision import precision_choices, precision_summary, version_precision_set
 from licensing.selectors import grants_for_customer
@@ -111,7 +111,7 @@ def listing_try(request, listing_id):
 def offer_buy(request, offer_id):
     if not request.POST.get("accept"):
         messages.error(request, "Tick the box to accept the licence terms before buying.")
-        return redirect(request.POST.get("next") or "marketplace:catalogue")
+        return redirect(local_next(request, request.POST.get("next")) or "marketplace:catalogue")
     try:
         checkout = purchase_start(customer=request.user, offer_id=offer_id,
                                   accepted_terms_sha256=request.POST.get("accepted_terms", ""),
@@ -119,7 +119,7 @@ def offer_buy(request, offer_id):
                                   user_agent=request.headers.get("User-Agent", ""))
     except DomainError as exc:
         messages.error(request, exc.message)
-        return redirect(request.POST.get("next") or "marketplace:catalogue")
+        return redirect(local_next(request, request.POST.get("next")) or "marketplace:catalogue")
     return redirect("marketplace:order_pay", order_id=checkout.order.pk)
 
 
