@@ -4,8 +4,8 @@ and the HTML is then sanitised by nh3 (Rust's ammonia): a card is text a trainer
 whatever HTML or links it holds, only a fixed set of tags and safe URL schemes reach the page.
 
 The front matter is parsed so that it can never be larger than its text: YAML aliases (`*name`,
-and `<<: *name` merges) are refused while the document is composed, before anything is built
-from them, as are deep nesting and an overlong block. Without aliases a few hundred bytes could
+and `<<: *name` merges) are refused from the parser's events, before anything is composed or
+built from them, as are deep nesting and an overlong block. Without aliases a few hundred bytes could
 name millions of values ("billion laughs"), which the table would then spell out on every view.
 Saving such a card is refused (`front_matter_check`); one saved before renders with its front
 matter left out and a note saying so.
@@ -25,9 +25,10 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("
 ALLOWED_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "strong", "em", "del", "code", "pre",
                 "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"style"}, "td": {"style"}, "ol": {"start"}}
-# The Hub's own cards (model-index with dozens of metrics) stay far below these; the depth limit
-# also keeps PyYAML's recursive composer away from Python's recursion limit.
-MAX_FRONT_MATTER_CHARS = 64_000
+# Imprint's generated front matter is about 1 kB and a Hub card with dozens of metrics a few kB; at
+# this size the largest accepted block parses in tens of milliseconds on every view. The depth limit
+# also keeps the recursive composer away from Python's recursion limit.
+MAX_FRONT_MATTER_CHARS = 16_000
 MAX_FRONT_MATTER_DEPTH = 20
 _FIRST_LINE = 2  # the front matter's first line is the card's second, after the opening `---`
 
@@ -38,28 +39,28 @@ class CardInvalid(InvalidRequest):
     code = "card_invalid"
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias events and nesting beyond MAX_FRONT_MATTER_DEPTH as it
-    composes, so no node is ever shared or built from a refused document."""
+# libyaml when built in: the pure-Python parser takes about five times as long on the largest front matter.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_OPENS, _CLOSES = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._depth = 0
 
-    def compose_node(self, parent, index):
-        event = self.peek_event()
+def _refuse_expansion(source: str) -> None:
+    """Walk the document's parse events, before anything is composed or built from them, and
+    refuse the first alias and the first collection nested deeper than MAX_FRONT_MATTER_DEPTH.
+    Raises CardInvalid naming the card's line, and yaml.YAMLError for text that is not YAML."""
+    depth = 0
+    for event in yaml.parse(source, Loader=_SAFE_LOADER):
         line = event.start_mark.line + _FIRST_LINE
         if isinstance(event, yaml.AliasEvent):
             raise CardInvalid(f"The card's front matter uses the YAML alias *{event.anchor} on line {line}: "
                               "aliases are not accepted, write the value out.", param="card")
-        if self._depth >= MAX_FRONT_MATTER_DEPTH:
-            raise CardInvalid(f"The card's front matter nests deeper than {MAX_FRONT_MATTER_DEPTH} levels "
-                              f"on line {line}.", param="card")
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        if isinstance(event, _OPENS):
+            depth += 1
+            if depth > MAX_FRONT_MATTER_DEPTH:
+                raise CardInvalid(f"The card's front matter nests deeper than {MAX_FRONT_MATTER_DEPTH} levels "
+                                  f"on line {line}.", param="card")
+        elif isinstance(event, _CLOSES):
+            depth -= 1
 
 
 def front_matter_load(source: str):
@@ -70,11 +71,8 @@ def front_matter_load(source: str):
     if len(source) > MAX_FRONT_MATTER_CHARS:
         raise CardInvalid(f"The card's front matter is longer than {MAX_FRONT_MATTER_CHARS:,} characters.",
                           param="card")
-    loader = _BoundedLoader(source)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+    _refuse_expansion(source)
+    return yaml.load(source, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader, checked above
 
 
 @dataclass

@@ -10,7 +10,7 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-# 478 bytes; expanded, its last key alone is 9**6 = 531,441 strings (the page would be megabytes).
+# 328 bytes; expanded, its last key alone is 9**6 = 531,441 strings (a page of about 3 MB).
 BOMB = "---\n" + "\n".join([
     'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
     *(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]" for prev, name in zip("abcde", "bcdef")),
@@ -70,14 +70,19 @@ def test_a_bomb_already_stored_renders_small_and_marked(client, listing):
     assert page.count("lol") < 20
 
 
-def test_deeply_nested_front_matter_is_refused_not_a_server_error(client, trainer, listing):
-    deep = "---\nx: " + "[" * 5000 + "]" * 5000 + "\n---\n# Deep\n"
+def test_deeply_nested_front_matter_is_refused_naming_the_line(client, trainer, listing):
+    deep = "---\nlicense: mit\nx: " + "[" * 100 + "]" * 100 + "\n---\n# Deep\n"
     response = client.patch(f"/api/v1/marketplace/listings/{listing.pk}/edit/", {"card": deep},
                             content_type="application/json", **_bearer(trainer))
     assert response.status_code == 400 and response.json()["error"]["param"] == "card"
-    Listing.objects.filter(pk=listing.pk).update(card=deep)
+    assert "nests deeper than 20 levels on line 3" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("levels", [100, 5000])
+def test_deeply_nested_front_matter_stored_before_renders_without_a_server_error(client, listing, levels):
+    Listing.objects.filter(pk=listing.pk).update(card="---\nx: " + "[" * levels + "]" * levels + "\n---\n# Deep\n")
     page = client.get(f"/models/{listing.pk}/")
-    assert page.status_code == 200 and "Front matter not shown" in page.content.decode()
+    assert page.status_code == 200 and len(page.content) < 100_000
 
 
 def test_an_ordinary_card_with_anchors_but_no_aliases_is_still_accepted(client, trainer, listing):
@@ -86,3 +91,10 @@ def test_an_ordinary_card_with_anchors_but_no_aliases_is_still_accepted(client, 
                             content_type="application/json", **_bearer(trainer))
     assert response.status_code == 200, response.content[:500]
     assert "# Fine" in Listing.objects.get(pk=listing.pk).card
+
+
+def test_an_overlong_front_matter_is_refused_with_its_limit(client, trainer, listing):
+    card = "---\n" + "\n".join(f"key{i}: value" for i in range(2000)) + "\n---\n# Long\n"
+    response = client.patch(f"/api/v1/marketplace/listings/{listing.pk}/edit/", {"card": card},
+                            content_type="application/json", **_bearer(trainer))
+    assert response.status_code == 400 and "16,000 characters" in response.json()["error"]["message"]
