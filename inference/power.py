@@ -55,7 +55,7 @@ def family_key(scheme: str, params: dict) -> str:
 
 def _probe_count() -> int:
     """Probe keys per measurement: WATERMARK_POWER_SAMPLES (default 32) samples, 4 per key."""
-    return max(1, int(getattr(settings, "WATERMARK_POWER_SAMPLES", 32)) // ROWS_PER_KEY)
+    return max(1, settings.WATERMARK_POWER_SAMPLES // ROWS_PER_KEY)
 
 
 def _probe_keys(version: ModelVersion, scheme: str, params: dict):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.services import user_require_verified_email
 from audit.services import audit_append
-from inference.precision import precision_check_request
+from inference.precision_choice import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
     acceptance_record,
