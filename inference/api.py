@@ -280,7 +280,7 @@ class GenerationInputSerializer(GenerationFields):
     def validate(self, attrs):
         if not attrs.get("model") and not attrs.get("listing"):
             raise serializers.ValidationError({"model": "Give a model (version id or digest) or a listing."})
-        return attrs
+        return super().validate(attrs)
 
 
 class GenerationCreateApi(_KeyApi):
