@@ -25,7 +25,7 @@ from billing.models import PayoutEntry, Subscription
 from billing.payouts import payout_record, payout_reverse
 from billing.subscriptions import subscription_open
 from billing.tasks import subscription_cancel, subscription_create
-from inference.precision import precision_check_request
+from inference.precision_choice import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
     acceptance_record,
