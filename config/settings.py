@@ -227,7 +227,7 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
     "billing-meter-outbox-sweep": {"task": "billing.meter_outbox_sweep", "schedule": 60.0},
-    "quota-reservations-sweep": {"task": "quota.reservations_sweep", "schedule": 60.0},
+    "licensing-reservations-sweep": {"task": "licensing.reservations_sweep", "schedule": 60.0},
     "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
     "billing-subscriptions-sweep": {"task": "billing.subscriptions_sweep", "schedule": 60.0},
     "billing-suspend-overdue": {"task": "billing.suspend_overdue", "schedule": 300.0},
