@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from imprint_cli import cli, config
-from imprint_cli.api import is_plain_http_to_remote
+from imprint_cli import api, cli, config
 from tests.support.processes import REPO, free_port
 
 TOKEN = "imp_pat_secret-token-value"
@@ -153,7 +152,7 @@ def test_a_failed_write_leaves_the_old_config_whole_and_no_temporary_file(site, 
     ("https://example.test", False),
 ])
 def test_only_plain_http_to_another_machine_counts_as_exposed(url, exposed):
-    assert is_plain_http_to_remote(url) is exposed
+    assert api.is_plain_http_to_remote(url) is exposed
 
 
 def test_login_to_a_remote_plain_http_site_is_refused_before_anything_is_sent(as_proxy, tmp_path):
