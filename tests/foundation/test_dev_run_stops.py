@@ -92,8 +92,9 @@ def test_sigterm_leaves_none_of_its_processes_running(tmp_path):
         commands = " ".join(_still_running(seen).values())
         assert "gunicorn" in commands and commands.count("celery") >= 2, commands
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        returncode = proc.wait(timeout=60)
         assert _still_running(seen) == {}
+        assert returncode == 0
     finally:
         for pid in _still_running(seen):  # never leave a site running, even when the test fails
             os.kill(pid, signal.SIGKILL)
