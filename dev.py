@@ -22,6 +22,7 @@ import sys
 import time
 import venv
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -38,8 +39,30 @@ class StopRequested(Exception):
     """One of STOP_SIGNALS arrived."""
 
 
+_stop_deferred = False
+_stop_pending: list[int] = []
+
+
 def _raise_stop(signum, frame) -> None:
+    if _stop_deferred:
+        _stop_pending.append(signum)
+        return
     raise StopRequested(signal.Signals(signum).name)
+
+
+@contextmanager
+def stop_deferred():
+    """A stop signal arriving inside the block is raised at its end, so that a process started in
+    it is recorded before the stop. (Blocking the signals instead would leave them blocked in the
+    started processes, which inherit the signal mask, and they would ignore SIGTERM.)"""
+    global _stop_deferred
+    _stop_deferred = True
+    try:
+        yield
+    finally:
+        _stop_deferred = False
+    if _stop_pending:
+        raise StopRequested(signal.Signals(_stop_pending[0]).name)
 
 
 def sh(*cmd: str | Path, env: dict | None = None) -> None:
@@ -187,12 +210,8 @@ class Process:
 def start_processes(host: str, port: str, logs: Path, procs: list[Process]) -> None:
     """Start the workers and the web server, appending each to `procs` as it starts."""
     for name, cmd, log, ready_line in process_commands(host, port, logs):
-        # A stop signal waits until the started process is in `procs`, so none escapes the stop.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
+        with stop_deferred():  # so that no started process escapes the stop
             procs.append(Process(name, cmd, log, ready_line))
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def process_commands(host: str, port: str, logs: Path) -> list[tuple[str, list[str], Path, str | None]]:
