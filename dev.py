@@ -41,12 +41,17 @@ class StopRequested(Exception):
 
 _stop_deferred = False
 _stop_pending: list[int] = []
+_stop_raised = False  # later signals (a second Ctrl+C) must not cut the stop short
 
 
 def _raise_stop(signum, frame) -> None:
+    global _stop_raised
+    if _stop_raised:
+        return
     if _stop_deferred:
         _stop_pending.append(signum)
         return
+    _stop_raised = True
     raise StopRequested(signal.Signals(signum).name)
 
 
@@ -55,13 +60,14 @@ def stop_deferred():
     """A stop signal arriving inside the block is raised at its end, so that a process started in
     it is recorded before the stop. (Blocking the signals instead would leave them blocked in the
     started processes, which inherit the signal mask, and they would ignore SIGTERM.)"""
-    global _stop_deferred
+    global _stop_deferred, _stop_raised
     _stop_deferred = True
     try:
         yield
     finally:
         _stop_deferred = False
-    if _stop_pending:
+    if _stop_pending and not _stop_raised:
+        _stop_raised = True
         raise StopRequested(signal.Signals(_stop_pending[0]).name)
 
 
@@ -221,12 +227,12 @@ def process_commands(host: str, port: str, logs: Path) -> list[tuple[str, list[s
     bin_ = VENV / "bin"
     return [
         ("training worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "training", "-P", "solo",
-                                    "-n", "training@%h", "-l", "INFO"], logs / "training-worker.log", " ready."),
+                             "-n", "training@%h", "-l", "INFO"], logs / "training-worker.log", " ready."),
         ("default worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "default,inference",
-                                   "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "INFO"],
+                            "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "INFO"],
          logs / "default-worker.log", " ready."),
         ("web server", [str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
-                               "--timeout", "120", "--access-logfile", str(logs / "access.log")],
+                        "--timeout", "120", "--access-logfile", str(logs / "access.log")],
          logs / "web.log", None),
     ]
 
@@ -275,7 +281,7 @@ def supervise(procs: list[Process]) -> int:
 
 
 def stop_all(procs: list[Process], *, because: str | None) -> int:
-    # Once stopping, a second Ctrl+C must not cut it short and leave processes behind.
+    # Once stopping, a stop signal (a second Ctrl+C) must not cut it short and leave processes behind.
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     if because:
@@ -295,7 +301,8 @@ def stop_groups(popens: list[subprocess.Popen]) -> None:
     while any(_group_alive(popen) for popen in popens) and time.monotonic() < deadline:
         time.sleep(0.1)
     for popen in popens:
-        _signal_group(popen, signal.SIGKILL)
+        if _group_alive(popen):
+            _signal_group(popen, signal.SIGKILL)
         popen.wait()
 
 

@@ -129,23 +129,50 @@ sys.exit(dev.until_stopped(start))
 """
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_every_stop_signal_stops_each_process_and_its_children(tmp_path, stop_signal):
-    proc = subprocess.Popen([sys.executable, "-c", SUPERVISED, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+def _stop_and_find_leftovers(script: str, args: list[str], ready: str, processes: int, stop_signal: int) -> dict:
+    """Run `script`, wait for its `ready` line and its `processes` descendants, send `stop_signal`;
+    those descendants still running once it has exited (it must exit 0)."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
     seen: dict[int, int] = {}
     try:
-        assert proc.stdout.readline() == "up\n"
+        assert proc.stdout.readline() == ready + "\n"
         deadline = time.monotonic() + 10
-        while len(seen) < 6 and time.monotonic() < deadline:  # two shells, two sleeps each
+        while len(seen) < processes and time.monotonic() < deadline:
             seen.update(_descendants(proc.pid))
             time.sleep(0.05)
-        assert len(seen) == 6
+        assert len(seen) == processes
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=20) == 0
-        assert _still_running(seen) == {}
+        return _still_running(seen)
     finally:
         for pid in _still_running(seen):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_every_stop_signal_stops_each_process_and_its_children(tmp_path, stop_signal):
+    # two shells, two sleeps each
+    assert _stop_and_find_leftovers(SUPERVISED, [str(tmp_path)], "up", 6, stop_signal) == {}
+
+SETTING_UP = """
+import sys
+
+import dev
+
+
+def start(procs):
+    print("setting up", flush=True)
+    dev.run_to_end(["sh", "-c", "sleep 300 & sleep 300 & wait"])  # a set-up step (migrate, the demo)
+    return 1
+
+
+sys.exit(dev.until_stopped(start))
+"""
+
+
+def test_a_stop_signal_during_set_up_stops_the_set_up_step_and_its_children():
+    # the shell and its two sleeps
+    assert _stop_and_find_leftovers(SETTING_UP, [], "setting up", 3, signal.SIGTERM) == {}
