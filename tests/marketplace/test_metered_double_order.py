@@ -102,7 +102,7 @@ def _charged_at_stripe(customer, offer) -> list[Order]:
 def test_a_second_payment_stripe_took_is_refunded_and_grants_nothing(stripe_recording, client, monkeypatch,
                                                                        django_capture_on_commit_callbacks):
     # The refund task, run as the default worker would run it once the webhook's transaction commits.
-    monkeypatch.setattr(services, "_send_refund", lambda order_id: tasks.order_refund(str(order_id)))
+    monkeypatch.setattr(services, "_send_refund", lambda order_id: tasks.order_refund(str(order_id)), raising=False)
     customer, offer = factories.user(), _metered_offer(fee_cents=500)
     first, second = _charged_at_stripe(customer, offer)
     assert _post_event(client, _succeeded(first, "evt_first")).json()["outcome"] == "order paid"
@@ -129,7 +129,7 @@ def test_a_second_payment_stripe_took_is_refunded_and_grants_nothing(stripe_reco
 @pytest.mark.django_db(transaction=True)
 def test_racing_webhooks_for_two_paid_orders_activate_one_grant(stripe_recording, monkeypatch):
     refunds = []
-    monkeypatch.setattr(services, "_send_refund", refunds.append)
+    monkeypatch.setattr(services, "_send_refund", refunds.append, raising=False)
     customer, offer = factories.user(), _metered_offer(fee_cents=500)
     orders = _charged_at_stripe(customer, offer)
 
