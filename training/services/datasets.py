@@ -34,7 +34,7 @@ from ..textdata import (
     ids_dtype,
     ids_from_bytes,
 )
-from .jobs import _lock_owner
+from .jobs import trainer_lock
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def dataset_upload_receive(*, owner, name: str, upload, licence: str, licence_at
     record.staged_name = default_storage.save(f"uploads/{record.pk}.txt", File(upload))
     try:
         with transaction.atomic():
-            _lock_owner(owner)  # two racing uploads cannot both take the last slot
+            trainer_lock(owner)  # two racing uploads cannot both take the last slot
             _check_in_flight(owner)
             record.save()
     except Exception:
