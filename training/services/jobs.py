@@ -88,7 +88,7 @@ def _steps_ahead(job: TrainingJob) -> int:
 
 
 def trainer_lock(owner) -> None:
-    """Serialise the owner's job creations and resumes, so two at once cannot both fit the limits."""
+    """Serialise the owner's job creations, resumes and uploads, so two at once cannot both fit a limit."""
     list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
 
 
