@@ -5,7 +5,10 @@
     python3 dev.py test    # install the test dependencies, check the layers, run the whole test suite
 
 Both create `.venv/` next to this file and pip-install the pinned requirements into it (again only
-when a requirements file changed). Environment variables (see README.md) switch engines.
+when a requirements file changed). Environment variables (see README.md) switch engines;
+IMPRINT_DEMO=0 makes `run` skip preparing the demo.
+
+`run` stops every process it started, and their children, on Ctrl+C (SIGINT), SIGTERM and SIGHUP alike.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import subprocess
 import sys
 import time
 import venv
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -25,17 +30,68 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 
 
+# Ctrl+C, `kill` and a closed terminal all mean "stop everything".
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE_SECONDS = 15
+
+
+class StopRequested(Exception):
+    """One of STOP_SIGNALS arrived."""
+
+
+_stop_deferred = False
+_stop_pending: list[int] = []
+_stop_raised = False  # later signals (a second Ctrl+C) must not cut the stop short
+
+
+def _raise_stop(signum, frame) -> None:
+    global _stop_raised
+    if _stop_raised:
+        return
+    if _stop_deferred:
+        _stop_pending.append(signum)
+        return
+    _stop_raised = True
+    raise StopRequested(signal.Signals(signum).name)
+
+
+@contextmanager
+def stop_deferred():
+    """A stop signal arriving inside the block is raised at its end, so that a process started in
+    it is recorded before the stop. (Blocking the signals instead would leave them blocked in the
+    started processes, which inherit the signal mask, and they would ignore SIGTERM.)"""
+    global _stop_deferred, _stop_raised
+    _stop_deferred = True
+    try:
+        yield
+    finally:
+        _stop_deferred = False
+    if _stop_pending and not _stop_raised:
+        _stop_raised = True
+        raise StopRequested(signal.Signals(_stop_pending[0]).name)
+
+
 def sh(*cmd: str | Path, env: dict | None = None) -> None:
-    subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, check=True)
+    returncode = run_to_end([str(c) for c in cmd], env=env)
+    if returncode != 0:
+        raise subprocess.CalledProcessError(returncode, [str(c) for c in cmd])
+
+
+def run_to_end(cmd: list[str], **popen_kwargs) -> int:
+    """Run a set-up step in its own process group and wait for it; if this process is stopped
+    meanwhile (a stop signal, Ctrl+C), the step and its children are stopped too."""
+    popen = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, **popen_kwargs)
+    try:
+        return popen.wait()
+    except BaseException:
+        stop_groups([popen])
+        raise
 
 
 def ensure_venv(requirements: str) -> None:
     """Create .venv and install `requirements` and the `imprint` command (pyproject.toml, editable)
     unless the same file set is already installed."""
-    files = sorted(ROOT.glob("requirements*.txt")) + [ROOT / "pyproject.toml"]
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files) + requirements.encode()).hexdigest()
-    stamp = VENV / f".installed-{requirements}"
-    if stamp.exists() and stamp.read_text() == digest:
+    if any(installed(name) for name in INSTALLS_ALSO[requirements]):
         return
     if not PY.exists():
         print("Creating the virtual environment in .venv/ …", flush=True)
@@ -44,7 +100,23 @@ def ensure_venv(requirements: str) -> None:
     sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
     # The CLI's dependencies are pinned in requirements.txt; this adds the console script .venv/bin/imprint.
     sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
-    stamp.write_text(digest)
+    (VENV / f".installed-{requirements}").write_text(_digest(requirements))
+
+
+# requirements-test.txt includes requirements.txt, so an environment set up for the tests can also run the site.
+INSTALLS_ALSO = {"requirements.txt": ("requirements.txt", "requirements-test.txt"),
+                 "requirements-test.txt": ("requirements-test.txt",)}
+
+
+def _digest(requirements: str) -> str:
+    files = sorted(ROOT.glob("requirements*.txt")) + [ROOT / "pyproject.toml"]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files) + requirements.encode()).hexdigest()
+
+
+def installed(requirements: str) -> bool:
+    """Whether .venv holds `requirements` as the files now pin them."""
+    stamp = VENV / f".installed-{requirements}"
+    return stamp.exists() and stamp.read_text() == _digest(requirements)
 
 
 def manage(*args: str) -> None:
@@ -56,28 +128,54 @@ def var_dir() -> Path:
 
 
 def run() -> int:
+    return until_stopped(start_and_supervise)
+
+
+def until_stopped(start: Callable[[list[Process]], int]) -> int:
+    """Call start(procs), which starts processes into `procs` and supervises them. Every process
+    started (and its children) is stopped before this returns, whether one died or a stop signal
+    arrived at any point (during set-up too)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_stop)
+    procs: list[Process] = []
+    try:
+        return start(procs)
+    except StopRequested:
+        return stop_all(procs, because=None)
+
+
+def start_and_supervise(procs: list[Process]) -> int:
     ensure_venv("requirements.txt")
     logs = var_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput", "-v", "0")
     manage("createcachetable")
     manage("collectstatic", "--noinput", "-v", "0")
-    print(f"Preparing the demo (the first start trains two small models; log in {rel(logs / 'demo.log')}) …",
-          flush=True)
-    with open(logs / "demo.log", "w") as log:
-        demo = subprocess.run([str(PY), "manage.py", "demo"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if demo.returncode != 0:
-        print(f"The demo could not be prepared (exit code {demo.returncode}); the end of "
-              f"{rel(logs / 'demo.log')}:\n{tail(logs / 'demo.log')}", flush=True)
-        return demo.returncode
+    demo = prepare_demo(logs / "demo.log")
+    if demo != 0:
+        return demo
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
-    procs = start_processes(host, port, logs)
+    start_processes(host, port, logs, procs)
     print(f"Starting the web server and two Celery workers (logs in {rel(logs)}/) …", flush=True)
     if not wait_until_up(host, int(port), procs):
         return stop_all(procs, because=dead_process_message(procs))
     print_ready(host, port, (logs / "demo.log").read_text())
     return supervise(procs)
+
+
+def prepare_demo(log_path: Path) -> int:
+    """Run `manage.py demo` (unless IMPRINT_DEMO=0); its exit code, with the end of its log if it failed."""
+    if os.environ.get("IMPRINT_DEMO", "1") == "0":
+        log_path.write_text("The demo was not prepared (IMPRINT_DEMO=0).\n")
+        return 0
+    print(f"Preparing the demo (the first start trains two small models; log in {rel(log_path)}) …", flush=True)
+    with open(log_path, "w") as log:
+        returncode = run_to_end([str(PY), "manage.py", "demo"], stdout=log, stderr=subprocess.STDOUT)
+    if returncode != 0:
+        print(f"The demo could not be prepared (exit code {returncode}); the end of "
+              f"{rel(log_path)}:\n{tail(log_path)}", flush=True)
+    return returncode
 
 
 def rel(path: Path) -> str:
@@ -97,8 +195,11 @@ class Process:
 
     def __init__(self, name: str, cmd: list[str], log: Path, ready_line: str | None):
         self.name, self.log, self.ready_line = name, log, ready_line
+        # Its own session (and process group), so that stopping it reaches its children too: the
+        # web server's workers, a Celery pool, the embedded beat.
         with open(log, "w") as out:
-            self.popen = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -112,20 +213,27 @@ class Process:
         return f"The {self.name} stopped ({how}). The end of {rel(self.log)}:\n{tail(self.log)}"
 
 
-def start_processes(host: str, port: str, logs: Path) -> list[Process]:
+def start_processes(host: str, port: str, logs: Path, procs: list[Process]) -> None:
+    """Start the workers and the web server, appending each to `procs` as it starts."""
+    for name, cmd, log, ready_line in process_commands(host, port, logs):
+        with stop_deferred():  # so that no started process escapes the stop
+            procs.append(Process(name, cmd, log, ready_line))
+
+
+def process_commands(host: str, port: str, logs: Path) -> list[tuple[str, list[str], Path, str | None]]:
     # Two worker processes, as production would have: a training worker that runs one job at a time
     # (GPU workers use the same command on their own machines) and a worker for everything else
     # (datasets, generation, billing), which also runs Celery beat in the embedded default.
     bin_ = VENV / "bin"
     return [
-        Process("training worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "training", "-P", "solo",
-                                    "-n", "training@%h", "-l", "INFO"], logs / "training-worker.log", " ready."),
-        Process("default worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "default,inference",
-                                   "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "INFO"],
-                logs / "default-worker.log", " ready."),
-        Process("web server", [str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
-                               "--timeout", "120", "--access-logfile", str(logs / "access.log")],
-                logs / "web.log", None),
+        ("training worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "training", "-P", "solo",
+                             "-n", "training@%h", "-l", "INFO"], logs / "training-worker.log", " ready."),
+        ("default worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "default,inference",
+                            "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "INFO"],
+         logs / "default-worker.log", " ready."),
+        ("web server", [str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
+                        "--timeout", "120", "--access-logfile", str(logs / "access.log")],
+         logs / "web.log", None),
     ]
 
 
@@ -165,27 +273,53 @@ def print_ready(host: str, port: str, demo_log: str) -> None:
 
 
 def supervise(procs: list[Process]) -> int:
-    """Wait until one process exits or Ctrl+C, then stop them all, saying which one stopped and why."""
-    try:
-        while all(p.alive() for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return stop_all(procs, because=None)
+    """Wait until one process exits (then stop them all, saying which one stopped and why); a stop
+    signal raises StopRequested out of the wait."""
+    while all(p.alive() for p in procs):
+        time.sleep(0.5)
     return stop_all(procs, because=dead_process_message(procs))
 
 
 def stop_all(procs: list[Process], *, because: str | None) -> int:
+    # Once stopping, a stop signal (a second Ctrl+C) must not cut it short and leave processes behind.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     if because:
         print(f"\n{because}\nStopping everything.", flush=True)
-    for p in procs:
-        if p.alive():
-            p.popen.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.popen.kill()
+    else:
+        print("\nStopping everything …", flush=True)
+    stop_groups([p.popen for p in procs])
     return 1 if because else 0
+
+
+def stop_groups(popens: list[subprocess.Popen]) -> None:
+    """SIGTERM each process's group (each was started in its own session), wait up to
+    STOP_GRACE_SECONDS for every member to exit, then SIGKILL what is left."""
+    for popen in popens:
+        _signal_group(popen, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while any(_group_alive(popen) for popen in popens) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for popen in popens:
+        if _group_alive(popen):
+            _signal_group(popen, signal.SIGKILL)
+        popen.wait()
+
+
+def _signal_group(popen: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(popen.pid, sig)
+    except ProcessLookupError:
+        pass  # every member has exited
+
+
+def _group_alive(popen: subprocess.Popen) -> bool:
+    popen.poll()  # reap the leader: a zombie would still count as a member
+    try:
+        os.killpg(popen.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test(args: list[str]) -> int:

@@ -117,6 +117,12 @@ class Subscription(models.Model):
 
     order = models.OneToOneField(settings.BILLING_ORDER_MODEL, on_delete=models.PROTECT, related_name="subscription")
     grant = models.OneToOneField("licensing.Grant", on_delete=models.PROTECT, related_name="subscription")
+    # Who is billed and on which meter: Stripe sums a meter's events per customer and bills the sum
+    # on every live subscription priced on it, so there is at most one such subscription (the
+    # constraint below). Null and blank on rows written before they were recorded.
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    meter_event_name = models.CharField(max_length=100, blank=True)
     provider = models.CharField(max_length=16, choices=Provider.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
     stripe_subscription_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
@@ -134,6 +140,13 @@ class Subscription(models.Model):
     class Meta:
         db_table = "marketplace_subscription"
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "meter_event_name"],
+                condition=~models.Q(state="ended") & ~models.Q(meter_event_name=""),
+                name="one_live_subscription_per_customer_meter",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"subscription {self.stripe_subscription_id or self.pk} ({self.state})"

@@ -64,16 +64,21 @@ def grace_period() -> timedelta:
 
 # --- Opening a subscription --------------------------------------------------------------------
 
-def subscription_open(*, order_id, grant_id, provider: str, connect_account: str = "") -> Subscription:
+def subscription_open(*, order_id, grant_id, provider: str, connect_account: str = "", customer_id=None,
+                      meter_event_name: str = "") -> Subscription:
     """Inside the transaction that activates a metered order's grant: its subscription row, so a
     metered grant never exists without one. In local test mode it is active at once; a pending one
     (Stripe) is for the caller to hand to the `billing.subscription_create` task after commit (a
-    Stripe call never runs inside a transaction), retried with the sweep until Stripe accepts it."""
+    Stripe call never runs inside a transaction), retried with the sweep until Stripe accepts it.
+
+    Raises IntegrityError (rolling the caller's transaction back) when `customer_id` already has
+    a live subscription on `meter_event_name`: the caller checks that first, under a lock."""
     # Whole seconds, as Stripe's periods and meter event timestamps are.
     now = timezone.now().replace(microsecond=0)
     local = provider == Provider.LOCAL_TEST
     return Subscription.objects.create(
         order_id=order_id, grant_id=grant_id, provider=provider, connect_account=connect_account,
+        customer_id=customer_id, meter_event_name=meter_event_name,
         state=Subscription.State.ACTIVE if local else Subscription.State.PENDING,
         stripe_subscription_id=f"testsub_{order_id.hex}" if local else None,
         started_at=now if local else None, current_period_start=now if local else None,

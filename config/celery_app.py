@@ -25,6 +25,7 @@ app.conf.update(
         "training.sweep_leases": {"queue": "default"},
         # Dataset processing is CPU work for any worker, not for the GPU machines.
         "training.process_dataset": {"queue": "default"},
+        "training.uploads_sweep": {"queue": "default"},
         "training.*": {"queue": "training"},
         "inference.*": {"queue": "inference"},
     },

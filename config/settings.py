@@ -224,10 +224,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.sweep_leases",
         "schedule": float(TRAINING_SWEEP_SECONDS),
     },
+    "training-uploads-sweep": {"task": "training.uploads_sweep", "schedule": 60.0},
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
     "billing-meter-outbox-sweep": {"task": "billing.meter_outbox_sweep", "schedule": 60.0},
-    "quota-reservations-sweep": {"task": "quota.reservations_sweep", "schedule": 60.0},
+    "licensing-reservations-sweep": {"task": "licensing.reservations_sweep", "schedule": 60.0},
     "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
     "billing-subscriptions-sweep": {"task": "billing.subscriptions_sweep", "schedule": 60.0},
     "billing-suspend-overdue": {"task": "billing.suspend_overdue", "schedule": 300.0},
@@ -374,6 +375,11 @@ ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
 
 # --- Training -------------------------------------------------------------------------------
 DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)
+# Uploads of one trainer being processed at once; one more is answered 429 with retry-after.
+DATASET_UPLOADS_IN_FLIGHT_MAX = env.int("DATASET_UPLOADS_IN_FLIGHT_MAX", default=3)
+# An upload still processing this long after it was received is refused by the beat sweep (its
+# worker died or hangs); an upload of DATASET_MAX_BYTES takes about a minute.
+DATASET_UPLOAD_TIMEOUT_SECONDS = env.int("DATASET_UPLOAD_TIMEOUT_SECONDS", default=1800)
 # Uploads are capped at DATASET_MAX_BYTES while the body is read (training.uploads), then spooled
 # to a temporary file past 2.5 MB, never held whole in memory.
 FILE_UPLOAD_HANDLERS = [

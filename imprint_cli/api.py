@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
@@ -22,8 +25,47 @@ class ApiError(Exception):
         return (self.body.get("error") or {}).get("code", "")
 
 
+class PlainHttpRefused(Exception):
+    """A credential would go over plain http:// to another machine, and the user did not accept it."""
+
+    def __init__(self, url: str):
+        host = urlsplit(url).hostname or url
+        super().__init__(
+            f"Refusing to send your token to {host} over plain http://: anyone on the network between "
+            f"you and {host} could read it and act as you. Use https://, or pass --insecure-http "
+            f"(or set IMPRINT_INSECURE_HTTP=1) to send it anyway.")
+
+
+def is_plain_http_to_remote(url: str) -> bool:
+    """True when `url` is plain http:// to a host other than this machine (loopback: 127.0.0.0/8,
+    ::1, localhost), i.e. when what is sent can be read on the network."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost may resolve anywhere
+        return True
+
+
+def check_transport(url: str, *, allow_plain_http: bool) -> None:
+    """Raise PlainHttpRefused before a credential would go over plain http to another machine,
+    unless the user allowed it (then say so on stderr)."""
+    if not is_plain_http_to_remote(url):
+        return
+    if not allow_plain_http:
+        raise PlainHttpRefused(url)
+    print(f"warning: sending your token over plain http:// to {urlsplit(url).hostname} (--insecure-http).",
+          file=sys.stderr)
+
+
 class Client:
-    def __init__(self, url: str, credential: str | None, timeout: float = 60):
+    def __init__(self, url: str, credential: str | None, timeout: float = 60, *, allow_plain_http: bool = False):
+        if credential:
+            check_transport(url, allow_plain_http=allow_plain_http)
         self.url = url.rstrip("/")
         self.session = requests.Session()
         self.session.headers["User-Agent"] = f"imprint-cli/{__version__}"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__, config
-from .api import ApiError, Client
+from .api import ApiError, Client, PlainHttpRefused, is_plain_http_to_remote
 from .ui import Bar
 
 DATASETS = "/api/v1/training/datasets/"
@@ -30,17 +30,20 @@ def _client(cfg: dict, *, credential: str = "token") -> Client:
         what = "an API key (imp_…): `imprint login URL --api-key`, IMPRINT_API_KEY, or --api-key" \
             if credential == "api_key" else "a token: `imprint login URL`"
         raise SystemExit(f"No credential for this command; give {what}.")
-    return Client(cfg["url"], secret)
+    return Client(cfg["url"], secret, allow_plain_http=cfg.get("insecure_http", False))
 
 
 # --- login -----------------------------------------------------------------------------------
 
 def cmd_login(args, cfg) -> int:
+    allow_plain_http = cfg.get("insecure_http", False)
+    if is_plain_http_to_remote(args.url) and not allow_plain_http:
+        raise PlainHttpRefused(args.url)  # before the user types a token that would then be refused
     token = os.environ.get("IMPRINT_TOKEN") or getpass.getpass(
         f"Personal access token (create one at {args.url.rstrip('/')}/account/tokens/): ").strip()
-    me = Client(args.url, token).get("/api/v1/account/")
+    me = Client(args.url, token, allow_plain_http=allow_plain_http).get("/api/v1/account/")
     values = {"url": args.url.rstrip("/"), "token": token}
-    if args.api_key:
+    if args.save_api_key:
         values["api_key"] = os.environ.get("IMPRINT_API_KEY") or getpass.getpass("API key (imp_…): ").strip()
     path = config.save(values)
     scopes = ", ".join(me.get("token", {}).get("scopes", []))
@@ -302,8 +305,6 @@ def cmd_publish(args, cfg) -> int:
 # --- generate and verify ---------------------------------------------------------------------
 
 def cmd_generate(args, cfg) -> int:
-    if args.api_key:
-        cfg = {**cfg, "api_key": args.api_key}
     body = {"model": args.model, "prompt": args.prompt, "max_new_tokens": args.max_tokens,
             "temperature": args.temperature}
     if args.seed is not None:
@@ -332,7 +333,9 @@ def cmd_verify(args, cfg) -> int:
     if not receipt and sidecar.exists():
         saved = json.loads(sidecar.read_text())
         receipt, prompt = saved.get("receipt", ""), saved.get("prompt", "")
-    client = Client(cfg.get("url") or args.url or "", None)
+    if not cfg.get("url"):
+        raise SystemExit("Which site? Give --url, set IMPRINT_URL, or run `imprint login URL` first.")
+    client = Client(cfg["url"], None)  # the text and receipt only: no credential is sent
     result = client.post("/api/v1/verifications", {"text": text, "receipt": receipt, "prompt": prompt})
     verdict = result["verdict"]
     labels = {"receipt_valid": "VALID: the receipt is genuine and covers this exact text",
@@ -386,36 +389,63 @@ RIGHTS_HOLDER_HELP = ("who holds the rights in the text (you, for your own text)
                       "licence sold on a model trained on it names them")
 
 
+INSECURE_HTTP_HELP = ("send your token even over plain http:// to another machine (anyone on the network can "
+                      "read it); also IMPRINT_INSECURE_HTTP=1. Loopback (127.0.0.1, ::1, localhost) needs no flag")
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Options accepted before and after the command (`imprint --insecure-http login …` and
+    `imprint login … --insecure-http`); SUPPRESS keeps a command from resetting what was given before it."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--insecure-http", action="store_true", default=argparse.SUPPRESS, help=INSECURE_HTTP_HELP)
+    return options
+
+
+class _Commands:
+    """Adds commands that all take the global options."""
+
+    def __init__(self, subparsers):
+        self.subparsers, self.common = subparsers, _global_options()
+
+    def add(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
+
+    def group(self, name: str, **kwargs) -> _Commands:
+        return _Commands(self.add(name, **kwargs).add_subparsers(dest="action", required=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imprint", description="Imprint from a terminal: train, publish, "
                                      "generate and verify through the site's API.")
     parser.add_argument("--version", action="version", version=f"imprint {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("login", help="store the site's URL and a personal access token")
+    parser.add_argument("--insecure-http", action="store_true", help=INSECURE_HTTP_HELP)
+    sub = _Commands(parser.add_subparsers(dest="command", required=True))
+    p = sub.add("login", help="store the site's URL and a personal access token")
     p.add_argument("url")
-    p.add_argument("--api-key", action="store_true", help="also store an API key (imp_…) for generate")
+    p.add_argument("--api-key", dest="save_api_key", action="store_true",
+                   help="also store an API key (imp_…) for generate")
     p.set_defaults(run=cmd_login)
-    datasets = sub.add_parser("datasets", help="upload and list datasets").add_subparsers(dest="action", required=True)
-    p = datasets.add_parser("upload", help="upload a text file; prints its statistics or why it was refused")
+    datasets = sub.group("datasets", help="upload and list datasets")
+    p = datasets.add("upload", help="upload a text file; prints its statistics or why it was refused")
     p.add_argument("file")
     p.add_argument("--licence", required=True, help="the data's licence: an SPDX id such as cc-by-4.0, or custom")
     p.add_argument("--name", default="")
     p.add_argument("--count-for", default="", help="base model whose tokenizer counts the tokens (default tiny)")
     p.add_argument("--rights-holder", action="append", default=[], help=RIGHTS_HOLDER_HELP)
     p.set_defaults(run=cmd_datasets_upload)
-    datasets.add_parser("list").set_defaults(run=cmd_datasets_list)
-    p = sub.add_parser("train", help="train on a file (uploaded if new); Ctrl+C pauses, the same command resumes",
+    datasets.add("list").set_defaults(run=cmd_datasets_list)
+    p = sub.add("train", help="train on a file (uploaded if new); Ctrl+C pauses, the same command resumes",
                        epilog=TRAIN_EPILOG, allow_abbrev=False)  # never take a hyperparameter for --name
     _train_arguments(p)
     p.set_defaults(run=cmd_train)
-    sub.add_parser("hyperparameters", help="what `imprint train` can set: names, defaults, limits").set_defaults(
+    sub.add("hyperparameters", help="what `imprint train` can set: names, defaults, limits").set_defaults(
         run=cmd_hyperparameters)
-    sub.add_parser("jobs", help="your training jobs").set_defaults(run=cmd_jobs)
-    p = sub.add_parser("job", help="a job's status and metrics")
+    sub.add("jobs", help="your training jobs").set_defaults(run=cmd_jobs)
+    p = sub.add("job", help="a job's status and metrics")
     p.add_argument("job")
     p.set_defaults(run=cmd_job)
-    sub.add_parser("versions", help="your model versions").set_defaults(run=cmd_versions)
-    p = sub.add_parser("publish", help="publish a model version with licence offers")
+    sub.add("versions", help="your model versions").set_defaults(run=cmd_versions)
+    p = sub.add("publish", help="publish a model version with licence offers")
     p.add_argument("version")
     p.add_argument("--title", required=True)
     p.add_argument("--description", default="")
@@ -423,22 +453,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offer", action="append", default=[],
                    help="NAME:FEE_CENTS[:USES[:TOKENS/PERIOD]], inline JSON or @offer.json; repeatable")
     p.set_defaults(run=cmd_publish)
-    p = sub.add_parser("generate", help="generate text under your licence (needs an API key)")
+    p = sub.add("generate", help="generate text under your licence (needs an API key)")
     p.add_argument("model", help="trainer/model[@version], a version id or a listing id")
     p.add_argument("prompt")
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int)
-    p.add_argument("--api-key")
+    p.add_argument("--api-key", help="the API key (default: IMPRINT_API_KEY, else the saved one)")
     p.add_argument("-o", "--output", help="also save the text (and FILE.receipt) for `imprint verify`")
     p.set_defaults(run=cmd_generate)
-    p = sub.add_parser("verify", help="check a text's receipt and watermark")
+    p = sub.add("verify", help="check a text's receipt and watermark")
     p.add_argument("file")
     p.add_argument("--receipt", help="the receipt (JWS); default: FILE.receipt when present")
-    p.add_argument("--url", help="the site (default: the one you logged in to)")
+    p.add_argument("--url", help="the site (default: IMPRINT_URL, else the one you logged in to)")
     p.set_defaults(run=cmd_verify)
-    keys = sub.add_parser("keys", help="API keys for generation").add_subparsers(dest="action", required=True)
-    p = keys.add_parser("create")
+    keys = sub.group("keys", help="API keys for generation")
+    p = keys.add("create")
     p.add_argument("name")
     p.add_argument("--save", action="store_true", help="store it for `imprint generate`")
     p.set_defaults(run=cmd_keys_create)
@@ -457,12 +487,21 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def command_options(args: argparse.Namespace) -> dict:
+    """The settings given on the command line, which win over the environment and the saved config."""
+    return {"url": getattr(args, "url", None), "api_key": getattr(args, "api_key", None),
+            "insecure_http": args.insecure_http}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     try:
-        return args.run(args, config.load())
+        return args.run(args, config.load(command_options(args)))
     except ApiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except PlainHttpRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

@@ -23,10 +23,11 @@ from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
 from training.api import IsTrainer
 
-from .engine import MAX_SAMPLES, MAX_TEMPERATURE, TokenEvent
+from .engine import InvalidGenerationRequest, SamplingParams, TokenEvent
 from .model_ids import licensed_versions, model_id_resolve
 from .models import UsageEntry
-from .precision import version_precision_for, version_precision_set
+from .precision import version_precision_for
+from .precision_choice import version_precision_set
 from .services import (
     GenerationInput,
     generation_begin,
@@ -90,24 +91,49 @@ class _KeyApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
 
-class GenerationFields(serializers.Serializer):
+_DEFAULT = SamplingParams()
+
+
+class SamplingFields(serializers.Serializer):
+    """The sampling parameters both APIs take, with `SamplingParams`' defaults and limits, validated
+    into `validated_data["sampling"]` (a value it refuses is a 400 naming the parameter). The API's
+    `ignore_eos` (vLLM's name) is the engine's `stop_at_eos` negated; a subclass may name the token
+    limit otherwise (`max_tokens_field`)."""
+
+    max_tokens_field = "max_new_tokens"
+
+    max_new_tokens = serializers.IntegerField(min_value=1, max_value=SamplingParams.MAX_NEW_TOKENS,
+                                              default=_DEFAULT.max_new_tokens)
+    temperature = serializers.FloatField(min_value=0.0, max_value=SamplingParams.MAX_TEMPERATURE,
+                                         default=_DEFAULT.temperature)
+    top_k = serializers.IntegerField(min_value=0, default=_DEFAULT.top_k)
+    top_p = serializers.FloatField(min_value=0.0, max_value=1.0, default=_DEFAULT.top_p)
+    n = serializers.IntegerField(min_value=1, max_value=SamplingParams.MAX_SAMPLES, default=_DEFAULT.n)
+    seed = serializers.IntegerField(min_value=0, max_value=SamplingParams.MAX_SEED, required=False, allow_null=True)
+    ignore_eos = serializers.BooleanField(default=not _DEFAULT.stop_at_eos)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        try:
+            attrs["sampling"] = SamplingParams(
+                max_new_tokens=attrs.pop(self.max_tokens_field), temperature=attrs.pop("temperature"),
+                top_k=attrs.pop("top_k"), top_p=attrs.pop("top_p"), n=attrs.pop("n"), seed=attrs.pop("seed", None),
+                stop_at_eos=not attrs.pop("ignore_eos"))
+        except InvalidGenerationRequest as exc:
+            field_name = self.max_tokens_field if exc.param == "max_new_tokens" else exc.param
+            raise serializers.ValidationError({field_name: str(exc)}) from exc
+        return attrs
+
+
+class GenerationFields(SamplingFields):
     prompt = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
-    max_new_tokens = serializers.IntegerField(min_value=1, max_value=4096, default=64)
-    temperature = serializers.FloatField(min_value=0.0, max_value=MAX_TEMPERATURE, default=1.0)
-    top_k = serializers.IntegerField(min_value=0, default=0)
-    top_p = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
-    n = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLES, default=1)
-    seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, allow_null=True)
     purpose = serializers.CharField(required=False, allow_blank=True, max_length=32)
     stream = serializers.BooleanField(default=False)
-    ignore_eos = serializers.BooleanField(default=False)
 
 
 def _input(data: dict, model: str) -> GenerationInput:
-    return GenerationInput(model=model, prompt=data["prompt"], max_new_tokens=data["max_new_tokens"],
-                           temperature=data["temperature"], top_k=data["top_k"], top_p=data["top_p"],
-                           n=data["n"], seed=data.get("seed"), purpose=data.get("purpose") or None,
-                           ignore_eos=data["ignore_eos"])
+    return GenerationInput(model=model, prompt=data["prompt"], sampling=data["sampling"],
+                           purpose=data.get("purpose") or None)
 
 
 def _sse(data) -> bytes:
@@ -254,7 +280,7 @@ class GenerationInputSerializer(GenerationFields):
     def validate(self, attrs):
         if not attrs.get("model") and not attrs.get("listing"):
             raise serializers.ValidationError({"model": "Give a model (version id or digest) or a listing."})
-        return attrs
+        return super().validate(attrs)
 
 
 class GenerationCreateApi(_KeyApi):
@@ -290,21 +316,16 @@ class CompletionCreateApi(_KeyApi):
     licence stamp, the model digest and the serving `precision` travel in the response's `imprint`
     field."""
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(GenerationFields):
         class Meta:
             ref_name = "CompletionInput"
 
+        max_tokens_field = "max_tokens"
+
         model = serializers.CharField(max_length=100)
         prompt = serializers.JSONField()
-        max_tokens = serializers.IntegerField(min_value=1, max_value=4096, default=16)
-        temperature = serializers.FloatField(min_value=0.0, max_value=MAX_TEMPERATURE, default=1.0)
-        top_p = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
-        top_k = serializers.IntegerField(min_value=0, default=0)
-        n = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLES, default=1)
-        seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, allow_null=True)
-        purpose = serializers.CharField(required=False, allow_blank=True, max_length=32)
-        stream = serializers.BooleanField(default=False)
-        ignore_eos = serializers.BooleanField(default=False)
+        max_new_tokens = None  # OpenAI's name is max_tokens, and its default 16
+        max_tokens = serializers.IntegerField(min_value=1, max_value=SamplingParams.MAX_NEW_TOKENS, default=16)
 
         def validate_prompt(self, value):
             if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
@@ -318,9 +339,7 @@ class CompletionCreateApi(_KeyApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        params = GenerationInput(model=model_id_resolve(api_key=request.auth, model=v["model"]), prompt=v["prompt"], max_new_tokens=v["max_tokens"],
-                                 temperature=v["temperature"], top_k=v["top_k"], top_p=v["top_p"], n=v["n"],
-                                 seed=v.get("seed"), purpose=v.get("purpose") or None, ignore_eos=v["ignore_eos"])
+        params = _input(v, model_id_resolve(api_key=request.auth, model=v["model"]))
         return _generate(request, params, v["stream"], _completion_chunk, completion_body,
                          stream_final=completion_stream_final)
 

@@ -1,4 +1,4 @@
-"""Domain errors of inference. The engine's own errors (a plain module without Django) are
+"""Domain errors of inference. The engine's own errors (plain Python without Django, inference.engine) are
 translated here by `engine_error_to_api`; the licence checks' errors are licensing's."""
 
 from core.errors import Conflict, InvalidRequest, NotFound, TooManyRequests, Unavailable

@@ -1,8 +1,9 @@
 """The Django side of model loading: model versions fetched from storage by digest into a local cache
 folder (verified), the process-wide engine, and tokenizers for counting prompt tokens.
 
-Settings read here (all optional): INFERENCE_CACHE_BYTES (engine LRU limit, default 2 GiB),
-INFERENCE_MAX_QUEUE (engine queue length, default 64).
+The engine is plain Python: the settings it runs by are passed in here when it is built
+(INFERENCE_CACHE_BYTES: its model cache's limit; INFERENCE_MAX_QUEUE: queued requests before 429;
+INFERENCE_MAX_BATCH: rows one decode step serves at most).
 """
 
 from __future__ import annotations
@@ -71,10 +72,8 @@ def engine_instance() -> Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            _engine = Engine(
-                cache_bytes=int(getattr(settings, "INFERENCE_CACHE_BYTES", 2 * 1024**3)),
-                max_queue=int(getattr(settings, "INFERENCE_MAX_QUEUE", 64)),
-            )
+            _engine = Engine(cache_bytes=settings.INFERENCE_CACHE_BYTES, max_queue=settings.INFERENCE_MAX_QUEUE,
+                             max_batch=settings.INFERENCE_MAX_BATCH)
         return _engine
 
 

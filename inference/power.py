@@ -62,7 +62,7 @@ def _scheme_new_grants_get() -> WatermarkScheme:
 
 def _probe_count() -> int:
     """Probe keys per measurement: WATERMARK_POWER_SAMPLES (default 32) samples, 4 per key."""
-    return max(1, int(getattr(settings, "WATERMARK_POWER_SAMPLES", 32)) // ROWS_PER_KEY)
+    return max(1, settings.WATERMARK_POWER_SAMPLES // ROWS_PER_KEY)
 
 
 def _probe_keys(version: ModelVersion, scheme: WatermarkScheme) -> list[WatermarkKey]:

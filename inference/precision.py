@@ -27,7 +27,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_append
 from training.models import ModelVersion
 from training.selectors import version_validation_windows
 
@@ -152,7 +151,7 @@ def precision_summary(version: ModelVersion) -> dict:
 def version_precision_for(*, trainer, version_id) -> dict:
     """The `precision_summary` of the trainer's own version. Raises ModelVersionNotFound (404,
     also for another trainer's version)."""
-    return precision_summary(_own_version(trainer, version_id))
+    return precision_summary(version_own(trainer, version_id))
 
 
 # --- Choosing a precision ---------------------------------------------------------------------
@@ -171,7 +170,9 @@ def precision_name_clean(precision: str) -> str:
     return name
 
 
-def _own_version(trainer, version_id, *, lock: bool = False) -> ModelVersion:
+def version_own(trainer, version_id, *, lock: bool = False) -> ModelVersion:
+    """The trainer's own version (locked with `lock`). Raises ModelVersionNotFound, also for another
+    trainer's version."""
     versions = ModelVersion.objects.select_for_update() if lock else ModelVersion.objects
     try:
         version = versions.filter(pk=version_id, owner=trainer).first()
@@ -182,7 +183,8 @@ def _own_version(trainer, version_id, *, lock: bool = False) -> ModelVersion:
     return version
 
 
-def _refusal(check: PrecisionCheck) -> PrecisionRefused:
+def precision_refusal(check: PrecisionCheck) -> PrecisionRefused:
+    """The error that refuses a precision whose check measured too large an increase."""
     figure = (f"measured at {_percent(check.increase, sign=True)} perplexity over fp32" if check.increase is not None
               else "measured with a perplexity that is not finite")
     return PrecisionRefused(
@@ -190,46 +192,6 @@ def _refusal(check: PrecisionCheck) -> PrecisionRefused:
         f"{_percent(precision_bound())} bound: it would be served at fp32. Choose another precision.",
         param="precision", extra={"increase": check.increase, "bound": precision_bound(),
                                   "windows": check.windows})
-
-
-def version_precision_set(*, trainer, version_id, precision: str | None) -> dict:
-    """Choose the serving precision of the trainer's own version ("" or None: the deployment's
-    default). A precision below fp32 whose check is refused is refused here, naming the measured
-    increase and the bound, and nothing changes; one not measured yet (or whose measurement
-    failed) is set as pending and measured on the inference queue after commit, served at fp32
-    until accepted. Returns the version's `precision_summary`.
-
-    Raises ModelVersionNotFound (404, also for another trainer's version), PrecisionInvalid and
-    PrecisionRefused (400)."""
-    choice = precision_name_clean(precision) if (precision or "").strip() else ""
-    with transaction.atomic():
-        version = _own_version(trainer, version_id, lock=True)
-        check = precision_check_get(version, choice) if choice and choice != FP32 else None
-        if check is not None and precision_check_verdict(check) == REFUSED:
-            raise _refusal(check)
-        previous = version.serving_precision
-        version.serving_precision = choice
-        version.save(update_fields=["serving_precision"])
-        audit_append(event="version.serving_precision_set", actor=trainer, subject=version,
-                     data={"from": previous, "to": choice})
-        precision_check_request(version=version)
-    return precision_summary(version)
-
-
-def precision_check_request(*, version: ModelVersion) -> str | None:
-    """Queue, after commit, the check of the precision `version` asks for, when it is below fp32
-    and not measured yet (or its measurement failed); publishing and choosing a precision call it.
-    Returns the precision queued, or None."""
-    requested = precision_requested(version)
-    if requested == FP32 or requested not in engine_module.PRECISIONS:
-        return None
-    if precision_check_verdict(precision_check_get(version, requested)) not in (PENDING, FAILED):
-        return None
-    from .tasks import precision_check_measure_task
-
-    version_id = str(version.pk)
-    transaction.on_commit(lambda: precision_check_measure_task.delay(version_id, requested), robust=True)
-    return requested
 
 
 # --- Measuring --------------------------------------------------------------------------------

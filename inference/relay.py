@@ -22,7 +22,7 @@ CANCEL_CHECK_SECONDS = 0.05  # bounds the cache reads per request to ~20/s, what
 
 
 def relay_url() -> str | None:
-    url = getattr(settings, "INFERENCE_RELAY_URL", "") or settings.CELERY_BROKER_URL
+    url = settings.INFERENCE_RELAY_URL or settings.CELERY_BROKER_URL
     return url if url.startswith(("redis://", "rediss://")) else None
 
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -44,6 +46,7 @@ from licensing.selectors import grant_licence_stamp, grant_receipt_licence
 from licensing.services import grant_check, grant_rate_consume
 
 from . import engine as engine_module
+from .engine import SamplingParams
 from .errors import InferenceTimeout, ModelUnavailable, engine_error_to_api
 from .idempotency import (
     idempotency_fingerprint,
@@ -69,18 +72,39 @@ from .watermark import WatermarkKey, WatermarkSchemeError
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@contextmanager
+def _as_api_errors() -> Iterator[None]:
+    """The engine's domain errors raised inside, as the API's (inference.errors.engine_error_to_api)."""
+    try:
+        yield
+    except engine_module.EngineError as exc:
+        raise engine_error_to_api(exc) from exc
+
+
+@dataclass(init=False)
 class GenerationInput:
+    """What a caller asks to generate: a model (id or digest), a prompt, how to sample it, and the
+    purpose (None: the key's default). Sampling is given as `sampling=SamplingParams(...)` or flat
+    (`max_new_tokens=10`); flat values outside its limits raise GenerationInvalid (400)."""
+
     model: str
     prompt: str
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    n: int = 1
-    seed: int | None = None
+    sampling: SamplingParams
     purpose: str | None = None
-    ignore_eos: bool = False  # vLLM's name: generate exactly max_new_tokens (benchmarks, tests)
+
+    def __init__(self, *, model: str, prompt: str, sampling: SamplingParams | None = None,
+                 purpose: str | None = None, **sampling_fields):
+        self.model, self.prompt, self.purpose = model, prompt, purpose
+        with _as_api_errors():
+            self.sampling = SamplingParams.given(sampling, sampling_fields)
+
+
+def _public_sampling(sampling: SamplingParams) -> dict:
+    """The sampling parameters as both APIs and the receipts name them: `ignore_eos` (vLLM's name:
+    generate exactly max_new_tokens) for the engine's `stop_at_eos`."""
+    public = sampling.to_dict()
+    public["ignore_eos"] = not public.pop("stop_at_eos")
+    return public
 
 
 @dataclass
@@ -123,13 +147,10 @@ def generation_refusal_record(*, grant: Grant, api_key: ApiKey | None, error: Do
 
 
 def _validate(params: GenerationInput, version) -> None:
-    request = engine_module.GenerationRequest(
-        model_digest=version.digest, model_dir=None, prompt=params.prompt, max_new_tokens=params.max_new_tokens,
-        temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, n=params.n, seed=params.seed)
-    try:
+    request = engine_module.GenerationRequest(model_digest=version.digest, model_dir=None, prompt=params.prompt,
+                                              sampling=params.sampling)
+    with _as_api_errors():
         engine_module.validate_request(request)
-    except engine_module.EngineError as exc:
-        raise engine_error_to_api(exc) from exc
 
 
 def _count_prompt_tokens(version, prompt: str) -> int:
@@ -144,9 +165,15 @@ def _count_prompt_tokens(version, prompt: str) -> int:
     return count
 
 
+def _context_check(params: GenerationInput, version, prompt_tokens: int) -> None:
+    with _as_api_errors():
+        engine_module.context_check(prompt_tokens=prompt_tokens, max_new_tokens=params.sampling.max_new_tokens,
+                                    n_positions=version.n_positions)
+
+
 def _reservation_ttl() -> timedelta:
     # Longer than any request may run (the engine timeout), so the sweep never takes a live one.
-    return timedelta(seconds=float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300)) + 120)
+    return timedelta(seconds=float(settings.INFERENCE_TIMEOUT_SECONDS) + 120)
 
 
 def _watermark_for(grant: Grant) -> WatermarkKey:
@@ -163,7 +190,8 @@ def _new_request_id() -> str:
 
 def generation_fingerprint(params: GenerationInput) -> str:
     """What an Idempotency-Key's first request asked for (its canonical parameters)."""
-    return idempotency_fingerprint(asdict(params))
+    return idempotency_fingerprint({"model": params.model, "prompt": params.prompt, "purpose": params.purpose,
+                                    **_public_sampling(params.sampling)})
 
 
 def generation_begin(*, api_key: ApiKey, params: GenerationInput, idempotency_key: str = "") -> Prepared | UsageEntry:
@@ -197,13 +225,10 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
         grant_check(grant=grant, purpose=purpose)
         _validate(params, grant.model_version)
         prompt_tokens = _count_prompt_tokens(grant.model_version, params.prompt)
-        n_positions = grant.model_version.n_positions
-        if prompt_tokens + params.max_new_tokens > n_positions:
-            raise engine_error_to_api(engine_module.ContextTooLong(
-                prompt_tokens=prompt_tokens, max_new_tokens=params.max_new_tokens, n_positions=n_positions))
+        _context_check(params, grant.model_version, prompt_tokens)
         precision = precision_effective(grant.model_version)  # read before anything is consumed
         rate = grant_rate_consume(grant=grant)
-        need = params.n * (prompt_tokens + params.max_new_tokens)
+        need = params.sampling.n * (prompt_tokens + params.sampling.max_new_tokens)
         request_id = request_id or _new_request_id()
         quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id, ttl=_reservation_ttl())
     except DomainError as error:
@@ -220,11 +245,10 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
 # --- Running the engine ------------------------------------------------------------------------
 
 def _engine_request(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationRequest:
-    p, version = prepared.params, prepared.version
+    version = prepared.version
     return engine_module.GenerationRequest(
-        model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=p.prompt,
-        max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p,
-        n=p.n, seed=p.seed, stop_at_eos=not p.ignore_eos, watermark=prepared.watermark, on_token=on_token,
+        model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=prepared.params.prompt,
+        sampling=prepared.params.sampling, watermark=prepared.watermark, on_token=on_token,
         should_cancel=should_cancel, precision=prepared.precision)
 
 
@@ -235,11 +259,9 @@ def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) 
     `inference` workers (settings.INFERENCE_IN_PROCESS false) they come through the Redis relay
     (inference.relay) and a disconnect stops the worker's engine the same way."""
     if settings.INFERENCE_IN_PROCESS:
-        try:
+        with _as_api_errors():
             return engine_instance().submit(_engine_request(prepared, on_token=on_token,
                                                             should_cancel=should_cancel))
-        except engine_module.EngineError as exc:
-            raise engine_error_to_api(exc) from exc
     from .tasks import generation_submit_remote
 
     return generation_submit_remote(prepared, on_token=on_token, should_cancel=should_cancel)
@@ -261,7 +283,7 @@ def generation_keepalive(prepared: Prepared) -> None:
 def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationResult:
     """Run the engine and wait. Releases the reservation and the Idempotency-Key, and raises the
     mapped API error on failure."""
-    timeout = float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300))
+    timeout = float(settings.INFERENCE_TIMEOUT_SECONDS)
     try:
         future = generation_submit(prepared, on_token=on_token, should_cancel=should_cancel)
         return future.result(timeout=timeout)
@@ -287,9 +309,7 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
         "listing": str(listing.pk) if listing else None,
         "licence": grant_receipt_licence(grant),
         "grant": str(grant.pk), "sub": customer_pseudonym(grant.customer_id), "purpose": prepared.purpose,
-        "params": {"max_new_tokens": p.max_new_tokens, "temperature": p.temperature, "top_k": p.top_k,
-                   "top_p": p.top_p, "n": p.n, "seed": result.seed, "index": completion.index,
-                   "ignore_eos": p.ignore_eos},
+        "params": {**_public_sampling(p.sampling), "seed": result.seed, "index": completion.index},
         "prompt_sha256": sha256_text(p.prompt), "output_sha256": sha256_text(completion.text),
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(completion.token_ids)},
         "watermark": _watermark_claim(prepared.watermark, grant),
@@ -418,7 +438,7 @@ def result_from_sent(prepared: Prepared, *, sent_ids: dict[int, list[int]], sent
     completions = [engine_module.Completion(index=i, token_ids=list(ids), text=sent_text.get(i, ""),
                                             finish_reason="cancelled") for i, ids in sorted(sent_ids.items())]
     return engine_module.GenerationResult(model_digest=prepared.version.digest, prompt_tokens=prepared.prompt_tokens,
-                                          completions=completions, seed=prepared.params.seed or 0, device="",
+                                          completions=completions, seed=prepared.params.sampling.seed or 0, device="",
                                           precision=_precision_used(prepared))
 
 

@@ -30,14 +30,15 @@ def generation_run(payload: dict) -> dict:
     from .relay import TokenPublisher, cancel_checker
     from .watermark import WatermarkKey
 
-    request_id, relay = payload.pop("request_id"), payload.pop("relay", None)
-    version = ModelVersion.objects.filter(digest=payload.pop("model_digest")).first()  # any owner's: same files
+    request_id, relay = payload["request_id"], payload.get("relay")
+    version = ModelVersion.objects.filter(digest=payload["model_digest"]).first()  # any owner's: same files
     publisher = TokenPublisher(request_id, relay) if relay else None
-    request = engine_module.GenerationRequest(
-        model_digest=version.digest, model_dir=model_folder_fetch(version),
-        watermark=WatermarkKey(**payload.pop("watermark")), should_cancel=cancel_checker(request_id),
-        on_token=publisher.publish if publisher else None, **payload)
     try:
+        request = engine_module.GenerationRequest(
+            model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=payload["prompt"],
+            sampling=engine_module.SamplingParams.from_dict(payload), precision=payload.get("precision", "fp32"),
+            watermark=WatermarkKey(**payload["watermark"]), should_cancel=cancel_checker(request_id),
+            on_token=publisher.publish if publisher else None)
         return _result_to_json(engine_instance().generate(request))
     except engine_module.ContextTooLong as exc:
         return {"error": {"kind": "context", "prompt_tokens": exc.prompt_tokens,
@@ -74,10 +75,10 @@ def _result_from_json(data: dict) -> engine_module.GenerationResult:
 
 
 def _payload(prepared, relay: str | None) -> dict:
-    p = prepared.params
+    """The task's JSON: the request's ids, its prompt and sampling parameters (flat, as
+    `SamplingParams.to_dict`), the precision asked for and the grant's watermark."""
     return {"request_id": prepared.request_id, "relay": relay, "model_digest": prepared.version.digest,
-            "prompt": p.prompt, "max_new_tokens": p.max_new_tokens, "temperature": p.temperature,
-            "top_k": p.top_k, "top_p": p.top_p, "n": p.n, "seed": p.seed, "stop_at_eos": not p.ignore_eos,
+            "prompt": prepared.params.prompt, **prepared.params.sampling.to_dict(),
             "precision": prepared.precision, "watermark": prepared.watermark.to_dict()}
 
 
@@ -93,7 +94,7 @@ def generation_submit_remote(prepared, *, on_token=None, should_cancel=None) -> 
     subscription = TokenSubscription(prepared.request_id, url) if url else None  # before the task starts
     async_result = generation_run.apply_async(args=[_payload(prepared, url)])
     future: Future = Future()
-    timeout = float(getattr(settings, "INFERENCE_TIMEOUT_SECONDS", 300))
+    timeout = float(settings.INFERENCE_TIMEOUT_SECONDS)
 
     def relay_tokens():
         cancelled, finished, deadline = False, False, time.monotonic() + timeout

@@ -47,8 +47,8 @@ def playground(request):
         "model_version", "terms")
     context = {"grants": grants, "form": request.POST or {}, "output": None, "error": None}
     if request.method == "POST":
-        params = _playground_params(request.POST)
         try:
+            params = _playground_params(request.POST)  # GenerationInvalid for values out of range
             prepared = generation_prepare(api_key=None, customer=request.user, params=params)
             entry = generation_settle(prepared, generation_execute(prepared))
             context["output"] = entry.response

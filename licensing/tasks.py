@@ -18,7 +18,7 @@ def reset_quota_periods() -> int:
     return grants_reset_quota_periods_due()
 
 
-@shared_task(name="quota.reservations_sweep")
+@shared_task(name="licensing.reservations_sweep")
 def reservations_sweep() -> int:
     """Release quota reservations left by requests whose process died."""
     return quota_reservations_sweep()

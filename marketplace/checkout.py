@@ -29,8 +29,10 @@ from .models import Order
 from .services import (
     Checkout,
     order_create,
+    order_failed_when_held,
     order_mark_failed,
     order_mark_paid,
+    order_mark_refunded,
     order_payable_check,
 )
 
@@ -123,20 +125,22 @@ def order_charge(*, order_id, customer) -> Charge:
     active when Stripe's signed webhook confirms the payment (not here). A metered offer without a
     fee needs no charge: its verified saved card activates it at once (idempotently).
 
-    Raises OrderNotFound, OrderExpired / OrderNotPayable / WrongPaymentProvider (nothing charged),
-    PaymentDeclined (Stripe's message; the order is marked failed) and PaymentProviderError."""
+    Raises OrderNotFound, OrderExpired / OrderNotPayable / WrongPaymentProvider / MeteredOfferHeld
+    (nothing charged; the last leaves the order failed), PaymentDeclined (Stripe's message; the order is marked failed) and PaymentProviderError."""
     order = _pending_stripe_order(order_id, customer)
     if order.state == Order.State.PAID:
         return Charge(status="paid", order=order)
-    order_payable_check(order)  # before any money moves: the webhook checks again when it arrives
+    with order_failed_when_held(order.pk):
+        order_payable_check(order)  # before any money moves: the webhook checks again when it arrives
     if order.state != Order.State.PENDING or not order.stripe_setup_intent_id:
         # A failed order stays failed (its message says why); buying again starts a new order.
         raise PaymentDeclined(order.failure_message or "This order can no longer be paid.", param="order")
     try:
         payment_method = _saved_card(order)
         if not order.amount_cents:
-            order, _ = order_mark_paid(order_id=order.pk, reference=order.stripe_setup_intent_id,
-                                       amount_cents=0, currency=order.currency)
+            with order_failed_when_held(order.pk):
+                order, _ = order_mark_paid(order_id=order.pk, reference=order.stripe_setup_intent_id,
+                                           amount_cents=0, currency=order.currency)
             return Charge(status="card_saved", order=order)
         intent = gateway.payment_intent_confirm(
             order_id=order.pk, offer_id=order.offer_id, amount_cents=order.amount_cents, currency=order.currency,
@@ -152,3 +156,19 @@ def order_charge(*, order_id, customer) -> Charge:
     if intent.status == "requires_action":
         return Charge(status="requires_action", order=order, client_secret=intent.client_secret)
     return Charge(status="processing", order=order)
+
+
+def order_refund(*, order_id) -> Order:
+    """Refund in full the payment of a refund_due order at Stripe (outside any transaction; the
+    idempotency key is the order's, so a retried task refunds once), then mark the order refunded.
+    An order in any other state, or one without a payment, is returned as it is.
+
+    Raises GatewayError when Stripe refuses or cannot be reached (the order stays refund_due)."""
+    order = Order.objects.get(pk=order_id)
+    if order.state != Order.State.REFUND_DUE or not order.stripe_payment_intent_id:
+        return order
+    refund = gateway.refund_create(payment_reference=order.stripe_payment_intent_id,
+                                   key=f"imprint-refund-order-{order.pk}")
+    order, _ = order_mark_refunded(order_id=order.pk, refund_reference=refund)
+    log.info("order %s: payment %s refunded (%s)", order.pk, order.stripe_payment_intent_id, refund)
+    return order

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from billing.customers import billing_customer_card_set
 
+from .errors import MeteredOfferHeld
 from .models import Order
 from .services import (
     ORDER_NOT_PAYABLE,
@@ -36,9 +37,13 @@ def payment_succeeded(sender, payment, **kwargs) -> str | None:
         _, changed = order_mark_paid(order_id=order.pk, reference=payment.reference, amount_cents=payment.amount_cents,
                                      currency=payment.currency, via_connect=payment.via_connect)
     except ORDER_NOT_PAYABLE as exc:
-        # The money moved but the order may not activate: record it for a refund instead.
+        # The money moved but the order may not activate: record it for a refund instead. A second
+        # payment for a metered offer the customer holds is refunded at once: nothing about it needs
+        # a person's judgement, unlike an offer withdrawn while its buyer was paying.
+        held = isinstance(exc, MeteredOfferHeld)
         order_mark_refund_due(order_id=order.pk, reference=payment.reference, amount_cents=payment.amount_cents,
-                              currency=payment.currency, reason=exc.code)
+                              currency=payment.currency, reason=exc.code, message=exc.message if held else "",
+                              refund_now=held)
         return f"refused: {exc.code}; recorded as refund_due"
     return "order paid" if changed else "no change: order already paid or amount mismatch"
 

@@ -10,6 +10,7 @@ turns a paid order into an active grant. The money's rows (payouts, subscription
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +27,7 @@ from billing.payouts import payout_record, payout_reverse
 from billing.subscriptions import subscription_open
 from billing.tasks import subscription_cancel, subscription_create
 from core.markdown_cards import front_matter_check
-from inference.precision import precision_check_request
+from inference.precision_choice import precision_check_request
 from licensing.models import Grant
 from licensing.services import (
     acceptance_record,
@@ -55,6 +56,7 @@ from .errors import (
     WrongPaymentProvider,
 )
 from .models import Listing, Offer, Order
+from .pricing import meter_event_name
 
 log = logging.getLogger(__name__)
 CURRENCIES = ("usd", "eur", "gbp", "chf", "cad", "aud", "jpy")
@@ -291,10 +293,7 @@ def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: 
              .filter(pk=offer_id, active=True, listing__published=True).first())
     if offer is None:
         raise OfferNotFound("This offer is not on sale.", param="offer")
-    if offer.is_metered and Subscription.objects.filter(order__customer=customer, order__offer=offer).exclude(
-            state=Subscription.State.ENDED).exists():
-        raise MeteredOfferHeld("You already hold a metered licence under this offer; its usage is billed "
-                               "on your current subscription.", param="offer")
+    metered_offer_held_check(customer=customer, offer=offer)
     if accepted_terms_sha256 != offer.terms_id:
         raise TermsChanged("The licence terms changed since you read them; review them again.",
                            param="accepted_terms")
@@ -306,6 +305,16 @@ def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: 
                  data={"offer": str(offer.pk), "amount_cents": offer.fee_cents, "currency": offer.currency,
                        "provider": provider})
     return order
+
+
+def metered_offer_held_check(*, customer, offer: Offer) -> None:
+    """Raises MeteredOfferHeld when `offer` is metered and the customer has a live subscription
+    on it. Checked when the order is placed, when it is charged and, under the offer's row lock,
+    when it is paid; the subscription's unique constraint is the last line."""
+    if offer.is_metered and Subscription.objects.filter(order__customer=customer, order__offer=offer).exclude(
+            state=Subscription.State.ENDED).exists():
+        raise MeteredOfferHeld("You already hold a metered licence under this offer; its usage is billed "
+                               "on your current subscription.", param="offer")
 
 
 def _paid_effects(order: Order, *, reference: str, via_connect: bool) -> Grant:
@@ -334,7 +343,8 @@ def _metered_billing_open(order: Order) -> None:
     inside a transaction), retried by the task and the sweep until Stripe accepts it."""
     connect = payout_account_active(order.offer.listing.trainer) if order.provider == Order.Provider.STRIPE else None
     sub = subscription_open(order_id=order.pk, grant_id=order.grant_id, provider=order.provider,
-                            connect_account=connect or "")
+                            connect_account=connect or "", customer_id=order.customer_id,
+                            meter_event_name=meter_event_name(order.offer))
     if sub.state == sub.State.PENDING:
         transaction.on_commit(lambda: subscription_create.delay(sub.pk), robust=True)
 
@@ -366,9 +376,22 @@ def order_payable_check(order: Order) -> None:
     if (order.provider == Order.Provider.LOCAL_TEST) != payments_in_test_mode():
         raise WrongPaymentProvider("Payments are set up differently than when this order was placed; "
                                    "buy the licence again.", param="order")
+    # Two orders placed before either was paid both passed this at order_create.
+    metered_offer_held_check(customer=order.customer, offer=order.offer)
 
 
-ORDER_NOT_PAYABLE = (OrderExpired, OrderNotPayable, WrongPaymentProvider)
+ORDER_NOT_PAYABLE = (OrderExpired, OrderNotPayable, WrongPaymentProvider, MeteredOfferHeld)
+
+
+@contextmanager
+def order_failed_when_held(order_id):
+    """Around a payment attempt: when the metered-offer rule refuses it, the order is marked failed
+    with the rule's message (nothing was charged) before MeteredOfferHeld goes on up."""
+    try:
+        yield
+    except MeteredOfferHeld as exc:
+        order_mark_failed(order_id=order_id, message=exc.message)
+        raise
 
 
 @transaction.atomic
@@ -378,9 +401,11 @@ def order_mark_paid(*, order_id, reference: str, amount_cents: int, currency: st
     a second notice for the same order changes nothing. An amount or currency that does not match
     the price the order was placed at is refused and logged (nothing changes).
 
-    Raises OrderExpired, OrderNotPayable, WrongPaymentProvider (`order_payable_check`)."""
+    Raises OrderExpired, OrderNotPayable, WrongPaymentProvider, MeteredOfferHeld
+    (`order_payable_check`)."""
     # The offer and listing rows are locked too, so a withdrawal or unpublish cannot slip in between
-    # the check and the activation.
+    # the check and the activation, and two orders of one metered offer are paid one after the
+    # other: the second sees the first's subscription.
     order = (Order.objects.select_for_update(of=("self", "offer", "offer__listing"))
              .select_related("offer__listing__model_version", "terms", "customer").get(pk=order_id))
     if order.state == Order.State.PAID or order.grant_id is not None:
@@ -394,22 +419,57 @@ def order_mark_paid(*, order_id, reference: str, amount_cents: int, currency: st
     return order, True
 
 
+REFUND_PROMISED = "The payment will be refunded."
+REFUND_DONE = "The payment was refunded."
+
+
 @transaction.atomic
-def order_mark_refund_due(*, order_id, reference: str, amount_cents: int, currency: str, reason: str) -> Order:
-    """Money arrived at Stripe for an order that was no longer payable (`reason`): no grant is
-    activated; the order is marked refund_due, audited and logged, so staff refund the payment
-    (`reference`) from the Stripe dashboard. Idempotent."""
+def order_mark_refund_due(*, order_id, reference: str, amount_cents: int, currency: str, reason: str,
+                          message: str = "", refund_now: bool = False) -> Order:
+    """Money arrived at Stripe for an order that was no longer payable (`reason`, and `message`
+    for the customer): no grant is activated; the order is marked refund_due, audited and logged,
+    so staff refund the payment (`reference`) from the Stripe dashboard; or, with `refund_now`,
+    the `marketplace.order_refund` task refunds it after commit (staff only when that fails).
+    Idempotent."""
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.state in (Order.State.PAID, Order.State.REFUND_DUE, Order.State.REFUNDED):
         return order
     order.state = Order.State.REFUND_DUE
-    order.failure_message = f"Paid after it stopped being payable ({reason}); the payment will be refunded."[:300]
+    why = message or f"Paid after it stopped being payable ({reason})."
+    order.failure_message = f"{why[:300 - len(REFUND_PROMISED) - 1]} {REFUND_PROMISED}"
     order.save(update_fields=["state", "failure_message"])
     audit_append(event="order.refund_due", subject=order,
                  data={"reference": reference, "amount_cents": amount_cents, "currency": currency, "reason": reason})
-    log.error("order %s: payment %s of %s %s arrived but the order is not payable (%s); refund it",
-              order.pk, reference, amount_cents, currency, reason)
+    if refund_now:
+        transaction.on_commit(lambda: _send_refund(order.pk), robust=True)
+    else:
+        log.error("order %s: payment %s of %s %s arrived but the order is not payable (%s); refund it",
+                  order.pk, reference, amount_cents, currency, reason)
     return order
+
+
+ORDER_REFUND_TASK = "marketplace.order_refund"
+
+
+def _send_refund(order_id) -> None:
+    from celery import current_app
+
+    current_app.send_task(ORDER_REFUND_TASK, args=[str(order_id)])
+
+
+@transaction.atomic
+def order_mark_refunded(*, order_id, refund_reference: str) -> tuple[Order, bool]:
+    """The payment of a refund_due order was refunded (`refund_reference`): the order is refunded,
+    keeping why it was, and audited. Returns (order, changed); anything but refund_due is left."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.state != Order.State.REFUND_DUE:
+        return order, False
+    order.state = Order.State.REFUNDED
+    order.failure_message = order.failure_message.replace(REFUND_PROMISED, REFUND_DONE)
+    order.save(update_fields=["state", "failure_message"])
+    audit_append(event="order.refunded", subject=order, data={"refund": refund_reference,
+                                                               "reference": order.stripe_payment_intent_id})
+    return order, True
 
 
 def orders_expire_due(*, now: datetime | None = None) -> int:
@@ -479,18 +539,20 @@ def order_pay_local_test(*, order_id, customer, card_number: str) -> Order:
     No money moves; the page says so. The grant activates through the same `order_mark_paid` as a
     Stripe webhook, so this exercises everything but the network.
 
-    Raises OrderNotFound, WrongPaymentProvider, OrderExpired, OrderNotPayable and PaymentDeclined."""
+    Raises OrderNotFound, WrongPaymentProvider, OrderExpired, OrderNotPayable, PaymentDeclined and
+    MeteredOfferHeld (the customer holds the metered offer already: the order is then failed)."""
     order = Order.objects.select_related("offer__listing").filter(pk=order_id, customer=customer).first()
     if order is None:
         raise OrderNotFound("No such order of yours.", param="order")
     if order.provider != Order.Provider.LOCAL_TEST:
         raise WrongPaymentProvider("This order is paid through Stripe, not the local test mode.")
-    order_payable_check(order)
-    digits = "".join(ch for ch in card_number if ch.isdigit())
-    if digits != TEST_CARD_SUCCEEDS:
-        order_mark_failed(order_id=order.pk, message="Your card was declined.")
-        raise PaymentDeclined("Your card was declined. (Local test mode: use 4242 4242 4242 4242.)",
-                              param="card_number")
-    order, _ = order_mark_paid(order_id=order.pk, reference=f"testmode_{order.pk}",
-                               amount_cents=order.amount_cents, currency=order.currency)
+    with order_failed_when_held(order.pk):
+        order_payable_check(order)
+        digits = "".join(ch for ch in card_number if ch.isdigit())
+        if digits != TEST_CARD_SUCCEEDS:
+            order_mark_failed(order_id=order.pk, message="Your card was declined.")
+            raise PaymentDeclined("Your card was declined. (Local test mode: use 4242 4242 4242 4242.)",
+                                  param="card_number")
+        order, _ = order_mark_paid(order_id=order.pk, reference=f"testmode_{order.pk}",
+                                   amount_cents=order.amount_cents, currency=order.currency)
     return order

@@ -3,10 +3,19 @@ billing.tasks."""
 
 from celery import shared_task
 
-from .services import orders_expire_due
+from billing.errors import GatewayTransient
+
+from .checkout import order_refund as order_refund_at_stripe
+from .services import ORDER_REFUND_TASK, orders_expire_due
 
 
 @shared_task(name="marketplace.orders_expire")
 def orders_expire() -> int:
     """Periodic: pending orders not paid in time expire (paying one is refused anyway)."""
     return orders_expire_due()
+
+
+@shared_task(name=ORDER_REFUND_TASK, autoretry_for=(GatewayTransient,), retry_backoff=True, max_retries=8)
+def order_refund(order_id: str) -> str:
+    """Refund the payment of a refund_due order at Stripe; a refused refund stays for staff."""
+    return order_refund_at_stripe(order_id=order_id).state

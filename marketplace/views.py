@@ -24,7 +24,8 @@ from core import charts
 from core.errors import DomainError, domain_error_body
 from core.http import client_ip, local_next
 from inference.power import watermark_power_summary
-from inference.precision import precision_choices, precision_summary, version_precision_set
+from inference.precision import precision_choices, precision_summary
+from inference.precision_choice import version_precision_set
 from licensing.selectors import grants_for_customer
 from licensing.terms import render_terms_text
 from training.models import ModelVersion, TrainingJob

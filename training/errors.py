@@ -1,7 +1,7 @@
 """Refusals of the training app, on core's one base (status, code, param), mapped to the API error
 shape once in config.api_errors. Pages show `message`; `param` names the form field it is about."""
 
-from core.errors import Conflict, InvalidRequest
+from core.errors import Conflict, InvalidRequest, TooManyRequests
 
 
 class TrainingError(InvalidRequest):
@@ -23,6 +23,13 @@ class DatasetTooLarge(DatasetRefused):
 
 class TrainingLimitExceeded(InvalidRequest):
     """400 (code "invalid_request"): over the trainer's concurrent-job or total-step limit."""
+
+
+class UploadsInFlight(TooManyRequests):
+    """429: the trainer already has DATASET_UPLOADS_IN_FLIGHT_MAX uploads processing; retry-after
+    says when to try again."""
+
+    code = "uploads_in_flight"
 
 
 class IllegalTransition(Conflict):

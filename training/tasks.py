@@ -30,3 +30,9 @@ def process_dataset(upload_id: str) -> str:
         return datasets.dataset_upload_process(upload_id=upload_id).state
     except DatasetUpload.DoesNotExist:
         return "gone"
+
+
+@shared_task(name="training.uploads_sweep", ignore_result=True)
+def uploads_sweep() -> int:
+    """Beat: refuse uploads stuck processing past DATASET_UPLOAD_TIMEOUT_SECONDS, deleting their files."""
+    return datasets.dataset_uploads_sweep()

@@ -9,6 +9,7 @@ from accounts.roles import role_required
 from core.errors import DomainError
 
 from . import selectors
+from .errors import UploadsInFlight
 from .forms import DatasetForm, JobForm
 from .models import Checkpoint
 from .services import datasets, jobs, versions
@@ -33,6 +34,11 @@ def dataset_upload(request):
                 owner=request.user, name=data["name"], upload=data["file"], licence=data["licence"],
                 licence_attested=data["licence_attested"], rights_holders=data["rights_holders"],
                 stats_base_model=data["stats_base_model"] or "tiny")
+        except UploadsInFlight as exc:
+            response = render(request, "training/dataset_upload.html", {"form": form, "refused": exc.message},
+                              status=exc.status_code)
+            response["Retry-After"] = exc.headers["Retry-After"]
+            return response
         except DomainError as exc:
             form.add_error(exc.param, exc.message)
         else:

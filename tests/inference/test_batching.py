@@ -236,7 +236,7 @@ def test_concurrent_api_requests_in_one_batch_are_each_charged_exactly_their_own
 
 
 def test_models_without_the_lean_forward_run_on_the_generic_loop_with_the_same_output(tiny_dir, monkeypatch):
-    from inference.decode import LeanGPT2
+    from inference.engine.lean import LeanGPT2
 
     lean = Engine(cache_bytes=64 * 1024 * 1024)
     generic = Engine(cache_bytes=64 * 1024 * 1024)

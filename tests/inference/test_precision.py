@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.decode import LeanGPT2
+from inference.engine.lean import LeanGPT2
 from inference.engine import (
     GenerationRequest,
     InvalidGenerationRequest,

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .. import artifacts
 from ..base_models import TINY, BaseModel, base_model_get, hub_tokenizer_load
-from ..errors import DatasetRefused, DatasetTooLarge
+from ..errors import DatasetRefused, DatasetTooLarge, UploadsInFlight
 from ..models import Dataset, DatasetUpload, EncodedDataset
 from ..textdata import (
     DatasetInvalid,
@@ -34,6 +34,7 @@ from ..textdata import (
     ids_dtype,
     ids_from_bytes,
 )
+from .jobs import trainer_lock
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ TOKENIZER_SAMPLE_CHARS = 1_000_000
 # Documents are encoded in batches of about this many characters: large enough for the Rust
 # tokenizer's threads to share, small enough to bound memory.
 ENCODE_BATCH_CHARS = 2_000_000
+# What the trainer reads when processing failed for a reason of ours (a bug, storage, a hub model
+# that cannot be loaded): the detail is in the log, never in a page another process renders.
+INTERNAL_ERROR_MESSAGE = "The upload could not be processed (internal error); nothing was kept."
+TIMED_OUT_MESSAGE = "The upload took too long to process; nothing was kept. Upload it again."
+# An upload of the largest size is processed in about a minute, so a slot frees up about as often.
+UPLOADS_IN_FLIGHT_RETRY_SECONDS = 30
 
 
 def _refused(reason: str, message: str, offset: int | None = None) -> DatasetRefused:
@@ -82,12 +89,15 @@ def dataset_upload_receive(*, owner, name: str, upload, licence: str, licence_at
     """Stage an uploaded file in storage, streamed in chunks, and queue its processing (after
     commit) on the default queue. Returns the upload, state "processing".
 
-    Raises DatasetRefused ("not_attested", "too_large", "wrong_content_type") and TrainingError
-    for an unknown base model, before anything is stored."""
+    Raises DatasetRefused ("not_attested", "too_large", "wrong_content_type"), TrainingError for
+    an unknown base model and UploadsInFlight when the owner already has
+    DATASET_UPLOADS_IN_FLIGHT_MAX uploads processing, before anything is stored (a file staged
+    just before a racing upload took the last slot is deleted)."""
     if not licence_attested:
         raise _refused("not_attested", "Confirm that you have the right to train on this data.")
     _check_upload(upload)
     base_model_get(stats_base_model)
+    _check_in_flight(owner)  # early and unlocked, so a refused upload costs no storage write
     digest = hashlib.sha256()
     for chunk in upload.chunks(CHUNK_BYTES):
         digest.update(chunk)
@@ -98,13 +108,25 @@ def dataset_upload_receive(*, owner, name: str, upload, licence: str, licence_at
                            upload_sha256=digest.hexdigest(), phase="queued")
     record.staged_name = default_storage.save(f"uploads/{record.pk}.txt", File(upload))
     try:
-        record.save()
+        with transaction.atomic():
+            trainer_lock(owner)  # two racing uploads cannot both take the last slot
+            _check_in_flight(owner)
+            record.save()
     except Exception:
         default_storage.delete(record.staged_name)
         raise
     if enqueue:
         transaction.on_commit(lambda: _send_process(record.pk))
     return record
+
+
+def _check_in_flight(owner) -> None:
+    """Raises UploadsInFlight when the owner has DATASET_UPLOADS_IN_FLIGHT_MAX uploads processing."""
+    limit = settings.DATASET_UPLOADS_IN_FLIGHT_MAX
+    if DatasetUpload.objects.filter(owner=owner, state=DatasetUpload.State.PROCESSING).count() >= limit:
+        raise UploadsInFlight(
+            f"You already have {limit} uploads being processed; wait for one to finish, then upload again.",
+            param="file", headers={"Retry-After": str(UPLOADS_IN_FLIGHT_RETRY_SECONDS)})
 
 
 def _send_process(upload_id) -> None:
@@ -131,20 +153,24 @@ def dataset_create(*, owner, name: str, upload, licence: str, licence_attested: 
 def dataset_upload_process(*, upload_id) -> DatasetUpload:
     """Validate, normalise, count and encode a staged upload, then store the text, its encoding
     and the Dataset row; or refuse it (reason, message, byte offset) and delete the staged file.
+    Any failure refuses it: an unexpected one with reason "internal_error", a generic message and
+    the detail in the log; nothing it stored on the way is kept.
 
     Safe to run twice: an upload that is no longer processing is returned as it is, and the
     stored files are addressed by content. Raises DatasetUpload.DoesNotExist for an unknown id."""
     record = DatasetUpload.objects.get(pk=upload_id)
     if record.state != DatasetUpload.State.PROCESSING:
         return record
-    base = base_model_get(record.stats_base_model)
     with tempfile.TemporaryDirectory(prefix="imprint-dataset-") as tmp:
         try:
-            return _process(record, base, Path(tmp))
+            return _process(record, base_model_get(record.stats_base_model), Path(tmp))
         except DatasetInvalid as exc:
             return _refuse(record, exc.code, exc.message, exc.offset)
         except DatasetRefused as exc:
             return _refuse(record, exc.extra.get("reason", "refused"), exc.message, exc.extra.get("offset"))
+        except Exception:
+            log.exception("dataset upload %s could not be processed", record.pk)
+            return _refuse(record, "internal_error", INTERNAL_ERROR_MESSAGE, None)
 
 
 def _process(record: DatasetUpload, base: BaseModel, scratch: Path) -> DatasetUpload:
@@ -235,28 +261,42 @@ def _stats_tokenizer(base: BaseModel, sample: list[str]):
 
 def _store(record, base, tokenizer, text_path: Path, ids_path: Path, dtype, stats: dict, scratch: Path):
     sha = artifacts.file_sha256(text_path)
-    text_name = _save_once(f"datasets/{sha}.txt", text_path)
-    dataset = Dataset(owner=record.owner, name=record.name, sha256=sha, upload_sha256=record.upload_sha256,
-                      size_bytes=text_path.stat().st_size, licence=record.licence, licence_attested=True,
-                      rights_holders=record.rights_holders, stats=stats)
-    dataset.file.name = text_name
     key, prefix = _encoding_address(sha, base)
-    ids_name = _save_ids(prefix, ids_path, dtype, tokenizer if base.name == TINY else None, scratch)
+    text_name = f"datasets/{sha}.txt"
+    # What this run adds to storage, as opposed to what an identical upload stored before.
+    ours = {"text": not default_storage.exists(text_name),
+            "encoding": not default_storage.exists(_ids_name(prefix, dtype))}
     try:
-        with transaction.atomic():
-            locked = DatasetUpload.objects.select_for_update().get(pk=record.pk)
-            if locked.state != DatasetUpload.State.PROCESSING:
-                return locked  # a duplicate delivery finished first
-            dataset.save()
-            _record_encoding(dataset, key, ids_name, ids_path, dtype)
-            DatasetUpload.objects.filter(pk=record.pk).update(
-                state=DatasetUpload.State.READY, dataset=dataset, phase="ready", progress=100.0,
-                staged_name="", finished_at=timezone.now())
-    except Exception:
-        _delete_unreferenced(text_name)
-        raise
+        text_name = _save_once(text_name, text_path)
+        ids_name = _save_ids(prefix, ids_path, dtype, tokenizer if base.name == TINY else None, scratch)
+        locked = _store_rows(record, key, ids_name, ids_path, dtype, Dataset(
+            owner=record.owner, name=record.name, sha256=sha, upload_sha256=record.upload_sha256,
+            size_bytes=text_path.stat().st_size, licence=record.licence, licence_attested=True,
+            rights_holders=record.rights_holders, stats=stats, file=text_name))
+    finally:
+        # Kept only when a Dataset refers to them: not when this run failed, nor when a duplicate
+        # delivery (or the sweep) settled the upload first.
+        _delete_unreferenced(sha, text_name if ours["text"] else None, prefix if ours["encoding"] else None)
+    if locked.state != DatasetUpload.State.READY:
+        return locked
     default_storage.delete(record.staged_name)
     return DatasetUpload.objects.select_related("dataset").get(pk=record.pk)
+
+
+def _store_rows(record, key: str, ids_name: str, ids_path: Path, dtype, dataset: Dataset) -> DatasetUpload:
+    """The Dataset, its encoding and the upload's ready state, in one transaction; or the upload
+    as it is when it is no longer processing (then nothing is written)."""
+    with transaction.atomic():
+        locked = DatasetUpload.objects.select_for_update().get(pk=record.pk)
+        if locked.state != DatasetUpload.State.PROCESSING:
+            return locked
+        dataset.save()
+        _record_encoding(dataset, key, ids_name, ids_path, dtype)
+        DatasetUpload.objects.filter(pk=record.pk).update(
+            state=DatasetUpload.State.READY, dataset=dataset, phase="ready", progress=100.0,
+            staged_name="", finished_at=timezone.now())
+    locked.state = DatasetUpload.State.READY
+    return locked
 
 
 def _save_once(name: str, path: Path) -> str:
@@ -267,18 +307,37 @@ def _save_once(name: str, path: Path) -> str:
         return default_storage.save(name, File(fh))
 
 
-def _delete_unreferenced(text_name: str) -> None:
-    if not Dataset.objects.filter(file=text_name).exists():
+def _delete_unreferenced(sha: str, text_name: str | None, encoding_prefix: str | None) -> None:
+    """Delete a stored text and an encoding's folder unless a Dataset of that digest exists."""
+    if Dataset.objects.filter(sha256=sha).exists():
+        return
+    if encoding_prefix:
+        artifacts.folder_delete(encoding_prefix)
+    if text_name:
         default_storage.delete(text_name)
 
 
 def _refuse(record: DatasetUpload, reason: str, message: str, offset: int | None) -> DatasetUpload:
-    """Refuse the upload: its staged file is deleted; the record keeps why, for the trainer."""
-    default_storage.delete(record.staged_name)
+    """Refuse the upload unless it is settled already; its staged file is deleted either way (a
+    ready upload's was) and the record keeps why, for the trainer."""
     DatasetUpload.objects.filter(pk=record.pk, state=DatasetUpload.State.PROCESSING).update(
         state=DatasetUpload.State.REFUSED, refusal_reason=reason, refusal_message=message, refusal_offset=offset,
         staged_name="", phase="refused", finished_at=timezone.now())
+    if record.staged_name:
+        default_storage.delete(record.staged_name)
     return DatasetUpload.objects.get(pk=record.pk)
+
+
+def dataset_uploads_sweep() -> int:
+    """Refuse every upload processing for longer than DATASET_UPLOAD_TIMEOUT_SECONDS (its worker
+    died, or it waits behind a stuck one) and delete its staged file; a worker still busy with
+    one finds it refused when it stores, and keeps nothing. Returns how many it refused."""
+    since = timezone.now() - timezone.timedelta(seconds=settings.DATASET_UPLOAD_TIMEOUT_SECONDS)
+    stuck = DatasetUpload.objects.filter(state=DatasetUpload.State.PROCESSING, created_at__lt=since)
+    refused = 0
+    for record in stuck:
+        refused += _refuse(record, "timed_out", TIMED_OUT_MESSAGE, None).refusal_reason == "timed_out"
+    return refused
 
 
 # --- Encodings for the jobs ------------------------------------------------------------------

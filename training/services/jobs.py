@@ -87,8 +87,8 @@ def _steps_ahead(job: TrainingJob) -> int:
     return max(job.total_steps - start, 0)
 
 
-def _lock_owner(owner) -> None:
-    """Serialise the owner's job creations and resumes, so two at once cannot both fit the limits."""
+def trainer_lock(owner) -> None:
+    """Serialise the owner's job creations, resumes and uploads, so two at once cannot both fit a limit."""
     list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
 
 
@@ -128,7 +128,7 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     if config.context_length > _max_context(base):
         raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
                             param="context_length")
-    _lock_owner(owner)
+    trainer_lock(owner)
     _check_limits(owner, config.steps)
     job = TrainingJob.objects.create(
         owner=owner, dataset=dataset, name=name or f"{dataset.name} on {base.name}", base_model=base.name,
@@ -201,7 +201,7 @@ def _control_request(job: TrainingJob, action: str) -> TrainingJob:
 
 
 def _check_resume_limits(owner) -> None:
-    _lock_owner(owner)
+    trainer_lock(owner)
     try:
         _check_limits(owner, 0)
     except TrainingLimitExceeded as exc:

@@ -1,7 +1,7 @@
-"""A lean GPT-2 forward for the engine's decode loop, CPU and CUDA alike.
+"""A lean GPT-2 forward for the engine's batched decode, CPU and CUDA alike.
 
 Why not `model(...)`: one Hugging Face decode step spends ~8 ms of 52 on wrappers, DynamicCache, masks
-and a 7-op GELU, and MKL runs each batch-1 GEMV on ONE thread (see /work/shared/PERFORMANCE.md).
+and a 7-op GELU, and MKL runs each batch-1 GEMV on ONE thread.
 
 - On CUDA the weights are the loaded model's own tensors (or bf16 copies). On CPU each fp32 matrix
   is also kept packed for oneDNN and, for the shapes where a start-up timing run finds it faster at
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from .types import PRECISIONS
 
 _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
 
@@ -195,9 +197,6 @@ class _Int8Linear:
         xn = torch.cat([x / peak, self.ends.expand(x.shape[0], 2)], dim=1)
         y = torch.ops.quantized.linear_dynamic(xn, self.packed, self.reduce_range)
         return torch.addcmul(self.b, y, peak) if self.b is not None else y.mul_(peak)
-
-
-PRECISIONS = ("fp32", "int8", "bf16")
 
 
 class RowCache:
