@@ -307,6 +307,14 @@ INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued reque
 INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=8)  # rows one decode step serves at most
 INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
 INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
+# A verification's model-entropy pass (for watermark schemes that score by the model's entropy)
+# runs where generation runs, so the web tier never loads weights to verify a text. Bounds per
+# verification: the first tokens of the text it scores (detection needs ~60-200; 2,048 keep a long
+# text's cost at a few context windows), the model versions it runs for, and the seconds the web
+# waits for it. A version beyond a bound is reported as not scanned, never guessed.
+VERIFICATION_ENTROPY_MAX_TOKENS = env.int("VERIFICATION_ENTROPY_MAX_TOKENS", default=2048)
+VERIFICATION_ENTROPY_MAX_VERSIONS = env.int("VERIFICATION_ENTROPY_MAX_VERSIONS", default=8)
+VERIFICATION_ENTROPY_SECONDS = env.float("VERIFICATION_ENTROPY_SECONDS", default=10.0)
 # Serving precision: the engine's names (inference.engine.PRECISIONS; a test keeps the two equal,
 # as importing the engine here would load torch into every settings import). Below fp32 a version is
 # served at that precision only once its check on the version's own validation windows shows
