@@ -365,9 +365,15 @@ COMPLIANCE_RATE_REFUSALS_WINDOW = env.int("COMPLIANCE_RATE_REFUSALS_WINDOW", def
 # only then is X-Forwarded-For read, from the right (core.http.client_ip). None by default.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
-# Public verifications per address (or per API key, when one is presented) and hour.
+# Public verifications per hour: per address always, and per API key when one is presented.
 COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR", default=60)
 COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR", default=600)
+# Shared by all of an account's API keys (and its signed-in page use): more keys never mean more
+# verifications. Every verification also counts against its address's limit above.
+COMPLIANCE_VERIFICATIONS_PER_ACCOUNT_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_ACCOUNT_PER_HOUR",
+                                                        default=600)
+# Active API keys one account may hold (keys are free; revoking one frees its slot).
+API_KEYS_PER_ACCOUNT_MAX = env.int("API_KEYS_PER_ACCOUNT_MAX", default=20)
 # A failing receipt raises one flag per receipt and reason within this many seconds.
 COMPLIANCE_RECEIPT_FLAG_WINDOW = env.int("COMPLIANCE_RECEIPT_FLAG_WINDOW", default=86_400)
 # "Try it" generations running at once, all visitors together, so paying customers keep the engine.
