@@ -55,6 +55,7 @@ def test_a_long_anonymous_verification_loads_no_weights_in_the_web_and_costs_it_
     found = verify(client, marked.json()["outputs"][0]["text"]).json()  # also warms the worker up
     assert found["verdict"] == "watermark_detected", (found, worker.log()[-3000:])
     assert found["watermark"]["grant_id"] == str(licence.grant.pk)
+    assert empty_web_engine.cache.digests() == []  # the worker computed the entropies
 
     started = time.process_time()
     response = verify(client, long_text())
