@@ -106,8 +106,10 @@ def scoring_seconds(text: str, version) -> float:
     from inference.verification import _TextView, candidate_table
 
     table = candidate_table()
-    view = _TextView(text, {str(version.pk): version})
-    ids, entropies = view.ids(version), view.entropies(version)
+    view = _TextView(text)
+    view.entropies_fetch(list(table.groups.values()), {str(version.pk): version})
+    entropies = view.entropy.entropies[str(version.pk)]
+    ids = view.head_ids(version)[:len(entropies)]
     started = time.perf_counter()
     for group in table.groups.values():
         previous, tokens = group.scheme.scored_pairs(ids, entropies=entropies)

@@ -30,7 +30,8 @@ from .services.verification import (
 
 class VerificationCreateApi(APIView):
     """Public: check a text (and optionally its receipt) for Imprint provenance. Limited per address,
-    or per API key when one is presented (`Authorization: Bearer imp_…`, optional)."""
+    and also per account and per key when an API key is presented (`Authorization: Bearer imp_…`,
+    optional): a key never raises the address's limit."""
 
     authentication_classes = [ApiKeyAuthentication]  # no session: a forged request gains nothing
     permission_classes = [permissions.AllowAny]

@@ -45,8 +45,9 @@ _REVIEW_SESSION_KEY = "compliance_review_opened"
 # --- Public verification ---------------------------------------------------------------------
 
 def verify_page(request):
-    """Public: paste a text (and its receipt) to see where it came from. Limited per address, as on
-    the API; a receipt that fails raises a flag about whoever presented it."""
+    """Public: paste a text (and its receipt) to see where it came from. Limited per address (and per
+    account when signed in), as on the API; a receipt that fails raises a flag about whoever
+    presented it."""
     result, error, form = None, None, {"text": "", "receipt": "", "prompt": ""}
     status = 200
     if request.method == "POST":

@@ -313,6 +313,14 @@ INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued reque
 INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=8)  # rows one decode step serves at most
 INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
 INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
+# A verification's model-entropy pass (for watermark schemes that score by the model's entropy)
+# runs where generation runs, so the web tier never loads weights to verify a text. Bounds per
+# verification: the first tokens of the text it scores (detection needs ~60-200; 2,048 keep a long
+# text's cost at a few context windows), the model versions it runs for, and the seconds the web
+# waits for it. A version beyond a bound is reported as not scanned, never guessed.
+VERIFICATION_ENTROPY_MAX_TOKENS = env.int("VERIFICATION_ENTROPY_MAX_TOKENS", default=2048)
+VERIFICATION_ENTROPY_MAX_VERSIONS = env.int("VERIFICATION_ENTROPY_MAX_VERSIONS", default=8)
+VERIFICATION_ENTROPY_SECONDS = env.float("VERIFICATION_ENTROPY_SECONDS", default=10.0)
 # Serving precision: the engine's names (inference.engine.PRECISIONS; a test keeps the two equal,
 # as importing the engine here would load torch into every settings import). Below fp32 a version is
 # served at that precision only once its check on the version's own validation windows shows
@@ -363,9 +371,15 @@ COMPLIANCE_RATE_REFUSALS_WINDOW = env.int("COMPLIANCE_RATE_REFUSALS_WINDOW", def
 # only then is X-Forwarded-For read, from the right (core.http.client_ip). None by default.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
-# Public verifications per address (or per API key, when one is presented) and hour.
+# Public verifications per hour: per address always, and per API key when one is presented.
 COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR", default=60)
 COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR", default=600)
+# Shared by all of an account's API keys (and its signed-in page use): more keys never mean more
+# verifications. Every verification also counts against its address's limit above.
+COMPLIANCE_VERIFICATIONS_PER_ACCOUNT_PER_HOUR = env.int("COMPLIANCE_VERIFICATIONS_PER_ACCOUNT_PER_HOUR",
+                                                        default=600)
+# Active API keys one account may hold (keys are free; revoking one frees its slot).
+API_KEYS_PER_ACCOUNT_MAX = env.int("API_KEYS_PER_ACCOUNT_MAX", default=20)
 # A failing receipt raises one flag per receipt and reason within this many seconds.
 COMPLIANCE_RECEIPT_FLAG_WINDOW = env.int("COMPLIANCE_RECEIPT_FLAG_WINDOW", default=86_400)
 # "Try it" generations running at once, all visitors together, so paying customers keep the engine.

@@ -5,6 +5,8 @@
   web chose (inference.precision); the result carries the one the worker's engine used.
 - `inference.watermark_power_measure` and `inference.precision_check_measure` run there too: they
   load the model on the engine that serves it.
+- `inference.verification_entropies`: a verification's model-entropy pass (inference.entropy_pass),
+  so that the web tier never loads weights to verify a text.
 """
 
 from __future__ import annotations
@@ -163,3 +165,13 @@ def precision_check_measure_task(version_id: str, precision: str, force: bool = 
         return {"version": version_id, "precision": precision, "state": "gone"}
     return {"version": version_id, "precision": check.precision, "state": check.state,
             "increase": check.increase, "accepted": check.accepted}
+
+
+@shared_task(name="inference.verification_entropies")
+def verification_entropies_task(payload: dict) -> dict:
+    """The entropies a verification's watermark scan needs ({"versions": {version id: token ids},
+    "deadline": epoch seconds}), as JSON; no retries: the web waits a bounded time and reports what
+    did not come back as not scanned."""
+    from .entropy_pass import entropy_pass_compute
+
+    return entropy_pass_compute(requests=payload["versions"], deadline=float(payload["deadline"]))

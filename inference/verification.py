@@ -6,8 +6,11 @@ The scan, built to stay well under a second at 100,000 grants:
   parameters that decide its green test and scored positions), and read again only when the set of
   grants changed;
 - the text is tokenized once per distinct tokenizer (versions fine-tuned from one base share it);
-- a scheme that scores by entropy (`sweet`) needs the model's entropy at each position: computed once per model
-  version with its weights, whatever the number of its grants;
+- a scheme that scores by entropy (`needs_entropies`, as `sweet`) needs the model's entropy at each
+  position: computed once per model version with its weights by the entropy pass
+  (inference.entropy_pass: on an `inference` worker in production, never in the web process),
+  bounded in tokens, versions and time; a version it could not run for is reported as not scanned
+  (`incomplete_models`) instead of guessed;
 - all keys of a group are scored in one vectorised pass (`WatermarkScheme.detect_best`).
 
 The best match's p-value (an exact binomial tail) is multiplied by the number of keys tested in
@@ -22,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count, Max, Q
 
 from core.secrets import watermark_secrets
@@ -29,7 +33,8 @@ from licensing.models import Grant
 from licensing.selectors import grant_licence_stamp
 from training.models import ModelVersion
 
-from .modelstore import ModelIntegrityError, engine_instance, model_folder_fetch, tokenizer_for
+from .entropy_pass import EntropyPass, entropy_pass_run
+from .modelstore import ModelIntegrityError, tokenizer_for
 from .receipts import receipt_verify
 from .watermark import (
     DEFAULT_ALPHA,
@@ -37,7 +42,6 @@ from .watermark import (
     WatermarkScheme,
     WatermarkSchemeError,
     detected,
-    text_entropies,
     watermark_key_build,
 )
 
@@ -135,13 +139,22 @@ def _tokenizer_identity(version: ModelVersion) -> str:
     return version.digest
 
 
-class _TextView:
-    """The text as each model version sees it: ids per tokenizer, entropies per model."""
+# Characters read per token wanted when only a text's first tokens are scored: BPE tokens of
+# ordinary text average ~4 characters, so 8 give the bound's tokens while the web tokenizes a
+# bounded prefix (16k characters at 2,048 tokens) of even the longest text; a text of unusually long
+# tokens is scored over fewer (`entropy_tokens` says how many).
+_CHARS_PER_TOKEN_READ = 8
 
-    def __init__(self, text: str, versions: dict[str, ModelVersion]):
-        self.text, self.versions = text, versions
+
+class _TextView:
+    """The text as each model version sees it: ids per tokenizer (all of them, or the first ones
+    only for schemes that score by entropy), entropies per version (from the entropy pass)."""
+
+    def __init__(self, text: str):
+        self.text = text
         self._ids: dict[str, list[int]] = {}
-        self._entropies: dict[str, np.ndarray] = {}
+        self._heads: dict[str, list[int]] = {}
+        self.entropy = EntropyPass()
 
     def ids(self, version: ModelVersion) -> list[int]:
         identity = _tokenizer_identity(version)
@@ -149,46 +162,88 @@ class _TextView:
             self._ids[identity] = tokenizer_for(version)(self.text)["input_ids"]
         return self._ids[identity]
 
-    def entropies(self, version: ModelVersion) -> np.ndarray:
-        if version.digest not in self._entropies:
-            loaded = engine_instance().load(version.digest, model_folder_fetch(version))
-            self._entropies[version.digest] = text_entropies(
-                loaded.model, self.ids(version), n_positions=loaded.n_positions,
-                bos_token_id=loaded.eos_token_id if loaded.eos_token_id is not None else 0)
-        return self._entropies[version.digest]
+    def head_ids(self, version: ModelVersion) -> list[int]:
+        """The text's first VERIFICATION_ENTROPY_MAX_TOKENS ids, tokenizing only a prefix of it."""
+        identity, limit = _tokenizer_identity(version), int(settings.VERIFICATION_ENTROPY_MAX_TOKENS)
+        if identity in self._ids:
+            return self._ids[identity][:limit]
+        if identity not in self._heads:
+            if len(self.text) <= limit * _CHARS_PER_TOKEN_READ:
+                head = self.ids(version)
+            else:  # the prefix's last token may be a word cut in two: drop it
+                head = tokenizer_for(version)(self.text[:limit * _CHARS_PER_TOKEN_READ])["input_ids"][:-1]
+            self._heads[identity] = head[:limit]
+        return self._heads[identity]
+
+    def scored_ids(self, version: ModelVersion, scheme: WatermarkScheme) -> list[int]:
+        return self.head_ids(version) if scheme.needs_entropies else self.ids(version)
+
+    def entropies_fetch(self, groups: list[KeyGroup], versions: dict[str, ModelVersion]) -> list[str]:
+        """Run the entropy pass for every version with a group that needs it; returns the versions
+        whose tokenizer files were unavailable (skipped before any pass)."""
+        requests, skipped = {}, []
+        for group in groups:
+            version = versions.get(group.version_id)
+            if version is None or not group.scheme.needs_entropies or group.version_id in requests:
+                continue
+            try:
+                requests[group.version_id] = self.head_ids(version)
+            except (OSError, ModelIntegrityError):
+                skipped.append(group.version_id)
+        self.entropy = entropy_pass_run(requests)
+        return skipped + self.entropy.skipped
 
 
 def _score_group(view: _TextView, version: ModelVersion, group: KeyGroup):
-    scheme = group.scheme
-    entropies = view.entropies(version) if scheme.needs_entropies else None
-    previous, tokens = scheme.scored_pairs(view.ids(version), entropies=entropies)
+    """The group's best detection, or raises _NotScanned when its entropies did not come back."""
+    scheme, ids = group.scheme, view.scored_ids(version, group.scheme)
+    entropies = None
+    if scheme.needs_entropies:
+        entropies = view.entropy.entropies.get(group.version_id)
+        if entropies is None:
+            raise _NotScanned
+        ids = ids[:len(entropies)]
+    previous, tokens = scheme.scored_pairs(ids, entropies=entropies)
     return scheme.detect_best(previous, tokens, group.keys)
+
+
+class _NotScanned(Exception):
+    """A group whose entropy pass did not run in time or within the bounds."""
 
 
 def watermark_scan(text: str) -> dict:
     """Best-matching grant for `text` with z, p and the corrected p; when none is detected, the
     detection power for this length for each candidate model. Never raises for a model whose files
-    are unavailable: it is skipped and listed."""
+    are unavailable (listed in `skipped_models`) or whose entropy pass could not run in time or
+    within its bounds (listed in `incomplete_models`): its grants are not tested."""
     table = candidate_table()
     groups = list(table.groups.values())
     versions = ModelVersion.objects.in_bulk({g.version_id for g in groups}, field_name="pk")
     versions = {str(pk): v for pk, v in versions.items()}
-    view, best, tested, skipped, text_tokens, scanned = _TextView(text, versions), None, 0, [], 0, []
+    view = _TextView(text)
+    skipped = view.entropies_fetch(groups, versions)
+    best, tested, text_tokens, scanned = None, 0, 0, []
     for group in groups:
         version = versions.get(group.version_id)
         if version is None or group.version_id in skipped:
             continue
         try:
+            # The first token is context only.
+            text_tokens = max(text_tokens, len(view.scored_ids(version, group.scheme)) - 1)
             found = _score_group(view, version, group)
-            text_tokens = max(text_tokens, len(view.ids(version)) - 1)  # the first token is context only
         except (OSError, ModelIntegrityError):
             skipped.append(group.version_id)
+            continue
+        except _NotScanned:
             continue
         tested += len(group.keys)
         scanned.append(group)
         if found and (best is None or found.p_value < best[0].p_value):
             best = (found, group)
-    return _scan_result(best, tested, skipped, text_tokens, scanned, versions)
+    result = _scan_result(best, tested, skipped, text_tokens, scanned, versions)
+    result["incomplete_models"] = view.entropy.incomplete
+    result["entropy_tokens"] = max((len(e) for e in view.entropy.entropies.values()), default=0)
+    return result
 
 
 def _scan_result(best, tested, skipped, text_tokens, scanned, versions) -> dict:
@@ -235,4 +290,6 @@ def _verdict(out: dict) -> str:
         return "watermark_detected"
     if receipt:
         return f"receipt_{receipt['reason']}"
+    if mark["incomplete_models"]:
+        return "scan_incomplete"  # a miss among the versions scanned says nothing of the others
     return "too_short" if mark["too_short"] else "no_evidence"

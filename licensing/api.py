@@ -6,7 +6,7 @@ as one that does not exist, so ids of other customers' grants are never confirme
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -93,7 +93,10 @@ class ApiKeyListCreateApi(APIView):
     def get(self, request):
         return Response({"data": ApiKeyOutput(apikeys_for_owner(_customer(request)), many=True).data})
 
-    @extend_schema(operation_id="licences_key_create", request=ApiKeyCreateInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="licences_key_create", request=ApiKeyCreateInput, responses={
+        201: OpenApiTypes.OBJECT,
+        409: OpenApiResponse(OpenApiTypes.OBJECT, "The account already holds API_KEYS_PER_ACCOUNT_MAX active keys "
+                                                  "(api_key_limit_reached): revoke one to create another.")})
     def post(self, request):
         user = _customer(request)
         data = self.ApiKeyCreateInput(data=request.data)

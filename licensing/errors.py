@@ -58,6 +58,12 @@ class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
+class ApiKeyLimitReached(Conflict):
+    """The owner already has API_KEYS_PER_ACCOUNT_MAX active keys."""
+
+    code = "api_key_limit_reached"
+
+
 class GrantNotOwned(NotFound):
     code = "grant_not_found"
 

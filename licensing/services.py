@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +21,7 @@ from core.secrets import watermark_secrets
 
 from .errors import (
     ApiKeyInvalid,
+    ApiKeyLimitReached,
     ApiKeyNotFound,
     ApiKeyOwnerInactive,
     GrantNotOwned,
@@ -219,8 +221,12 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
     we store its SHA-256 (the key is 256 random bits, so a plain hash is enough, unlike passwords).
     `grants=None` scopes the key to all of the owner's grants, present and future.
 
+    At most API_KEYS_PER_ACCOUNT_MAX active keys per owner, however many requests create keys at
+    once: the owner's row is locked while the keys are counted.
+
     Raises EmailNotVerified (accounts) until the owner confirmed their e-mail address;
-    GrantNotOwned when a listed grant is not the owner's; TermsInvalid for an unknown purpose."""
+    GrantNotOwned when a listed grant is not the owner's; TermsInvalid for an unknown purpose;
+    ApiKeyLimitReached (409) when the owner already has the most active keys allowed."""
     user_require_verified_email(user=owner)
     name = name.strip()
     if not name or len(name) > 100:
@@ -229,6 +235,7 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
         raise TermsInvalid({"default_purpose": f"The purpose must be one of {', '.join(USES)}."})
     if grants is not None and any(g.customer_id != owner.pk for g in grants):
         raise GrantNotOwned("No such grant.", param="grants")
+    _apikey_slot_claim(owner=owner)
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(owner=owner, name=name, prefix=plaintext[:12],
                                 key_hash=credential_hash(plaintext), all_grants=grants is None,
@@ -238,6 +245,16 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
     audit_append(event="apikey.created", actor=owner, subject=key,
                  data={"prefix": key.prefix, "grants": sorted(str(g.pk) for g in grants or [])})
     return key, plaintext
+
+
+def _apikey_slot_claim(*, owner) -> None:
+    """Within the caller's transaction: lock the owner's row (two creations for the last slot queue
+    here; SQLite's IMMEDIATE transactions serialize them anyway), then count their active keys."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+    limit = int(settings.API_KEYS_PER_ACCOUNT_MAX)
+    if ApiKey.objects.filter(owner=owner, revoked_at__isnull=True).count() >= limit:
+        raise ApiKeyLimitReached(f"An account may hold at most {limit} active API keys; revoke one you no "
+                                 "longer use to create another.")
 
 
 def apikey_authenticate(plaintext: str) -> ApiKey:

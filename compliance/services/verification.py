@@ -16,22 +16,34 @@ MAX_RECEIPT_CHARS = 20_000
 MAX_PROMPT_CHARS = 100_000
 
 
-def verification_ratelimit_consume(*, presenter: Presenter) -> None:
-    """Count one verification against the caller's hourly limit: per API key when one was presented
-    (COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR, default 600), else per address
-    (COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR, default 60). Raises VerificationRateLimited (429,
-    with Retry-After)."""
+def _verification_windows(presenter: Presenter) -> list[tuple[str, int, str]]:
+    """(subject, hourly limit, who) of every window a verification counts against: always the
+    address; the account of a signed-in user or of a presented key's owner; and the key itself. A key
+    narrows the limit, never widens it: the owner's keys share one account limit, and each is still
+    counted against the address it comes from."""
+    windows = [(f"ip:{presenter.ip or 'unknown'}", settings.COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR, "one address")]
+    owner_id = presenter.api_key.owner_id if presenter.api_key is not None else getattr(presenter.user, "pk", None)
+    if owner_id is not None:
+        windows.append((f"account:{owner_id}", settings.COMPLIANCE_VERIFICATIONS_PER_ACCOUNT_PER_HOUR,
+                        "one account"))
     if presenter.api_key is not None:
-        subject, limit = f"key:{presenter.api_key.pk}", settings.COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR
-        who = "one API key"
-    else:
-        subject, limit = f"ip:{presenter.ip or 'unknown'}", settings.COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR
-        who = "one address"
-    window = authorize_verification(subject=subject, per_hour=int(limit))
-    if window.exceeded:
-        raise VerificationRateLimited(
-            f"At most {limit} verifications an hour from {who}; try again in {window.reset_seconds} s.",
-            headers={"Retry-After": str(window.reset_seconds)})
+        windows.append((f"key:{presenter.api_key.pk}", settings.COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR,
+                        "one API key"))
+    return windows
+
+
+def verification_ratelimit_consume(*, presenter: Presenter) -> None:
+    """Count one verification against each of the caller's hourly limits: its address
+    (COMPLIANCE_VERIFICATIONS_PER_IP_PER_HOUR, default 60), its account when signed in or presenting
+    a key (COMPLIANCE_VERIFICATIONS_PER_ACCOUNT_PER_HOUR, default 600, shared by all the owner's
+    keys) and the key (COMPLIANCE_VERIFICATIONS_PER_KEY_PER_HOUR, default 600). Raises
+    VerificationRateLimited (429, with Retry-After) when any is exceeded, naming the first."""
+    for subject, limit, who in _verification_windows(presenter):
+        window = authorize_verification(subject=subject, per_hour=int(limit))
+        if window.exceeded:
+            raise VerificationRateLimited(
+                f"At most {limit} verifications an hour from {who}; try again in {window.reset_seconds} s.",
+                headers={"Retry-After": str(window.reset_seconds)})
 
 
 def _verification_clean(*, text: str, receipt: str, prompt: str) -> None:
