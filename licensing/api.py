@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.roles import user_with_role
+from core.links import absolute_url
 
 from .errors import GrantNotOwned, TermsNotFound
 from .models import Grant, LicenceTerms
@@ -129,7 +130,7 @@ class TermsDetailApi(APIView):
             raise TermsNotFound("No such licence terms.", param="sha256")
         return Response({"sha256": terms.sha256, "terms": terms.document,
                          "text": render_terms_text(terms.document, sha256=terms.sha256),
-                         "url": request.build_absolute_uri(reverse("licensing:terms_json", args=[terms.sha256]))})
+                         "url": absolute_url(reverse("licensing:terms_json", args=[terms.sha256]), request)})
 
 
 class TermsPreviewApi(APIView):

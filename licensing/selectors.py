@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.urls import reverse
+
+from core.links import absolute_url
 
 from .models import ApiKey, Grant, LicenceTerms
 from .terms import SCHEMA_V1, USE_LABELS, base_model_sentence, dataset_sentence
@@ -94,7 +95,7 @@ def grant_receipt_licence(grant: Grant) -> dict:
 
 def terms_url(sha256: str) -> str:
     """The public, stable URL of a terms version (its id is its SHA-256)."""
-    return settings.SITE_URL.rstrip("/") + reverse("licensing:terms_text", args=[sha256])
+    return absolute_url(reverse("licensing:terms_text", args=[sha256]))
 
 
 def grant_licence_stamp(grant: Grant) -> dict:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.links import site_root
 from audit.services import audit_append
 from licensing.models import Grant
 from licensing.services import grant_set_state
@@ -118,7 +118,7 @@ def decision_notify(*, decision: Decision) -> int:
     verb = {"dismiss": "dismissed", "warn": "a warning", "suspend": "suspension", "revoke": "revocation",
             "reinstate": "reinstatement"}[decision.action]
     subject = f"[Imprint] Compliance case #{case.pk}: {verb}"
-    site = settings.SITE_URL.rstrip("/")
+    site = site_root()
     common = (f"Decision: {decision.get_action_display()}\nReason: {decision.reason}\n"
               f"Licence (grant) {case.grant_id} is now {decision.grant_state_after}.\n")
     messages = [

@@ -1,0 +1,25 @@
+"""`{{ version|model_name }}`: a model version's one name (training.model_names) as HTML, the
+title for people and the readable id beside it; `{{ version|model_title }}` the title alone."""
+
+from django import template
+from django.utils.html import format_html
+
+from training.model_names import model_name as name_of
+
+register = template.Library()
+
+
+@register.filter
+def model_name(version):
+    if version is None:
+        return ""
+    name = name_of(version)
+    ident = name.readable_id or name.trainer
+    return format_html('<span class="model-name"><strong>{}</strong> <span class="mono muted" title="{}">{}'
+                       '<span class="pin">@{}</span></span></span>',
+                       name.title, name.api_id, ident, name.digest12)
+
+
+@register.filter
+def model_title(version):
+    return name_of(version).title if version is not None else ""
