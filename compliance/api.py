@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from core.http import client_ip
 from inference.api import ApiKeyAuthentication
 from licensing.models import ApiKey
+from training.model_names import model_name
 
 from .models import Case, Decision, Flag
 from .selectors import case_evidence, case_for_staff, review_queue, terms_in_force
@@ -76,14 +77,24 @@ class FlagOutput(serializers.ModelSerializer):
 
 
 class CaseOutput(serializers.ModelSerializer):
+    @staticmethod
+    def get_model_title(case) -> str:
+        return model_name(case.model_version).title
+
+    @staticmethod
+    def get_model_name(case) -> str:
+        return model_name(case.model_version).api_id
+
     severity = serializers.CharField(source="get_severity_display")
     customer = serializers.CharField(source="customer.username")
     model_version_name = serializers.CharField(source="model_version.name")
+    model_title = serializers.SerializerMethodField(help_text="The model's title (its listing's).")
+    model_name = serializers.SerializerMethodField(help_text="Its readable id, trainer/slug@digest12.")
 
     class Meta:
         model = Case
         fields = ["id", "state", "severity", "source", "summary", "grant", "customer", "model_version",
-                  "model_version_name", "report", "created_at", "decided_at"]
+                  "model_version_name", "model_title", "model_name", "report", "created_at", "decided_at"]
 
 
 class DecisionOutput(serializers.ModelSerializer):

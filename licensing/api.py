@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.roles import user_with_role
 from core.links import absolute_url
+from training.model_names import model_name
 
 from .errors import GrantNotOwned, TermsNotFound
 from .models import Grant, LicenceTerms
@@ -27,13 +28,23 @@ def _customer(request):
 
 
 class GrantOutput(serializers.ModelSerializer):
+    @staticmethod
+    def get_model_title(grant) -> str:
+        return model_name(grant.model_version).title
+
+    @staticmethod
+    def get_model_name(grant) -> str:
+        return model_name(grant.model_version).api_id
+
     terms_sha256 = serializers.CharField(source="terms_id")
     remaining_tokens = serializers.IntegerField()
     model_version_name = serializers.CharField(source="model_version.name")
+    model_title = serializers.SerializerMethodField(help_text="The model's title (its listing's).")
+    model_name = serializers.SerializerMethodField(help_text="Its readable id, trainer/slug@digest12.")
 
     class Meta:
         model = Grant
-        fields = ["id", "state", "model_version", "model_version_name", "terms_sha256", "starts_at",
+        fields = ["id", "state", "model_version", "model_version_name", "model_title", "model_name", "terms_sha256", "starts_at",
                   "expires_at", "quota_tokens", "quota_period", "used_tokens", "reserved_tokens",
                   "remaining_tokens", "price_paid_cents", "currency", "created_at"]
 
@@ -79,9 +90,16 @@ class ApiKeyOutput(serializers.Serializer):
     revoked_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField()
 
+    grant_models = serializers.SerializerMethodField(help_text="The model of each grant in `grants`, by name.")
+
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_grants(self, key) -> list[str]:
         return [str(g.pk) for g in key.grants.all()]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_grant_models(self, key) -> list[dict]:
+        return [{"grant": str(g.pk), "model_title": model_name(g.model_version).title,
+                 "model_name": model_name(g.model_version).api_id} for g in key.grants.all()]
 
 
 class ApiKeyListCreateApi(APIView):

@@ -21,5 +21,11 @@ def model_name(version):
 
 
 @register.filter
+def model_label(version):
+    """Plain text, where HTML cannot go (a select's options): `Poe Nocturnes (ravenpoet/poe-nocturnes@…)`."""
+    return str(name_of(version)) if version is not None else ""
+
+
+@register.filter
 def model_title(version):
     return name_of(version).title if version is not None else ""
