@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import ratelimit
-from core.links import absolute_url
+from core.links import absolute_url, site_root
 from core.credentials import credential_hash, credential_touch
 
 from .errors import (
@@ -35,7 +35,8 @@ def user_create(*, username: str, email: str, password: str, is_trainer: bool, i
     user = User(username=username, email=email.lower(), is_trainer=is_trainer, is_customer=is_customer)
     user.set_password(password)
     user.save()
-    transaction.on_commit(lambda: user_send_verification(user=user))
+    site = site_root()  # the site the account signed up on, known now; the e-mail goes after commit
+    transaction.on_commit(lambda: user_send_verification(user=user, site=site))
     return user
 
 
@@ -43,8 +44,9 @@ def user_verification_token(*, user: User) -> str:
     return signing.dumps({"u": user.pk, "e": user.email}, salt=_VERIFY_SALT)
 
 
-def user_send_verification(*, user: User) -> None:
-    link = absolute_url(reverse("accounts:verify", args=[user_verification_token(user=user)]))
+def user_send_verification(*, user: User, site: str | None = None) -> None:
+    """E-mail `user` the link that confirms their address, on `site` (default: core.links.site_root)."""
+    link = (site or site_root()) + reverse("accounts:verify", args=[user_verification_token(user=user)])
     send_mail(
         "Confirm your Imprint e-mail address",
         f"Hello {user.username},\n\nConfirm your address by opening:\n{link}\n",
