@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from core.http import client_ip
 from inference.api import ApiKeyAuthentication
+from licensing.api import MODEL_NAME_HELP, MODEL_TITLE_HELP, ModelNameField
 from licensing.models import ApiKey
-from training.model_names import model_name
 
 from .models import Case, Decision, Flag
 from .selectors import case_evidence, case_for_staff, review_queue, terms_in_force
@@ -77,19 +77,11 @@ class FlagOutput(serializers.ModelSerializer):
 
 
 class CaseOutput(serializers.ModelSerializer):
-    @staticmethod
-    def get_model_title(case) -> str:
-        return model_name(case.model_version).title
-
-    @staticmethod
-    def get_model_name(case) -> str:
-        return model_name(case.model_version).api_id
-
     severity = serializers.CharField(source="get_severity_display")
     customer = serializers.CharField(source="customer.username")
     model_version_name = serializers.CharField(source="model_version.name")
-    model_title = serializers.SerializerMethodField(help_text="The model's title (its listing's).")
-    model_name = serializers.SerializerMethodField(help_text="Its readable id, trainer/slug@digest12.")
+    model_title = ModelNameField("title", source="model_version", help_text=MODEL_TITLE_HELP)
+    model_name = ModelNameField("api_id", source="model_version", help_text=MODEL_NAME_HELP)
 
     class Meta:
         model = Case

@@ -27,20 +27,28 @@ def _customer(request):
     return user_with_role(request.user, "customer")
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class ModelNameField(serializers.ReadOnlyField):
+    """A model version's one name (training.model_names): its `title`, or its readable `api_id`
+    (trainer/slug@digest12, the UUID while unlisted)."""
+
+    def __init__(self, part: str, **kwargs):
+        self.part = part
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return getattr(model_name(value), self.part)
+
+
+MODEL_TITLE_HELP, MODEL_NAME_HELP = "The model's title (its listing's).", "Its readable id, trainer/slug@digest12."
+
+
 class GrantOutput(serializers.ModelSerializer):
-    @staticmethod
-    def get_model_title(grant) -> str:
-        return model_name(grant.model_version).title
-
-    @staticmethod
-    def get_model_name(grant) -> str:
-        return model_name(grant.model_version).api_id
-
     terms_sha256 = serializers.CharField(source="terms_id")
     remaining_tokens = serializers.IntegerField()
     model_version_name = serializers.CharField(source="model_version.name")
-    model_title = serializers.SerializerMethodField(help_text="The model's title (its listing's).")
-    model_name = serializers.SerializerMethodField(help_text="Its readable id, trainer/slug@digest12.")
+    model_title = ModelNameField("title", source="model_version", help_text=MODEL_TITLE_HELP)
+    model_name = ModelNameField("api_id", source="model_version", help_text=MODEL_NAME_HELP)
 
     class Meta:
         model = Grant
