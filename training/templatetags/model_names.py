@@ -1,5 +1,6 @@
 """`{{ version|model_name }}`: a model version's one name (training.model_names) as HTML, the
-title for people and the readable id beside it; `{{ version|model_title }}` the title alone."""
+title for people and the readable id beside it; `model_title` and `model_id` each part alone,
+`model_label` as plain text."""
 
 from django import template
 from django.utils.html import format_html
@@ -13,11 +14,18 @@ register = template.Library()
 def model_name(version):
     if version is None:
         return ""
+    return format_html('<span class="model-name"><strong>{}</strong> {}</span>', name_of(version).title,
+                       model_id(version))
+
+
+@register.filter
+def model_id(version):
+    """The readable id alone, the version pin lighter (the owner's name while unlisted)."""
+    if version is None:
+        return ""
     name = name_of(version)
-    ident = name.readable_id or name.trainer
-    return format_html('<span class="model-name"><strong>{}</strong> <span class="mono muted" title="{}">{}'
-                       '<span class="pin">@{}</span></span></span>',
-                       name.title, name.api_id, ident, name.digest12)
+    return format_html('<span class="mono muted" title="{}">{}<span class="pin">@{}</span></span>',
+                       name.api_id, name.readable_id or name.trainer, name.digest12)
 
 
 @register.filter
