@@ -278,16 +278,16 @@ def print_ready(host: str, port: str, demo_log: str) -> None:
     print(f"  Imprint:      {os.environ['SITE_URL'].rstrip('/')}/", flush=True)
     print("  Demo logins:  " + "\n                ".join(logins), flush=True)
     print(f"  Demo API key: {key}", flush=True)
-    print(f"  E-mails:      {emails_go()}; a new account confirms its address there before it can buy a "
-          "licence or create an API key.", flush=True)
+    print(f"  E-mails:      {emails_go()}\n                A new account opens its confirmation link from there "
+          "before it can buy a licence or create an API key.", flush=True)
 
 
 def emails_go() -> str:
     backend = os.environ.get("EMAIL_BACKEND", "console")
     if "console" not in backend:
         return f"sent through {backend.rsplit('.', 2)[-2]} ({os.environ.get('EMAIL_HOST', 'localhost')})"
-    return (f"printed to {rel(var_dir() / 'logs' / 'web.log')} (the confirmation links; those sent by "
-            f"the workers to {rel(var_dir() / 'logs' / 'default-worker.log')})")
+    logs = var_dir() / "logs"
+    return f"printed to {rel(logs / 'web.log')} (the workers' to {rel(logs / 'default-worker.log')})."
 
 
 def supervise(procs: list[Process]) -> int:
