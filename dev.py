@@ -156,6 +156,8 @@ def start_and_supervise(procs: list[Process]) -> int:
         return demo
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
+    # Links made outside a request (e-mails and cards from the workers) point where this site runs.
+    os.environ.setdefault("SITE_URL", f"http://{browsable(host)}:{port}")
     start_processes(host, port, logs, procs)
     print(f"Starting the web server and two Celery workers (logs in {rel(logs)}/) …", flush=True)
     if not wait_until_up(host, int(port), procs):
@@ -246,7 +248,7 @@ def wait_until_up(host: str, port: int, procs: list[Process], timeout: float = 1
             return False
         with socket.socket() as s:
             s.settimeout(0.5)
-            web_up = s.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
+            web_up = s.connect_ex((browsable(host), port)) == 0
         if web_up and all(p.ready() for p in procs):
             return True
         time.sleep(0.3)
@@ -261,15 +263,31 @@ def dead_process_message(procs: list[Process]) -> str:
     return f"Not up after two minutes: {late}. See the logs in {rel(var_dir() / 'logs')}/."
 
 
+def browsable(host: str) -> str:
+    """The address a browser on this machine opens for a server listening on `host`."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
 def print_ready(host: str, port: str, demo_log: str) -> None:
-    """The last lines of the start-up: the URL, the demo logins, the demo API key."""
+    """The last lines of the start-up: the URL, the demo logins, the demo API key, and where the
+    e-mails go (a new account confirms its address before it buys or creates a key)."""
     logins = [line.strip() for line in demo_log.splitlines() if " / " in line]
     key_file = var_dir() / "demo-api-key.txt"
     key = key_file.read_text().strip() if key_file.exists() else "(none: see the demo log)"
     print("\nEverything is up. Ctrl+C stops it all.\n", flush=True)
-    print(f"  Imprint:      http://{host}:{port}/", flush=True)
+    print(f"  Imprint:      {os.environ['SITE_URL'].rstrip('/')}/", flush=True)
     print("  Demo logins:  " + "\n                ".join(logins), flush=True)
     print(f"  Demo API key: {key}", flush=True)
+    print(f"  E-mails:      {emails_go()}\n                A new account opens its confirmation link from there "
+          "before it can buy a licence or create an API key.", flush=True)
+
+
+def emails_go() -> str:
+    backend = os.environ.get("EMAIL_BACKEND", "console")
+    if "console" not in backend:
+        return f"sent through {backend.rsplit('.', 2)[-2]} ({os.environ.get('EMAIL_HOST', 'localhost')})"
+    logs = var_dir() / "logs"
+    return f"printed to {rel(logs / 'web.log')} (the workers' to {rel(logs / 'default-worker.log')})."
 
 
 def supervise(procs: list[Process]) -> int:

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import ratelimit
+from core.links import absolute_url, site_root
 from core.credentials import credential_hash, credential_touch
 
 from .errors import (
@@ -34,7 +35,8 @@ def user_create(*, username: str, email: str, password: str, is_trainer: bool, i
     user = User(username=username, email=email.lower(), is_trainer=is_trainer, is_customer=is_customer)
     user.set_password(password)
     user.save()
-    transaction.on_commit(lambda: user_send_verification(user=user))
+    site = site_root()  # the site the account signed up on, known now; the e-mail goes after commit
+    transaction.on_commit(lambda: user_send_verification(user=user, site=site))
     return user
 
 
@@ -42,8 +44,9 @@ def user_verification_token(*, user: User) -> str:
     return signing.dumps({"u": user.pk, "e": user.email}, salt=_VERIFY_SALT)
 
 
-def user_send_verification(*, user: User) -> None:
-    link = site_link(reverse("accounts:verify", args=[user_verification_token(user=user)]))
+def user_send_verification(*, user: User, site: str | None = None) -> None:
+    """E-mail `user` the link that confirms their address, on `site` (default: core.links.site_root)."""
+    link = (site or site_root()) + reverse("accounts:verify", args=[user_verification_token(user=user)])
     send_mail(
         "Confirm your Imprint e-mail address",
         f"Hello {user.username},\n\nConfirm your address by opening:\n{link}\n",
@@ -68,18 +71,12 @@ def user_set_roles(*, user: User, is_trainer: bool, is_customer: bool) -> User:
     return user
 
 
-def site_link(path: str) -> str:
-    """An absolute link for an e-mail or a message, from SITE_URL: never from the request's Host
-    header, which the client chooses (a reset link pointing at an attacker's host leaks the token)."""
-    return settings.SITE_URL.rstrip("/") + path
-
-
 def user_require_verified_email(*, user: User) -> None:
     """Nothing when `user` has confirmed their e-mail address. Raises EmailNotVerified, whose
     message and `verify_url` lead to the page that sends the link again."""
     if user.email_verified_at is not None:
         return
-    account_url = site_link(reverse("accounts:account"))
+    account_url = absolute_url(reverse("accounts:account"))
     raise EmailNotVerified(
         f"Confirm your e-mail address first: open the link we sent to {user.email}, or ask for a new "
         f"one on your account page, {account_url}", extra={"verify_url": account_url})

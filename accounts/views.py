@@ -1,6 +1,5 @@
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -12,6 +11,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from core.http import client_ip
+from core.links import site_root
 
 from . import services
 from .errors import TokenNotFound, TooManyAttempts
@@ -41,8 +41,8 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's password reset, throttled, with the link built from SITE_URL (Django's own view
-    takes the domain from the request's Host header, which the client chooses)."""
+    """Django's password reset, throttled, with the link built by core.links (from SITE_URL when
+    configured: Django's own view always takes the domain from the request's Host header)."""
 
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/password_reset_email.txt"
@@ -53,12 +53,12 @@ class PasswordResetView(auth_views.PasswordResetView):
             services.email_request_authorize(email=form.cleaned_data["email"], ip=client_ip(self.request))
         except TooManyAttempts as exc:
             return _too_many(self.request, self.template_name, self.get_context_data(form=form), exc)
-        site = urlsplit(settings.SITE_URL)
+        site = urlsplit(site_root(self.request))
         form.save(domain_override=site.netloc, use_https=site.scheme == "https", request=self.request,
                   token_generator=self.token_generator, from_email=self.from_email,
                   email_template_name=self.email_template_name, subject_template_name=self.subject_template_name,
                   html_email_template_name=self.html_email_template_name,
-                  extra_email_context={"site_url": services.site_link("")})
+                  extra_email_context={"site_url": site_root(self.request)})
         return HttpResponseRedirect(self.get_success_url())
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from audit.services import audit_append
 from core.templatetags.money import money
+from core.links import absolute_url
 from licensing.models import Grant
 from licensing.services import grant_set_state
 
@@ -276,7 +277,7 @@ def invoice_for_payment(payment_reference: str) -> Invoice | None:
 
 def _email_after_commit(sub: Subscription, subject: str, body: str) -> None:
     customer = sub.grant.customer
-    link = settings.SITE_URL.rstrip("/") + reverse("marketplace:customer_statement")
+    link = absolute_url(reverse("marketplace:customer_statement"))
     text = f"Hello {customer.username},\n\n{body}\n\nYour statement: {link}\n"
     transaction.on_commit(lambda: send_mail(f"Imprint: {subject}", text, None, [customer.email],
                                             fail_silently=True), robust=True)

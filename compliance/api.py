@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from core.http import client_ip
 from inference.api import ApiKeyAuthentication
+from licensing.api import MODEL_NAME_HELP, MODEL_TITLE_HELP, ModelNameField
 from licensing.models import ApiKey
 
 from .models import Case, Decision, Flag
@@ -80,11 +81,13 @@ class CaseOutput(serializers.ModelSerializer):
     severity = serializers.CharField(source="get_severity_display")
     customer = serializers.CharField(source="customer.username")
     model_version_name = serializers.CharField(source="model_version.name")
+    model_title = ModelNameField("title", source="model_version", help_text=MODEL_TITLE_HELP)
+    model_name = ModelNameField("api_id", source="model_version", help_text=MODEL_NAME_HELP)
 
     class Meta:
         model = Case
         fields = ["id", "state", "severity", "source", "summary", "grant", "customer", "model_version",
-                  "model_version_name", "report", "created_at", "decided_at"]
+                  "model_version_name", "model_title", "model_name", "report", "created_at", "decided_at"]
 
 
 class DecisionOutput(serializers.ModelSerializer):

@@ -315,6 +315,8 @@ def cmd_generate(args, cfg) -> int:
     receipt = output.get("receipt") or {}
     stamp = result.get("licence", {})
     print(f"\nreceipt: {receipt.get('id', 'none')}")
+    if result.get("model_name"):
+        print(f"model: {result.get('model_title')} ({result['model_name']})")
     print(f"licence: {stamp.get('licence_id', '?')} · uses {', '.join(stamp.get('uses', []))} · "
           f"attribution: {stamp.get('attribution') or 'none required'} · terms {stamp.get('url', '')}")
     if args.output:

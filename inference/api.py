@@ -22,6 +22,7 @@ from licensing.errors import ApiKeyInvalid
 from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
 from training.api import IsTrainer
+from training.model_names import model_name
 
 from .engine import InvalidGenerationRequest, SamplingParams, TokenEvent
 from .model_ids import licensed_versions, model_id_resolve
@@ -35,6 +36,7 @@ from .services import (
     generation_execute,
     generation_keepalive,
     generation_settle_delivered,
+    model_fields,
     result_from_sent,
     truncate_to_sent,
 )
@@ -153,7 +155,8 @@ class _Stream:
 
     def __init__(self, prepared, render_token, render_final):
         self.prepared, self.render_token, self.render_final = prepared, render_token, render_final
-        self.head = {"id": prepared.request_id, "created": prepared.created, "model": str(prepared.version.pk)}
+        self.head = {"id": prepared.request_id, "created": prepared.created, "model": str(prepared.version.pk),
+                     **model_fields(prepared.version)}
         self.events: queue.Queue = queue.Queue()
         self.cancel = threading.Event()
         self.sent_ids: dict[int, list[int]] = {}
@@ -249,7 +252,8 @@ def _event_stream(events, headers: dict) -> StreamingHttpResponse:
 def _replayed_events(body: dict, render_token, render_final):
     """A finished generation as the stream it would have been: each output's text as one token
     event, then the final event (so an SSE client, the openai one included, parses it as usual)."""
-    head = {"id": body["id"], "created": body["created"], "model": body["model"]}
+    head = {"id": body["id"], "created": body["created"], "model": body["model"],
+            "model_name": body.get("model_name")}
     for output in body["outputs"]:
         yield _sse(render_token(head, output["index"], output["text"]))
     yield _sse(render_final(body))
@@ -340,18 +344,31 @@ class CompletionCreateApi(_KeyApi):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         params = _input(v, model_id_resolve(api_key=request.auth, model=v["model"]))
-        return _generate(request, params, v["stream"], _completion_chunk, completion_body,
-                         stream_final=completion_stream_final)
+        asked = v["model"].strip()
+        return _generate(request, params, v["stream"],
+                         lambda head, index, text: _completion_chunk(head, index, text, asked=asked),
+                         lambda body: completion_body(body, asked=asked),
+                         stream_final=lambda body: completion_stream_final(body, asked=asked))
+
+
+def openai_model(asked: str, body: dict) -> str:
+    """The `model` of an OpenAI-shaped response: the readable id exactly as the client asked for
+    it (`trainer/slug` or `trainer/slug@digest12`), else the version's readable id (its UUID while
+    unlisted, or in a body stored before responses carried names)."""
+    if "/" in asked:
+        return asked
+    return body.get("model_name") or body["model"]
 
 
 def _finish_reason(reason: str) -> str:
     return "stop" if reason == "stop" else "length"
 
 
-def completion_body(body: dict) -> dict:
-    """An Imprint generation rendered as an OpenAI `text_completion`."""
+def completion_body(body: dict, *, asked: str = "") -> dict:
+    """An Imprint generation rendered as an OpenAI `text_completion` (`model`: openai_model)."""
     return {
-        "id": body["id"], "object": "text_completion", "created": body["created"], "model": body["model"],
+        "id": body["id"], "object": "text_completion", "created": body["created"],
+        "model": openai_model(asked, body),
         "choices": [{"index": o["index"], "text": o["text"], "logprobs": None,
                      "finish_reason": _finish_reason(o["finish_reason"])} for o in body["outputs"]],
         "usage": body["usage"],
@@ -362,16 +379,17 @@ def completion_body(body: dict) -> dict:
     }
 
 
-def completion_stream_final(body: dict) -> dict:
+def completion_stream_final(body: dict, *, asked: str = "") -> dict:
     """The last chunk of a completion stream: finish reasons, usage, receipts (no text: the client
     has it from the token chunks)."""
-    final = completion_body(body)
+    final = completion_body(body, asked=asked)
     final["choices"] = [{**c, "text": ""} for c in final["choices"]]
     return final
 
 
-def _completion_chunk(head: dict, index: int, text: str) -> dict:
-    return {"id": head["id"], "object": "text_completion", "created": head["created"], "model": head["model"],
+def _completion_chunk(head: dict, index: int, text: str, *, asked: str = "") -> dict:
+    return {"id": head["id"], "object": "text_completion", "created": head["created"],
+            "model": openai_model(asked, head),
             "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": None}]}
 
 
@@ -401,7 +419,7 @@ class ModelListApi(_KeyApi):
 
 def _model_entry(model_id: str, version, owned_by: str) -> dict:
     return {"id": model_id, "object": "model", "created": int(version.created_at.timestamp()), "owned_by": owned_by,
-            "name": version.name, "version": str(version.pk), "digest": version.digest,
+            "name": model_name(version).title, "version": str(version.pk), "digest": version.digest,
             "n_positions": version.n_positions}
 
 

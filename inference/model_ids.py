@@ -3,7 +3,8 @@
 `<trainer>/<listing-slug>@<version>` to pin one (the version is the first 12 hex digits of its
 SHA-256 digest, or more of them, or its full UUID). UUIDs, digests and listing ids keep working.
 
-The slug is the listing's title slugified. Two listings of one trainer with the same title are
+The names come from training.model_names (the one name of a model on every page and response);
+the slug is the listing's title slugified. Two listings of one trainer with the same title are
 versions of one model (a new version is published as a new listing); `@` tells them apart.
 Resolution only ever looks among the grants of the key presenting the id, so a readable id
 reveals nothing of models the caller holds no licence for. The listing is reached through the
@@ -14,11 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.utils.text import slugify
-
 from licensing.selectors import apikey_grants
-
-PIN_DIGITS = 12
+from training.model_names import model_name
 
 
 @dataclass(frozen=True)
@@ -30,12 +28,10 @@ class NamedVersion:
 
 
 def _named(version) -> NamedVersion | None:
-    listing = getattr(version, "listing", None)
-    if listing is None:
+    name = model_name(version)
+    if name.readable_id is None:
         return None
-    base = f"{version.owner.username}/{slugify(listing.title) or 'model'}"
-    return NamedVersion(version=version, base_id=base, pinned_id=f"{base}@{version.digest[:PIN_DIGITS]}",
-                        owned_by=version.owner.username)
+    return NamedVersion(version=version, base_id=name.readable_id, pinned_id=name.pinned_id, owned_by=name.trainer)
 
 
 def licensed_versions(*, api_key, active_only: bool) -> list[NamedVersion]:

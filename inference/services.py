@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from audit.services import audit_refusal_record
 from core.errors import DomainError
+from core.links import site_root
 from core.ratelimit import WindowCount
 from licensing.models import ApiKey, Grant
 from licensing.quota import (
@@ -44,6 +45,7 @@ from licensing.quota import (
 )
 from licensing.selectors import grant_licence_stamp, grant_receipt_licence
 from licensing.services import grant_check, grant_rate_consume
+from training.model_names import model_name
 
 from . import engine as engine_module
 from .engine import SamplingParams
@@ -302,10 +304,12 @@ def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None)
 def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> dict:
     p, grant, version = prepared.params, prepared.grant, prepared.version
     listing = getattr(version, "listing", None)
+    name = model_name(version)
     return {
-        "iss": settings.SITE_URL, "jti": str(receipt_id), "iat": int(now.timestamp()),
+        "iss": site_root(), "jti": str(receipt_id), "iat": int(now.timestamp()),
         "request_id": prepared.request_id,
-        "model": {"version_id": str(version.pk), "digest": version.digest, "name": version.name},
+        "model": {"version_id": str(version.pk), "digest": version.digest, "name": version.name,
+                  "title": name.title, "trainer": name.trainer, "readable_id": name.api_id},
         "listing": str(listing.pk) if listing else None,
         "licence": grant_receipt_licence(grant),
         "grant": str(grant.pk), "sub": customer_pseudonym(grant.customer_id), "purpose": prepared.purpose,
@@ -315,6 +319,13 @@ def _receipt_claims(prepared: Prepared, result, completion, receipt_id, now) -> 
         "watermark": _watermark_claim(prepared.watermark, grant),
         "precision": result.precision,
     }
+
+
+def model_fields(version) -> dict:
+    """The model's one name beside its ids in a response: `model_name` is the readable id
+    (`trainer/slug@digest12`, the UUID while unlisted), `model_title` the listing's title."""
+    name = model_name(version)
+    return {"model_name": name.api_id, "model_title": name.title}
 
 
 def _watermark_claim(watermark: WatermarkKey, grant: Grant) -> dict:
@@ -352,6 +363,7 @@ def _body(prepared: Prepared, result, outputs: list[dict], *, interrupted: bool,
     return {
         "id": prepared.request_id, "object": "generation", "created": prepared.created,
         "model": str(prepared.version.pk), "model_digest": result.model_digest, "precision": result.precision,
+        **model_fields(prepared.version),
         "seed": result.seed,
         "purpose": prepared.purpose, "outputs": outputs, "interrupted": interrupted,
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.roles import user_with_role
+from core.links import absolute_url
+from training.model_names import model_name
 
 from .errors import GrantNotOwned, TermsNotFound
 from .models import Grant, LicenceTerms
@@ -25,14 +27,32 @@ def _customer(request):
     return user_with_role(request.user, "customer")
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class ModelNameField(serializers.ReadOnlyField):
+    """A model version's one name (training.model_names): its `title`, or its readable `api_id`
+    (trainer/slug@digest12, the UUID while unlisted)."""
+
+    def __init__(self, part: str, **kwargs):
+        self.part = part
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return getattr(model_name(value), self.part)
+
+
+MODEL_TITLE_HELP, MODEL_NAME_HELP = "The model's title (its listing's).", "Its readable id, trainer/slug@digest12."
+
+
 class GrantOutput(serializers.ModelSerializer):
     terms_sha256 = serializers.CharField(source="terms_id")
     remaining_tokens = serializers.IntegerField()
     model_version_name = serializers.CharField(source="model_version.name")
+    model_title = ModelNameField("title", source="model_version", help_text=MODEL_TITLE_HELP)
+    model_name = ModelNameField("api_id", source="model_version", help_text=MODEL_NAME_HELP)
 
     class Meta:
         model = Grant
-        fields = ["id", "state", "model_version", "model_version_name", "terms_sha256", "starts_at",
+        fields = ["id", "state", "model_version", "model_version_name", "model_title", "model_name", "terms_sha256", "starts_at",
                   "expires_at", "quota_tokens", "quota_period", "used_tokens", "reserved_tokens",
                   "remaining_tokens", "price_paid_cents", "currency", "created_at"]
 
@@ -78,9 +98,16 @@ class ApiKeyOutput(serializers.Serializer):
     revoked_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField()
 
+    grant_models = serializers.SerializerMethodField(help_text="The model of each grant in `grants`, by name.")
+
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_grants(self, key) -> list[str]:
         return [str(g.pk) for g in key.grants.all()]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_grant_models(self, key) -> list[dict]:
+        return [{"grant": str(g.pk), "model_title": model_name(g.model_version).title,
+                 "model_name": model_name(g.model_version).api_id} for g in key.grants.all()]
 
 
 class ApiKeyListCreateApi(APIView):
@@ -132,7 +159,7 @@ class TermsDetailApi(APIView):
             raise TermsNotFound("No such licence terms.", param="sha256")
         return Response({"sha256": terms.sha256, "terms": terms.document,
                          "text": render_terms_text(terms.document, sha256=terms.sha256),
-                         "url": request.build_absolute_uri(reverse("licensing:terms_json", args=[terms.sha256]))})
+                         "url": absolute_url(reverse("licensing:terms_json", args=[terms.sha256]), request)})
 
 
 class TermsPreviewApi(APIView):

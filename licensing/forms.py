@@ -2,6 +2,8 @@
 
 from django import forms
 
+from training.model_names import model_name
+
 from .terms import USES
 
 
@@ -14,4 +16,4 @@ class ApiKeyForm(forms.Form):
 
     def __init__(self, *args, grants=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["grants"].choices = [(str(g.pk), f"{g.model_version.name} ({str(g.pk)[:8]})") for g in grants]
+        self.fields["grants"].choices = [(str(g.pk), str(model_name(g.model_version))) for g in grants]

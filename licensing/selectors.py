@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.urls import reverse
+
+from core.links import absolute_url
+from training.model_names import model_name
 
 from .models import ApiKey, Grant, LicenceTerms
 from .terms import SCHEMA_V1, USE_LABELS, base_model_sentence, dataset_sentence
@@ -22,14 +24,19 @@ def apikey_grants(key: ApiKey) -> QuerySet[Grant]:
     return key.grants.filter(customer_id=key.owner_id)
 
 
+# What naming a grant's model takes (training.model_names): the version, its owner and its listing.
+_NAMED_VERSION = ("model_version__owner", "model_version__listing")
+
+
 def grants_for_customer(user) -> QuerySet[Grant]:
     return (Grant.objects.filter(customer=user)
-            .select_related("terms", "model_version")
+            .select_related("terms", *_NAMED_VERSION)
             .order_by("-created_at"))
 
 
 def apikeys_for_owner(user) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(owner=user).prefetch_related("grants").order_by("-created_at")
+    grants = Grant.objects.select_related(*_NAMED_VERSION)
+    return ApiKey.objects.filter(owner=user).prefetch_related(Prefetch("grants", queryset=grants)).order_by("-created_at")
 
 
 def grant_certificate(grant: Grant) -> dict:
@@ -37,12 +44,17 @@ def grant_certificate(grant: Grant) -> dict:
     return {
         "licence": str(grant.pk), "licensee": f"user:{grant.customer_id}", "state": grant.state,
         "model_version": {"id": str(grant.model_version_id), "digest": grant.model_version.digest,
-                          "name": grant.model_version.name},
+                          "name": grant.model_version.name, **_model_name_fields(grant.model_version)},
         "terms_sha256": grant.terms_id, "terms": grant.terms.document,
         "starts_at": grant.starts_at.isoformat() if grant.starts_at else None,
         "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
         "quota": {"tokens": grant.quota_tokens, "period": grant.quota_period},
     }
+
+
+def _model_name_fields(version) -> dict:
+    name = model_name(version)
+    return {"title": name.title, "trainer": name.trainer, "readable_id": name.api_id}
 
 
 def _model_filter(model: str) -> Q | None:
@@ -94,7 +106,7 @@ def grant_receipt_licence(grant: Grant) -> dict:
 
 def terms_url(sha256: str) -> str:
     """The public, stable URL of a terms version (its id is its SHA-256)."""
-    return settings.SITE_URL.rstrip("/") + reverse("licensing:terms_text", args=[sha256])
+    return absolute_url(reverse("licensing:terms_text", args=[sha256]))
 
 
 def grant_licence_stamp(grant: Grant) -> dict:

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.roles import role_required
 from core.errors import DomainError
+from core.links import absolute_url
 
 from .forms import ApiKeyForm
 from .models import Grant, LicenceTerms
@@ -96,7 +97,7 @@ def terms_json(request, sha256):
     terms = _terms_or_404(sha256)
     body = {
         "sha256": terms.sha256, "terms": terms.document, "canonical": terms.canonical,
-        "text_url": request.build_absolute_uri(reverse("licensing:terms_text", args=[terms.sha256])),
+        "text_url": absolute_url(reverse("licensing:terms_text", args=[terms.sha256]), request),
     }
     response = JsonResponse(body, json_dumps_params={"indent": 2, "ensure_ascii": False})
     response["Cache-Control"] = "public, max-age=31536000, immutable"

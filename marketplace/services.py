@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.links import absolute_url
 from accounts.services import user_require_verified_email
 from audit.services import audit_append
 from billing.customers import payout_account_active
@@ -157,7 +158,7 @@ def listing_card_with_terms(listing: Listing) -> str:
               for o in listing.offers.filter(active=True).select_related("terms").order_by("created_at")]
     return card_with_offered_terms(
         listing.card, offers=offers,
-        listing_url=settings.SITE_URL.rstrip("/") + reverse("marketplace:listing_detail", args=[listing.pk]),
+        listing_url=absolute_url(reverse("marketplace:listing_detail", args=[listing.pk])),
         base_model=version.base_model, base_licence=version.base_licence, dataset_name=version.job.dataset.name,
         dataset_licence=version.dataset_licence, dataset_rights_holders=version.job.dataset.rights_holders or ())
 

@@ -23,6 +23,7 @@ from billing.webhooks import webhook_receive
 from core import charts
 from core.errors import DomainError, domain_error_body
 from core.http import client_ip, local_next
+from core.links import absolute_url
 from inference.power import watermark_power_summary
 from inference.precision import precision_choices, precision_summary
 from inference.precision_choice import version_precision_set
@@ -292,7 +293,7 @@ def payout_account_connect(request):
     if payments_in_test_mode():
         messages.error(request, "Stripe is not configured (local test mode): payouts are shown as owed.")
         return redirect("marketplace:trainer_dashboard")
-    here = request.build_absolute_uri(reverse("marketplace:trainer_dashboard"))
+    here = absolute_url(reverse("marketplace:trainer_dashboard"), request)
     try:
         url = payout_account_onboard(trainer=request.user, refresh_url=here, return_url=here)
     except GatewayError as exc:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.links import site_root
 from audit.services import audit_append
 from licensing.models import Grant
 from licensing.services import grant_set_state
+from training.model_names import model_name
 
 from ..errors import AnswerInvalid, CaseAlreadyAnswered, CaseNotFound, DecisionInvalid, FlagNotFound
 from ..models import Case, CustomerAnswer, Decision, Flag, Report
@@ -118,16 +119,16 @@ def decision_notify(*, decision: Decision) -> int:
     verb = {"dismiss": "dismissed", "warn": "a warning", "suspend": "suspension", "revoke": "revocation",
             "reinstate": "reinstatement"}[decision.action]
     subject = f"[Imprint] Compliance case #{case.pk}: {verb}"
-    site = settings.SITE_URL.rstrip("/")
+    site, model = site_root(), model_name(case.model_version)
     common = (f"Decision: {decision.get_action_display()}\nReason: {decision.reason}\n"
               f"Licence (grant) {case.grant_id} is now {decision.grant_state_after}.\n")
     messages = [
         EmailMessage(subject, f"Hello {case.customer.username},\n\nA compliance case about your licence for "
-                              f"{case.model_version.name} was decided.\n\n{common}\n"
+                              f"{model} was decided.\n\n{common}\n"
                               f"See the case and answer it: {site}/compliance/cases/{case.pk}/\n",
                      to=[case.customer.email]),
         EmailMessage(subject, f"Hello {case.model_version.owner.username},\n\nA compliance case about a "
-                              f"licence of your model {case.model_version.name} was decided.\n\n{common}\n"
+                              f"licence of your model {model} was decided.\n\n{common}\n"
                               f"{site}/compliance/cases/{case.pk}/\n",
                      to=[case.model_version.owner.email]),
     ]

@@ -10,7 +10,6 @@ import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from licensing.selectors import terms_url
 from licensing.services import apikey_create
 from marketplace.models import Listing, Order
 from tests import factories
@@ -68,7 +67,9 @@ def test_own_text_is_sold_for_commercial_use_and_its_outputs_say_who_owns_them(
     assert chain["dataset"]["own_text"] and chain["dataset"]["rights_holders"] == [HOLDER]
     listing = Listing.objects.get(model_version=version)
     card = yaml.safe_load(listing.card.split("---\n")[1])  # the card states the terms on sale
-    assert (card["license"], card["license_link"]) == ("other", terms_url(offer["terms_sha256"]))
+    # Published through the site at the test client's host, so the card links there.
+    terms_link = "http://testserver" + reverse("licensing:terms_text", args=[offer["terms_sha256"]])
+    assert (card["license"], card["license_link"]) == ("other", terms_link)
 
     client.force_login(customer)  # buys through the real checkout path, in local test mode
     client.post(reverse("marketplace:offer_buy", args=[offer["id"]]),
