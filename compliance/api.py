@@ -27,6 +27,7 @@ from .services.verification import (
     MAX_TEXT_CHARS,
     verification_submit,
 )
+from .verdicts import explanation_json, verification_explained
 
 
 class VerificationCreateApi(APIView):
@@ -55,7 +56,8 @@ class VerificationCreateApi(APIView):
         presenter = Presenter(ip=client_ip(request), user=key.owner if key else None, api_key=key)
         result = verification_submit(text=v["text"], receipt=v.get("receipt") or "", prompt=v.get("prompt") or "",
                                      source="verify_api", presenter=presenter)
-        return Response(result)
+        # The codes for programs; `explanation` says the same in words (as the verify page does).
+        return Response({**result, "explanation": explanation_json(verification_explained(result))})
 
 
 class StaffRequired(BasePermission):
@@ -101,7 +103,8 @@ class DecisionOutput(serializers.ModelSerializer):
 def _report_body(report, verification: dict | None) -> dict:
     case = getattr(report, "case", None) if report else None
     body = {"report": report.pk if report else None, "verdict": (verification or {}).get("verdict", "not_checked"),
-            "verification": verification, "case": None}
+            "verification": verification, "case": None,
+            "explanation": explanation_json(verification_explained(verification)) if verification else None}
     if case is not None:
         # The public learns that a case was opened and which licence terms apply, not who the customer is.
         body["case"] = {"id": case.pk, "model_version": str(case.model_version_id), "grant": str(case.grant_id),

@@ -17,7 +17,6 @@ from audit.selectors import EXPORT_COLUMNS, audit_export_rows
 from core.errors import DomainError
 from core.http import client_ip
 from inference.verification import MIN_TOKENS
-from licensing.selectors import receipt_rights_summary
 
 from .errors import CaseNotFound
 from .models import Decision
@@ -37,6 +36,7 @@ from .services.flags import Presenter, flag_dismiss
 from .services.reports import report_submit
 from .services.review import export_record, review_access_record
 from .services.verification import MAX_TEXT_CHARS, verification_submit
+from .verdicts import verification_explained
 
 HONEYPOT_FIELD = "website"  # hidden from people by CSS; bots fill every field they find
 _REVIEW_SESSION_KEY = "compliance_review_opened"
@@ -60,14 +60,10 @@ def verify_page(request):
             except DomainError as exc:
                 error, status = exc.message, exc.status_code
                 form["text"] = form["text"][:MAX_TEXT_CHARS]  # not echo a flood back into the page
-    # "receipt_valid" reads "RECEIPT VALID" on the page (cutting the underscore glued the words).
-    verdict_label = result["verdict"].replace("_", " ") if result else ""
-    # Only a valid receipt vouches for the rights it names; a failing one is evidence, not a licence.
-    receipt = (result or {}).get("receipt") or {}
-    rights = receipt_rights_summary(receipt["claims"]) if receipt.get("valid") else None
+    explained = verification_explained(result) if result else None
     return render(request, "compliance/verify.html", {"result": result, "form": form, "min_tokens": MIN_TOKENS,
-                                                      "verdict_label": verdict_label, "error": error,
-                                                      "rights": rights, "max_text": MAX_TEXT_CHARS}, status=status)
+                                                      "explained": explained, "error": error,
+                                                      "max_text": MAX_TEXT_CHARS}, status=status)
 
 
 # --- Staff review ------------------------------------------------------------------------------
@@ -182,6 +178,7 @@ def report_form(request):
             status = exc.status_code
             return render(request, "compliance/report_form.html", context, status=status)
         context |= {"received": True, "report": report, "case": getattr(report, "case", None),
+                    "explained": verification_explained(report.verification) if report.verification else None,
                     "terms": terms_in_force(report.case.grant) if hasattr(report, "case") else None}
     return render(request, "compliance/report_form.html", context)
 

@@ -175,6 +175,14 @@ class _TextView:
             self._heads[identity] = head[:limit]
         return self._heads[identity]
 
+    def token_count(self) -> tuple[int, bool]:
+        """(tokens in the text as its models' tokenizers count them, the most of any, and whether
+        that is the whole text): a text only ever read in part (a long one scored by entropy) is
+        counted up to the prefix read."""
+        if self._ids:
+            return max(len(ids) for ids in self._ids.values()), True
+        return max((len(ids) for ids in self._heads.values()), default=0), not self._heads
+
     def scored_ids(self, version: ModelVersion, scheme: WatermarkScheme) -> list[int]:
         return self.head_ids(version) if scheme.needs_entropies else self.ids(version)
 
@@ -243,6 +251,8 @@ def watermark_scan(text: str) -> dict:
     result = _scan_result(best, tested, skipped, text_tokens, scanned, versions)
     result["incomplete_models"] = view.entropy.incomplete
     result["entropy_tokens"] = max((len(e) for e in view.entropy.entropies.values()), default=0)
+    # `text_tokens` counts the scored tokens (the first is context only); people read the whole count.
+    result["text_token_count"], result["text_token_count_exact"] = view.token_count()
     return result
 
 
