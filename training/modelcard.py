@@ -57,7 +57,7 @@ def render_model_card(
         _evaluation(metrics),
         _samples(samples),
         _licence_section(base_model, base_licence, dataset_name, dataset_licence, dataset_rights_holders, ()),
-        _limitations(),
+        _limitations(from_scratch=_from_scratch(base_model)),
     ]
     return f"---\n{front_matter}---\n\n" + "\n\n".join(sections) + "\n"
 
@@ -269,11 +269,11 @@ def _quoted_sample(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in lines)
 
 
-def _limitations() -> str:
+def _limitations(*, from_scratch: bool = False) -> str:
+    sources = "its training data" if from_scratch else "its training data and of the base model"
     return (
         "## Limitations\n\n"
-        "- The model reproduces the style, topics and biases of its training data and of the base "
-        "model; it can state falsehoods fluently.\n"
+        f"- The model reproduces the style, topics and biases of {sources}; it can state falsehoods fluently.\n"
         "- It can repeat passages of its training data verbatim; check the memorisation figures "
         "above before publishing its output.\n"
         "- It was evaluated only by loss on held-out text from the same dataset, not on any "
