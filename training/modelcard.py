@@ -99,8 +99,7 @@ def _front_matter(
     ]
     scratch = _from_scratch(base_model)
     metadata = {
-        # The Hub links `base_model` to a model page: a from-scratch model has none to link.
-        **({} if scratch else {"base_model": base_model}),
+        "base_model": base_model,  # for a from-scratch model, the configuration it started from
         "datasets": [dataset_name],
         **_card_licence(base_model, base_licence, dataset_licence),
         "library_name": "transformers",

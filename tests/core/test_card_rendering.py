@@ -65,7 +65,7 @@ def test_a_model_trained_from_scratch_credits_no_base_model():
     assert "OpenAI" not in card and "fine-tuned from" not in card
     assert "trained from scratch" in card and "Base model: none, trained from scratch" in card
     meta = render_card(card).front_matter
-    assert "base_model" not in dict(meta) and dict(meta)["license"] == "public-domain"
+    assert dict(meta)["license"] == "public-domain" and "trained-from-scratch" in dict(meta)["tags"]
 
 
 @pytest.mark.django_db

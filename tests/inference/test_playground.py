@@ -51,29 +51,27 @@ def test_it_shows_the_prompt_then_the_continuation_with_a_copy_button(client, si
     assert 'data-copy="output-1"' in page and "js/copy.js" in page
 
 
-def test_it_says_why_an_output_stopped_early_and_that_the_prompt_is_billed(client, signed_in, monkeypatch):
+def _first_output_finished(monkeypatch, **fields) -> None:
+    """The playground's next generation reports its first output finished as `fields` say."""
     settle = playground_views.generation_settle
 
-    def stopped_at_eos(prepared, result):
+    def settled(prepared, result):
         entry = settle(prepared, result)
-        entry.response["outputs"][0].update(finish_reason="stop", tokens=3)
+        entry.response["outputs"][0].update(fields)
         return entry
 
-    monkeypatch.setattr(playground_views, "generation_settle", stopped_at_eos)
+    monkeypatch.setattr(playground_views, "generation_settle", settled)
+
+
+def test_it_says_why_an_output_stopped_early_and_that_the_prompt_is_billed(client, signed_in, monkeypatch):
+    _first_output_finished(monkeypatch, finish_reason="stop", tokens=3)
     page = _post(client, signed_in())
     assert re.search(r"Stopped at end of text after 3 tokens \(you allowed 8\): the model ended the passage "
                      r"there\. The prompt's \d+ tokens are billed as well\.", page)
 
 
 def test_an_output_that_ran_to_its_limit_has_no_early_stop_note(client, signed_in, monkeypatch):
-    settle = playground_views.generation_settle
-
-    def ran_to_limit(prepared, result):
-        entry = settle(prepared, result)
-        entry.response["outputs"][0].update(finish_reason="length", tokens=8)
-        return entry
-
-    monkeypatch.setattr(playground_views, "generation_settle", ran_to_limit)
+    _first_output_finished(monkeypatch, finish_reason="length", tokens=8)
     assert "Stopped at end of text" not in _post(client, signed_in())
 
 
