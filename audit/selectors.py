@@ -83,12 +83,41 @@ def audit_filter_choices() -> dict:
     return {"events": list(events), "subject_types": list(types)}
 
 
-def audit_people(entries) -> dict[str, str]:
-    """{"user:42": username} for every person an entry names as actor or as its User subject."""
-    ids = {int(m.group(1)) for e in entries if (m := _USER_REF.match(e.actor_ref))}
-    ids |= {int(e.subject_id) for e in entries if e.subject_type == "User" and e.subject_id.isdigit()}
-    users = get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")
-    return {f"user:{pk}": username for pk, username in users}
+@dataclass(frozen=True)
+class AuditRow:
+    """An entry as the log page shows it: people by name, its data as (key, text) pairs."""
+
+    entry: AuditEntry
+    actor: str | None
+    subject_name: str | None
+    details: list[tuple[str, str]]
+
+
+def _refs_in(entry: AuditEntry) -> set[str]:
+    refs = {entry.actor_ref, *(v for v in entry.data.values() if isinstance(v, str))}
+    if entry.subject_type == "User":
+        refs.add(f"user:{entry.subject_id}")
+    return {r for r in refs if _USER_REF.match(r)}
+
+
+def _detail_text(value, people: dict[str, str]) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        return people.get(value, value)
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+
+
+def audit_rows(entries) -> list[AuditRow]:
+    """The page's rows for `entries`, every "user:<id>" they name (actor, User subject, data
+    values) shown as the username, in one query."""
+    entries = list(entries)
+    ids = {int(ref.split(":")[1]) for e in entries for ref in _refs_in(e)}
+    people = {f"user:{pk}": name for pk, name in get_user_model().objects.filter(pk__in=ids).values_list(
+        "pk", "username")}
+    return [AuditRow(entry=e, actor=people.get(e.actor_ref),
+                     subject_name=people.get(f"user:{e.subject_id}") if e.subject_type == "User" else None,
+                     details=[(k, _detail_text(v, people)) for k, v in e.data.items()]) for e in entries]
 
 
 # --- The chain's verification status -------------------------------------------------------------

@@ -18,7 +18,7 @@ from .selectors import (
     audit_chain_status,
     audit_entries,
     audit_filter_choices,
-    audit_people,
+    audit_rows,
 )
 
 LOG_PAGE_SIZE = 50
@@ -47,14 +47,11 @@ def log_view(request):
     with the chain's verification status and its latest signed anchor."""
     filters = {name: request.GET.get(name, "").strip() for name in LOG_FILTERS}
     page = Paginator(audit_entries(**filters), LOG_PAGE_SIZE).get_page(request.GET.get("page"))
-    entries = list(page.object_list)
-    people = audit_people(entries)
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "audit/log.html", {
         "page": page, "filters": filters, "query": query.urlencode(), **audit_filter_choices(),
-        "rows": [(e, people.get(e.actor_ref), people.get(f"user:{e.subject_id}") if e.subject_type == "User" else None)
-                 for e in entries],
+        "rows": audit_rows(page.object_list),
         "status": audit_chain_status(), "head": audit_chain_head(),
     })
 

@@ -72,10 +72,6 @@ def listing_public(*, listing_id) -> Listing:
     return listing
 
 
-def _words_list(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def offer_facts(offer: Offer) -> list[tuple[str, str]]:
     """What an offer's terms allow, in words, as (label, sentence) pairs: uses, quota, rate,
     ownership of outputs, samples, duration and the licence."""
@@ -87,7 +83,8 @@ def offer_facts(offer: Offer) -> list[tuple[str, str]]:
     days = doc.get("duration_days")
     ownership = OWNERSHIP_TEXT.get(doc.get("ownership") or OWNERSHIP_DEFAULT, "")
     return [
-        ("Permitted uses", _words_list(uses).capitalize() if uses else "None named"),
+        # Commas only: a label may hold "and" itself ("teaching and education").
+        ("Permitted uses", ", ".join(uses).capitalize() if uses else "None named"),
         ("Quota", f"{quota['tokens']:,} tokens{per}" if quota.get("tokens") else "No quota"),
         ("Rate", f"{doc['rate_limit_per_minute']:,} requests a minute" if doc.get("rate_limit_per_minute")
          else "No limit"),

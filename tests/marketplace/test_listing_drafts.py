@@ -33,6 +33,6 @@ def test_an_offer_says_its_uses_quota_and_ownership_in_words(db):
     offer = factories.offer(factories.listing(), uses=["personal", "research"],
                             quota={"tokens": 20_000, "period": "month"}, ownership="customer")
     facts = dict(offer_facts(offer))
-    assert facts["Permitted uses"] == "Personal, non-commercial use and research"
+    assert facts["Permitted uses"] == "Personal, non-commercial use, research"
     assert facts["Quota"] == "20,000 tokens a month"
     assert facts["Outputs"].startswith("The customer owns the outputs")
