@@ -74,7 +74,8 @@ def listing_public(*, listing_id) -> Listing:
 
 def offer_facts(offer: Offer) -> list[tuple[str, str]]:
     """What an offer's terms allow, in words, as (label, sentence) pairs: uses, quota, rate,
-    ownership of outputs, samples, duration and the licence."""
+    ownership of outputs, samples, duration, the licence, the attribution asked for and each
+    restriction."""
     doc = offer.terms.document
     uses = [USE_LABELS.get(u, u) for u in doc.get("uses") or []]
     quota = doc.get("quota") or {}
@@ -94,7 +95,8 @@ def offer_facts(offer: Offer) -> list[tuple[str, str]]:
         ("Duration", f"{days:,} days from purchase" if days else "Perpetual"),
         ("Licence", licence_label(doc["licence_id"]) if doc.get("licence_id") and doc["licence_id"] != "custom"
          else "Imprint licence (custom terms)"),
-    ]
+    ] + ([("Attribution", f"“{doc['attribution']}”")] if doc.get("attribution") else []) + [
+        ("Restriction", r) for r in doc.get("restrictions") or []]
 
 
 def listings_of_trainer(trainer) -> QuerySet[Listing]:
