@@ -7,7 +7,8 @@ from .models import PersonalAccessToken, User
 class SignUpForm(UserCreationForm):
     email = forms.EmailField(required=True)
     is_trainer = forms.BooleanField(required=False, label_suffix="", label="I train and sell models")
-    is_customer = forms.BooleanField(required=False, label_suffix="", initial=True, label="I buy licences and generate text")
+    is_customer = forms.BooleanField(required=False, label_suffix="", initial=True,
+                                     label="I buy licences and generate text")
 
     class Meta:
         model = User

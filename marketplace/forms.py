@@ -80,7 +80,8 @@ class OfferForm(forms.Form):
                    "standard licence the outputs are released under, e.g. cc-by-4.0."))
     uses = forms.MultipleChoiceField(choices=[(u, u) for u in USES], widget=forms.CheckboxSelectMultiple,
                                      required=False)
-    samples_publish = forms.BooleanField(required=False, label_suffix="", initial=True, label="Samples may be published")
+    samples_publish = forms.BooleanField(required=False, label_suffix="", initial=True,
+                                         label="Samples may be published")
     samples_resell = forms.BooleanField(required=False, label_suffix="", label="Samples may be resold")
     attribution = forms.CharField(max_length=300, required=False,
                                   help_text="Required when the data is licensed CC BY (any CC licence but CC0).")
