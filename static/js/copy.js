@@ -1,4 +1,5 @@
-// Copy buttons: <button data-copy="ID"> copies the text (or the value) of the element with that id.
+// Copy buttons: <button data-copy="ID"> copies the text (or the value) of the element with that id;
+// <button data-copy-text="TEXT"> copies TEXT itself (an id or a hash shown in a table).
 // navigator.clipboard needs a secure context (https or localhost); elsewhere a selected, off-screen
 // textarea and execCommand still copy.
 (function () {
@@ -31,12 +32,15 @@
   }
 
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("button[data-copy]");
+    var button = event.target.closest("button[data-copy], button[data-copy-text]");
     if (!button) return;
     event.preventDefault();
-    var source = document.getElementById(button.dataset.copy);
-    if (!source) return;
-    var text = source.tagName === "TEXTAREA" || source.tagName === "INPUT" ? source.value : source.textContent;
+    var text = button.dataset.copyText;
+    if (text === undefined) {
+      var source = document.getElementById(button.dataset.copy);
+      if (!source) return;
+      text = source.tagName === "TEXTAREA" || source.tagName === "INPUT" ? source.value : source.textContent;
+    }
     copyText(text).then(function () { announce(button, "Copied"); },
                         function () { announce(button, "Select and copy (Ctrl+C)"); });
   });

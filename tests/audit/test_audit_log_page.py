@@ -25,7 +25,7 @@ def test_it_lists_entries_newest_first_with_people_by_name_and_full_ids(client, 
     assert "alice" in page and staff_user.username in page
     assert f"user:{customer.pk}" not in page
     assert str(grant.pk) in page  # the whole id, with a copy button
-    assert f'data-copy="{grant.pk}"' in page
+    assert f'data-copy-text="{grant.pk}"' in page
     assert "late payment" in page
 
 
