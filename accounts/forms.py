@@ -6,8 +6,9 @@ from .models import PersonalAccessToken, User
 
 class SignUpForm(UserCreationForm):
     email = forms.EmailField(required=True)
-    is_trainer = forms.BooleanField(required=False, label="I train and sell models")
-    is_customer = forms.BooleanField(required=False, initial=True, label="I buy licences and generate text")
+    is_trainer = forms.BooleanField(required=False, label_suffix="", label="I train and sell models")
+    is_customer = forms.BooleanField(required=False, label_suffix="", initial=True,
+                                     label="I buy licences and generate text")
 
     class Meta:
         model = User
@@ -27,8 +28,8 @@ class SignUpForm(UserCreationForm):
 
 
 class RolesForm(forms.Form):
-    is_trainer = forms.BooleanField(required=False, label="Trainer")
-    is_customer = forms.BooleanField(required=False, label="Customer")
+    is_trainer = forms.BooleanField(required=False, label_suffix="", label="Trainer")
+    is_customer = forms.BooleanField(required=False, label_suffix="", label="Customer")
 
     def clean(self):
         cleaned = super().clean()

@@ -57,6 +57,7 @@ class StripeEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name, verbose_name_plural = "Stripe event", "Stripe events"
         db_table = "marketplace_stripeevent"
         ordering = ["-received_at"]
 
@@ -82,6 +83,7 @@ class PayoutEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "payout entries"
         db_table = "marketplace_payoutentry"
         ordering = ["-created_at"]
         constraints = [
@@ -97,6 +99,7 @@ class StripeMeter(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name, verbose_name_plural = "Stripe meter", "Stripe meters"
         db_table = "marketplace_stripemeter"
 
 

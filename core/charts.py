@@ -26,14 +26,27 @@ def nice_max(value: float) -> float:
     return next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= value)
 
 
-def _frame(title: str, ymax: float, fmt, css_class: str) -> list[str]:
+MAX_TICKS = 4  # gridlines above zero
+
+
+def nice_axis(value: float, *, unit: float = 1) -> tuple[float, float]:
+    """(top, step) of an axis reaching `value`: the step is 1, 2 or 5 × 10^k and never below
+    `unit` (one cent, one token), so every tick is a whole number of units and no two ticks read
+    the same; the top is the first multiple of the step at or above `value`."""
+    step = max(nice_max(value / MAX_TICKS), unit)
+    ticks = max(1, -(-value // step))  # ceiling division, at least one step
+    return ticks * step, step
+
+
+def _frame(title: str, axis: tuple[float, float], fmt, css_class: str) -> list[str]:
+    ymax, step = axis
     parts = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" viewBox="0 0 {WIDTH} {HEIGHT}" '
          f'role="img" aria-label="{escape(title)}">'),
         f'<text x="{PAD_LEFT}" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
     ]
-    for i in range(3):
-        value = ymax * i / 2
+    for i in range(round(ymax / step) + 1):
+        value = step * i
         y = _y(value, ymax)
         parts.append(f'<line x1="{PAD_LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         parts.append(f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
@@ -66,8 +79,9 @@ def bar_chart(labels: list[str], values: list[int], *, title: str, fmt=lambda v:
               tooltips: list[str] | None = None, label_every: int | None = None,
               css_class: str = "chart") -> SafeString:
     """Bars of `values` with `labels` under them (every `label_every`-th, default about six)."""
-    ymax = nice_max(max(values, default=0))
-    parts = _frame(title, ymax, fmt, css_class)
+    axis = nice_axis(max(values, default=0))
+    ymax = axis[0]
+    parts = _frame(title, axis, fmt, css_class)
     bar = max(2.0, (WIDTH - PAD_LEFT - 16) / max(len(values), 1) * 0.7)
     for i, value in enumerate(values):
         y = _y(value, ymax)
@@ -80,8 +94,9 @@ def bar_chart(labels: list[str], values: list[int], *, title: str, fmt=lambda v:
 def line_chart(labels: list[str], series: dict[str, list[int]], *, title: str,
                fmt=lambda v: f"{v:g}") -> SafeString:
     """One line per series, named at the right edge."""
-    ymax = nice_max(max((max(values, default=0) for values in series.values()), default=0))
-    parts = _frame(title, ymax, fmt, "chart")
+    axis = nice_axis(max((max(values, default=0) for values in series.values()), default=0))
+    ymax = axis[0]
+    parts = _frame(title, axis, fmt, "chart")
     for n, (name, values) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
         points = " ".join(f"{_x(i, len(values)):.1f},{_y(v, ymax):.1f}" for i, v in enumerate(values))

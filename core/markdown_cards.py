@@ -13,6 +13,7 @@ matter left out and a note saying so.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import nh3
@@ -31,6 +32,15 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"style"}, "td": {"style"}, 
 MAX_FRONT_MATTER_CHARS = 16_000
 MAX_FRONT_MATTER_DEPTH = 20
 _FIRST_LINE = 2  # the front matter's first line is the card's second, after the opening `---`
+# Imprint's own section markers: HTML comments on a line of their own, which a Hub renderer hides.
+# Raw HTML in a card stays visible text here, so exactly these lines are taken out before rendering.
+_SECTION_MARKER = re.compile(r"^<!-- /?imprint:[a-z-]+ -->[ \t]*\n?", re.MULTILINE)
+
+
+def section_markers(name: str) -> tuple[str, str]:
+    """The comments that open and close the section `name` Imprint regenerates in a card; the card
+    renders without them."""
+    return f"<!-- imprint:{name} -->", f"<!-- /imprint:{name} -->"
 
 
 class CardInvalid(InvalidRequest):
@@ -75,11 +85,24 @@ def front_matter_load(source: str):
     return yaml.load(source, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader, checked above
 
 
+@dataclass(frozen=True)
+class EvaluationResult:
+    """One row of the Hub's evaluation table, from a card's `model-index`."""
+
+    model: str
+    task: str
+    dataset: str
+    metric: str
+    metric_type: str
+    value: str
+
+
 @dataclass
 class RenderedCard:
     html: str
     front_matter: list[tuple[str, str]] = field(default_factory=list)  # (key, display value), in order
     front_matter_refused: str = ""  # why the front matter is not shown (a card saved before the checks)
+    evaluation: list[EvaluationResult] = field(default_factory=list)  # `model-index`, as a table
 
 
 def _parts(text: str) -> tuple[str | None, str]:
@@ -137,13 +160,55 @@ def _display(value) -> str:
     return "" if value is None else str(value)
 
 
+def _named(value) -> str:
+    """A `model-index` field that the Hub gives as {name, type} or as a plain string."""
+    if isinstance(value, dict):
+        return _display(value.get("name") or value.get("type"))
+    return _display(value)
+
+
+def _metric_value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else _display(value)
+
+
+def _evaluation(model_index) -> list[EvaluationResult] | None:
+    """The rows of a `model-index` in the Hub's shape (models with results, each a task, a dataset
+    and metrics), or None when it is not in that shape (then it shows as a plain row)."""
+    if not isinstance(model_index, list):
+        return None
+    rows = []
+    for model in model_index:
+        if not isinstance(model, dict) or not isinstance(model.get("results", []), list):
+            return None
+        for result in model.get("results") or []:
+            if not isinstance(result, dict) or not isinstance(result.get("metrics", []), list):
+                return None
+            for metric in result.get("metrics") or []:
+                if not isinstance(metric, dict):
+                    return None
+                rows.append(EvaluationResult(
+                    model=_display(model.get("name")), task=_named(result.get("task")),
+                    dataset=_named(result.get("dataset")), metric=_display(metric.get("name") or metric.get("type")),
+                    metric_type=_display(metric.get("type")), value=_metric_value(metric.get("value"))))
+    return rows
+
+
+def _facts(meta: dict) -> tuple[list[tuple[str, str]], list[EvaluationResult]]:
+    """(front-matter rows with a value, evaluation rows): `model-index` becomes the evaluation
+    table when it has the Hub's shape, and keys with nothing to show are left out."""
+    evaluation = _evaluation(meta.get("model-index"))
+    rows = [(str(k), _display(v)) for k, v in meta.items() if not (k == "model-index" and evaluation is not None)]
+    return [(k, v) for k, v in rows if v.strip()], evaluation or []
+
+
 def render_card(text: str) -> RenderedCard:
-    """The card's Markdown as sanitised HTML and its front matter as (key, value) rows. The
-    front-matter values are plain text (escaped by the template); the HTML is safe to mark safe.
-    Front matter refused by `front_matter_load` gives no rows and says why in
-    `front_matter_refused`."""
+    """The card's Markdown as sanitised HTML (Imprint's section markers left out), its front matter
+    as (key, value) rows and its `model-index` as evaluation rows. The front-matter values are plain
+    text (escaped by the template); the HTML is safe to mark safe. Front matter refused by
+    `front_matter_load` gives no rows and says why in `front_matter_refused`."""
     meta, body, refused = _split(text)
-    html = nh3.clean(_MARKDOWN.render(body), tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
-                     url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener noreferrer")
-    return RenderedCard(html=html, front_matter=[(str(k), _display(v)) for k, v in meta.items()],
-                        front_matter_refused=refused)
+    html = nh3.clean(_MARKDOWN.render(_SECTION_MARKER.sub("", body)), tags=ALLOWED_TAGS,
+                     attributes=ALLOWED_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+                     link_rel="nofollow noopener noreferrer")
+    front_matter, evaluation = _facts(meta)
+    return RenderedCard(html=html, front_matter=front_matter, front_matter_refused=refused, evaluation=evaluation)

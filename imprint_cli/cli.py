@@ -223,6 +223,8 @@ def _pause(client: Client, job_id: str, bar: Bar) -> int:
     while job["state"] not in ("paused", "succeeded", "failed", "cancelled") and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         job = client.get(f"{JOBS}{job_id}/", metrics_after=10**9, samples_after=10**9)
+    # The bar last showed a step polled before the pause took effect: bring it to where it stopped.
+    bar.update(job["step"], job["total_steps"])
     if job["state"] == "paused":
         bar.print(f"Paused at step {job['step']} of {job['total_steps']}. Run the same command again to resume.")
         return 130
@@ -327,6 +329,28 @@ def cmd_generate(args, cfg) -> int:
     return 0
 
 
+_OWNERSHIP_WORDS = {"customer": "the customer who generated it owns it",
+                    "licensed": "the trainer keeps the rights; the customer holds a licence to use it",
+                    "public": "no one owns it exclusively; it carries no restriction beyond attribution"}
+
+
+def licence_lines(licence: dict) -> list[str]:
+    """A receipt's licence claim as readable lines (a server's plain words are not at hand here:
+    the verification needs no login)."""
+    lines = []
+    if licence.get("ownership"):
+        lines.append(f"Ownership: {_OWNERSHIP_WORDS.get(licence['ownership'], licence['ownership'])}")
+    if licence.get("uses"):
+        lines.append(f"Permitted uses: {', '.join(licence['uses'])}")
+    if licence.get("attribution"):
+        lines.append(f"Attribution: {licence['attribution']}")
+    if licence.get("share_alike"):
+        lines.append(f"Share-alike: {licence['share_alike']}")
+    if licence.get("terms_id"):
+        lines.append(f"Licence terms: {licence['terms_id']}")
+    return lines
+
+
 def cmd_verify(args, cfg) -> int:
     path = Path(args.file)
     text = path.read_text()
@@ -345,7 +369,9 @@ def cmd_verify(args, cfg) -> int:
     print(labels.get(verdict, verdict.replace("_", " ").upper()))
     claims = (result.get("receipt") or {}).get("claims") or {}
     if claims:
-        print(f"model {claims.get('model', {}).get('digest', '?')[:16]}… · licence {claims.get('licence', {})}")
+        print(f"Model: {claims.get('model', {}).get('digest', '?')[:16]}…")
+        for line in licence_lines(claims.get("licence") or {}):
+            print(line)
     mark = result.get("watermark") or {}
     if "z" in mark or "z_score" in mark:
         print(f"watermark: z = {mark.get('z', mark.get('z_score'))}, detected: {mark.get('detected')}")

@@ -151,6 +151,7 @@ class MeterOutbox(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "meter outbox rows"
         ordering = ["created_at"]
 
     def __str__(self) -> str:
@@ -198,6 +199,7 @@ class WatermarkPower(models.Model):
     measured_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "watermark power measurements"
         ordering = ["-measured_at"]
         constraints = [models.UniqueConstraint(fields=["model_version", "params_key"], name="uniq_power_family")]
 

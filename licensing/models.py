@@ -174,6 +174,9 @@ class ApiKey(Credential):
     grants = models.ManyToManyField(Grant, blank=True, related_name="api_keys")
     default_purpose = models.CharField(max_length=32, default="personal")
 
+    class Meta(Credential.Meta):
+        verbose_name = "API key"
+
 
 class QuotaReservation(models.Model):
     """Tokens held on a grant by one in-flight request (the grant's `reserved_tokens` is their sum).

@@ -166,6 +166,11 @@ _TRANSITIONS = {
 }
 
 
+def grant_state_allowed(*, current: str, target: str) -> bool:
+    """Whether grant_set_state would move a grant in state `current` to `target` (staying put included)."""
+    return current == target or current in _TRANSITIONS.get(target, set())
+
+
 @transaction.atomic
 def grant_set_state(*, grant_id, state: str, reason: str, actor=None) -> Grant:
     """Suspend, revoke, reinstate or expire a grant (refunds, disputes, compliance decisions).
@@ -174,7 +179,7 @@ def grant_set_state(*, grant_id, state: str, reason: str, actor=None) -> Grant:
     grant = Grant.objects.select_for_update().get(pk=grant_id)
     if grant.state == state:
         return grant
-    if grant.state not in _TRANSITIONS.get(state, set()):
+    if not grant_state_allowed(current=grant.state, target=state):
         raise GrantStateError(f"A {grant.state} grant cannot become {state}.")
     previous, grant.state, grant.state_reason = grant.state, state, reason[:300]
     grant.save(update_fields=["state", "state_reason"])

@@ -59,6 +59,12 @@ class ServingPrecisionForm(forms.Form):
             (p, self.LABELS.get(p, p)) for p in precisions]
 
 
+# Offered as suggestions beside the licence field; any SPDX id is accepted.
+COMMON_LICENCE_IDS = (("custom", "Imprint terms only"), ("cc-by-4.0", "CC BY 4.0"), ("cc-by-sa-4.0", "CC BY-SA 4.0"),
+                      ("cc-by-nc-4.0", "CC BY-NC 4.0"), ("cc0-1.0", "CC0 1.0"), ("mit", "MIT"),
+                      ("apache-2.0", "Apache 2.0"))
+
+
 class OfferForm(forms.Form):
     """Price and terms of an offer. Terms fields are turned into a terms document for the service."""
 
@@ -67,11 +73,16 @@ class OfferForm(forms.Form):
     currency = forms.ChoiceField(choices=[(c, c.upper()) for c in CURRENCIES])
     metered_cents_per_1k = forms.IntegerField(required=False, min_value=1,
                                               label="Metered price (cents per 1,000 tokens)")
-    licence_id = forms.CharField(max_length=64, initial="custom", label="Licence id (SPDX or custom)")
+    licence_id = forms.CharField(
+        max_length=64, initial="custom", label="Licence of the outputs",
+        widget=forms.TextInput(attrs={"list": "licence-ids"}),
+        help_text=("“custom”: these terms are the whole licence, the usual choice. Or give the SPDX id of a "
+                   "standard licence the outputs are released under, e.g. cc-by-4.0."))
     uses = forms.MultipleChoiceField(choices=[(u, u) for u in USES], widget=forms.CheckboxSelectMultiple,
                                      required=False)
-    samples_publish = forms.BooleanField(required=False, initial=True, label="Samples may be published")
-    samples_resell = forms.BooleanField(required=False, label="Samples may be resold")
+    samples_publish = forms.BooleanField(required=False, label_suffix="", initial=True,
+                                         label="Samples may be published")
+    samples_resell = forms.BooleanField(required=False, label_suffix="", label="Samples may be resold")
     attribution = forms.CharField(max_length=300, required=False,
                                   help_text="Required when the data is licensed CC BY (any CC licence but CC0).")
     ownership = forms.ChoiceField(

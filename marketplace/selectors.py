@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Count, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from billing.models import PayoutEntry
 from billing.selectors import metered_estimate_cents
 from licensing.models import Grant
+from licensing.terms import OWNERSHIP_DEFAULT, OWNERSHIP_TEXT, USE_LABELS, licence_label
 
 from .errors import ListingNotFound
 from .models import Listing, Offer, Order
@@ -23,11 +24,18 @@ def _active_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(active=True).select_related("terms").order_by("fee_cents", "created_at")
 
 
+def _on_sale() -> QuerySet[Listing]:
+    """Published listings with at least one offer to buy: one without is still a draft."""
+    return Listing.objects.filter(published=True).filter(
+        Exists(Offer.objects.filter(listing=OuterRef("pk"), active=True)))
+
+
 def catalogue_listings(*, text: str = "", base_model: str = "", use: str = "",
                        max_price_cents: int | None = None) -> QuerySet[Listing]:
-    """Published listings matching the filters, each with `active_offers` prefetched and
-    `min_fee_cents` (the lowest one-time fee of its active offers) annotated."""
-    qs = Listing.objects.filter(published=True)
+    """Listings on sale (published, with an active offer) matching the filters, each with
+    `active_offers` prefetched and `min_fee_cents` (the lowest one-time fee of its active offers)
+    annotated."""
+    qs = _on_sale()
     if text:
         qs = qs.filter(Q(title__icontains=text) | Q(description__icontains=text) | Q(card__icontains=text))
     if base_model:
@@ -49,7 +57,7 @@ def catalogue_listings(*, text: str = "", base_model: str = "", use: str = "",
 
 
 def catalogue_base_models() -> list[str]:
-    return list(Listing.objects.filter(published=True).order_by()
+    return list(_on_sale().order_by()
                 .values_list("model_version__base_model", flat=True).distinct())
 
 
@@ -62,6 +70,33 @@ def listing_public(*, listing_id) -> Listing:
     if listing is None:
         raise ListingNotFound("No such model on sale.")
     return listing
+
+
+def offer_facts(offer: Offer) -> list[tuple[str, str]]:
+    """What an offer's terms allow, in words, as (label, sentence) pairs: uses, quota, rate,
+    ownership of outputs, samples, duration, the licence, the attribution asked for and each
+    restriction."""
+    doc = offer.terms.document
+    uses = [USE_LABELS.get(u, u) for u in doc.get("uses") or []]
+    quota = doc.get("quota") or {}
+    per = {"month": " a month", "total": " in total"}.get(quota.get("period"), "")
+    samples = doc.get("samples") or {}
+    days = doc.get("duration_days")
+    ownership = OWNERSHIP_TEXT.get(doc.get("ownership") or OWNERSHIP_DEFAULT, "")
+    return [
+        # Commas only: a label may hold "and" itself ("teaching and education").
+        ("Permitted uses", ", ".join(uses).capitalize() if uses else "None named"),
+        ("Quota", f"{quota['tokens']:,} tokens{per}" if quota.get("tokens") else "No quota"),
+        ("Rate", f"{doc['rate_limit_per_minute']:,} requests a minute" if doc.get("rate_limit_per_minute")
+         else "No limit"),
+        ("Outputs", ownership[:1].upper() + ownership[1:]),
+        ("Samples", ("May be published" + (" and resold" if samples.get("resell") else ", not resold"))
+         if samples.get("publish") else "May not be published"),
+        ("Duration", f"{days:,} days from purchase" if days else "Perpetual"),
+        ("Licence", licence_label(doc["licence_id"]) if doc.get("licence_id") and doc["licence_id"] != "custom"
+         else "Imprint licence (custom terms)"),
+    ] + ([("Attribution", f"“{doc['attribution']}”")] if doc.get("attribution") else []) + [
+        ("Restriction", r) for r in doc.get("restrictions") or []]
 
 
 def listings_of_trainer(trainer) -> QuerySet[Listing]:

@@ -35,6 +35,7 @@ from . import selectors
 from .checkout import checkout_resume, order_charge, purchase_start
 from .errors import OrderNotFound
 from .forms import (
+    COMMON_LICENCE_IDS,
     CatalogueSearchForm,
     ListingEditForm,
     OfferForm,
@@ -316,7 +317,7 @@ def listing_publish_view(request):
             raise Http404(str(exc)) from exc
         messages.error(request, exc.message)
         return redirect("marketplace:trainer_dashboard")
-    messages.success(request, f"{listing.title} is published.")
+    messages.success(request, f"{listing.title} is saved as a draft: add an offer below to put it on sale.")
     return redirect("marketplace:listing_edit", listing_id=listing.pk)
 
 
@@ -342,7 +343,8 @@ def _edit_page(request, listing: Listing, *, status: int = 200, **forms):
     """The listing's management page; `forms` replaces the blank or current forms it holds."""
     context = {"listing": listing, "form": ListingEditForm(initial=_listing_initial(listing)),
                "offer_form": OfferForm(), "offer_errors": None, "precision_form": _precision_form(listing),
-               "serving_precision": precision_summary(listing.model_version), **forms}
+               "serving_precision": precision_summary(listing.model_version), "licence_ids": COMMON_LICENCE_IDS,
+               **forms}
     return render(request, "marketplace/listing_edit.html", context, status=status)
 
 

@@ -26,6 +26,7 @@ class BaseModel:
     n_positions: int
     licence: str  # SPDX id of the base model's own licence (GPT-2 is MIT)
     rights_holder: str = ""  # whose copyright notice the licence asks to keep (GPT-2: OpenAI)
+    from_scratch: bool = False  # starts from random weights: nobody's weights, nor their copyright, are inherited
 
     @property
     def source(self) -> str:
@@ -36,9 +37,11 @@ class BaseModel:
 BASE_MODELS = {
     m.name: m
     for m in (
-        # The tiny model inherits no weights, only GPT-2's architecture as transformers implements it.
+        # The tiny model inherits no weights and no tokenizer, only GPT-2's architecture as transformers
+        # implements it (an architecture is not a work whose copyright passes to trained weights): it
+        # names no rights-holder, so no model card or rights chain credits OpenAI for it.
         BaseModel(TINY, "Built-in tiny GPT-2 (trains from scratch in seconds on a CPU)", 150_000, 128, "mit",
-                  "OpenAI (GPT-2 architecture)"),
+                  from_scratch=True),
         BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face"),
         BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit", "OpenAI"),
         BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit", "OpenAI"),

@@ -10,15 +10,16 @@ from typing import Any
 
 import yaml
 
-from core.markdown_cards import CardInvalid, front_matter_load
+from core.markdown_cards import CardInvalid, front_matter_load, section_markers
 
+from .base_models import BASE_MODELS
 from .config import TrainConfig
 
 SAMPLE_QUOTE_CHARS = 1000  # long samples are cut so the card stays readable
 LICENCE_KEYS = ("license", "license_name", "license_link")
 # The licence section is regenerated whenever what is sold changes; the markers find it again in a
-# card the trainer edited (an HTML comment is invisible wherever the Markdown is rendered).
-_SECTION_START, _SECTION_END = "<!-- imprint:licence -->", "<!-- /imprint:licence -->"
+# card the trainer edited (HTML comments: a Hub renderer hides them, and so does core.markdown_cards).
+_SECTION_START, _SECTION_END = section_markers("licence")
 _SECTION = re.compile(re.escape(_SECTION_START) + r".*?" + re.escape(_SECTION_END), re.DOTALL)
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
 
@@ -49,13 +50,14 @@ def render_model_card(
     front_matter = _front_matter(name, base_model, base_licence, dataset_name, dataset_licence, metrics)
     sections = [
         f"# {name}",
-        _description(name, base_model, base_licence, params),
+        (_description_from_scratch(name, base_model, params) if _from_scratch(base_model)
+         else _description(name, base_model, base_licence, params)),
         _training_data(dataset_name, dataset_digest, dataset_licence),
-        _training_procedure(hyperparameters),
+        _training_procedure(hyperparameters, from_scratch=_from_scratch(base_model)),
         _evaluation(metrics),
         _samples(samples),
         _licence_section(base_model, base_licence, dataset_name, dataset_licence, dataset_rights_holders, ()),
-        _limitations(),
+        _limitations(from_scratch=_from_scratch(base_model)),
     ]
     return f"---\n{front_matter}---\n\n" + "\n\n".join(sections) + "\n"
 
@@ -64,11 +66,19 @@ def _metadata_number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _card_licence(base_licence: str, dataset_licence: str) -> dict:
+def _from_scratch(base_model: str) -> bool:
+    """Whether the run started from random weights (the built-in tiny configuration), so that no
+    base model's weights, licence or copyright are part of the model."""
+    known = BASE_MODELS.get(base_model)
+    return bool(known and known.from_scratch)
+
+
+def _card_licence(base_model: str, base_licence: str, dataset_licence: str) -> dict:
     """The Hub's license fields. When the data's licence differs from the base model's, neither alone
-    describes the weights (e.g. MIT base, CC BY-NC data): say "other" and name both."""
-    if dataset_licence.lower() == base_licence.lower():
-        return {"license": base_licence}
+    describes the weights (e.g. MIT base, CC BY-NC data): say "other" and name both. A model trained
+    from scratch has only its data's licence."""
+    if _from_scratch(base_model) or dataset_licence.lower() == base_licence.lower():
+        return {"license": dataset_licence if _from_scratch(base_model) else base_licence}
     return {"license": "other",
             "license_name": f"base model {base_licence}, training data {dataset_licence}; sold under Imprint offers"}
 
@@ -87,13 +97,14 @@ def _front_matter(
             ],
         }
     ]
+    scratch = _from_scratch(base_model)
     metadata = {
-        "base_model": base_model,
+        "base_model": base_model,  # for a from-scratch model, the configuration it started from
         "datasets": [dataset_name],
-        **_card_licence(base_licence, dataset_licence),
+        **_card_licence(base_model, base_licence, dataset_licence),
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
-        "tags": ["text-generation", "gpt2", "fine-tuned", "imprint"],
+        "tags": ["text-generation", "gpt2", "trained-from-scratch" if scratch else "fine-tuned", "imprint"],
         "model-index": [{"name": name, "results": results}],
     }
     # sort_keys=False keeps the Hub's conventional order; allow_unicode keeps names readable.
@@ -109,9 +120,12 @@ def _licence_section(base_model: str, base_licence: str, dataset_name: str, data
     else:
         sold = ["Not offered for sale yet."]
     holders = ", ".join(rights_holders) or "not declared"
+    base = (f"- Base model: none, trained from scratch (`{base_model}` is Imprint's built-in GPT-2 "
+            "configuration; no weights inherited)" if _from_scratch(base_model)
+            else f"- Base model: `{base_model}`, licensed {base_licence}")
     return (
         "## Licence\n\n" + _SECTION_START + "\n" + "\n".join(sold) + "\n\n"
-        f"- Base model: `{base_model}`, licensed {base_licence}\n"
+        f"{base}\n"
         f"- Training data: {dataset_name}, licensed {dataset_licence}; rights-holders: {holders}\n"
         + _SECTION_END
     )
@@ -128,7 +142,7 @@ def card_with_offered_terms(
     the trainer wrote stays as it is."""
     metadata, body = _split_front_matter(card)
     if not offers:
-        licence = _card_licence(base_licence, dataset_licence)
+        licence = _card_licence(base_model, base_licence, dataset_licence)
     elif len(offers) == 1:
         licence = {"license": "other", "license_name": f"imprint-terms-{offers[0]['terms_id'][:12]}",
                    "license_link": offers[0]["url"]}
@@ -181,25 +195,36 @@ def _description(name: str, base_model: str, base_licence: str, params: int) -> 
     )
 
 
+def _description_from_scratch(name: str, base_model: str, params: int) -> str:
+    return (
+        "## Model description\n\n"
+        f"`{name}` is a causal language model trained from scratch with Imprint ({params:,} parameters, "
+        f"the GPT-2 architecture in Imprint's built-in `{base_model}` configuration, with a tokenizer "
+        "trained on the same data). It continues text in the style of its training data. It inherits no "
+        "weights, so no base model's licence or copyright applies: its terms follow its training data's."
+    )
+
+
 def _training_data(dataset_name: str, dataset_digest: str, dataset_licence: str) -> str:
     return (
         "## Training data\n\n"
         f"- Dataset: {dataset_name}\n"
         f"- Content digest (SHA-256): `{dataset_digest}`\n"
         f"- Licence: {dataset_licence}\n\n"
-        "Documents were separated by `<|endoftext|>`, encoded with the base model's tokenizer and "
+        "Documents were separated by `<|endoftext|>`, encoded with the model's tokenizer and "
         "cut into fixed-length windows; a small share of the windows was held out for validation."
     )
 
 
-def _training_procedure(hyperparameters: Mapping[str, Any]) -> str:
+def _training_procedure(hyperparameters: Mapping[str, Any], *, from_scratch: bool = False) -> str:
     """Every hyperparameter the run trained with (defaults filled in, as the loop saw them) by its
     TrainConfig name, which is what a reader would pass to reproduce it, and its label."""
     rows = "\n".join(f"| {name} | {_cell(value)} | {label} |"
                      for name, label, value in TrainConfig.from_dict(hyperparameters).described())
     return (
         "## Training procedure\n\n"
-        "Full fine-tuning with AdamW and a warmup-then-decay learning-rate schedule.\n\n"
+        f"{'Training from randomly initialised weights' if from_scratch else 'Full fine-tuning'} with AdamW "
+        "and a warmup-then-decay learning-rate schedule.\n\n"
         "### Training hyperparameters\n\n"
         f"| Hyperparameter | Value | Meaning |\n|---|---|---|\n{rows}"
     )
@@ -223,21 +248,31 @@ def _samples(samples: Sequence[Mapping[str, Any]]) -> str:
     )
     parts = [intro]
     for sample in samples:
-        text = str(sample["text"])[:SAMPLE_QUOTE_CHARS]
-        quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines()) or "> (empty)"
         parts.append(
-            f"### Step {sample['step']}\n\n{quoted}\n\n"
+            f"### Step {sample['step']}\n\n{_quoted_sample(str(sample['text']))}\n\n"
             f"Longest verbatim span: {sample['longest_span']} tokens · "
             f"8-gram overlap: {float(sample['ngram_share']):.1%}"
         )
     return "\n\n".join(parts)
 
 
-def _limitations() -> str:
+def _quoted_sample(text: str) -> str:
+    """The sample as a quoted, fenced block: generated text keeps its line breaks (a poem stays a
+    poem, on the Hub too) and is never read as Markdown. The fence is longer than any run of
+    backticks in the text, so the text cannot close it."""
+    text = text[:SAMPLE_QUOTE_CHARS]
+    if not text.strip():
+        return "> (empty)"
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    lines = [fence + "text", *text.splitlines(), fence]
+    return "\n".join(f"> {line}" if line else ">" for line in lines)
+
+
+def _limitations(*, from_scratch: bool = False) -> str:
+    sources = "its training data" if from_scratch else "its training data and of the base model"
     return (
         "## Limitations\n\n"
-        "- The model reproduces the style, topics and biases of its training data and of the base "
-        "model; it can state falsehoods fluently.\n"
+        f"- The model reproduces the style, topics and biases of {sources}; it can state falsehoods fluently.\n"
         "- It can repeat passages of its training data verbatim; check the memorisation figures "
         "above before publishing its output.\n"
         "- It was evaluated only by loss on held-out text from the same dataset, not on any "

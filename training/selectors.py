@@ -5,6 +5,7 @@ owner: another trainer's objects are simply not found (404). The worker's querie
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,31 @@ def job_settings(*, job: TrainingJob) -> list[tuple[str, str, object]]:
         return [(name, name, value) for name, value in job.hyperparameters.items()]
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+
+
+def _reads_as_a_start(text: str) -> bool:
+    # A capital or an opening quote starts a sentence; a lower-case letter or a comma is a middle.
+    return text[0].isupper() or text[0].isdigit() or text[0] in "\"'“‘(["
+
+
+def sample_reading(text: str, *, prompt: str) -> dict:
+    """How a sample reads best: {"shown": text, "cut": bool}. After a prompt the text continues it
+    and is shown whole. From an empty prompt the model starts wherever its training windows started
+    (mid-sentence, often mid-word), so the sample is shown from its first line or sentence start,
+    else its first whole word, in its first half; `cut` says a start was left out."""
+    if prompt or not text.strip() or _reads_as_a_start(text.lstrip()):
+        return {"shown": text if prompt else text.lstrip(), "cut": False}
+    half = len(text) // 2
+    line = text.find("\n", 0, half)
+    sentence = _SENTENCE_END.search(text, 0, half)
+    space = text.find(" ", 0, half)
+    # The earliest line or sentence start reads best; else the first whole word; else all of it.
+    starts = [i for i in (line + 1 if line >= 0 else 0, sentence.end() if sentence else 0) if i > 0]
+    start = min(starts) if starts else space + 1
+    return {"shown": text[start:].lstrip(), "cut": start > 0}
+
+
 def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after: int = 0,
                  samples_after: int = -1) -> dict:
     """Everything the live job page and the API show: state, progress, ETA, compute cost so far,
@@ -97,8 +123,9 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
     job has one metric row per step, too many to send every few seconds."""
     metrics = list(job.metrics.filter(step__gt=metrics_after).values(
         "step", "train_loss", "val_loss", "perplexity", "learning_rate", "tokens_per_second", "attempt"))
-    samples = list(job.samples.filter(step__gt=samples_after).values(
-        "step", "index", "text", "longest_copied_span", "ngram_overlap"))
+    prompt = job.hyperparameters.get("sample_prompt") or ""
+    samples = [{**row, **sample_reading(row["text"], prompt=prompt)} for row in job.samples.filter(
+        step__gt=samples_after).values("step", "index", "text", "longest_copied_span", "ngram_overlap")]
     hours = job.compute_seconds / 3600
     return {
         "id": str(job.pk), "name": job.name, "state": job.state, "control_request": job.control_request,
@@ -109,7 +136,8 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
         "cost_so_far_cents": math.ceil(hours * settings.COMPUTE_RATE_CENTS_PER_HOUR),
         "estimate": job.estimate, "base_model": job.base_model, "hyperparameters": job.hyperparameters,
         "error": job.error_message or None, **({"error_trace": job.error_trace} if include_trace else {}),
-        "metrics": metrics, "samples": samples,
+        "metrics": metrics, "samples": samples, "sample_prompt": prompt,
+        "checkpoint_every": job.hyperparameters.get("checkpoint_every"),
         "checkpoints": list(job.checkpoints.values("id", "step", "kept")),
         "versions": [{"id": str(v.pk), "name": v.name, "digest": v.digest, "from_step": v.from_step}
                      for v in job.versions.all()],

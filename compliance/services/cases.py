@@ -11,7 +11,7 @@ from django.utils import timezone
 from core.links import site_root
 from audit.services import audit_append
 from licensing.models import Grant
-from licensing.services import grant_set_state
+from licensing.services import grant_set_state, grant_state_allowed
 from training.model_names import model_name
 
 from ..errors import AnswerInvalid, CaseAlreadyAnswered, CaseNotFound, DecisionInvalid, FlagNotFound
@@ -78,6 +78,15 @@ _ACTION_STATES = {
     Decision.Action.REVOKE: Grant.State.REVOKED,
     Decision.Action.REINSTATE: Grant.State.ACTIVE,
 }
+
+
+def decision_actions(grant: Grant) -> list[tuple[str, str]]:
+    """The (action, label) pairs that make sense for a grant in its current state: dismiss and warn
+    always; suspend, revoke and reinstate only where they would change the grant's state."""
+    return [(value, label) for value, label in Decision.Action.choices
+            if value not in _ACTION_STATES
+            or (grant.state != _ACTION_STATES[value]
+                and grant_state_allowed(current=grant.state, target=_ACTION_STATES[value]))]
 
 
 def case_decide(*, case_id: int, staff, action: str, reason: str) -> Decision:

@@ -13,4 +13,4 @@ def model_card(text: str) -> dict:
     card = render_card(text)
     # Safe: nh3 removed every tag and attribute outside its allow-list.
     return {"front_matter": card.front_matter, "front_matter_refused": card.front_matter_refused,
-            "html": mark_safe(card.html)}  # noqa: S308
+            "evaluation": card.evaluation, "html": mark_safe(card.html)}  # noqa: S308

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from django.utils.safestring import SafeString
@@ -35,3 +36,12 @@ def test_a_grants_usage_has_a_bar_a_day_and_a_label_a_week():
     svg = usage_chart(days, quota_tokens=1000)
     assert svg.count("<rect") == 30 and "Nov 01" in svg and "Nov 08" in svg and "Nov 02" not in svg
     assert "quota 1,000" in svg and "2026-11-03: 20 tokens in 2 requests" in svg
+
+
+def test_axis_ticks_are_whole_units_and_never_repeat():
+    from core.charts import money, nice_axis
+
+    assert nice_axis(1) == (1, 1) and nice_axis(7) == (8, 2) and nice_axis(4500) == (6000, 2000)
+    svg = line_chart(["a", "b"], {"usd": [0, 1]}, title="Revenue", fmt=money)
+    labels = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+    assert labels == ["0.00", "0.01"]

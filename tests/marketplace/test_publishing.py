@@ -23,8 +23,11 @@ def test_a_trainer_publishes_their_own_succeeded_model_version(client, trainer):
     listing = Listing.objects.get(model_version=version)
     assert response.status_code == 302 and listing.published and version.card in listing.card
     assert listing.trainer == trainer
+    link = f'<a href="{reverse("marketplace:listing_detail", args=[listing.pk])}">Poems</a>'
+    assert link not in client.get(reverse("marketplace:catalogue")).content.decode()  # a draft until it has an offer
+    factories.offer(listing)
     page = client.get(reverse("marketplace:catalogue")).content.decode()
-    assert f'<a href="{reverse("marketplace:listing_detail", args=[listing.pk])}">Poems</a>' in page
+    assert link in page
 
 
 def test_a_trainer_cannot_publish_someone_elses_model_version(client, trainer, make_user):

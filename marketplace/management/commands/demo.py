@@ -2,7 +2,8 @@
 
 A demo trainer trains two tiny models at first start (seconds each, on a CPU) from corpora written
 for the demo, publishes them with different licence offers; a demo customer buys a licence through
-the local test-mode provider and gets an API key; a staff account reviews compliance.
+the local test-mode provider and gets an API key; a staff account finds a few flags and a case
+in the compliance review queue.
 """
 
 from django.conf import settings
@@ -69,6 +70,8 @@ class Command(BaseCommand):
         listings = [self._listing(trainer, spec) for spec in DEMO_MODELS]
         self._customer_licence(customer, listings[0])
         demo_metered_month(customer=customer, listing=listings[0], write=self.stdout.write)
+        # By name: compliance is a sibling app, which the marketplace never imports.
+        call_command("demo_compliance", stdout=self.stdout)
 
     def _listing(self, trainer, spec) -> Listing:
         existing = Listing.objects.filter(trainer=trainer, title=spec["title"]).first()
