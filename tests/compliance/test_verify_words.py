@@ -4,6 +4,7 @@ when the receipt was issued as a date, exact token counts, and verdicts as words
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -85,8 +86,6 @@ def test_a_receipt_verdict_names_the_model_and_its_issue_date_not_a_digest_and_a
 
 
 def _payload(jws: str) -> str:
-    import base64
-
     part = jws.split(".")[1]
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
 
