@@ -111,6 +111,7 @@ def test_token_counts_say_what_each_counts_and_why_an_edited_text_differs(client
         trimmed["explanation"]["tokens"]["sentence"])
     page = visible(client.post("/verify/", {"text": trimmed_text, "receipt": output["receipt"]["jws"]}).content)
     assert "Verdict: TEXT ALTERED" in page and "edited or trimmed after it was generated" in page
+    assert "Receipt issued for Poe Nocturnes by ravenpoet" in page and "Rights in this text" not in page
     assert "receipt_text_altered" not in page
 
 
