@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from celery import current_app
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 # A worker starts no model past this share of the budget, so that the result of the last model it
 # started can still reach the web before the web stops waiting.
 _WORKER_SHARE = 0.8
+ENTROPY_TASK = "inference.verification_entropies"
 
 
 @dataclass
@@ -96,13 +98,13 @@ def entropy_pass_run(requests: dict[str, list[int]]) -> EntropyPass:
 
 
 def _remote(requests: dict[str, list[int]], seconds: float) -> EntropyPass:
-    from .tasks import verification_entropies_task
-
     payload = {"versions": requests, "deadline": time.time() + seconds * _WORKER_SHARE}
     async_result = None
     try:
-        # `expires`: a worker that gets to it after the web stopped waiting drops it unrun.
-        async_result = verification_entropies_task.apply_async(args=[payload], expires=seconds)
+        # Sent by name: the task (inference.tasks) runs this module's compute, so importing it here
+        # would make the two modules import each other. `expires`: a worker that gets to it after
+        # the web stopped waiting drops it unrun.
+        async_result = current_app.send_task(ENTROPY_TASK, args=[payload], expires=seconds)
         return EntropyPass.from_json(async_result.get(timeout=seconds, interval=0.05))
     except Exception as exc:  # noqa: BLE001 - a verification answers "not completed", never fails
         log.warning("verification entropy pass not completed: %s", exc.__class__.__name__)

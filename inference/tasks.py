@@ -19,6 +19,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import engine as engine_module
+from .entropy_pass import ENTROPY_TASK, entropy_pass_compute
 
 
 @shared_task(name="inference.generate")
@@ -167,11 +168,9 @@ def precision_check_measure_task(version_id: str, precision: str, force: bool = 
             "increase": check.increase, "accepted": check.accepted}
 
 
-@shared_task(name="inference.verification_entropies")
+@shared_task(name=ENTROPY_TASK)
 def verification_entropies_task(payload: dict) -> dict:
     """The entropies a verification's watermark scan needs ({"versions": {version id: token ids},
     "deadline": epoch seconds}), as JSON; no retries: the web waits a bounded time and reports what
     did not come back as not scanned."""
-    from .entropy_pass import entropy_pass_compute
-
     return entropy_pass_compute(requests=payload["versions"], deadline=float(payload["deadline"]))
