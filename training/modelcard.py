@@ -93,7 +93,8 @@ def _front_matter(
             "dataset": {"type": dataset_name, "name": dataset_name},
             "metrics": [
                 {"type": key, "name": key.replace("_", " "), "value": _metadata_number(value)}
-                for key, value in metrics.items()
+                # The step says which checkpoint was measured; it is no evaluation result.
+                for key, value in metrics.items() if key != "step"
             ],
         }
     ]

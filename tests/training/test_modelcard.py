@@ -91,3 +91,8 @@ def test_pipe_in_a_hyperparameter_does_not_break_the_table() -> None:
 def test_card_without_samples_or_metrics_says_so() -> None:
     card = _card(samples=[], metrics={})
     assert "No samples were recorded." in card and "No evaluation results were recorded." in card
+
+
+def test_the_measured_step_is_no_evaluation_result() -> None:
+    meta = _front_matter(_card(metrics={"step": 400, "val_loss": 2.5}))
+    assert [m["type"] for m in meta["model-index"][0]["results"][0]["metrics"]] == ["val_loss"]
