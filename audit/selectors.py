@@ -69,7 +69,8 @@ def audit_entries(*, subject: str = "", subject_type: str = "", actor: str = "",
     if subject_type:
         entries = entries.filter(subject_type=subject_type)
     if actor:
-        entries = entries.filter(actor_ref=_actor_ref_of(actor.strip()) or "\0")
+        ref = _actor_ref_of(actor.strip())
+        entries = entries.filter(actor_ref=ref) if ref else entries.none()
     if event:
         entries = entries.filter(event=event)
     return entries

@@ -45,7 +45,8 @@ def anchors_view(request):
 def log_view(request):
     """Staff: the audit chain newest first, filtered by subject, actor and event, people by name,
     with the chain's verification status and its latest signed anchor."""
-    filters = {name: request.GET.get(name, "").strip() for name in LOG_FILTERS}
+    # NUL can be in no stored value, and PostgreSQL refuses it in a query: a filter simply drops it.
+    filters = {name: request.GET.get(name, "").replace("\x00", "").strip() for name in LOG_FILTERS}
     page = Paginator(audit_entries(**filters), LOG_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -88,3 +88,10 @@ def test_it_is_for_staff_only(client, customer):
 def test_the_compliance_console_links_the_audit_page(client, staff_user):
     client.force_login(staff_user)
     assert f'href="{URL}"' in client.get("/compliance/review/").content.decode()
+
+
+def test_a_filter_with_a_nul_byte_finds_nothing_instead_of_failing(client, staff_user):
+    audit_append(event="case.decided", actor=staff_user)
+    client.force_login(staff_user)
+    for name in ("subject", "subject_type", "actor", "event"):
+        assert client.get(URL, {name: "x\x00y"}).status_code == 200
