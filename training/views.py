@@ -9,6 +9,7 @@ from accounts.roles import role_required
 from core.errors import DomainError
 
 from . import selectors
+from .base_models import BASE_MODELS
 from .errors import UploadsInFlight
 from .forms import DatasetForm, JobForm
 from .models import Checkpoint
@@ -135,7 +136,8 @@ def version_from_checkpoint(request, pk, checkpoint_id):
 @role_required("trainer")
 def version_detail(request, pk):
     version = selectors.version_get(owner=request.user, pk=pk)
-    return render(request, "training/version_detail.html", {"version": version})
+    return render(request, "training/version_detail.html",
+                  {"version": version, "base": BASE_MODELS.get(version.base_model)})
 
 
 @role_required("trainer")
