@@ -71,6 +71,13 @@ def user_set_roles(*, user: User, is_trainer: bool, is_customer: bool) -> User:
     return user
 
 
+def user_lock(*, user: User) -> None:
+    """Within the caller's transaction, lock `user`'s row, so that two requests of one account that
+    check a per-account limit before writing (jobs, uploads in flight, API keys) take turns: neither
+    can count before the other has written."""
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+
+
 def user_require_verified_email(*, user: User) -> None:
     """Nothing when `user` has confirmed their e-mail address. Raises EmailNotVerified, whose
     message and `verify_url` lead to the page that sends the link again."""

@@ -8,12 +8,11 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import user_require_verified_email
+from accounts.services import user_lock, user_require_verified_email
 from audit.services import audit_append
 from core.credentials import credential_hash, credential_touch
 from core.ratelimit import WindowCount, authorize_generation_request
@@ -255,7 +254,7 @@ def apikey_create(*, owner, name: str, grants: list[Grant] | None = None,
 def _apikey_slot_claim(*, owner) -> None:
     """Within the caller's transaction: lock the owner's row (two creations for the last slot queue
     here; SQLite's IMMEDIATE transactions serialize them anyway), then count their active keys."""
-    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+    user_lock(user=owner)
     limit = int(settings.API_KEYS_PER_ACCOUNT_MAX)
     if ApiKey.objects.filter(owner=owner, revoked_at__isnull=True).count() >= limit:
         raise ApiKeyLimitReached(f"An account may hold at most {limit} active API keys; revoke one you no "

@@ -22,6 +22,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.services import user_lock
+
 from .. import artifacts
 from ..base_models import TINY, BaseModel, base_model_get, hub_tokenizer_load
 from ..errors import DatasetRefused, DatasetTooLarge, UploadsInFlight
@@ -34,7 +36,6 @@ from ..textdata import (
     ids_dtype,
     ids_from_bytes,
 )
-from .jobs import trainer_lock
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def dataset_upload_receive(*, owner, name: str, upload, licence: str, licence_at
     record.staged_name = default_storage.save(f"uploads/{record.pk}.txt", File(upload))
     try:
         with transaction.atomic():
-            trainer_lock(owner)  # two racing uploads cannot both take the last slot
+            user_lock(user=owner)  # two racing uploads cannot both take the last slot
             _check_in_flight(owner)
             record.save()
     except Exception:

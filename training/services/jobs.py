@@ -19,10 +19,11 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+
+from accounts.services import user_lock
 
 from ..base_models import TINY, BaseModel, available_device, base_model_get, job_estimate
 from ..config import HyperparameterError, TrainConfig
@@ -87,11 +88,6 @@ def _steps_ahead(job: TrainingJob) -> int:
     return max(job.total_steps - start, 0)
 
 
-def trainer_lock(owner) -> None:
-    """Serialise the owner's job creations, resumes and uploads, so two at once cannot both fit a limit."""
-    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
-
-
 def job_estimate_for(*, base_model: str, config: TrainConfig) -> dict:
     """Tokens, duration and cost of a job before it is created (see base_models.job_estimate).
     Raises TrainingError for an unknown base model."""
@@ -128,7 +124,7 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     if config.context_length > _max_context(base):
         raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
                             param="context_length")
-    trainer_lock(owner)
+    user_lock(user=owner)
     _check_limits(owner, config.steps)
     job = TrainingJob.objects.create(
         owner=owner, dataset=dataset, name=name or f"{dataset.name} on {base.name}", base_model=base.name,
@@ -201,7 +197,7 @@ def _control_request(job: TrainingJob, action: str) -> TrainingJob:
 
 
 def _check_resume_limits(owner) -> None:
-    trainer_lock(owner)
+    user_lock(user=owner)
     try:
         _check_limits(owner, 0)
     except TrainingLimitExceeded as exc:
