@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
+from core.templatetags.words import words
 from licensing.models import Grant
 from licensing.selectors import receipt_rights_summary, rights_summary
 from training.model_names import model_name
@@ -50,7 +51,7 @@ def verdict_words(code: str | None) -> dict:
     """{code, label, summary, tone} of a verdict code; an unknown code reads as its words. The tone
     is `found` (the text's origin is proven), `failed` (a receipt failed) or `unknown`."""
     code = code or "not_checked"
-    label, summary = VERDICTS.get(code, (code.replace("_", " ").capitalize(), ""))
+    label, summary = VERDICTS.get(code, (words(code).capitalize(), ""))
     tone = "found" if code in ("receipt_valid", "watermark_detected") else (
         "failed" if code.startswith("receipt_") else "unknown")
     return {"code": code, "label": label, "summary": summary, "tone": tone}
