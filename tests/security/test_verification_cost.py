@@ -86,7 +86,10 @@ def test_an_entropy_pass_that_cannot_run_in_time_says_so_instead_of_failing(
 
 def test_the_embedded_default_still_scans_in_process_and_bounds_the_tokens(make_licence, settings, client):
     settings.INFERENCE_IN_PROCESS = True
-    settings.VERIFICATION_ENTROPY_MAX_TOKENS = 300
+    # Just past the 120 watermarked tokens: the bound shows, and the clean text after them (scored
+    # too, up to the bound) cannot drown a grant key's green excess; at 300 a key drawn with a weak
+    # excess sometimes read as no evidence.
+    settings.VERIFICATION_ENTROPY_MAX_TOKENS = 150
     # This promise is about where the pass runs and how many tokens it reads, not its time budget:
     # a generous budget keeps a loaded machine's slow first model load from reading as a time-out.
     settings.VERIFICATION_ENTROPY_SECONDS = 120
@@ -94,7 +97,7 @@ def test_the_embedded_default_still_scans_in_process_and_bounds_the_tokens(make_
     text = post(client, licence, max_new_tokens=120, ignore_eos=True, seed=11).json()["outputs"][0]["text"]
     found = verify(client, text + " " + long_text(20_000)).json()
     assert found["verdict"] == "watermark_detected" and found["watermark"]["grant_id"] == str(licence.grant.pk)
-    assert found["watermark"]["entropy_tokens"] == 300
+    assert found["watermark"]["entropy_tokens"] == 150
 
 
 def test_candidate_versions_beyond_the_bound_are_listed_as_not_scanned(make_licence, settings, client):
