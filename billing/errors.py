@@ -5,6 +5,8 @@ depend on billing, never on the SDK."""
 
 from __future__ import annotations
 
+from core.errors import Conflict
+
 
 class GatewayError(Exception):
     """The payment provider refused or failed a call. `user_message` is the provider's text meant
@@ -31,3 +33,9 @@ class CardDeclined(GatewayError):
 
 class SignatureInvalid(GatewayError):
     """A webhook body whose signature does not verify with our secret."""
+
+
+class HeldPaymentRefused(Conflict):
+    """A held payment asked to do what its state does not allow (charge twice, release unpaid money)."""
+
+    code = "held_payment_refused"

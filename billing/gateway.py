@@ -55,14 +55,18 @@ class Intent:
     client_secret: str = ""
     payment_method: str = ""
     metadata: dict = field(default_factory=dict)
+    charge: str = ""  # a PaymentIntent's latest charge (what a transfer's source_transaction names)
+
+
+def _object_id(value) -> str:
+    return (value if isinstance(value, str) else (value or {}).get("id", "")) or ""
 
 
 def _intent(obj) -> Intent:
     data = obj.to_dict()
-    method = data.get("payment_method") or ""
     return Intent(id=data["id"], status=data.get("status") or "", client_secret=data.get("client_secret") or "",
-                  payment_method=method if isinstance(method, str) else method.get("id", ""),
-                  metadata=dict(data.get("metadata") or {}))
+                  payment_method=_object_id(data.get("payment_method")), metadata=dict(data.get("metadata") or {}),
+                  charge=_object_id(data.get("latest_charge")))
 
 
 # --- Customers and cards -------------------------------------------------------------------------
@@ -115,6 +119,32 @@ def payment_intent_confirm(*, order_id, offer_id, amount_cents: int, currency: s
             params=params, options={"idempotency_key": f"imprint-order-{order_id}-{payment_method}"}))
 
 
+def held_setup_intent_create(*, customer: str, purpose: str, key: str) -> Intent:
+    """A SetupIntent saving the payer's card for a held payment (`purpose` in its metadata)."""
+    with _translated():
+        return _intent(stripe_client().v1.setup_intents.create(
+            params={"customer": customer, "payment_method_types": ["card"], "metadata": {"imprint_held": purpose}},
+            options={"idempotency_key": key}))
+
+
+def held_payment_intent_confirm(*, purpose: str, amount_cents: int, currency: str, customer: str,
+                                payment_method: str, transfer_group: str) -> Intent:
+    """Charge `amount_cents` to the platform's own account (no destination: the money is held until
+    it is transferred or refunded). `transfer_group` ties the later transfer to this charge. One
+    idempotency key per purpose and card. Raises CardDeclined, GatewayError."""
+    params = {"amount": amount_cents, "currency": currency, "customer": customer, "payment_method_types": ["card"],
+              "metadata": {"imprint_held": purpose}, "transfer_group": transfer_group,
+              "payment_method": payment_method, "confirm": True}
+    with _translated():
+        return _intent(stripe_client().v1.payment_intents.create(
+            params=params, options={"idempotency_key": f"imprint-held-{purpose}-{payment_method}"}))
+
+
+def payment_intent_retrieve(intent_id: str) -> Intent:
+    with _translated():
+        return _intent(stripe_client().v1.payment_intents.retrieve(intent_id))
+
+
 def refund_create(*, payment_reference: str, amount_cents: int | None = None, key: str) -> str:
     """Refund a PaymentIntent (all of it, or `amount_cents`); returns the refund's id."""
     params = {"payment_intent": payment_reference}
@@ -125,11 +155,15 @@ def refund_create(*, payment_reference: str, amount_cents: int | None = None, ke
 
 
 def transfer_create(*, account: str, amount_cents: int, currency: str, key: str,
-                    source_transaction: str = "") -> str:
-    """Move `amount_cents` of the platform's balance to a Connect account; returns the transfer's id."""
+                    source_transaction: str = "", transfer_group: str = "") -> str:
+    """Move `amount_cents` of the platform's balance to a Connect account; returns the transfer's id.
+    With `source_transaction` (a charge id) the transfer is paid from that charge's funds, so it
+    never waits on or overdraws the platform's available balance."""
     params = {"destination": account, "amount": amount_cents, "currency": currency}
     if source_transaction:
         params["source_transaction"] = source_transaction
+    if transfer_group:
+        params["transfer_group"] = transfer_group
     with _translated():
         return stripe_client().v1.transfers.create(params=params, options={"idempotency_key": key}).id
 

@@ -69,9 +69,14 @@ class PayoutEntry(models.Model):
     class Kind(models.TextChoices):
         SALE = "sale"
         METERED = "metered"
+        COMMISSION = "commission"  # held money released to the trainer who delivered
         REFUND = "refund"  # reverses a sale: its amounts count negatively in the totals
 
-    order = models.ForeignKey(settings.BILLING_ORDER_MODEL, on_delete=models.PROTECT, related_name="payouts")
+    # A sale or metered invoice names its order; a commission's release names its held payment.
+    order = models.ForeignKey(settings.BILLING_ORDER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="payouts")
+    held_payment = models.ForeignKey("billing.HeldPayment", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="payouts")
     trainer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SALE)
     reference = models.CharField(max_length=100, help_text="Stripe object the money came from.")
@@ -187,3 +192,50 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return f"invoice {self.reference} ({self.state})"
+
+
+class HeldPayment(models.Model):
+    """Money the platform holds for a piece of work not yet accepted (a commission): charged to the
+    platform's own account (Stripe "separate charges and transfers"), a liability of the platform
+    until it is released to the payee (a Connect transfer tied to the charge, and a payout entry
+    with the platform fee) or refunded to the payer. A card authorisation would lapse after about
+    7 days, so the money is captured at once and held here instead.
+
+    Each transition is a conditional update on `state`, so a replayed webhook or a retried task
+    moves it once. `purpose` names what the money is for in the app above (opaque here)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # waiting for the payer's card
+        HELD = "held"  # charged: the platform owes it to the payee or the payer
+        RELEASED = "released"  # transferred (or owed, without Connect) to the payee
+        REFUNDED = "refunded"  # returned to the payer
+        FAILED = "failed"  # the charge failed; nothing held
+
+    id = models.BigAutoField(primary_key=True)
+    purpose = models.CharField(max_length=100, unique=True, help_text="What the money is for, e.g. commission:<id>.")
+    payer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="held_payments_made")
+    payee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="held_payments_owed")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    amount_cents = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    stripe_customer_id = models.CharField(max_length=100, blank=True)
+    setup_reference = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # The PaymentIntent (or the local test mode's reference) and its charge, which the transfer
+    # names as source_transaction so the payee is paid from this very money.
+    payment_reference = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    charge_reference = models.CharField(max_length=100, blank=True)
+    transfer_group = models.CharField(max_length=100, blank=True)
+    transfer_reference = models.CharField(max_length=100, blank=True)
+    refund_reference = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    held_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"held payment {self.purpose} ({self.state})"

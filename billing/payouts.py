@@ -8,7 +8,7 @@ from .models import PayoutEntry
 
 
 def payout_record(*, order_id, payee_id, kind: str, reference: str, gross_cents: int, currency: str,
-                  via_connect: bool) -> PayoutEntry | None:
+                  via_connect: bool, held_payment_id=None) -> PayoutEntry | None:
     """Inside the caller's transaction: the split of the charge `reference` (once per kind and
     reference: a repeated notice changes nothing). Nothing is recorded for a zero charge."""
     if not gross_cents:
@@ -16,7 +16,7 @@ def payout_record(*, order_id, payee_id, kind: str, reference: str, gross_cents:
     fee, share = payout_split(gross_cents)
     entry, _ = PayoutEntry.objects.get_or_create(
         kind=kind, reference=reference,
-        defaults={"order_id": order_id, "trainer_id": payee_id, "gross_cents": gross_cents,
+        defaults={"order_id": order_id, "held_payment_id": held_payment_id, "trainer_id": payee_id, "gross_cents": gross_cents,
                   "platform_fee_cents": fee, "trainer_cents": share, "currency": currency,
                   "via_connect": via_connect})
     return entry

@@ -23,7 +23,7 @@ from licensing.models import Grant
 
 from .fees import payout_split
 from .metering import SWEEP_AFTER
-from .models import Invoice, PayoutEntry, Subscription
+from .models import HeldPayment, Invoice, PayoutEntry, StripeEvent, Subscription
 from .plans import metered_plan
 from .selectors import metered_estimate_cents
 
@@ -120,4 +120,42 @@ def billing_discrepancies() -> tuple[list[str], dict]:
         problems.append(f"grant {grant_id}: metered but has no subscription: its usage is never invoiced")
     checked = {"subscriptions": len(subs), "invoices": Invoice.objects.count(),
                "usage rows": UsageEntry.objects.filter(grant__subscription__isnull=False).count()}
+    held_problems, checked["held payments"] = held_funds_discrepancies()
+    problems.extend(held_problems)
     return problems, checked
+
+
+def _stripe_says(reference: str, event_type: str) -> bool:
+    return bool(reference) and StripeEvent.objects.filter(type=event_type, object_id=reference).exists()
+
+
+def _held(held: HeldPayment) -> Iterator[str]:
+    """A held payment against its payout entry and the Stripe events recorded for its charge."""
+    name = f"held payment {held.purpose} ({held.state}, {held.amount_cents} {held.currency})"
+    charged = held.state in (HeldPayment.State.HELD, HeldPayment.State.RELEASED, HeldPayment.State.REFUNDED)
+    entries = list(PayoutEntry.objects.filter(held_payment=held, kind=PayoutEntry.Kind.COMMISSION))
+    if charged and not held.payment_reference:
+        yield f"{name}: has no charge reference"
+    if not charged and _stripe_says(held.payment_reference, "payment_intent.succeeded"):
+        yield f"{name}: Stripe reported the charge succeeded but the money is not recorded as held"
+    if held.state == HeldPayment.State.RELEASED and len(entries) != 1:
+        yield f"{name}: released but has {len(entries)} payout entries"
+    elif held.state != HeldPayment.State.RELEASED and entries:
+        yield f"{name}: has a payout entry but was not released"
+    for entry in entries:
+        if (entry.gross_cents, entry.platform_fee_cents, entry.trainer_cents) != (
+                held.amount_cents, *payout_split(held.amount_cents)):
+            yield f"{name}: payout entry {entry.gross_cents}/{entry.platform_fee_cents}/{entry.trainer_cents} does not split it"
+        if entry.via_connect != bool(held.transfer_reference):
+            yield f"{name}: payout entry says via Connect {entry.via_connect}, transfer {held.transfer_reference or 'none'}"
+    if held.state == HeldPayment.State.REFUNDED and not held.refund_reference:
+        yield f"{name}: refunded without a refund reference"
+    if held.state == HeldPayment.State.HELD and _stripe_says(held.charge_reference, "charge.refunded"):
+        yield f"{name}: Stripe refunded the charge but the money is still recorded as held"
+
+
+def held_funds_discrepancies() -> tuple[list[str], int]:
+    """Held money (billing.held) against its payout entries and the Stripe events received, and how
+    many held payments were checked."""
+    rows = list(HeldPayment.objects.order_by("created_at"))
+    return [problem for held in rows for problem in _held(held)], len(rows)

@@ -26,6 +26,13 @@ invoice_payment_failed = Signal()
 # A metered invoice's charge was refunded or disputed: `invoice`, `state` ("refunded" or
 # "disputed") and `reason`; the receiver that owns the billed order reverses it.
 invoice_reversed = Signal()
+# Held money (billing.held): `held` (billing.models.HeldPayment) was charged and is held now, its
+# charge failed, it was released to the payee, or refunded to the payer (`reason`). Sent inside the
+# transaction that records the change; the owner of `held.purpose` follows.
+funds_held = Signal()
+funds_failed = Signal()
+funds_released = Signal()
+funds_refunded = Signal()
 
 
 def first_outcome(signal: Signal, **kwargs) -> str | None:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from . import gateway, signals
 from .customers import payout_account_update
 from .errors import SignatureInvalid
+from .held import held_payment_for_charge, held_payment_mark_failed, held_payment_mark_held, held_payment_mark_refunded
 from .models import Invoice, Provider, StripeEvent, Subscription
 from .subscriptions import (
     InvoiceFacts,
@@ -74,12 +75,36 @@ def _payment(obj: dict) -> Payment:
                    failure_message=error.get("message") or "Your payment failed.")
 
 
+def _held_purpose(obj: dict) -> str:
+    return str((obj.get("metadata") or {}).get("imprint_held") or "")
+
+
+def _held_succeeded(obj: dict) -> str | None:
+    """A charge of money the platform holds (billing.held): held once, whoever asked first."""
+    charge = obj.get("latest_charge") or ""
+    held, changed = held_payment_mark_held(
+        purpose=_held_purpose(obj), payment_reference=obj["id"], currency=obj.get("currency", ""),
+        amount_cents=int(obj.get("amount_received") or obj.get("amount") or 0),
+        charge_reference=charge if isinstance(charge, str) else charge.get("id", ""))
+    if held is None:
+        return None
+    return "funds held" if changed else "no change: funds already held"
+
+
 def _payment_succeeded(obj: dict) -> str:
+    if _held_purpose(obj):
+        outcome = _held_succeeded(obj)
+        if outcome is not None:
+            return outcome
     return (signals.first_outcome(signals.payment_succeeded, payment=_payment(obj))
             or "ignored: unknown payment intent")
 
 
 def _payment_failed(obj: dict) -> str:
+    if _held_purpose(obj):
+        held, changed = held_payment_mark_failed(purpose=_held_purpose(obj), message=_payment(obj).failure_message)
+        if held is not None:
+            return "held payment failed" if changed else "no change: held payment not pending"
     return signals.first_outcome(signals.payment_failed, payment=_payment(obj)) or "ignored: unknown payment intent"
 
 
@@ -97,6 +122,13 @@ def _charge_reversed(obj: dict, *, state: str, reason: str) -> str:
         intent = intent.get("id")
     if state == Invoice.State.REFUNDED and not obj.get("refunded"):
         return "ignored: partial refund"
+    if held_payment_for_charge(intent) is not None:
+        if state != Invoice.State.REFUNDED:
+            log.error("held payment %s: charge %s; staff answer the dispute", intent, reason)
+            return "held payment disputed: staff answer it"
+        _, changed = held_payment_mark_refunded(payment_reference=intent, refund_reference=obj.get("id") or "",
+                                                reason=reason)
+        return "held payment refunded" if changed else "no change: held payment not held"
     outcome = signals.first_outcome(signals.charge_reversed,
                                     reversal=Reversal(payment_reference=intent, state=state, reason=reason)) \
         if intent else None

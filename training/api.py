@@ -168,7 +168,7 @@ class JobListCreateApi(TrainerApi):
         form = JobForm(request.data)
         if not form.is_valid():
             raise _form_error(form)
-        dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
+        dataset = selectors.dataset_for_training(user=request.user, pk=form.cleaned_data["dataset"])
         fields = {"owner": request.user, "dataset": dataset, "name": form.cleaned_data["name"],
                   "base_model": form.cleaned_data["base_model"], "hyperparameters": form.hyperparameters()}
         if str(request.data.get("reuse", "")).lower() in ("1", "true", "on"):

@@ -230,3 +230,25 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.digest[:12]})"
+
+
+class DatasetAccess(models.Model):
+    """Someone else's dataset lent to a trainer for their training jobs (a commission: the customer's
+    data, the chosen trainer). The trainer's jobs may read it and the trainer sees its statistics and
+    their jobs' metrics and samples, never the file. While `exclusive`, no version trained on it may
+    be downloaded by the trainer (the app above also keeps such versions off sale). `active` ends
+    when the work does: no new jobs on it after that."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="accesses")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_accesses")
+    purpose = models.CharField(max_length=100, help_text="Why it was lent, e.g. commission:<id>.")
+    active = models.BooleanField(default=True)
+    exclusive = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "user"], name="uniq_dataset_access")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} lent to {self.user_id} ({self.purpose})"

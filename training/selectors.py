@@ -35,6 +35,12 @@ def dataset_get(*, owner, pk) -> Dataset:
     return get_object_or_404(Dataset, pk=pk, owner=owner)
 
 
+def dataset_for_training(*, user, pk) -> Dataset:
+    """The user's own dataset, or one lent to their jobs (404 otherwise, even for a lapsed lending)."""
+    return get_object_or_404(Dataset.objects.filter(Q(owner=user) | Q(accesses__user=user, accesses__active=True))
+                             .distinct(), pk=pk)
+
+
 def datasets_for(*, owner, sha256: str = ""):
     """The owner's datasets; with `sha256`, those whose content digest (as uploaded or as
     stored) it is."""

@@ -1,6 +1,7 @@
 """Trainer pages: thin views that validate with forms, call one service, and render."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -13,7 +14,7 @@ from .base_models import BASE_MODELS
 from .errors import UploadsInFlight
 from .forms import DatasetForm, JobForm
 from .models import Checkpoint
-from .services import datasets, jobs, versions
+from .services import access, datasets, jobs, versions
 
 
 @role_required("trainer")
@@ -70,7 +71,7 @@ def job_create(request):
     form = JobForm(request.POST)
     dataset = None
     if form.is_valid():
-        dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
+        dataset = selectors.dataset_for_training(user=request.user, pk=form.cleaned_data["dataset"])
         try:
             job = jobs.job_create(owner=request.user, dataset=dataset, name=form.cleaned_data["name"],
                                   base_model=form.cleaned_data["base_model"],
@@ -80,7 +81,7 @@ def job_create(request):
         else:
             return redirect("training:job", pk=job.pk)
     elif form.cleaned_data.get("dataset"):
-        dataset = selectors.dataset_get(owner=request.user, pk=form.cleaned_data["dataset"])
+        dataset = selectors.dataset_for_training(user=request.user, pk=form.cleaned_data["dataset"])
     if dataset is None:
         raise Http404("Choose one of your datasets.")
     return render(request, "training/dataset_detail.html", {"dataset": dataset, "form": form}, status=400)
@@ -144,6 +145,8 @@ def version_detail(request, pk):
 def version_file(request, pk, name):
     """The trainer's own model files (customers never get weights: they get generation)."""
     version = selectors.version_get(owner=request.user, pk=pk)
+    if access.version_held_exclusively(version):
+        raise PermissionDenied("This version was trained on data lent to you exclusively: its files stay here.")
     if name not in {f["name"] for f in version.files}:
         raise Http404("No such file in this version.")
     from django.core.files.storage import default_storage

@@ -29,6 +29,7 @@ from ..base_models import TINY, BaseModel, available_device, base_model_get, job
 from ..config import HyperparameterError, TrainConfig
 from ..errors import IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from ..models import Dataset, JobMetric, Sample, TrainingJob
+from .access import dataset_usable_by
 
 State = TrainingJob.State
 ACTIVE_STATES = (State.QUEUED, State.RUNNING)
@@ -119,8 +120,8 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     """
     config = _train_config(hyperparameters)
     base = base_model_get(base_model)
-    if dataset.owner_id != owner.pk:
-        raise TrainingError("Choose one of your own datasets.", param="dataset")
+    if not dataset_usable_by(dataset=dataset, user=owner):
+        raise TrainingError("Choose one of your own datasets (or one lent to you).", param="dataset")
     if config.context_length > _max_context(base):
         raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
                             param="context_length")
