@@ -44,6 +44,7 @@ class Case(models.Model):
     class Source(models.TextChoices):
         FLAG = "flag"
         REPORT = "report"
+        COMMISSION = "commission"  # a commissioned delivery disputed by its customer
 
     class State(models.TextChoices):
         OPEN = "open"
@@ -54,13 +55,16 @@ class Case(models.Model):
     grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="cases")
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="compliance_cases")
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="compliance_cases")
-    source = models.CharField(max_length=8, choices=Source.choices)
+    source = models.CharField(max_length=10, choices=Source.choices)
     report = models.OneToOneField(Report, null=True, blank=True, on_delete=models.PROTECT, related_name="case")
     opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+", help_text="Staff who opened it from flags; null: the system.")
     state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN, db_index=True)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.MEDIUM, db_index=True)
     summary = models.CharField(max_length=300)
+    # What the case was opened with, as plain data (a disputed commission: the training's metrics,
+    # samples and memorisation figures, as they were when the customer disputed).
+    evidence = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 

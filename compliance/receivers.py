@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from audit.models import AuditRefusal
 
+from .services.cases import case_open_for_disputed_delivery
 from .services.flags import flag_revoked_key_used, flags_from_refusal
 
 
@@ -17,3 +18,7 @@ def audit_entry_appended(sender, entry, **kwargs) -> None:
         flags_from_refusal(refusal_id=entry.pk)
     elif entry.event == "apikey.used_after_revocation":
         flag_revoked_key_used(key_id=entry.subject_id, at=entry.created_at)
+    elif entry.event == "commission.disputed" and entry.data.get("grant"):
+        # Compliance and the marketplace are siblings: the dispute arrives as plain audited data.
+        case_open_for_disputed_delivery(grant_id=entry.data["grant"], commission_ref=entry.subject_id,
+                                        reason=entry.data.get("reason", ""), actor_ref=entry.actor_ref)

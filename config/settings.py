@@ -232,6 +232,7 @@ CELERY_BEAT_SCHEDULE = {
     "billing-meter-outbox-sweep": {"task": "billing.meter_outbox_sweep", "schedule": 60.0},
     "licensing-reservations-sweep": {"task": "licensing.reservations_sweep", "schedule": 60.0},
     "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
+    "marketplace-commissions-sweep": {"task": "marketplace.commissions_sweep", "schedule": 60.0},
     "billing-subscriptions-sweep": {"task": "billing.subscriptions_sweep", "schedule": 60.0},
     "billing-suspend-overdue": {"task": "billing.suspend_overdue", "schedule": 300.0},
     # Local test mode only (the task does nothing with Stripe): each month closes by itself.
@@ -388,6 +389,10 @@ COMPLIANCE_RECEIPT_FLAG_WINDOW = env.int("COMPLIANCE_RECEIPT_FLAG_WINDOW", defau
 TRY_IT_MAX_CONCURRENT = env.int("TRY_IT_MAX_CONCURRENT", default=2)
 # A pending order not paid within this many minutes expires (the beat sweep marks it).
 ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
+# Commissions: how long the customer has to review a delivery (no answer accepts it), and the token
+# quota of the grant a commission yields (per month).
+COMMISSION_REVIEW_HOURS = env.float("COMMISSION_REVIEW_HOURS", default=14 * 24.0)
+COMMISSION_QUOTA_TOKENS = env.int("COMMISSION_QUOTA_TOKENS", default=1_000_000)
 
 # --- Training -------------------------------------------------------------------------------
 DATASET_MAX_BYTES = env.int("DATASET_MAX_BYTES", default=50 * 1024 * 1024)

@@ -83,3 +83,37 @@ class MeteredOfferHeld(Conflict):
     on the offer's meter would bill the same usage twice."""
 
     code = "metered_offer_held"
+
+
+class CommissionNotFound(NotFound):
+    """Unknown, or not yours to see: 404 either way, so strangers learn nothing about it."""
+
+    code = "commission_not_found"
+
+
+class CommissionInvalid(InvalidRequest):
+    code = "invalid_commission"
+
+
+class CommissionStateConflict(Conflict):
+    """The commission is not in a state that allows this (already accepted, past its deadline...)."""
+
+    code = "commission_state"
+
+
+class ProposalNotFound(NotFound):
+    code = "proposal_not_found"
+
+
+class ProposalInvalid(InvalidRequest):
+    code = "invalid_proposal"
+
+
+class DeliveryInvalid(InvalidRequest):
+    code = "invalid_delivery"
+
+
+class VersionHeldExclusively(Conflict):
+    """A version made for an exclusive commission is its customer's alone: it is never listed."""
+
+    code = "version_held_exclusively"

@@ -114,3 +114,115 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {str(self.id)[:8]} ({self.state})"
+
+
+class Commission(models.Model):
+    """A customer hires a trainer to fine-tune a model for them, paid on delivery.
+
+    open (trainers propose) → awarded (a proposal accepted; the customer pays) → in_progress (the
+    money is held by the platform; the chosen trainer trains on the customer's data) → delivered
+    (the customer reviews within the review window) → completed (the trainer is paid, the customer
+    holds a grant) or back to in_progress once for a revision, or disputed (a compliance case).
+    Cancelled (by either side before delivery, or a missed deadline) refunds held money. Every
+    transition is a conditional update on `state` (commissions.py)."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        AWARDED = "awarded"
+        IN_PROGRESS = "in_progress"
+        DELIVERED = "delivered"
+        DISPUTED = "disputed"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commissions")
+    title = models.CharField(max_length=200)
+    description = models.TextField()
+    examples = models.JSONField(default=list, blank=True, help_text="Example texts of what the customer wants.")
+    # The customer's own data, uploaded through training's validation and licence attestation.
+    dataset_upload = models.ForeignKey("training.DatasetUpload", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="commissions")
+    show_dataset_stats = models.BooleanField(default=False,
+                                             help_text="Trainers may see the dataset's statistics and preview.")
+    budget_cents = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    # The licence wanted: the rights of licensing's terms document (validated at posting; the rights
+    # chain is added from the delivered version's inputs at delivery).
+    terms_raw = models.JSONField()
+    exclusive = models.BooleanField(default=True)
+    deadline = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
+    accepted_proposal = models.OneToOneField("marketplace.Proposal", null=True, blank=True,
+                                             on_delete=models.PROTECT, related_name="+")
+    held_payment = models.OneToOneField("billing.HeldPayment", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="commission")
+    delivered_version = models.ForeignKey("training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="commissions")
+    grant = models.ForeignKey("licensing.Grant", null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="commissions")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    review_ends_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revisions_used = models.PositiveSmallIntegerField(default=0)
+    revision_note = models.TextField(blank=True)
+    dispute_reason = models.TextField(blank=True)
+    cancel_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(revisions_used__lte=1), name="commission_one_revision"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def dataset(self):
+        return self.dataset_upload.dataset if self.dataset_upload_id else None
+
+    @property
+    def purpose(self) -> str:
+        """The held payment's purpose (billing keys its idempotency on it)."""
+        return f"commission:{self.pk}"
+
+
+class Proposal(models.Model):
+    """A trainer's offer to do a commission: price, base model and method, plan and delivery date."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"
+        DECLINED = "declined"  # another proposal was accepted, or the commission closed
+        WITHDRAWN = "withdrawn"
+
+    class Method(models.TextChoices):
+        FULL = "full", "Full fine-tuning"
+        LORA = "lora", "LoRA adapter"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    commission = models.ForeignKey(Commission, on_delete=models.CASCADE, related_name="proposals")
+    trainer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proposals")
+    price_cents = models.PositiveBigIntegerField()
+    base_model = models.CharField(max_length=300)
+    method = models.CharField(max_length=8, choices=Method.choices, default=Method.FULL)
+    steps = models.PositiveIntegerField(help_text="Planned training steps.")
+    context_length = models.PositiveIntegerField()
+    delivery_date = models.DateTimeField()
+    message = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["price_cents", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["commission", "trainer"], name="one_proposal_per_trainer"),
+            models.UniqueConstraint(fields=["commission"], condition=Q(state="accepted"),
+                                    name="one_accepted_proposal_per_commission"),
+        ]
+
+    def __str__(self) -> str:
+        return f"proposal {str(self.id)[:8]} ({self.state})"

@@ -90,3 +90,17 @@ def invoice_reversed(sender, invoice, state: str, reason: str, **kwargs) -> None
 
 def subscription_started(sender, subscription, **kwargs) -> None:
     Order.objects.filter(pk=subscription.order_id).update(stripe_subscription_id=subscription.stripe_subscription_id)
+
+
+def funds_held(sender, held, **kwargs) -> None:
+    """Money held for a commission: its work starts (billing.held)."""
+    from .commissions import commission_funded
+
+    commission_funded(held=held)
+
+
+def funds_refunded(sender, held, reason: str = "", **kwargs) -> None:
+    """Held money refunded: a commission still under way stops."""
+    from .commissions import commission_refunded_elsewhere
+
+    commission_refunded_elsewhere(held=held, reason=reason)

@@ -40,6 +40,7 @@ from licensing.services import (
 from licensing.selectors import terms_url
 from training.modelcard import card_with_offered_terms
 from training.models import ModelVersion, TrainingJob
+from training.services.access import version_held_exclusively
 
 from .errors import (
     ListingInvalid,
@@ -54,6 +55,7 @@ from .errors import (
     PaymentDeclined,
     PriceInvalid,
     TermsChanged,
+    VersionHeldExclusively,
     WrongPaymentProvider,
 )
 from .models import Listing, Offer, Order
@@ -93,6 +95,9 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
     if version.job.state != TrainingJob.State.SUCCEEDED:
         raise ModelVersionNotReady("Only versions of succeeded training jobs can be published.",
                                    param="model_version")
+    if version_held_exclusively(version):
+        raise VersionHeldExclusively("This version was made for an exclusive commission: it is its customer's "
+                                     "alone and cannot be listed.", param="model_version")
     title = (title or "").strip()
     if not title or len(title) > 200:
         raise ListingInvalid("Give the listing a title of at most 200 characters.", param="title")
@@ -292,7 +297,7 @@ def order_create(*, customer, offer_id, accepted_terms_sha256: str, ip_address: 
     user_require_verified_email(user=customer)
     offer = (Offer.objects.select_related("listing", "terms")
              .filter(pk=offer_id, active=True, listing__published=True).first())
-    if offer is None:
+    if offer is None or version_held_exclusively(offer.listing.model_version):
         raise OfferNotFound("This offer is not on sale.", param="offer")
     metered_offer_held_check(customer=customer, offer=offer)
     if accepted_terms_sha256 != offer.terms_id:
@@ -372,6 +377,8 @@ def order_payable_check(order: Order) -> None:
         raise OrderExpired("This order expired before it was paid; buy the licence again.", param="order")
     if order.state not in PAYABLE_STATES:
         raise OrderNotPayable(f"This order is {order.state} and can no longer be paid.", param="order")
+    if version_held_exclusively(order.offer.listing.model_version):
+        raise OrderNotPayable("This model was made for one customer alone and is not for sale.", param="order")
     if not order.offer.active or not order.offer.listing.published:
         raise OrderNotPayable("This offer is no longer on sale, so the order cannot be paid.", param="order")
     if (order.provider == Order.Provider.LOCAL_TEST) != payments_in_test_mode():

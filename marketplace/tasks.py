@@ -3,9 +3,10 @@ billing.tasks."""
 
 from celery import shared_task
 
-from billing.errors import GatewayTransient
+from billing.errors import GatewayError, GatewayTransient
 
 from .checkout import order_refund as order_refund_at_stripe
+from .commissions import SETTLE_TASK, commission_settle as commission_money_settle, commissions_sweep as sweep
 from .services import ORDER_REFUND_TASK, orders_expire_due
 
 
@@ -19,3 +20,20 @@ def orders_expire() -> int:
 def order_refund(order_id: str) -> str:
     """Refund the payment of a refund_due order at Stripe; a refused refund stays for staff."""
     return order_refund_at_stripe(order_id=order_id).state
+
+
+@shared_task(name=SETTLE_TASK, bind=True, max_retries=8)
+def commission_settle(self, commission_id: str) -> str:
+    """Release or refund a commission's held money as its state says; Stripe failures are retried
+    here with backoff, then by the sweep."""
+    try:
+        return commission_money_settle(commission_id=commission_id)
+    except GatewayError as exc:
+        raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries * 10)) from exc
+
+
+@shared_task(name="marketplace.commissions_sweep")
+def commissions_sweep() -> dict:
+    """Periodic: lapsed review windows accept, missed deadlines cancel and refund, failed settling
+    is retried. Safe to overlap: each commission moves under its row lock by a conditional check."""
+    return sweep()

@@ -179,3 +179,24 @@ def version_validation_windows(version: ModelVersion, *, max_windows: int | None
     with tempfile.TemporaryDirectory(prefix="imprint-windows-") as scratch:
         val = job_windows(job=job, scratch=Path(scratch)).val
     return val[:max_windows] if max_windows is not None else val
+
+
+def version_training_evidence(version: ModelVersion, *, samples: int = 10, metrics: int = 50) -> dict:
+    """What a version's training shows, as plain data (a dispute's case keeps it): the job's
+    metrics, its latest samples with their memorisation figures, and the worst of those figures."""
+    job = version.job
+    rows = list(job.metrics.order_by("-step")[:metrics])
+    kept = list(job.samples.order_by("-step", "index")[:samples])
+    overlaps = [s.ngram_overlap for s in job.samples.all() if s.ngram_overlap is not None]
+    spans = [s.longest_copied_span for s in job.samples.all() if s.longest_copied_span is not None]
+    return {
+        "model_version": str(version.pk), "job": str(job.pk), "job_state": job.state,
+        "dataset": str(job.dataset_id), "base_model": version.base_model, "from_step": version.from_step,
+        "version_metrics": version.metrics,
+        "metrics": [{"step": m.step, "train_loss": m.train_loss, "val_loss": m.val_loss, "perplexity": m.perplexity}
+                    for m in reversed(rows)],
+        "samples": [{"step": s.step, "text": s.text[:1000], "longest_copied_span": s.longest_copied_span,
+                     "ngram_overlap": s.ngram_overlap} for s in kept],
+        "memorisation": {"samples": len(overlaps), "max_ngram_overlap": max(overlaps, default=None),
+                         "max_copied_span": max(spans, default=None)},
+    }

@@ -15,7 +15,7 @@ from licensing.services import grant_set_state, grant_state_allowed
 from training.model_names import model_name
 
 from ..errors import AnswerInvalid, CaseAlreadyAnswered, CaseNotFound, DecisionInvalid, FlagNotFound
-from ..models import Case, CustomerAnswer, Decision, Flag, Report
+from ..models import Case, CustomerAnswer, Decision, Flag, Report, Severity
 
 logger = logging.getLogger(__name__)
 
@@ -172,3 +172,22 @@ def case_answer(*, case_id: int, customer, text: str) -> CustomerAnswer:
         case.save(update_fields=["state"])
     audit_append(event="case.answered", actor=customer, subject=case, data={"answer": answer.pk})
     return answer
+
+
+@transaction.atomic
+def case_open_for_disputed_delivery(*, grant_id, commission_ref: str, reason: str, actor_ref: str = "") -> Case:
+    """A customer disputed a commissioned delivery (heard from the audit log): a case about the
+    delivered version's grant, holding the training evidence. Once per grant: a repeated notice
+    returns the grant's undecided case."""
+    from training.selectors import version_training_evidence
+
+    grant = Grant.objects.select_related("model_version__job").get(pk=grant_id)
+    existing = case_undecided(grant)
+    if existing is not None and existing.source == Case.Source.COMMISSION:
+        return existing
+    case = case_open(grant=grant, source=Case.Source.COMMISSION, severity=Severity.MEDIUM,
+                     summary=f"Disputed commission {commission_ref}: {reason}")
+    case.evidence = {"commission": commission_ref, "reason": reason, "disputed_by": actor_ref,
+                     "training": version_training_evidence(grant.model_version)}
+    case.save(update_fields=["evidence"])
+    return case
