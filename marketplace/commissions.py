@@ -273,6 +273,13 @@ def _delivered_version(commission: Commission, trainer, version_id) -> ModelVers
     return version
 
 
+def _terms_for(commission: Commission, version: ModelVersion) -> dict:
+    """The wanted licence, attributed to the data's rights-holders (the customer's data licences
+    may require attribution of published outputs)."""
+    holders = version.job.dataset.rights_holders or [commission.customer.username]
+    return {**commission.terms_raw, "attribution": f"Trained on data of {', '.join(holders)}"[:300]}
+
+
 @transaction.atomic
 def commission_deliver(*, trainer, commission_id, model_version_id) -> Commission:
     """The chosen trainer delivers a version made by one of their jobs (on the customer's dataset,
@@ -288,7 +295,7 @@ def commission_deliver(*, trainer, commission_id, model_version_id) -> Commissio
     if timezone.now() >= commission.deadline:
         raise CommissionStateConflict("The deadline has passed.", param="commission")
     version = _delivered_version(commission, trainer, model_version_id)
-    terms = terms_create(raw=commission.terms_raw, model_version=version, created_by=commission.customer)
+    terms = terms_create(raw=_terms_for(commission, version), model_version=version, created_by=commission.customer)
     if commission.grant_id:  # a revision replaces the first delivery's pending grant
         grant_set_state(grant_id=commission.grant_id, state=Grant.State.REVOKED, reason="replaced by a revision")
     grant = grant_create_pending(customer=commission.customer, model_version=version, terms=terms, acceptance=None,

@@ -113,3 +113,79 @@ class OfferForm(forms.Form):
         d = self.cleaned_data
         return {"fee_cents": int(d["fee"] * 100), "currency": d["currency"],
                 "metered_cents_per_1k": d["metered_cents_per_1k"]}
+
+
+# --- Commissions ---------------------------------------------------------------------------------
+
+def _cents(value) -> int:
+    """"12.50" → 1250: amounts are typed in the currency's units and kept in integer cents."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        amount = Decimal(str(value).replace(",", "").strip())
+    except InvalidOperation as exc:
+        raise forms.ValidationError("Give an amount such as 250.00.") from exc
+    if amount != amount.quantize(Decimal("0.01")) or amount <= 0:
+        raise forms.ValidationError("Give a positive amount with at most two decimals.")
+    return int(amount * 100)
+
+
+class CommissionForm(forms.Form):
+    """A new commission, with the customer's dataset uploaded through training's validation."""
+
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), label="What the model should do")
+    examples = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
+                               help_text="Example texts, separated by a blank line.")
+    file = forms.FileField(required=False, label="Your dataset (optional)",
+                           help_text="UTF-8 text; separate documents with <|endoftext|>. Trainers never download it.")
+    licence = forms.ChoiceField(choices=[("proprietary-owned", "My own text (I hold all rights)"),
+                                         ("cc-by-4.0", "CC BY 4.0"), ("cc0-1.0", "CC0 1.0"),
+                                         ("public-domain", "Public domain")], required=False,
+                                label="Licence of your data")
+    licence_attested = forms.BooleanField(required=False, label="I have the right to have a model trained on this data")
+    rights_holders = forms.CharField(required=False, max_length=2000, label="Rights-holders of the data",
+                                     help_text="Named in the licence of the model (one per line).",
+                                     widget=forms.Textarea(attrs={"rows": 2}))
+    show_dataset_stats = forms.BooleanField(required=False, label="Trainers may see the dataset's statistics")
+    budget = forms.CharField(label="Budget", help_text="In the currency, e.g. 500.00.")
+    currency = forms.ChoiceField(choices=[(c, c.upper()) for c in ("usd", "eur", "gbp", "chf", "cad", "aud")])
+    uses = forms.MultipleChoiceField(choices=[(u, u) for u in ("personal", "research", "education", "internal",
+                                                                "commercial")],
+                                     widget=forms.CheckboxSelectMultiple, initial=["commercial"])
+    ownership = forms.ChoiceField(choices=[("customer", "I own the outputs"), ("licensed", "Licensed to me"),
+                                           ("public", "Public")], initial="customer", label="Ownership of outputs")
+    exclusive = forms.BooleanField(required=False, initial=True, label="Exclusive: nobody else may use the model")
+    deadline = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def clean_budget(self) -> int:
+        return _cents(self.cleaned_data["budget"])
+
+    def clean_examples(self) -> list[str]:
+        text = (self.cleaned_data.get("examples") or "").replace("\r\n", "\n")
+        return [part.strip() for part in text.split("\n\n") if part.strip()]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("file") and not cleaned.get("licence_attested"):
+            self.add_error("licence_attested", "Confirm you may have a model trained on this data.")
+        return cleaned
+
+
+class ProposalForm(forms.Form):
+    price = forms.CharField(help_text="In the commission's currency, e.g. 400.00.")
+    base_model = forms.ChoiceField(choices=[])
+    method = forms.ChoiceField(choices=[("full", "Full fine-tuning"), ("lora", "LoRA adapter")])
+    steps = forms.IntegerField(min_value=1, max_value=1_000_000, initial=400)
+    context_length = forms.IntegerField(min_value=8, max_value=4096, initial=64, label="Context (tokens)")
+    delivery_date = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    message = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Plan and message")
+
+    def __init__(self, *args, **kwargs):
+        from training.forms import BASE_MODEL_CHOICES
+
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = BASE_MODEL_CHOICES
+
+    def clean_price(self) -> int:
+        return _cents(self.cleaned_data["price"])

@@ -278,3 +278,46 @@ def trainer_statement(trainer) -> dict:
     ordered = [{"month": month, "currency": currency, **row}
                for (month, currency), row in sorted(months.items(), key=lambda kv: (kv[0][0], kv[0][1]), reverse=True)]
     return {"months": ordered, "totals": totals, "entries": entries[:200]}
+
+
+# --- Commissions ---------------------------------------------------------------------------------
+
+def commission_board(user) -> dict:
+    """Open commissions (for trainers), the customer's own, and those the trainer proposed for."""
+    from .models import Commission
+
+    base = Commission.objects.select_related("customer", "dataset_upload__dataset").order_by("deadline")
+    return {
+        "open": list(base.filter(state=Commission.State.OPEN)) if "trainer" in user.roles else [],
+        "mine": list(base.filter(customer=user)),
+        "proposed": list(base.filter(proposals__trainer=user).distinct()),
+    }
+
+
+def commission_timeline(commission) -> list:
+    """The commission's audited events, oldest first, with those of the money held for it."""
+    from audit.models import AuditEntry
+
+    refs = Q(subject_type="Commission", subject_id=str(commission.pk))
+    if commission.held_payment_id:
+        refs |= Q(subject_type="HeldPayment", subject_id=str(commission.held_payment_id))
+    return list(AuditEntry.objects.filter(refs).order_by("id"))
+
+
+def commission_dataset_shown(commission, user) -> bool:
+    """Who sees the customer's dataset statistics: the customer, the chosen trainer while lent, and
+    proposing trainers when the customer allowed it. Never the file itself."""
+    if commission.dataset is None:
+        return False
+    chosen = commission.accepted_proposal.trainer_id if commission.accepted_proposal_id else None
+    if user.pk in (commission.customer_id, chosen) or user.is_staff:
+        return True
+    return commission.show_dataset_stats and commission.state == "open"
+
+
+def held_money(user) -> dict:
+    """Money the platform holds now that the user paid (as customer) or is to be paid (as trainer)."""
+    from billing.held import held_payments_total
+
+    return {"paid_in": held_payments_total(user=user, role="payer"),
+            "owed_to_you": held_payments_total(user=user, role="payee")}

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import views
+from . import commission_views, views
 
 app_name = "marketplace"
 urlpatterns = [
@@ -25,5 +25,18 @@ urlpatterns = [
     path("sell/listings/<uuid:listing_id>/visibility/", views.listing_visibility, name="listing_visibility"),
     path("sell/listings/<uuid:listing_id>/precision/", views.listing_precision, name="listing_precision"),
     path("sell/offers/<uuid:offer_id>/withdraw/", views.offer_withdraw_view, name="offer_withdraw"),
+    path("commissions/", commission_views.commission_board, name="commission_board"),
+    path("commissions/new/", commission_views.commission_new, name="commission_new"),
+    path("commissions/<uuid:commission_id>/", commission_views.commission_detail, name="commission_detail"),
+    path("commissions/<uuid:commission_id>/propose/", commission_views.proposal_submit, name="commission_propose"),
+    path("commissions/<uuid:commission_id>/proposals/<uuid:proposal_id>/accept/", commission_views.proposal_accept,
+         name="commission_proposal_accept"),
+    path("commissions/<uuid:commission_id>/pay/test-mode/", commission_views.commission_pay_test_mode,
+         name="commission_pay_test_mode"),
+    path("commissions/<uuid:commission_id>/charge/", commission_views.commission_charge, name="commission_charge"),
+    path("commissions/<uuid:commission_id>/deliver/", commission_views.commission_deliver,
+         name="commission_deliver"),
+    path("commissions/<uuid:commission_id>/<str:action>/", commission_views.commission_review,
+         name="commission_action"),
     path("api/v1/", include("marketplace.api_urls")),
 ]
