@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, config
+from . import __version__, commissions, config
 from .api import ApiError, Client, PlainHttpRefused, is_plain_http_to_remote
 from .ui import Bar
 
@@ -495,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receipt", help="the receipt (JWS); default: FILE.receipt when present")
     p.add_argument("--url", help="the site (default: IMPRINT_URL, else the one you logged in to)")
     p.set_defaults(run=cmd_verify)
+    commissions.register(sub.group("commissions", help="hire a trainer, or work for a customer: post, propose, "
+                                   "accept, pay, deliver, review"),
+                         lambda fn: lambda args, cfg: fn(args, cfg, _client(cfg)))
     keys = sub.group("keys", help="API keys for generation")
     p = keys.add("create")
     p.add_argument("name")

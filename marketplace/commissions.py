@@ -106,7 +106,7 @@ def _clean_examples(examples) -> list[str]:
 @transaction.atomic
 def commission_create(*, customer, title: str, description: str, examples: list[str] | None, budget_cents: int,
                       currency: str, uses: list[str], ownership: str, exclusive: bool, deadline: datetime,
-                      dataset_upload_id=None, show_dataset_stats: bool = False) -> Commission:
+                      dataset_upload_id=None, dataset_id=None, show_dataset_stats: bool = False) -> Commission:
     """Post a commission (open for proposals). The dataset, when given, is one of the customer's own
     uploads (validated and attested by training's upload services). Raises EmailNotVerified,
     CommissionInvalid."""
@@ -122,8 +122,9 @@ def commission_create(*, customer, title: str, description: str, examples: list[
     if ownership not in OWNERSHIPS or any(u not in USES for u in uses or []):
         raise CommissionInvalid("Choose the uses and who owns the outputs from the lists.", param="uses")
     upload = None
-    if dataset_upload_id:
-        upload = DatasetUpload.objects.filter(pk=dataset_upload_id, owner=customer).first()
+    if dataset_upload_id or dataset_id:
+        found = DatasetUpload.objects.filter(owner=customer)
+        upload = (found.filter(pk=dataset_upload_id) if dataset_upload_id else found.filter(dataset_id=dataset_id)).first()
         if upload is None or upload.state == DatasetUpload.State.REFUSED:
             raise CommissionInvalid("Attach one of your own uploads that was not refused.", param="dataset")
     commission = Commission.objects.create(
