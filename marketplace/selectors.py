@@ -263,13 +263,16 @@ def trainer_statement(trainer) -> dict:
     fields = ("one_time", "metered", "refunds", "fee", "share", "via_connect", "owed")
     months: dict[tuple, dict] = {}
     totals: dict[str, dict] = {}
-    entries = list(PayoutEntry.objects.filter(trainer=trainer).select_related("order__offer__listing")
+    entries = list(PayoutEntry.objects.filter(trainer=trainer).select_related("order__offer__listing",
+                                                                              "held_payment__commission")
                    .order_by("-created_at"))
     for entry in entries:
         sign = -1 if entry.kind == PayoutEntry.Kind.REFUND else 1
         for row in (months.setdefault((_month(entry.created_at), entry.currency), dict.fromkeys(fields, 0)),
                     totals.setdefault(entry.currency, dict.fromkeys(fields, 0))):
-            column = {"sale": "one_time", "metered": "metered", "refund": "refunds"}[entry.kind]
+            # A commission's release is one-time revenue too (its entry names the held payment).
+            column = {"sale": "one_time", "commission": "one_time", "metered": "metered",
+                      "refund": "refunds"}[entry.kind]
             row[column] += entry.gross_cents
             row["fee"] += sign * entry.platform_fee_cents
             row["share"] += sign * entry.trainer_cents
@@ -321,3 +324,11 @@ def held_money(user) -> dict:
 
     return {"paid_in": held_payments_total(user=user, role="payer"),
             "owed_to_you": held_payments_total(user=user, role="payee")}
+
+
+def held_payments_of(user, *, role: str) -> list:
+    """The user's held payments of commissions (as payer or payee), newest first: the platform's
+    liability while held, then where the money went."""
+    from billing.models import HeldPayment
+
+    return list(HeldPayment.objects.filter(**{role: user}).select_related("commission").order_by("-created_at")[:50])

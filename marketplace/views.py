@@ -243,7 +243,8 @@ def customer_statement(request):
     return render(request, "marketplace/customer_statement.html", {
         "statement": selectors.customer_statement(request.user),
         "orders": selectors.orders_of_customer(request.user).filter(amount_cents__gt=0)[:50],
-        "grace_hours": settings.BILLING_GRACE_HOURS,
+        "grace_hours": settings.BILLING_GRACE_HOURS, "held": selectors.held_money(request.user),
+        "held_payments": selectors.held_payments_of(request.user, role="payer"),
     })
 
 
@@ -254,7 +255,9 @@ def trainer_statement(request):
     """The trainer's money per month: one-time and metered revenue, refunds, fees and payouts."""
     return render(request, "marketplace/trainer_statement.html",
                   {"statement": selectors.trainer_statement(request.user),
-                   "payout_account": PayoutAccount.objects.filter(user=request.user).first()})
+                   "payout_account": PayoutAccount.objects.filter(user=request.user).first(),
+                   "held": selectors.held_money(request.user),
+                   "held_payments": selectors.held_payments_of(request.user, role="payee")})
 
 
 def _publishable_versions(user):

@@ -277,3 +277,20 @@ def test_a_delivery_must_come_from_the_chosen_trainers_job_on_the_customers_data
     toms = version_on(people["tom"], commission.dataset)
     with pytest.raises(DeliveryInvalid):
         commissions.commission_deliver(trainer=people["tess"], commission_id=commission.pk, model_version_id=toms.pk)
+
+
+def test_held_money_shows_on_both_statements_until_it_is_paid_out(people, client):
+    commission = _funded(people)
+    client.force_login(people["customer"])
+    page = client.get(reverse("marketplace:customer_statement")).content.decode()
+    assert "Bakery product descriptions" in page and "USD 400.00" in page.split('id="held-total"')[1][:300]
+    client.force_login(people["tess"])
+    page = client.get(reverse("marketplace:trainer_statement")).content.decode()
+    assert "USD 400.00" in page.split('id="held-total"')[1][:300]
+    commissions.commission_deliver(trainer=people["tess"], commission_id=commission.pk,
+                                   model_version_id=version_on(people["tess"], commission.dataset).pk)
+    commissions.commission_accept(customer=people["customer"], commission_id=commission.pk)
+    commissions.commission_settle(commission_id=commission.pk)
+    page = client.get(reverse("marketplace:trainer_statement")).content.decode()
+    assert "commission: Bakery product descriptions" in page and "USD 320.00" in page
+    assert "nothing" in page.split('id="held-total"')[1][:200]
