@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_verify)
     commissions.register(sub.group("commissions", help="hire a trainer, or work for a customer: post, propose, "
                                    "accept, pay, deliver, review"),
-                         lambda fn: lambda args, cfg: fn(args, cfg, _client(cfg)))
+                         lambda fn: lambda args, cfg: fn(args, cfg, _client(cfg)), upload_dataset=upload_dataset)
     keys = sub.group("keys", help="API keys for generation")
     p = keys.add("create")
     p.add_argument("name")

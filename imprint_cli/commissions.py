@@ -39,14 +39,12 @@ def cmd_show(args, cfg, client) -> int:
 
 
 def cmd_post(args, cfg, client) -> int:
-    from .cli import upload_dataset
-
     body = {"title": args.title, "description": args.description, "examples": args.example,
             "budget_cents": args.budget_cents, "currency": args.currency, "uses": args.uses.split(","),
             "ownership": args.ownership, "exclusive": not args.not_exclusive, "deadline": args.deadline,
             "show_dataset_stats": args.show_stats}
     if args.data:
-        body["dataset"] = upload_dataset(client, Path(args.data), licence=args.licence, name="", count_for="",
+        body["dataset"] = args.upload_dataset(client, Path(args.data), licence=args.licence, name="", count_for="",
                                          rights_holders=args.rights_holder)["id"]
     c = client.post(COMMISSIONS, body)
     print(f"Posted commission {c['id']}: trainers can propose now.")
@@ -82,8 +80,10 @@ def cmd_action(args, cfg, client) -> int:
     return 0
 
 
-def register(group, run) -> None:
-    """Add the `commissions` subcommands to `group` (cli._Commands); `run(fn)` wraps fn with a client."""
+def register(group, run, *, upload_dataset) -> None:
+    """Add the `commissions` subcommands to `group` (cli._Commands); `run(fn)` wraps fn with a client,
+    `upload_dataset` is the CLI's upload with its progress bars (passed in: this module never imports
+    the CLI's, so the two do not import each other)."""
     group.add("list", help="open commissions, yours and those you proposed for").set_defaults(run=run(cmd_list))
     p = group.add("show", help="a commission, its proposals and timeline")
     p.add_argument("commission")
@@ -101,7 +101,7 @@ def register(group, run) -> None:
     p.add_argument("--licence", default="proprietary-owned")
     p.add_argument("--rights-holder", action="append", default=[])
     p.add_argument("--show-stats", action="store_true", help="trainers may see the dataset's statistics")
-    p.set_defaults(run=run(cmd_post))
+    p.set_defaults(run=run(cmd_post), upload_dataset=upload_dataset)
     p = group.add("propose", help="propose for a commission (trainers)")
     p.add_argument("commission")
     p.add_argument("--price-cents", type=int, required=True)
