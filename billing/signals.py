@@ -33,6 +33,13 @@ funds_held = Signal()
 funds_failed = Signal()
 funds_released = Signal()
 funds_refunded = Signal()
+# Staff decided a dispute over held money (compliance's case about the delivery it paid for):
+# `subject_id` (the disputed thing's id as the audit log recorded it), `grant_id` (the delivered
+# grant the case is about), `outcome` ("release" to the payee or "refund" to the payer), `staff`
+# and `reason`. Sent inside the transaction that records the decision; the owner of the subject
+# moves its work and money and returns its new state, or None when the subject is not its own.
+# Compliance and the marketplace are siblings: the decision travels through this layer below both.
+held_dispute_decided = Signal()
 
 
 def first_outcome(signal: Signal, **kwargs) -> str | None:

@@ -25,6 +25,12 @@ class DecisionInvalid(InvalidRequest):
     code = "invalid_decision"
 
 
+class DisputeAlreadyDecided(Conflict):
+    """A disputed commission's money moves once: a second release or refund is refused."""
+
+    code = "dispute_already_decided"
+
+
 class CaseAlreadyAnswered(Conflict):
     code = "case_already_answered"
 

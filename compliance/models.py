@@ -134,6 +134,10 @@ class Decision(AppendOnlyModel):
         SUSPEND = "suspend"
         REVOKE = "revoke"
         REINSTATE = "reinstate"
+        # A disputed commission only: the held payment goes to the trainer (the delivery stands)
+        # or back to the customer (the commission is cancelled).
+        RELEASE = "release", "Release the payment to the trainer"
+        REFUND = "refund", "Refund the customer"
 
     id = models.BigAutoField(primary_key=True)
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")

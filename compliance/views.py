@@ -30,7 +30,7 @@ from .selectors import (
     terms_in_force,
 )
 from .selectors import review_queue as review_queue_select
-from .services.cases import case_answer, case_decide, case_open_from_flag, decision_actions
+from .services.cases import case_answer, case_decide, case_open_from_flag, decision_actions, dispute_pending
 from .services.flags import Presenter, flag_dismiss
 from .services.reports import report_submit
 from .services.review import export_record, review_access_record
@@ -83,7 +83,8 @@ def case_detail(request, case_id: int):
         case = case_for_staff(case_id)
     except CaseNotFound:
         raise Http404("No such case.") from None
-    context = case_evidence(case) | {"actions": decision_actions(case.grant)}
+    context = case_evidence(case) | {"actions": decision_actions(case.grant, case),
+                                     "dispute_pending": dispute_pending(case)}
     return render(request, "compliance/case_detail.html", context)
 
 

@@ -15,6 +15,6 @@ class MarketplaceConfig(AppConfig):
         from .pricing import metered_plan_of_grant
 
         for name in ("payment_succeeded", "payment_failed", "card_saved", "charge_reversed", "invoice_reversed",
-                     "subscription_started", "funds_held", "funds_refunded"):
+                     "subscription_started", "funds_held", "funds_refunded", "held_dispute_decided"):
             getattr(signals, name).connect(getattr(receivers, name), dispatch_uid=f"marketplace.{name}")
         plan_source_register(metered_plan_of_grant)

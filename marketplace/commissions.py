@@ -414,8 +414,10 @@ def commission_dispute(*, customer, commission_id, reason: str) -> Commission:
 @transaction.atomic
 def commission_dispute_resolve(*, staff, commission_id, outcome: str, reason: str) -> Commission:
     """Staff decide a disputed commission: "release" (the delivery stands: completed, the trainer is
-    paid) or "refund" (cancelled, the customer refunded). Raises CommissionNotFound,
-    CommissionStateConflict, CommissionInvalid."""
+    paid) or "refund" (cancelled, the customer refunded). Raises CommissionNotFound (also for
+    anyone who is not staff), CommissionStateConflict, CommissionInvalid."""
+    if not getattr(staff, "is_staff", False):
+        raise CommissionNotFound("No such commission.", param="commission")
     commission = _locked(commission_id)
     if commission.state != State.DISPUTED:
         raise CommissionStateConflict("Only a disputed commission is decided by staff.", param="commission")

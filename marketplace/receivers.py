@@ -104,3 +104,18 @@ def funds_refunded(sender, held, reason: str = "", **kwargs) -> None:
     from .commissions import commission_refunded_elsewhere
 
     commission_refunded_elsewhere(held=held, reason=reason)
+
+
+def held_dispute_decided(sender, subject_id: str, grant_id, outcome: str, staff, reason: str, **kwargs) -> str | None:
+    """Staff decided a disputed commission on its compliance case: release or refund (None when the
+    case is not about one of our commissions). Domain errors propagate, so the decision is not
+    recorded when the commission cannot follow it."""
+    from .commissions import commission_dispute_resolve
+    from .models import Commission
+
+    # By the grant (a delivered grant belongs to one commission), then the subject must match: a
+    # case about another kind of thing never moves a commission's money.
+    commission = Commission.objects.filter(grant_id=grant_id).only("pk").first()
+    if commission is None or str(commission.pk) != str(subject_id):
+        return None
+    return commission_dispute_resolve(staff=staff, commission_id=commission.pk, outcome=outcome, reason=reason).state

@@ -10,11 +10,19 @@ from django.utils import timezone
 
 from core.links import site_root
 from audit.services import audit_append
+from billing.signals import first_outcome, held_dispute_decided
 from licensing.models import Grant
 from licensing.services import grant_set_state, grant_state_allowed
 from training.model_names import model_name
 
-from ..errors import AnswerInvalid, CaseAlreadyAnswered, CaseNotFound, DecisionInvalid, FlagNotFound
+from ..errors import (
+    AnswerInvalid,
+    CaseAlreadyAnswered,
+    CaseNotFound,
+    DecisionInvalid,
+    DisputeAlreadyDecided,
+    FlagNotFound,
+)
 from ..models import Case, CustomerAnswer, Decision, Flag, Report, Severity
 
 logger = logging.getLogger(__name__)
@@ -80,13 +88,38 @@ _ACTION_STATES = {
 }
 
 
-def decision_actions(grant: Grant) -> list[tuple[str, str]]:
-    """The (action, label) pairs that make sense for a grant in its current state: dismiss and warn
-    always; suspend, revoke and reinstate only where they would change the grant's state."""
+# The decisions of a disputed commission: they move held money, through billing's signal.
+DISPUTE_ACTIONS = (Decision.Action.RELEASE, Decision.Action.REFUND)
+
+
+def dispute_pending(case: Case) -> bool:
+    """A disputed commission's case whose dispute staff have not decided yet (release or refund)."""
+    return case.source == Case.Source.COMMISSION and not case.decisions.filter(action__in=DISPUTE_ACTIONS).exists()
+
+
+def decision_actions(grant: Grant, case: Case | None = None) -> list[tuple[str, str]]:
+    """The (action, label) pairs that make sense for a case in its grant's current state: a disputed
+    commission first needs release or refund; otherwise dismiss and warn always, and suspend,
+    revoke and reinstate only where they would change the grant's state."""
+    if case is not None and dispute_pending(case):
+        return [(value, label) for value, label in Decision.Action.choices if value in DISPUTE_ACTIONS]
     return [(value, label) for value, label in Decision.Action.choices
-            if value not in _ACTION_STATES
-            or (grant.state != _ACTION_STATES[value]
-                and grant_state_allowed(current=grant.state, target=_ACTION_STATES[value]))]
+            if value not in DISPUTE_ACTIONS and (
+                value not in _ACTION_STATES
+                or (grant.state != _ACTION_STATES[value]
+                    and grant_state_allowed(current=grant.state, target=_ACTION_STATES[value])))]
+
+
+def _dispute_decide(case: Case, *, staff, action: str, reason: str) -> Grant:
+    """Inside case_decide's transaction: the owner of the disputed delivery releases or refunds the
+    held money (billing.signals.held_dispute_decided); its errors roll the decision back."""
+    if not dispute_pending(case):
+        raise DisputeAlreadyDecided("This dispute has been decided already; its money has moved.", param="action")
+    outcome = first_outcome(held_dispute_decided, subject_id=case.evidence.get("commission", ""),
+                            grant_id=case.grant_id, outcome=action, staff=staff, reason=reason)
+    if outcome is None:
+        raise DecisionInvalid("No commission answers for this case's grant; nothing was decided.", param="action")
+    return Grant.objects.get(pk=case.grant_id)
 
 
 def case_decide(*, case_id: int, staff, action: str, reason: str) -> Decision:
@@ -106,9 +139,18 @@ def case_decide(*, case_id: int, staff, action: str, reason: str) -> Decision:
         case = Case.objects.select_for_update().filter(pk=case_id).first()
         if case is None:
             raise CaseNotFound("No such case.", param="case")
-        target = _ACTION_STATES.get(action)
-        grant = (grant_set_state(grant_id=case.grant_id, state=target, reason=reason, actor=staff)
-                 if target else case.grant)
+        if action in DISPUTE_ACTIONS:
+            if case.source != Case.Source.COMMISSION:
+                raise DecisionInvalid("Release and refund decide a disputed commission; this case is not one.",
+                                      param="action")
+            grant = _dispute_decide(case, staff=staff, action=action, reason=reason)
+        elif dispute_pending(case):
+            raise DecisionInvalid("First decide the dispute: release the payment to the trainer or refund "
+                                  "the customer.", param="action")
+        else:
+            target = _ACTION_STATES.get(action)
+            grant = (grant_set_state(grant_id=case.grant_id, state=target, reason=reason, actor=staff)
+                     if target else case.grant)
         decision = Decision.objects.create(case=case, staff=staff, action=action, reason=reason,
                                            grant_state_after=grant.state)
         case.state, case.decided_at = Case.State.DECIDED, timezone.now()
@@ -126,7 +168,8 @@ def decision_notify(*, decision: Decision) -> int:
     Runs after the decision committed; a mail server failure is logged, never undoes the decision."""
     case = Case.objects.select_related("customer", "model_version__owner", "grant").get(pk=decision.case_id)
     verb = {"dismiss": "dismissed", "warn": "a warning", "suspend": "suspension", "revoke": "revocation",
-            "reinstate": "reinstatement"}[decision.action]
+            "reinstate": "reinstatement", "release": "payment released to the trainer",
+            "refund": "refund to the customer"}[decision.action]
     subject = f"[Imprint] Compliance case #{case.pk}: {verb}"
     site, model = site_root(), model_name(case.model_version)
     common = (f"Decision: {decision.get_action_display()}\nReason: {decision.reason}\n"
