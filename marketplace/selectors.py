@@ -297,14 +297,56 @@ def commission_board(user) -> dict:
     }
 
 
-def commission_timeline(commission) -> list:
-    """The commission's audited events, oldest first, with those of the money held for it."""
+# How each audited step of a commission reads on its page: {who} is the account that acted (from
+# the entry's actor), {amount} the entry's money; the audit log keeps the machine codes.
+_TIMELINE_WORDS = {
+    "commission.posted": "Posted by {who} with a budget of {amount}",
+    "commission.proposal": "Proposal received from {who}: {amount}",
+    "commission.awarded": "{who} accepted {trainer}'s proposal: {amount}",
+    "commission.funded": "Training can start: the payment is held",
+    "commission.delivered": "Model delivered by {who}; the review window is open",
+    "commission.revision_requested": "{who} asked for a revision",
+    "commission.disputed": "{who} disputed the delivery",
+    "commission.completed": "Completed",
+    "commission.cancelled": "Cancelled",
+    "held_payment.opened": "Payment requested from {who}: {amount}",
+    "held_payment.held": "Payment held: {amount}",
+    "held_payment.failed": "Payment failed",
+    "held_payment.released": "Payment released to {trainer}: {amount} (less the platform fee)",
+    "held_payment.refunded": "Payment refunded to the customer",
+}
+
+
+def commission_timeline(commission) -> list[dict]:
+    """The commission's audited events, oldest first, with those of the money held for it, each
+    as words (`text`) and the reason or note given (`detail`)."""
     from audit.models import AuditEntry
+    from core.templatetags.money import money
+    from core.templatetags.words import words
 
     refs = Q(subject_type="Commission", subject_id=str(commission.pk))
     if commission.held_payment_id:
         refs |= Q(subject_type="HeldPayment", subject_id=str(commission.held_payment_id))
-    return list(AuditEntry.objects.filter(refs).order_by("id"))
+    entries = list(AuditEntry.objects.filter(refs).order_by("id"))
+    names = _usernames({e.actor_ref for e in entries} | {e.data.get("trainer", "") for e in entries})
+    trainer = commission.accepted_proposal.trainer.username if commission.accepted_proposal_id else "the trainer"
+    rows = []
+    for entry in entries:
+        data = entry.data or {}
+        cents = next((data[k] for k in ("amount_cents", "price_cents", "budget_cents") if k in data), None)
+        text = _TIMELINE_WORDS.get(entry.event, "").format(
+            who=names.get(entry.actor_ref, "Imprint"), trainer=names.get(data.get("trainer", ""), trainer),
+            amount=money(cents, data.get("currency") or commission.currency))
+        rows.append({"created_at": entry.created_at, "event": entry.event, "text": text or words(entry.event).capitalize(),
+                     "detail": data.get("reason") or data.get("note") or ""})
+    return rows
+
+
+def _usernames(refs) -> dict[str, str]:
+    from accounts.models import User
+
+    ids = [ref.split(":", 1)[1] for ref in refs if ref and ref.startswith("user:")]
+    return {f"user:{pk}": name for pk, name in User.objects.filter(pk__in=ids).values_list("pk", "username")}
 
 
 def commission_dataset_shown(commission, user) -> bool:

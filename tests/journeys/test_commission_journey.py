@@ -119,7 +119,7 @@ def test_a_customer_commissions_a_model_and_generates_with_it(live_server, celer
         held = wait_for(lambda: HeldPayment.objects.filter(state=HeldPayment.State.RELEASED).first(), timeout=60)
         page.reload()
         assert "paid to the trainer" in page.inner_text("#payment-state")
-        assert "held_payment.released" in page.inner_text("#timeline")
+        assert "Payment released to tess" in page.inner_text("#timeline")
         _shot(page, "8-completed-with-timeline")
 
         _as(page, tom)  # the trainer not chosen sees nothing of the data any more
