@@ -34,7 +34,7 @@ def cmd_show(args, cfg, client) -> int:
         print(f"  proposal {p['id']}  {p['trainer']:<12} {_money(p['price_cents'], c['currency']):>12}  "
               f"{p['base_model']}/{p['method']} {p['steps']} steps  {p['state']}")
     for e in c.get("timeline", []):
-        print(f"  {e['at'][:19]}  {e['event']}")
+        print(f"  {e['at'][:19]}  {e.get('text') or e['event']}" + (f" ({e['detail']})" if e.get("detail") else ""))
     return 0
 
 

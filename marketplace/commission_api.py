@@ -109,7 +109,7 @@ class CommissionDetailApi(APIView):
         proposals = commission.proposals.select_related("trainer")
         body["proposals"] = ProposalOutput(proposals if mine else proposals.filter(trainer=request.user), many=True).data
         if mine or (commission.accepted_proposal_id and commission.accepted_proposal.trainer_id == request.user.pk):
-            body["timeline"] = [{"at": e.created_at, "event": e.event}
+            body["timeline"] = [{"at": e["created_at"], "event": e["event"], "text": e["text"], "detail": e["detail"]}
                                 for e in selectors.commission_timeline(commission)]
         return Response(body)
 

@@ -14,6 +14,8 @@ from billing.models import HeldPayment, PayoutEntry
 from imprint_cli.cli import main
 from marketplace.models import Commission
 from tests import factories
+from tests.support.corpus import corpus_text
+from training.models import DatasetUpload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,13 +55,52 @@ def test_a_commission_from_post_to_payout_in_the_terminal(as_user, make_user, pa
     assert as_user(carl, "accept", str(commission.pk)) == 0
     assert as_user(carl, "show", str(commission.pk)) == 0
     shown = capsys.readouterr().out
-    assert "commission.completed" in shown and "proposal" in shown
+    assert "Completed (accepted by the customer)" in shown and "Proposal received from tess: USD 80.00" in shown
     Commission.objects.get(pk=commission.pk)
     from marketplace.commissions import commissions_sweep
 
     commissions_sweep()  # what the beat does if the task after commit was lost
     assert HeldPayment.objects.get().state == HeldPayment.State.RELEASED
     assert PayoutEntry.objects.get().trainer_cents == 6400
+
+
+def test_posting_with_data_uploads_the_file_and_trainers_see_only_its_statistics(
+        as_user, celery_workers, make_user, payments_test_mode, tmp_path, capsys):
+    celery_workers.start(queues="default", pool="threads", concurrency=1)  # processes the upload
+    carl, tess = make_user("carl"), make_user("tess", trainer=True, customer=False)
+    data = tmp_path / "bakery.txt"
+    data.write_text(corpus_text(documents=20, words=40))
+    deadline = (timezone.now() + timedelta(days=7)).isoformat()
+    assert as_user(carl, "post", "--title", "Bakery copy", "--description", "Warm, short descriptions.",
+                   "--budget-cents", "9000", "--deadline", deadline, "--data", str(data), "--licence", "cc-by-4.0",
+                   "--rights-holder", "Carl's Bakery", "--show-stats", scopes=("read", "marketplace", "training")) == 0
+    assert "Posted commission" in capsys.readouterr().out
+    commission = Commission.objects.select_related("dataset_upload__dataset").get()
+    upload = commission.dataset_upload
+    assert upload.owner == carl and upload.state == DatasetUpload.State.READY
+    assert upload.dataset.licence == "cc-by-4.0" and upload.dataset.rights_holders == ["Carl's Bakery"]
+    assert upload.dataset.stats["documents"] == 20
+    # A trainer looking at the open commission sees the statistics the customer allowed, not the file.
+    assert as_user(tess, "show", str(commission.pk)) == 0
+    listed = capsys.readouterr().out
+    assert "Bakery copy" in listed and "bakery.txt" not in listed
+    # The same file again is found by its digest: a second commission reuses the upload.
+    assert as_user(carl, "post", "--title", "More bakery copy", "--description", "Again.", "--budget-cents", "9000",
+                   "--deadline", deadline, "--data", str(data), "--licence", "cc-by-4.0",
+                   scopes=("read", "marketplace", "training")) == 0
+    assert Commission.objects.count() == 2 and DatasetUpload.objects.filter(state="ready").count() >= 1
+
+
+def test_posting_with_a_refused_file_posts_nothing(as_user, celery_workers, make_user, payments_test_mode, tmp_path):
+    celery_workers.start(queues="default", pool="threads", concurrency=1)
+    carl = make_user("carl")
+    binary = tmp_path / "photo.txt"
+    binary.write_bytes(b"GIF89a\x00\x01" + b"\x00" * 64)
+    with pytest.raises(SystemExit, match="Refused: .*binary"):
+        as_user(carl, "post", "--title", "Photos", "--description", "From a photo.", "--budget-cents", "9000",
+                "--deadline", (timezone.now() + timedelta(days=7)).isoformat(), "--data", str(binary),
+                scopes=("read", "marketplace", "training"))
+    assert not Commission.objects.exists()
 
 
 def test_the_api_refuses_strangers_and_tokens_without_the_scope(client, make_user, payments_test_mode):
