@@ -67,8 +67,23 @@ class VersionOutput(serializers.ModelSerializer):
         read_only_fields = ("serving_precision",)
 
 
+class HoldsData(permissions.BasePermission):
+    """Trainers, and customers with their own data to hand a trainer (a commission's dataset, as the
+    commission page takes it): uploads and datasets are only ever their owner's."""
+
+    message = "Uploading data needs the trainer or the customer role on your account."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_trainer or user.is_customer))
+
+
 class TrainerApi(APIView):
     permission_classes = [IsTrainer]
+
+
+class DataApi(APIView):
+    permission_classes = [HoldsData]
 
 
 DatasetUploadInput = inline_serializer("DatasetUpload", fields={
@@ -107,7 +122,7 @@ JobCreateInput = inline_serializer("TrainingJobCreate", fields={
 JOB_CREATE_KEYS = frozenset(JobCreateInput.fields)
 
 
-class DatasetListCreateApi(TrainerApi):
+class DatasetListCreateApi(DataApi):
     @extend_schema(operation_id="training_datasets_list", responses=DatasetOutput(many=True),
                    parameters=[OpenApiParameter("sha256", str, description="Only the dataset of this content "
                                "digest (of the file as uploaded, or as stored).")])
@@ -134,13 +149,13 @@ class DatasetListCreateApi(TrainerApi):
                         headers={"Location": f"/api/v1/training/uploads/{upload.pk}/"})
 
 
-class UploadDetailApi(TrainerApi):
+class UploadDetailApi(DataApi):
     @extend_schema(operation_id="training_uploads_retrieve", responses=UploadOutput)
     def get(self, request, pk):
         return Response(UploadOutput(selectors.upload_get(owner=request.user, pk=pk)).data)
 
 
-class DatasetDetailApi(TrainerApi):
+class DatasetDetailApi(DataApi):
     @extend_schema(operation_id="training_datasets_retrieve", responses=DatasetOutput)
     def get(self, request, pk):
         return Response(DatasetOutput(selectors.dataset_get(owner=request.user, pk=pk)).data)
