@@ -116,9 +116,11 @@ class Engine:
     def device(self) -> torch.device:
         return self.cache.device
 
-    def load(self, digest: str, folder: Path) -> LoadedModel:
-        """Load (or touch) a model in the cache; callers may use it to pre-warm or read n_positions."""
-        return self.cache.get(digest, folder)
+    def load(self, digest: str, folder: Path, *, base_digest: str | None = None,
+             base_dir: Path | None = None) -> LoadedModel:
+        """Load (or touch) a model in the cache; callers may use it to pre-warm or read n_positions.
+        For an adapter (`base_digest` given) it loads the adapter too and returns its base."""
+        return self._resolve(digest, folder, base_digest, base_dir)[0]
 
     def submit(self, request: GenerationRequest) -> Future:
         """Queue a request. Raises EngineBusy when the queue is full; the Future raises the engine's

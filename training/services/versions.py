@@ -4,6 +4,7 @@ tokenizer with a model card, content-addressed by the SHA-256 digest of their fi
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ from django.db import transaction
 from .. import artifacts
 from ..base_models import base_model_get
 from ..lora import ADAPTER_CONFIG, adapter_base_name_set, is_adapter_folder
-from ..errors import IllegalTransition, LeaseLost, TrainingError
+from ..errors import IllegalTransition, LeaseLost, TrainingError, VersionHeld
 from ..models import Checkpoint, ModelVersion, Sample, TrainingJob
 from . import jobs
 from .jobs import ACTIVE_STATES
@@ -206,3 +207,45 @@ def version_from_checkpoint(*, job: TrainingJob, checkpoint: Checkpoint, name: s
             raise IllegalTransition(exc.message) from exc
     Checkpoint.objects.filter(pk=checkpoint.pk).update(kept=True)
     return version
+
+
+def version_archive(*, version: ModelVersion, merged: bool = False) -> Path:
+    """A zip of the owner's version in a temporary file (the caller deletes it): the stored folder
+    as it is (for an adapter, a peft folder that `PeftModel.from_pretrained` loads onto its base),
+    or with `merged` a whole Hugging Face folder, the adapter folded into its base's weights. Raises
+    VersionHeld for a version trained on data lent to its trainer exclusively (its files stay here),
+    TrainingError when `merged` is asked of a whole model or the base is missing."""
+    from . import access
+
+    if access.version_held_exclusively(version):
+        raise VersionHeld("This version was trained on data lent to you exclusively: its files stay here.")
+    if merged and not version.is_adapter:
+        raise TrainingError("Only an adapter version has a merged download; this one is a whole model.",
+                            param="merged")
+    work = Path(tempfile.mkdtemp(prefix="version-"))
+    try:
+        folder = artifacts.folder_download(version.storage_prefix, work / "version")
+        if merged:
+            folder = _merged_folder(version, folder, work)
+        archive = shutil.make_archive(str(work.with_suffix("")) + "-zip", "zip", root_dir=folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Path(archive)
+
+
+def _merged_folder(version: ModelVersion, adapter: Path, work: Path) -> Path:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    try:
+        base = artifacts.folder_download(version.base_prefix, work / "base")
+    except FileNotFoundError as exc:
+        raise TrainingError(f"The adapter's base {version.base_digest[:12]} is not stored here.") from exc
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
+    merged = work / "merged"
+    model.save_pretrained(merged, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                 "README.md"):
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, merged / name)
+    return merged
