@@ -91,6 +91,27 @@ class Client:
     def get(self, path: str, **params):
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
+    def download(self, path: str, target: Path, params: dict | None = None) -> int:
+        """GET a file to `target`, streamed; returns its size. Raises ApiError as `request` does."""
+        try:
+            response = self.session.get(self.url + path, params=params or {}, timeout=self.timeout, stream=True)
+        except requests.ConnectionError as exc:
+            raise ApiError(0, f"Cannot reach {self.url}: is the site running?") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            error = body.get("error") if isinstance(body, dict) else None
+            message = (error or {}).get("message") or f"HTTP {response.status_code} from {path}"
+            raise ApiError(response.status_code, message, body if isinstance(body, dict) else {})
+        size = 0
+        with open(target, "wb") as fh:
+            for chunk in response.iter_content(1024 * 1024):
+                fh.write(chunk)
+                size += len(chunk)
+        return size
+
     def post(self, path: str, json: dict | None = None):
         return self.request("POST", path, json=json or {})
 

@@ -265,10 +265,26 @@ def cmd_job(args, cfg) -> int:
 
 
 def cmd_versions(args, cfg) -> int:
+    if args.action == "download":
+        return cmd_versions_download(args, cfg)
     for v in _client(cfg).get("/api/v1/training/versions/"):
         loss = v["metrics"].get("val_loss")
-        print(f"{v['id']}  {v['name']:<28} {v['digest'][:12]}  step {v['from_step']}"
+        method = "lora" if v.get("method") == "lora" else "full"
+        print(f"{v['id']}  {v['name']:<28} {v['digest'][:12]}  step {v['from_step']}  {method}"
               + (f"  val_loss {loss:.3f}" if isinstance(loss, (int, float)) else ""))
+    return 0
+
+
+def cmd_versions_download(args, cfg) -> int:
+    """Save one of your versions as a zip (an adapter's peft folder, or --merged: a whole model)."""
+    if not args.version:
+        raise SystemExit("imprint versions download: give a version id")
+    client = _client(cfg)
+    params = {"merged": "1"} if args.merged else {}
+    path = f"/api/v1/training/versions/{args.version}/download/"
+    target = Path(args.output or f"{args.version}{'-merged' if args.merged else ''}.zip")
+    size = client.download(path, target, params=params)
+    print(f"Saved {target} ({size} bytes).")
     return 0
 
 
@@ -472,7 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add("job", help="a job's status and metrics")
     p.add_argument("job")
     p.set_defaults(run=cmd_job)
-    sub.add("versions", help="your model versions").set_defaults(run=cmd_versions)
+    p = sub.add("versions", help="your model versions; `versions download ID` saves one as a zip")
+    p.add_argument("action", nargs="?", choices=["download"], help="download: save a version's folder as a zip")
+    p.add_argument("version", nargs="?", help="the version id (download)")
+    p.add_argument("--merged", action="store_true", help="an adapter folded into its base: a whole model folder")
+    p.add_argument("-o", "--output", help="the zip's path (default: VERSION.zip)")
+    p.set_defaults(run=cmd_versions)
     p = sub.add("publish", help="publish a model version with licence offers")
     p.add_argument("version")
     p.add_argument("--title", required=True)

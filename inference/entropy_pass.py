@@ -51,7 +51,7 @@ def entropy_pass_compute(*, requests: dict[str, list[int]], deadline: float) -> 
     from training.models import ModelVersion
 
     from .engine import EngineError
-    from .modelstore import ModelIntegrityError, engine_instance, model_folder_fetch
+    from .modelstore import ModelIntegrityError, engine_instance, engine_source
     from .watermark import text_entropies
 
     versions = {str(pk): v for pk, v in ModelVersion.objects.in_bulk(list(requests), field_name="pk").items()}
@@ -67,7 +67,10 @@ def entropy_pass_compute(*, requests: dict[str, list[int]], deadline: float) -> 
             continue
         try:
             if version.digest not in by_digest:
-                loaded = engine_instance().load(version.digest, model_folder_fetch(version))
+                # An adapter's entropies are its base's (the adapter is not applied on this HF
+                # forward): close for a low-rank change, and only the verifier's power estimate reads them.
+                source = engine_source(version)
+                loaded = engine_instance().load(source.pop("model_digest"), source.pop("model_dir"), **source)
                 bos = loaded.eos_token_id if loaded.eos_token_id is not None else 0
                 by_digest[version.digest] = text_entropies(
                     loaded.model, ids, n_positions=loaded.n_positions, bos_token_id=bos).tolist()

@@ -40,23 +40,46 @@ def model_cache_dir() -> Path:
 
 
 def model_folder_fetch(version) -> Path:
-    """A local folder holding `version`'s files, downloaded once per digest and verified.
+    """A local folder holding `version`'s files (for an adapter: the adapter, not its base),
+    downloaded once per digest and verified.
 
     Raises ModelIntegrityError when the downloaded folder's digest is not `version.digest`, and
     FileNotFoundError when storage holds nothing under the version's prefix."""
-    target = model_cache_dir() / version.digest
+    return _verified_fetch(version.storage_prefix.rstrip("/"), version.digest)
+
+
+def base_folder_fetch(version) -> Path | None:
+    """The local folder of an adapter version's base (verified against `version.base_digest`), or
+    None for a whole model. Bases are stored once under `bases/<digest>/`."""
+    if not getattr(version, "base_digest", ""):
+        return None
+    return _verified_fetch(version.base_prefix, version.base_digest)
+
+
+def engine_source(version) -> dict:
+    """What a GenerationRequest (and Engine.perplexity) needs to find a version's weights:
+    `model_digest`, `model_dir`, and for an adapter its `base_digest` and `base_dir`."""
+    source = {"model_digest": version.digest, "model_dir": model_folder_fetch(version)}
+    base_dir = base_folder_fetch(version)
+    if base_dir is not None:
+        source |= {"base_digest": version.base_digest, "base_dir": base_dir}
+    return source
+
+
+def _verified_fetch(prefix: str, digest: str) -> Path:
+    target = model_cache_dir() / digest
     if target.is_dir():
         return target
     with _fetch_lock:
         if target.is_dir():
             return target
         model_cache_dir().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version.digest[:12]}-", dir=model_cache_dir()))
+        staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=model_cache_dir()))
         try:
-            folder_download(version.storage_prefix.rstrip("/"), staging)
+            folder_download(prefix, staging)
             actual = manifest_digest(folder_manifest(staging))
-            if actual != version.digest:
-                raise ModelIntegrityError(f"Stored model {version.digest[:12]} has digest {actual[:12]}.")
+            if actual != digest:
+                raise ModelIntegrityError(f"Stored model {digest[:12]} has digest {actual[:12]}.")
             try:
                 staging.rename(target)  # atomic: other processes see a complete folder or none
             except OSError:

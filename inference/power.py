@@ -29,7 +29,7 @@ from training.models import ModelVersion
 
 from .engine import GenerationRequest
 from .models import WatermarkPower
-from .modelstore import engine_instance, model_folder_fetch
+from .modelstore import engine_instance, engine_source
 from .watermark import (
     DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
@@ -72,9 +72,9 @@ def _probe_keys(version: ModelVersion, scheme: WatermarkScheme) -> list[Watermar
             for i in range(_probe_count())]
 
 
-def _generate(loaded, version, folder, watermark, seed: int, max_new: int, prompt: str):
+def _generate(loaded, version, source, watermark, seed: int, max_new: int, prompt: str):
     return engine_instance().generate(GenerationRequest(
-        model_digest=version.digest, model_dir=folder, prompt=prompt, max_new_tokens=max_new, temperature=1.0,
+        **source, prompt=prompt, max_new_tokens=max_new, temperature=1.0,
         n=ROWS_PER_KEY, seed=seed, stop_at_eos=False, watermark=watermark))
 
 
@@ -117,9 +117,10 @@ def recall_at(counts: list, *, gamma: float, candidates: int) -> float | None:
 
 
 def _measure(power: WatermarkPower, version: ModelVersion, scheme: WatermarkScheme) -> None:
-    folder = model_folder_fetch(version)
+    folder = engine_source(version)  # the version's folders (an adapter's with its base's)
     engine = engine_instance()
-    loaded = engine.load(version.digest, folder)
+    loaded = engine.load(folder["model_digest"], folder["model_dir"], base_digest=folder.get("base_digest"),
+                         base_dir=folder.get("base_dir"))
     tokenizer = loaded.tokenizer
     prompt = tokenizer.eos_token or tokenizer.decode([0])
     prompt_ids = tokenizer(prompt)["input_ids"]

@@ -33,7 +33,7 @@ from training.selectors import version_validation_windows
 from . import engine as engine_module
 from .errors import ModelVersionNotFound, PrecisionInvalid, PrecisionRefused
 from .models import PrecisionCheck
-from .modelstore import engine_instance, model_folder_fetch
+from .modelstore import engine_instance, engine_source
 
 log = logging.getLogger(__name__)
 
@@ -221,11 +221,12 @@ def _measure(version: ModelVersion, precision: str) -> dict:
             f"{precision} is not available on this worker's {engine.device.type} (its engine would serve {used}); "
             f"it is measured on an inference worker with CUDA.")
     windows = version_validation_windows(version, max_windows=settings.INFERENCE_PRECISION_WINDOWS)
-    folder = model_folder_fetch(version)
-    reference = engine.perplexity(version.digest, folder, windows, precision=FP32)
+    source = engine_source(version)
+    folder, digest = source.pop("model_dir"), source.pop("model_digest")
+    reference = engine.perplexity(digest, folder, windows, precision=FP32, **source)
     if not math.isfinite(reference):
         raise ValueError(f"The fp32 perplexity is not finite ({reference}): the model itself overflows.")
-    measured = engine.perplexity(version.digest, folder, windows, precision=precision)
+    measured = engine.perplexity(digest, folder, windows, precision=precision, **source)
     finite = math.isfinite(measured)
     increase = measured / reference - 1 if finite else None
     bound = precision_bound()

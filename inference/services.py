@@ -61,7 +61,7 @@ from .models import MeterOutbox, Receipt, UsageEntry
 from .modelstore import (
     ModelIntegrityError,
     engine_instance,
-    model_folder_fetch,
+    engine_source,
     tokenizer_for,
 )
 from .precision import precision_effective
@@ -249,7 +249,7 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
 def _engine_request(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationRequest:
     version = prepared.version
     return engine_module.GenerationRequest(
-        model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=prepared.params.prompt,
+        **engine_source(version), prompt=prepared.params.prompt,
         sampling=prepared.params.sampling, watermark=prepared.watermark, on_token=on_token,
         should_cancel=should_cancel, precision=prepared.precision)
 

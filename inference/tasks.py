@@ -29,7 +29,7 @@ def generation_run(payload: dict) -> dict:
     are published as they come and a cancel flag set by the web stops the engine between steps."""
     from training.models import ModelVersion
 
-    from .modelstore import engine_instance, model_folder_fetch
+    from .modelstore import engine_instance, engine_source
     from .relay import TokenPublisher, cancel_checker
     from .watermark import WatermarkKey
 
@@ -38,7 +38,7 @@ def generation_run(payload: dict) -> dict:
     publisher = TokenPublisher(request_id, relay) if relay else None
     try:
         request = engine_module.GenerationRequest(
-            model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=payload["prompt"],
+            **engine_source(version), prompt=payload["prompt"],
             sampling=engine_module.SamplingParams.from_dict(payload), precision=payload.get("precision", "fp32"),
             watermark=WatermarkKey(**payload["watermark"]), should_cancel=cancel_checker(request_id),
             on_token=publisher.publish if publisher else None)

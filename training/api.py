@@ -16,7 +16,7 @@ from .config import Limits, hyperparameters
 from .forms import BASE_MODEL_CHOICES, DatasetForm, JobForm
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion
 from .services import datasets, jobs, versions
-from .views import step_after
+from .views import step_after, version_zip_response
 
 
 class IsTrainer(permissions.BasePermission):
@@ -62,7 +62,7 @@ class VersionOutput(serializers.ModelSerializer):
         model = ModelVersion
         fields = ("id", "name", "job", "from_step", "digest", "parameter_count", "base_model", "base_licence",
                   "dataset_digest", "dataset_licence", "n_positions", "metrics", "card", "files",
-                  "serving_precision", "created_at")
+                  "serving_precision", "created_at", "method", "base_digest", "stored_bytes")
         # Set (with its quality check) at /api/v1/training/versions/<id>/serving-precision/.
         read_only_fields = ("serving_precision",)
 
@@ -238,6 +238,16 @@ class VersionDetailApi(TrainerApi):
     @extend_schema(operation_id="training_versions_retrieve", responses=VersionOutput)
     def get(self, request, pk):
         return Response(VersionOutput(selectors.version_get(owner=request.user, pk=pk)).data)
+
+
+class VersionDownloadApi(TrainerApi):
+    @extend_schema(operation_id="training_versions_download", responses={(200, "application/zip"): OpenApiTypes.BINARY},
+                   parameters=[OpenApiParameter("merged", bool, description="an adapter folded into its base: "
+                                                "a whole Hugging Face folder")])
+    def get(self, request, pk):
+        version = selectors.version_get(owner=request.user, pk=pk)
+        merged = request.query_params.get("merged", "") in ("1", "true", "yes")
+        return version_zip_response(versions.version_archive(version=version, merged=merged), version, merged)
 
 
 class VersionFromCheckpointApi(TrainerApi):

@@ -16,4 +16,5 @@ urlpatterns = [
          name="training_api_version_from_checkpoint"),
     path("versions/", api.VersionListApi.as_view(), name="training_api_versions"),
     path("versions/<uuid:pk>/", api.VersionDetailApi.as_view(), name="training_api_version"),
+    path("versions/<uuid:pk>/download/", api.VersionDownloadApi.as_view(), name="training_api_version_download"),
 ]

@@ -29,6 +29,14 @@ class BaseModel:
     from_scratch: bool = False  # starts from random weights: nobody's weights, nor their copyright, are inherited
 
     @property
+    def default_method(self) -> str:
+        """How its jobs train unless told otherwise: LoRA adapters on pretrained weights (a
+        fraction of a percent of the parameters, a file of megabytes, served beside thousands of
+        others on one resident base); every weight when the base starts from random ones, where a
+        frozen random base has nothing to adapt."""
+        return "full" if self.from_scratch else "lora"
+
+    @property
     def source(self) -> str:
         """What `from_pretrained` receives: a configured local folder, else the hub name."""
         return dict(settings.TRAINING_BASE_MODEL_PATHS).get(self.name, self.name)

@@ -1,7 +1,7 @@
 """Refusals of the training app, on core's one base (status, code, param), mapped to the API error
 shape once in config.api_errors. Pages show `message`; `param` names the form field it is about."""
 
-from core.errors import Conflict, InvalidRequest, TooManyRequests
+from core.errors import Conflict, Forbidden, InvalidRequest, TooManyRequests
 
 
 class TrainingError(InvalidRequest):
@@ -40,3 +40,9 @@ class LeaseLost(Conflict):
     """Another worker took the job over (our heartbeat came too late): stop without writing more."""
 
     code = "lease_lost"
+
+
+class VersionHeld(Forbidden):
+    """403: the version's files stay on the platform (trained on data lent to its trainer exclusively)."""
+
+    code = "version_held"

@@ -52,7 +52,10 @@ def _hyperparameter_field(kind: type, default, limits: Limits) -> forms.Field:
     so the page, the API and the CLI show the same message; the widget's min/max only guide the browser."""
     common = {"required": False, "label": limits.label, "help_text": limits.help, "initial": default}
     if limits.choices:
-        return forms.ChoiceField(choices=[(c, c) for c in limits.choices], **common)
+        # An optional choice's blank is a value of its own (the method: "the base's default").
+        blank = [("", "default for the base model")] if limits.optional else []
+        return forms.TypedChoiceField(choices=blank + [(c, c) for c in limits.choices], empty_value=None,
+                                      **common)
     if kind is str:
         return forms.CharField(max_length=limits.max_length, **common)
     bounds = {k: v for k, v in (("min", limits.min), ("max", limits.max)) if v is not None}

@@ -77,6 +77,7 @@ class JobCallbacks(TrainingCallbacks):
         self.tokenizer, self.train_ids = tokenizer, train_ids
         self.keep = keep_checkpoints
         self.last_beat = time.monotonic()
+        self.base_mark: dict | None = None  # a LoRA run's base {base_name, base_digest}, written into its adapters
 
     def _beat(self, step: int | None = None) -> None:
         """Renew the lease with the progress; raises LeaseLost if the lease is no longer ours."""
@@ -100,6 +101,8 @@ class JobCallbacks(TrainingCallbacks):
                                    longest_copied_span=score["longest_span"], ngram_overlap=score["ngram_share"])
 
     def on_checkpoint(self, step, folder):
+        if self.base_mark:  # a checkpoint promoted to a version later must say which base it needs
+            versions.adapter_base_mark(Path(folder), **self.base_mark)
         versions.checkpoint_record(job=self.job, worker_id=self.worker_id, step=step, folder=Path(folder),
                                    keep_last=self.keep)
         self._beat()
@@ -149,13 +152,30 @@ def _run(job: TrainingJob, worker_id: str, work: Path, lease: LeaseKeeper) -> st
     windows = selectors.job_windows(job=job, scratch=work)
     tokenizer, ids, train, val = windows.tokenizer, windows.ids, windows.train, windows.val
     resume_from = _prepare_resume(job, worker_id, work)
-    model_path = _base_model_folder(base, tokenizer, config, work) if resume_from is None else resume_from
+    callbacks = JobCallbacks(job, worker_id, tokenizer, ids, lease, config.keep_checkpoints)
+    if config.is_lora:  # the base is loaded every time (checkpoints hold the adapter) and stored once
+        model_path = _local_folder(_base_model_folder(base, tokenizer, config, work), work)
+        callbacks.base_mark = {"base_name": base.name, "base_digest": versions.base_store(model_path)}
+    else:
+        model_path = _base_model_folder(base, tokenizer, config, work) if resume_from is None else resume_from
     device = "cuda" if torch.cuda.is_available() else "cpu"
     jobs.job_device_set(job_id=job.pk, worker_id=worker_id, device=device)
     result = run_training(model_path=model_path, train_windows=train, val_windows=val, config=config,
-                          callbacks=JobCallbacks(job, worker_id, tokenizer, ids, lease, config.keep_checkpoints),
-                          work_dir=work / "run", resume_from=resume_from, device=device)
-    return _finish(job, worker_id, result)
+                          callbacks=callbacks, work_dir=work / "run", resume_from=resume_from, device=device)
+    return _finish(job, worker_id, result, callbacks.base_mark, model_path)
+
+
+def _local_folder(source, work: Path) -> Path:
+    """A base given by hub name saved as a local folder: an adapter names its base by the digest of
+    the folder it was trained on, which the engine loads from storage."""
+    if Path(str(source)).is_dir():
+        return Path(source)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = work / "base"
+    AutoModelForCausalLM.from_pretrained(source).save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return folder
 
 
 def _prepare_resume(job: TrainingJob, worker_id: str, work: Path) -> Path | None:
@@ -189,11 +209,14 @@ def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
     return folder
 
 
-def _finish(job: TrainingJob, worker_id: str, result) -> str:
+def _finish(job: TrainingJob, worker_id: str, result, base_mark: dict | None, base_folder: Path) -> str:
     """Store the final model of a finished run as a version, then end the attempt in its state."""
     if result.status in ("succeeded", "early_stopped"):
         job.refresh_from_db()
-        versions.version_create(job=job, folder=result.output_dir, step=result.step, worker_id=worker_id)
+        if base_mark:
+            versions.adapter_base_mark(result.output_dir, **base_mark)
+        versions.version_create(job=job, folder=result.output_dir, step=result.step, worker_id=worker_id,
+                                base_folder=base_folder if base_mark else None)
         jobs.job_finish(job_id=job.pk, worker_id=worker_id, state=State.SUCCEEDED, step=result.step)
         return State.SUCCEEDED
     state = State.PAUSED if result.status == "paused" else State.CANCELLED

@@ -34,6 +34,7 @@ from core.torch_runtime import reuse_freed_memory
 
 # TrainConfig is defined with the other hyperparameter code and imported from here by the loop's callers.
 from .config import TRAJECTORY_FIELDS, TrainConfig
+from .lora import model_prepare, weights_source
 
 STATUSES = ("succeeded", "paused", "cancelled", "early_stopped")
 SAMPLE_TOP_K = 40
@@ -43,7 +44,7 @@ STATE_FILE = "trainer_state.json"
 _CHECKPOINT_NAME = re.compile(r"^step-(\d+)$")
 _IGNORE = -100  # cross_entropy's ignore_index: the last position of a window has no next token
 # Purposes mixed into derived seeds, so that batches, dropout and samples draw independent streams.
-_BATCHES, _DROPOUT, _SAMPLES = 0, 1, 2
+_BATCHES, _DROPOUT, _SAMPLES, _ADAPTER_INIT = 0, 1, 2, 3
 
 
 class TrainingCallbacks:
@@ -294,13 +295,17 @@ class _Run:
 
     def load(self, resume_from: Path | None, model_path: str | Path) -> None:
         """Load the model (from the checkpoint when resuming) and build optimizer and scheduler."""
-        source = resume_from if resume_from is not None else model_path
+        source = weights_source(resume_from=resume_from, model_path=model_path)
         with _MODEL_LOADING:
             # Master weights stay fp32 whatever the checkpoint's dtype; CUDA speed comes from autocast.
             self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
             self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model.to(self.device)
         use_fused_gelu(self.model)
+        # LoRA: the frozen base wrapped with adapters (loaded from an adapter checkpoint when resuming);
+        # save_pretrained then writes the adapter only, and the optimizer holds its parameters only.
+        self.model = model_prepare(self.model, self.config, resume_from=resume_from,
+                                   init_seed=_derived_seed(self.config.seed, _ADAPTER_INIT, 0))
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token")
         self.n_positions = int(self.model.config.max_position_embeddings)

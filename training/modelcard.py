@@ -37,8 +37,12 @@ def render_model_card(
     hyperparameters: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
     dataset_rights_holders: Sequence[str] = (),
+    adapter: Mapping[str, Any] | None = None,
 ) -> str:
     """Markdown with YAML front matter in the Hub's model-card format.
+
+    `adapter` (a LoRA version) is {r, alpha, targets, base_digest}: the card then describes a peft
+    adapter of `params` parameters for its base, and says how to load it.
 
     `metrics` maps metric names (e.g. "val_loss", "perplexity") to numbers; non-finite values
     are written as null in the metadata. `samples` are dicts with step, text, longest_span and
@@ -47,10 +51,12 @@ def render_model_card(
     when a sample lacks one of those keys. The licence section says that nothing is sold yet;
     `card_with_offered_terms` states the terms once offers exist.
     """
-    front_matter = _front_matter(name, base_model, base_licence, dataset_name, dataset_licence, metrics)
+    front_matter = _front_matter(name, base_model, base_licence, dataset_name, dataset_licence, metrics,
+                                 adapter=adapter is not None)
     sections = [
         f"# {name}",
-        (_description_from_scratch(name, base_model, params) if _from_scratch(base_model)
+        (_adapter_description(name, base_model, base_licence, params, adapter) if adapter
+         else _description_from_scratch(name, base_model, params) if _from_scratch(base_model)
          else _description(name, base_model, base_licence, params)),
         _training_data(dataset_name, dataset_digest, dataset_licence),
         _training_procedure(hyperparameters, from_scratch=_from_scratch(base_model)),
@@ -85,7 +91,7 @@ def _card_licence(base_model: str, base_licence: str, dataset_licence: str) -> d
 
 def _front_matter(
     name: str, base_model: str, base_licence: str, dataset_name: str, dataset_licence: str,
-    metrics: Mapping[str, float],
+    metrics: Mapping[str, float], *, adapter: bool = False,
 ) -> str:
     results = [
         {
@@ -103,9 +109,10 @@ def _front_matter(
         "base_model": base_model,  # for a from-scratch model, the configuration it started from
         "datasets": [dataset_name],
         **_card_licence(base_model, base_licence, dataset_licence),
-        "library_name": "transformers",
+        "library_name": "peft" if adapter else "transformers",
         "pipeline_tag": "text-generation",
-        "tags": ["text-generation", "gpt2", "trained-from-scratch" if scratch else "fine-tuned", "imprint"],
+        "tags": ["text-generation", "gpt2", "trained-from-scratch" if scratch else "fine-tuned",
+                 *(["lora"] if adapter else []), "imprint"],
         "model-index": [{"name": name, "results": results}],
     }
     # sort_keys=False keeps the Hub's conventional order; allow_unicode keeps names readable.
@@ -193,6 +200,20 @@ def _description(name: str, base_model: str, base_licence: str, params: int) -> 
         f"`{name}` is a causal language model fine-tuned from `{base_model}` "
         f"({params:,} parameters) with Imprint. It continues text in the style of its training "
         f"data. The base model's licence ({base_licence}) applies to these weights."
+    )
+
+
+def _adapter_description(name: str, base_model: str, base_licence: str, params: int,
+                         adapter: Mapping[str, Any]) -> str:
+    licence = ("" if _from_scratch(base_model)
+               else f" The base model's licence ({base_licence}) applies to the adapted model.")
+    return (
+        "## Model description\n\n"
+        f"`{name}` is a LoRA adapter (peft) for `{base_model}` (base digest `{adapter['base_digest'][:12]}`): "
+        f"{params:,} trained parameters, rank {adapter['r']}, alpha {adapter['alpha']:g}, on "
+        f"{', '.join(adapter['targets'])}; the base's weights stay as they are.{licence}\n\n"
+        "Load it with the libraries alone: `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("
+        "<base folder>), <this folder>)`."
     )
 
 

@@ -218,6 +218,11 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict)
     card = models.TextField()
     files = models.JSONField(default=list, help_text="[{name, size, sha256}] of the stored folder.")
+    # "full": a whole Hugging Face folder. "lora": a peft adapter folder that needs its base, the folder
+    # stored under bases/<base_digest>/ (the same files whatever version uses it).
+    method = models.CharField(max_length=8, default="full")
+    base_digest = models.CharField(max_length=64, blank=True, default="",
+                                   help_text="SHA-256 digest of the base folder an adapter applies to.")
     # The trainer's choice among inference's serving precisions (validated there, where the names
     # and the quality checks live); blank: the deployment's INFERENCE_PRECISION.
     serving_precision = models.CharField(max_length=8, blank=True, default="",
@@ -230,6 +235,19 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.digest[:12]})"
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.method == "lora"
+
+    @property
+    def base_prefix(self) -> str:
+        return f"bases/{self.base_digest}" if self.base_digest else ""
+
+    @property
+    def stored_bytes(self) -> int:
+        """Size of the stored folder (for an adapter: the adapter and tokenizer, never the base)."""
+        return sum(f.get("size", 0) for f in self.files or [])
 
 
 class DatasetAccess(models.Model):

@@ -21,4 +21,5 @@ urlpatterns = [
          name="version_from_checkpoint"),
     path("versions/<uuid:pk>/", views.version_detail, name="version"),
     path("versions/<uuid:pk>/files/<path:name>", views.version_file, name="version_file"),
+    path("versions/<uuid:pk>/download/", views.version_download, name="version_download"),
 ]

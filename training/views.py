@@ -138,7 +138,8 @@ def version_from_checkpoint(request, pk, checkpoint_id):
 def version_detail(request, pk):
     version = selectors.version_get(owner=request.user, pk=pk)
     return render(request, "training/version_detail.html",
-                  {"version": version, "base": BASE_MODELS.get(version.base_model)})
+                  {"version": version, "base": BASE_MODELS.get(version.base_model),
+                   "held": access.version_held_exclusively(version)})
 
 
 @role_required("trainer")
@@ -153,6 +154,26 @@ def version_file(request, pk, name):
 
     return FileResponse(default_storage.open(f"{version.storage_prefix}/{name}", "rb"), as_attachment=True,
                         filename=name)
+
+
+@role_required("trainer")
+def version_download(request, pk):
+    """The owner's version as a zip (`?merged=1`: an adapter folded into its base)."""
+    version = selectors.version_get(owner=request.user, pk=pk)
+    if access.version_held_exclusively(version):
+        raise PermissionDenied("This version was trained on data lent to you exclusively: its files stay here.")
+    merged = request.GET.get("merged", "") in ("1", "true", "yes")
+    return version_zip_response(versions.version_archive(version=version, merged=merged), version, merged)
+
+
+def version_zip_response(archive, version, merged: bool) -> FileResponse:
+    """The zip as an attachment; the temporary file goes when the response is closed."""
+    handle = open(archive, "rb")  # noqa: SIM115 - FileResponse closes it
+    archive.unlink()  # the open handle keeps the data readable (POSIX)
+    suffix = "merged" if merged else ("adapter" if version.is_adapter else "model")
+    return FileResponse(handle, as_attachment=True, filename=f"{version.digest[:12]}-{suffix}.zip",
+                        content_type="application/zip")
+
 
 
 @role_required("trainer")

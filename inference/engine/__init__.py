@@ -8,12 +8,15 @@
   and `RowSampler`, the one sampler of a request's rows.
 - `hf_loop`: the generic Hugging Face decode loop (any causal LM, one request at a time).
 - `lean`: the lean GPT-2 forward (a preallocated KV pool per batch, kernels chosen per weight shape).
+- `adapters`: LoRA adapters from peft folders (`adapter_load`) and their per-row delta (`RowAdapters`),
+  so one batch on a resident base holds rows of different adapters and rows without one.
 - `batching`: `Engine`, whose serving thread batches requests continuously (`BatchJob`).
 - `perplexity`: perplexity of token windows by the engine's own forward.
 
 Greedy output at fp32 equals `model.generate`'s, and a request's tokens are the same alone or batched.
 """
 
+from .adapters import AdapterError, LoadedAdapter, RowAdapters, adapter_load
 from .batching import BatchJob, Engine
 from .cache import (
     LoadedModel,
@@ -42,6 +45,7 @@ from .types import (
 )
 
 __all__ = [
+    "AdapterError", "LoadedAdapter", "RowAdapters", "adapter_load",
     "PRECISIONS", "BatchJob", "Completion", "ContextTooLong", "DecodeLoop", "Engine", "EngineBusy", "EngineError",
     "GenerationRequest", "GenerationResult", "InvalidGenerationRequest", "LoadedModel", "ModelCache",
     "ModelTooLarge", "RowSampler", "SamplingParams", "TokenEvent", "context_check", "decode_text",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .adapters import LoadedAdapter, RowAdapters
 from .cache import LoadedModel, ModelCache, lean_for, model_load, serving_precision
 from .hf_loop import generate_with
 from .lean import KVPool, LeanGPT2, RowCache
@@ -29,10 +30,11 @@ class BatchJob:
     """One request inside a running batch: its rows' sampler (seed and generators, stop conditions,
     watermark key, callbacks), their caches in the batch's KV pool, its Future and token count."""
 
-    def __init__(self, sampler: RowSampler, future: Future, precision: str):
+    def __init__(self, sampler: RowSampler, future: Future, precision: str, adapter: LoadedAdapter | None = None):
         self.sampler = sampler
         self.future = future
         self.precision = precision
+        self.adapter = adapter  # its LoRA adapter on the batch's base, or None
         self.caches: list[RowCache] = []  # one per row, in the batch's pool once admitted
         self.recorded = 0
 
@@ -45,7 +47,9 @@ class BatchJob:
         return len(self.sampler.prompt_ids) + self.sampler.request.sampling.max_new_tokens
 
     def result(self) -> GenerationResult:
-        return self.sampler.result(self.precision)
+        result = self.sampler.result(self.precision)
+        result.model_digest = self.sampler.request.model_digest  # an adapter's, not its base's
+        return result
 
     def step_inputs(self) -> tuple[list[int], list[int], list[RowCache]]:
         """(rows, each one's last token, each one's cache) of the rows still decoding: what the next
@@ -96,8 +100,10 @@ class Engine:
     """
 
     def __init__(self, *, cache_bytes: int, device: torch.device | None = None, max_queue: int = 64,
-                 loader: Callable[..., LoadedModel] = model_load, max_batch: int = 8):
-        self.cache = ModelCache(max_bytes=cache_bytes, device=device, loader=loader)
+                 loader: Callable[..., LoadedModel] = model_load, max_batch: int = 8,
+                 adapter_bytes: int | None = None):
+        self.cache = ModelCache(max_bytes=cache_bytes, device=device, loader=loader, adapter_bytes=adapter_bytes)
+        self._row_adapters: dict[tuple[str, str], RowAdapters] = {}  # each batch's rows' adapters, while unchanged
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -110,9 +116,11 @@ class Engine:
     def device(self) -> torch.device:
         return self.cache.device
 
-    def load(self, digest: str, folder: Path) -> LoadedModel:
-        """Load (or touch) a model in the cache; callers may use it to pre-warm or read n_positions."""
-        return self.cache.get(digest, folder)
+    def load(self, digest: str, folder: Path, *, base_digest: str | None = None,
+             base_dir: Path | None = None) -> LoadedModel:
+        """Load (or touch) a model in the cache; callers may use it to pre-warm or read n_positions.
+        For an adapter (`base_digest` given) it loads the adapter too and returns its base."""
+        return self._resolve(digest, folder, base_digest, base_dir)[0]
 
     def submit(self, request: GenerationRequest) -> Future:
         """Queue a request. Raises EngineBusy when the queue is full; the Future raises the engine's
@@ -139,20 +147,32 @@ class Engine:
                 self._thread = threading.Thread(target=self._serve, name="imprint-engine", daemon=True)
                 self._thread.start()
 
-    def perplexity(self, digest: str, folder: Path, windows: torch.Tensor, *, precision: str) -> float:
-        """`windows_perplexity` of a model loaded through the cache, on the caller's thread."""
-        loaded = self.cache.get(digest, folder)
+    def perplexity(self, digest: str, folder: Path, windows: torch.Tensor, *, precision: str,
+                   base_digest: str | None = None, base_dir: Path | None = None) -> float:
+        """`windows_perplexity` of a model (or an adapter on its base) loaded through the cache, on
+        the caller's thread."""
+        loaded, adapter = self._resolve(digest, folder, base_digest, base_dir)
         try:
-            return windows_perplexity(loaded, windows, precision=precision)
+            return windows_perplexity(loaded, windows, precision=precision, adapter=adapter)
         finally:
             self.cache.trim()
 
+    def _resolve(self, digest: str, folder: Path | None, base_digest: str | None,
+                 base_dir: Path | None) -> tuple[LoadedModel, LoadedAdapter | None]:
+        """(the loaded model, its adapter or None): an adapter's base is the model that runs."""
+        if base_digest is None:
+            return self.cache.get(digest, folder), None
+        loaded = self.cache.get(base_digest, base_dir)
+        return loaded, self.cache.adapter(digest, folder, base_digest=base_digest)
+
     def _batch_key(self, request: GenerationRequest) -> tuple[str, str]:
-        """Rows share a decode step only with rows of the same model at the same precision."""
+        """Rows share a decode step only with rows on the same resident model (an adapter's rows
+        with its base's and its other adapters') at the same precision."""
+        model = request.base_digest or request.model_digest
         try:
-            return request.model_digest, serving_precision(request.precision, self.device)
+            return model, serving_precision(request.precision, self.device)
         except InvalidGenerationRequest:  # refused at admission, with the request's own error
-            return request.model_digest, str(request.precision)
+            return model, str(request.precision)
 
     def _serve(self) -> None:
         # Decoding allocates and frees the same large tensors (logits, KV-cache growth) every step;
@@ -194,10 +214,11 @@ class Engine:
                     self._admit(joining, batches, pools)
                 for key in list(batches):
                     if batches[key]:
-                        self._step(batches[key])
+                        self._step(batches[key], key)
                     if not batches[key]:  # the pool goes with its batch: an idle engine holds no KV memory
                         del batches[key]
                         pools.pop(key, None)
+                        self._row_adapters.pop(key, None)
 
     def _admit(self, joining: list[tuple[GenerationRequest, Future]], batches: dict, pools: dict) -> None:
         """Start the requests taken in this round: the prompts of each batch's newcomers are
@@ -207,27 +228,31 @@ class Engine:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                loaded = self.cache.get(request.model_digest, request.model_dir)
+                loaded, adapter = self._resolve(request.model_digest, request.model_dir, request.base_digest,
+                                                request.base_dir)
                 precision = serving_precision(request.precision, loaded.device)
                 lean = lean_for(loaded, precision)
                 self.cache.trim()
+                if lean is None and adapter is not None:
+                    raise InvalidGenerationRequest("LoRA adapters are served on GPT-2 bases only.", param="model")
                 if lean is None:
                     future.set_result(generate_with(loaded, request))
                     continue
-                job = BatchJob(RowSampler.start(loaded, request), future, precision)
+                job = BatchJob(RowSampler.start(loaded, request), future, precision, adapter)
                 if job.sampler.cancelled():  # the client left while the request waited in the queue
                     future.set_result(job.result())
                     continue
             except BaseException as exc:  # noqa: BLE001 - the Future carries every failure to the caller
                 future.set_exception(exc)
                 continue
-            groups.setdefault((request.model_digest, precision), (lean, []))[1].append(job)
+            groups.setdefault((loaded.digest, precision), (lean, []))[1].append(job)
         for key, (lean, jobs) in groups.items():
             pool = pools.get(key) or pools.setdefault(key, lean.new_pool())
             try:
                 for job in jobs:
                     job.caches = pool.acquire(job.rows, job.capacity)
-                logits = lean.prefill([job.sampler.prompt_ids for job in jobs], [job.caches[0] for job in jobs])
+                logits = lean.prefill([job.sampler.prompt_ids for job in jobs], [job.caches[0] for job in jobs],
+                                      [job.adapter for job in jobs])
             except BaseException as exc:  # noqa: BLE001 - a failed prefill fails the requests it held
                 for job in jobs:
                     job.leave()
@@ -239,14 +264,14 @@ class Engine:
                 if self._carry_on(job, job.begin, row_logits):
                     batches.setdefault(key, []).append(job)
 
-    def _step(self, jobs: list[BatchJob]) -> None:
+    def _step(self, jobs: list[BatchJob], key: tuple[str, str] | None = None) -> None:
         """One decode step of every row of a batch; finished, cancelled and failed jobs leave it."""
         lean = lean_for(jobs[0].sampler.loaded, jobs[0].precision)
         plan = [(job, *job.step_inputs()) for job in jobs]
         token_ids = [token for _job, _rows, tokens, _caches in plan for token in tokens]
         caches = [cache for _job, _rows, _tokens, row_caches in plan for cache in row_caches]
         try:
-            logits = lean.step(token_ids, caches).float()
+            logits = lean.step(token_ids, caches, self._step_adapters(plan, key)).float()
         except BaseException as exc:  # noqa: BLE001 - a failed step fails the whole batch (and its pool)
             for job in jobs:
                 job.future.set_exception(exc)
@@ -261,6 +286,19 @@ class Engine:
             if self._carry_on(job, job.advance, part, rows):
                 keep.append(job)
         jobs[:] = keep
+
+    def _step_adapters(self, plan: list, key: tuple[str, str] | None) -> RowAdapters | None:
+        """The rows' adapters for this step (None when no row has one), reusing the previous step's
+        gathered matrices while the rows' adapters are the same."""
+        adapters = [job.adapter for job, rows, _tokens, _caches in plan for _row in rows]
+        if all(a is None for a in adapters):
+            return None
+        rows = RowAdapters(adapters)
+        kept = self._row_adapters.get(key)
+        if kept is not None and kept.key() == rows.key():
+            return kept
+        self._row_adapters[key] = rows
+        return rows
 
     def _carry_on(self, job: BatchJob, choose: Callable[..., bool], *args) -> bool:
         """Let a job choose its next tokens (`choose(*args)`: whether it has rows left), counting

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .adapters import LoadedAdapter, adapter_load
 from .lean import LeanGPT2
 from .types import PRECISIONS, InvalidGenerationRequest, ModelTooLarge
 
@@ -76,15 +77,48 @@ def model_load(folder: Path, *, digest: str, device: torch.device) -> LoadedMode
 
 
 class ModelCache:
-    """Least-recently-used cache of loaded models under a byte limit. Thread-safe."""
+    """Least-recently-used cache of loaded models under a byte limit. Thread-safe.
+
+    LoRA adapters live beside them in a second LRU with a budget of its own (`adapter_bytes`, part of
+    `max_bytes`): a base is resident once per digest whatever adapters serve on it, and when room is
+    needed adapters go first (one is reloaded in milliseconds; a base in seconds)."""
 
     def __init__(self, *, max_bytes: int, device: torch.device | None = None,
-                 loader: Callable[..., LoadedModel] = model_load):
+                 loader: Callable[..., LoadedModel] = model_load, adapter_bytes: int | None = None):
         self.max_bytes = max_bytes
+        self.adapter_max_bytes = min(max_bytes, adapter_bytes if adapter_bytes is not None else max_bytes // 8)
         self.device = device or default_device()
         self._loader = loader
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._adapters: OrderedDict[str, LoadedAdapter] = OrderedDict()
         self._lock = threading.Lock()
+        self.adapter_loads = 0  # cold adapter loads, for tests and benches
+
+    def adapter(self, digest: str, folder: Path, *, base_digest: str) -> LoadedAdapter:
+        """The loaded adapter for `digest` (reading `folder` on a miss). Raises ModelTooLarge for an
+        adapter over the adapter budget, AdapterError for a folder that is no servable adapter."""
+        with self._lock:
+            if digest in self._adapters:
+                self._adapters.move_to_end(digest)
+                return self._adapters[digest]
+        loaded = adapter_load(Path(folder), digest=digest, base_digest=base_digest)  # outside the lock: file I/O
+        if loaded.nbytes > self.adapter_max_bytes:
+            raise ModelTooLarge(needed=loaded.nbytes, limit=self.adapter_max_bytes)
+        with self._lock:
+            self.adapter_loads += 1
+            while self._adapters and self.adapter_bytes + loaded.nbytes > self.adapter_max_bytes:
+                self._adapters.popitem(last=False)
+            self._evict(keep=len(self._models), room_for=loaded.nbytes, why="")
+            self._adapters[digest] = self._adapters.get(digest, loaded)
+            return self._adapters[digest]
+
+    @property
+    def adapter_bytes(self) -> int:
+        return sum(a.nbytes for a in self._adapters.values())
+
+    def adapter_digests(self) -> list[str]:
+        with self._lock:
+            return list(self._adapters)
 
     def get(self, digest: str, folder: Path) -> LoadedModel:
         """The loaded model for `digest`, loading it from `folder` on a miss. Raises ModelTooLarge."""
@@ -106,15 +140,21 @@ class ModelCache:
             self._evict(keep=1, room_for=0, why=" (over the limit after a forward was built)")
 
     def _evict(self, *, keep: int, room_for: int, why: str) -> None:
-        """Drop least recently used models, never the `keep` most recent, until `room_for` more
-        bytes fit under the limit. The caller holds the lock."""
-        while len(self._models) > keep and self.used_bytes + room_for > self.max_bytes:
-            evicted_digest, _ = self._models.popitem(last=False)
-            log.info("model cache: evicted %s%s", evicted_digest[:12], why)
+        """Drop least recently used adapters, then models (never the `keep` most recent), until
+        `room_for` more bytes fit under the limit. The caller holds the lock. A batch that still
+        decodes with an evicted adapter or model keeps its own reference until it ends."""
+        while self.used_bytes + room_for > self.max_bytes:
+            if self._adapters:
+                self._adapters.popitem(last=False)
+            elif len(self._models) > keep:
+                evicted_digest, _ = self._models.popitem(last=False)
+                log.info("model cache: evicted %s%s", evicted_digest[:12], why)
+            else:
+                return
 
     @property
     def used_bytes(self) -> int:
-        return sum(m.nbytes for m in self._models.values())
+        return sum(m.nbytes for m in self._models.values()) + self.adapter_bytes
 
     def digests(self) -> list[str]:
         """Cached digests, least recently used first."""

@@ -325,9 +325,15 @@ class LeanGPT2:
     def _ln(self, x, params):
         return F.layer_norm(x, (self.d,), params[0], params[1], self.eps)
 
-    def _mlp(self, layer, x):
-        h = layer["fc"](self._ln(x, layer["ln2"]))
-        return x + layer["out"](F.gelu(h, approximate=self.gelu))
+    @staticmethod
+    def _linear(layer, kind: str, li: int, x, lora):
+        """A projection of layer `li`, plus each row's LoRA delta when the rows carry adapters."""
+        y = layer[kind](x)
+        return y if lora is None else lora.apply(li, kind, x, y)
+
+    def _mlp(self, layer, x, li: int = 0, lora=None):
+        h = self._linear(layer, "fc", li, self._ln(x, layer["ln2"]), lora)
+        return x + self._linear(layer, "out", li, F.gelu(h, approximate=self.gelu), lora)
 
     def new_pool(self) -> KVPool:
         return KVPool(self)
@@ -337,7 +343,7 @@ class LeanGPT2:
         positions = torch.cat([torch.arange(len(p), device=self.device) for p in prompts])
         return self.wte[ids] + self.wpe[positions]
 
-    def _forward_prompts(self, prompts: list[list[int]], caches: list[RowCache] | None) -> torch.Tensor:
+    def _forward_prompts(self, prompts: list[list[int]], caches: list[RowCache] | None, lora=None) -> torch.Tensor:
         """Hidden states after ln_f of every token of `prompts` [tokens, d], packed one prompt after
         the other: the matmuls run over all tokens at once, attention is causal within each prompt.
         Fills `caches` (one per prompt) when given."""
@@ -347,7 +353,7 @@ class LeanGPT2:
             spans.append((start, start + len(p)))
             start += len(p)
         for li, layer in enumerate(self.layers):
-            qkv = layer["qkv"](self._ln(x, layer["ln1"]))  # [tokens, 3d]
+            qkv = self._linear(layer, "qkv", li, self._ln(x, layer["ln1"]), lora)  # [tokens, 3d]
             q, k, v = qkv.view(-1, 3, self.n_head, self.hd).permute(1, 2, 0, 3)  # each [h, tokens, hd]
             outs = []
             for pi, (a, b) in enumerate(spans):
@@ -358,27 +364,29 @@ class LeanGPT2:
                 outs.append(F.scaled_dot_product_attention(q[None, :, a:b], k[None, :, a:b], v[None, :, a:b],
                                                            is_causal=True)[0])
             att = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # [h, tokens, hd]
-            x = x + layer["proj"](att.transpose(0, 1).reshape(-1, self.d))
-            x = self._mlp(layer, x)
+            x = x + self._linear(layer, "proj", li, att.transpose(0, 1).reshape(-1, self.d), lora)
+            x = self._mlp(layer, x, li, lora)
         return self._ln(x, self.ln_f)
 
-    def prefill(self, prompts: list[list[int]], caches: list[RowCache]) -> torch.Tensor:
+    def prefill(self, prompts: list[list[int]], caches: list[RowCache], adapters=None) -> torch.Tensor:
         """Run several prompts in one forward, filling one empty row of a pool per prompt; returns
-        the logits of each prompt's last position [prompts, vocab]."""
-        h = self._forward_prompts(prompts, caches)
+        the logits of each prompt's last position [prompts, vocab]. `adapters`: each prompt's LoRA
+        adapter (inference.engine.adapters.LoadedAdapter) or None."""
+        h = self._forward_prompts(prompts, caches, _prompt_adapters(prompts, adapters))
         for cache, p in zip(caches, prompts):
             cache.length = len(p)
         last = torch.tensor([sum(len(p) for p in prompts[:i + 1]) - 1 for i in range(len(prompts))],
                             device=self.device)
         return self.lm_head(h[last])
 
-    def logits_all(self, prompts: list[list[int]]) -> torch.Tensor:
+    def logits_all(self, prompts: list[list[int]], adapters=None) -> torch.Tensor:
         """Logits of every position of every prompt [tokens, vocab], packed (for perplexity)."""
-        return self.lm_head(self._forward_prompts(prompts, None))
+        return self.lm_head(self._forward_prompts(prompts, None, _prompt_adapters(prompts, adapters)))
 
-    def step(self, token_ids: list[int], caches: list[RowCache]) -> torch.Tensor:
+    def step(self, token_ids: list[int], caches: list[RowCache], lora=None) -> torch.Tensor:
         """One decode step for rows of one pool, of any lengths: appends each token to its row,
-        returns the next-token logits [rows, vocab].
+        returns the next-token logits [rows, vocab]. `lora`: the rows' adapters
+        (inference.engine.adapters.RowAdapters), or None when no row has one.
 
         Attention runs once per layer over the pool's slots from the lowest to the highest one in use
         (a slot in between that no row of this step holds attends to its position 0 and is dropped);
@@ -402,7 +410,7 @@ class LeanGPT2:
             mask = allowed[:, None, None, :]  # [span, 1, 1, longest]
         x = self.wte[torch.tensor(token_ids, device=device)] + self.wpe[pos_t]
         for li, layer in enumerate(self.layers):
-            qkv = layer["qkv"](self._ln(x, layer["ln1"]))
+            qkv = self._linear(layer, "qkv", li, self._ln(x, layer["ln1"]), lora)
             q, k, v = qkv.view(rows, 3, self.n_head, self.hd).unbind(1)  # each [rows, h, hd]
             pool.k[li, slot_t, :, pos_t] = k
             pool.v[li, slot_t, :, pos_t] = v
@@ -415,8 +423,21 @@ class LeanGPT2:
             values = pool.v[li, first:first + span, :, :longest]
             a = F.scaled_dot_product_attention(q_span.unsqueeze(2), keys, values, attn_mask=mask)  # [span, h, 1, hd]
             a = a.squeeze(2) if order is None else a.squeeze(2)[order]
-            x = x + layer["proj"](a.reshape(rows, self.d))
-            x = self._mlp(layer, x)
+            x = x + self._linear(layer, "proj", li, a.reshape(rows, self.d), lora)
+            x = self._mlp(layer, x, li, lora)
         for cache in caches:
             cache.length += 1
         return self.lm_head(self._ln(x, self.ln_f))
+
+
+def _prompt_adapters(prompts: list[list[int]], adapters):
+    """The RowAdapters of a packed prefill (one token span per prompt), or None when no prompt has one."""
+    if not adapters or all(a is None for a in adapters):
+        return None
+    from .adapters import RowAdapters
+
+    spans, start = [], 0
+    for p in prompts:
+        spans.append((start, start + len(p)))
+        start += len(p)
+    return RowAdapters(list(adapters), spans)

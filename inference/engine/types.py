@@ -115,8 +115,8 @@ class TokenEvent:
 
 @dataclass(init=False)
 class GenerationRequest:
-    """One request to the engine: a prompt for a model (by digest, loaded from `model_dir`), how to
-    sample it, the watermark of its grant, the precision asked for, and the caller's callbacks.
+    """One request to the engine: a prompt for a model (by digest, loaded from `model_dir`; or an
+    adapter on its base), how to sample it, the watermark of its grant, the precision asked for, and the caller's callbacks.
 
     Sampling is given as `sampling=SamplingParams(...)` or flat (`max_new_tokens=32, n=2`)."""
 
@@ -128,13 +128,18 @@ class GenerationRequest:
     should_cancel: Callable[[], bool] | None = None
     on_token: Callable[[TokenEvent], None] | None = None
     precision: str = "fp32"  # one of PRECISIONS; see serving_precision for what a device serves
+    # A LoRA adapter: `model_digest`/`model_dir` are the adapter's, these its base's (resident once
+    # for every adapter on it). None: `model_dir` is a whole model.
+    base_digest: str | None = None
+    base_dir: Path | None = None
 
     def __init__(self, *, model_digest: str, model_dir: Path | None, prompt: str,
                  sampling: SamplingParams | None = None, watermark: WatermarkKey | None = None,
                  should_cancel: Callable[[], bool] | None = None,
                  on_token: Callable[[TokenEvent], None] | None = None, precision: str = "fp32",
-                 **sampling_fields):
+                 base_digest: str | None = None, base_dir: Path | None = None, **sampling_fields):
         self.model_digest, self.model_dir, self.prompt = model_digest, model_dir, prompt
+        self.base_digest, self.base_dir = base_digest, base_dir
         self.sampling = SamplingParams.given(sampling, sampling_fields)
         self.watermark, self.should_cancel, self.on_token = watermark, should_cancel, on_token
         self.precision = precision

@@ -11,6 +11,8 @@ its successor. The worker renews the lease in the background for as long as it r
 
 from __future__ import annotations
 
+import dataclasses
+
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -118,8 +120,10 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     unknown base model, a dataset of someone else or a context too long for the base,
     TrainingLimitExceeded over the trainer's limits.
     """
-    config = _train_config(hyperparameters)
     base = base_model_get(base_model)
+    config = _train_config(hyperparameters)
+    if config.method is None:  # stored resolved, so the job trains the same whatever defaults become
+        config = dataclasses.replace(config, method=base.default_method)
     if not dataset_usable_by(dataset=dataset, user=owner):
         raise TrainingError("Choose one of your own datasets (or one lent to you).", param="dataset")
     if config.context_length > _max_context(base):

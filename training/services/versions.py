@@ -3,6 +3,8 @@ tokenizer with a model card, content-addressed by the SHA-256 digest of their fi
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -11,13 +13,42 @@ from django.db import transaction
 
 from .. import artifacts
 from ..base_models import base_model_get
-from ..errors import IllegalTransition, LeaseLost, TrainingError
+from ..lora import ADAPTER_CONFIG, adapter_base_name_set, is_adapter_folder
+from ..errors import IllegalTransition, LeaseLost, TrainingError, VersionHeld
 from ..models import Checkpoint, ModelVersion, Sample, TrainingJob
 from . import jobs
 from .jobs import ACTIVE_STATES
 
 # Files of a checkpoint that a model version never contains: optimizer and loop state.
 TRAINING_STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"}
+# In an adapter folder (checkpoint or version): the base it applies to, by Imprint name and digest, so
+# the adapter's own digest covers which base it needs.
+BASE_FILE = "imprint_base.json"
+
+
+def base_store(folder: Path) -> str:
+    """Store a base model folder under `bases/<digest>/` (content-addressed: a base stored before
+    is left as it is) and return its SHA-256 digest. Adapter versions point there."""
+    digest = artifacts.manifest_digest(artifacts.folder_manifest(folder))
+    artifacts.folder_store(folder, f"bases/{digest}")
+    return digest
+
+
+def adapter_base_mark(folder: Path, *, base_name: str, base_digest: str) -> None:
+    """Record in an adapter folder the base it applies to (its config names the base by name too)."""
+    adapter_base_name_set(folder, base_name)
+    (Path(folder) / BASE_FILE).write_text(json.dumps({"name": base_name, "digest": base_digest}, sort_keys=True) + "\n")
+
+
+def adapter_base(folder: Path) -> dict | None:
+    """{name, digest} of the base an adapter folder applies to; None for a whole model's folder.
+    Raises TrainingError for an adapter that does not say."""
+    if not is_adapter_folder(folder):
+        return None
+    try:
+        return json.loads((Path(folder) / BASE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainingError("The adapter folder does not name its base model.") from exc
 
 
 def checkpoint_prefix(job: TrainingJob, step: int) -> str:
@@ -51,18 +82,21 @@ def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Pa
 
 
 def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "",
-                   worker_id: str | None = None) -> ModelVersion:
+                   worker_id: str | None = None, base_folder: Path | None = None) -> ModelVersion:
     """Store a model folder (weights, config, tokenizer; never optimizer state) as the job owner's
     model version with its model card and SHA-256 digest; an identical folder the owner stored
     before is that version, one another owner stored shares its files. With `worker_id` (a run's
-    final model), only while that worker holds the job. Raises TrainingError if the folder does
-    not load, LeaseLost when the worker no longer holds the job."""
+    final model), only while that worker holds the job. An adapter folder (a LoRA run's) is stored
+    as it is, recording its base's digest; `base_folder` is that base when the caller has it (else
+    it is fetched from storage to prove the adapter loads on it). Raises TrainingError if the
+    folder does not load, LeaseLost when the worker no longer holds the job."""
     for extra in TRAINING_STATE_FILES:
         (folder / extra).unlink(missing_ok=True)
-    params, n_positions = _model_size(folder)
+    base = adapter_base(folder)
+    params, n_positions = _adapter_size(folder, base, base_folder) if base else _model_size(folder)
     name = name or f"{job.name} · step {step}"
     metrics = _metrics_at(job, step)
-    _write_card(job=job, folder=folder, step=step, name=name, metrics=metrics, params=params)
+    _write_card(job=job, folder=folder, step=step, name=name, metrics=metrics, params=params, base=base)
     manifest = artifacts.folder_manifest(folder)
     digest = artifacts.manifest_digest(manifest)
     existing = ModelVersion.objects.filter(owner=job.owner, digest=digest).first()
@@ -78,7 +112,7 @@ def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "",
             "base_model": job.base_model, "base_licence": base_model_get(job.base_model).licence,
             "dataset_digest": job.dataset.sha256, "dataset_licence": job.dataset.licence,
             "n_positions": n_positions, "metrics": metrics, "card": (folder / "README.md").read_text(),
-            "files": manifest})
+            "files": manifest, "method": "lora" if base else "full", "base_digest": base["digest"] if base else ""})
     return version
 
 
@@ -99,14 +133,45 @@ def _model_size(folder: Path) -> tuple[int, int]:
     return model.num_parameters(), model.config.n_positions
 
 
-def _write_card(*, job: TrainingJob, folder: Path, step: int, name: str, metrics: dict, params: int) -> None:
+def _adapter_size(folder: Path, base: dict, base_folder: Path | None) -> tuple[int, int]:
+    """(adapter parameters, positions) of an adapter, loaded with peft onto its base to prove both load."""
+    if base_folder is not None:
+        return _adapter_load_check(folder, base_folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            fetched = artifacts.folder_download(f"bases/{base['digest']}", Path(tmp) / "base")
+        except FileNotFoundError as exc:
+            raise TrainingError(f"The adapter's base {base['digest'][:12]} is not stored here.") from exc
+        return _adapter_load_check(folder, fetched)
+
+
+def _adapter_load_check(folder: Path, base_folder: Path) -> tuple[int, int]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_folder), folder)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise TrainingError(f"The adapter does not load on its base: {exc}") from exc
+    adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    return adapter, model.base_model.model.config.n_positions
+
+
+def _write_card(*, job: TrainingJob, folder: Path, step: int, name: str, metrics: dict, params: int,
+                base: dict | None = None) -> None:
     from ..modelcard import render_model_card
+
+    adapter = None
+    if base is not None:
+        settings = json.loads((folder / ADAPTER_CONFIG).read_text())
+        adapter = {"r": settings["r"], "alpha": settings["lora_alpha"], "base_digest": base["digest"],
+                   "targets": sorted(settings["target_modules"])}
 
     (folder / "README.md").write_text(render_model_card(
         name=name, base_model=job.base_model, base_licence=base_model_get(job.base_model).licence,
         dataset_name=job.dataset.name, dataset_digest=job.dataset.sha256, dataset_licence=job.dataset.licence,
         metrics=metrics, params=params, hyperparameters=job.hyperparameters, samples=_card_samples(job, step),
-        dataset_rights_holders=job.dataset.rights_holders or ()))
+        dataset_rights_holders=job.dataset.rights_holders or (), adapter=adapter))
 
 
 def _metrics_at(job: TrainingJob, step: int) -> dict:
@@ -142,3 +207,45 @@ def version_from_checkpoint(*, job: TrainingJob, checkpoint: Checkpoint, name: s
             raise IllegalTransition(exc.message) from exc
     Checkpoint.objects.filter(pk=checkpoint.pk).update(kept=True)
     return version
+
+
+def version_archive(*, version: ModelVersion, merged: bool = False) -> Path:
+    """A zip of the owner's version in a temporary file (the caller deletes it): the stored folder
+    as it is (for an adapter, a peft folder that `PeftModel.from_pretrained` loads onto its base),
+    or with `merged` a whole Hugging Face folder, the adapter folded into its base's weights. Raises
+    VersionHeld for a version trained on data lent to its trainer exclusively (its files stay here),
+    TrainingError when `merged` is asked of a whole model or the base is missing."""
+    from . import access
+
+    if access.version_held_exclusively(version):
+        raise VersionHeld("This version was trained on data lent to you exclusively: its files stay here.")
+    if merged and not version.is_adapter:
+        raise TrainingError("Only an adapter version has a merged download; this one is a whole model.",
+                            param="merged")
+    work = Path(tempfile.mkdtemp(prefix="version-"))
+    try:
+        folder = artifacts.folder_download(version.storage_prefix, work / "version")
+        if merged:
+            folder = _merged_folder(version, folder, work)
+        archive = shutil.make_archive(str(work.with_suffix("")) + "-zip", "zip", root_dir=folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Path(archive)
+
+
+def _merged_folder(version: ModelVersion, adapter: Path, work: Path) -> Path:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    try:
+        base = artifacts.folder_download(version.base_prefix, work / "base")
+    except FileNotFoundError as exc:
+        raise TrainingError(f"The adapter's base {version.base_digest[:12]} is not stored here.") from exc
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
+    merged = work / "merged"
+    model.save_pretrained(merged, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                 "README.md"):
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, merged / name)
+    return merged

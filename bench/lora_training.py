@@ -1,0 +1,86 @@
+"""LoRA against full fine-tuning of the same base on the same windows and batch: tokens/s and peak
+memory of Imprint's training loop (training.loop.run_training), one run each, in separate
+processes (so each peak is its own).
+
+    .venv/bin/python bench/lora_training.py --quick   # a 4-layer 512-wide GPT-2, under a minute
+    .venv/bin/python bench/lora_training.py           # GPT-2 small config
+
+Peak memory is the process's peak resident set (ru_maxrss) minus its resident set before the run;
+on CUDA, torch's peak allocated bytes. Last line: `ratio: X` with X = LoRA tok/s / full tok/s
+(goals: >= 1.2, and LoRA's peak memory <= 0.5x full's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def one_run(method: str, quick: bool) -> dict:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from training.loop import TrainConfig, TrainingCallbacks, run_training
+    from training.tiny import train_tokenizer
+    from tests.support.corpus import corpus_documents
+
+    class Speed(TrainingCallbacks):
+        def __init__(self):
+            self.rates = []
+
+        def on_step(self, step, loss, lr, tokens_per_second):
+            self.rates.append(tokens_per_second)
+
+    size = dict(n_layer=4, n_head=8, n_embd=512) if quick else dict(n_layer=12, n_head=12, n_embd=768)
+    seq, batch, steps = (128, 4, 8) if quick else (256, 4, 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "base"
+        tokenizer = train_tokenizer(corpus_documents(), vocab_size=2000, model_max_length=1024)
+        torch.manual_seed(0)
+        GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=1024, bos_token_id=0, eos_token_id=0,
+                                   **size)).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        windows = torch.randint(1, 2000, (64, seq))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        speed = Speed()
+        config = TrainConfig(steps=steps, batch_size=batch, context_length=seq, sample_every=10**6,
+                             checkpoint_every=10**6, sample_count=0, eval_max_windows=1, method=method)
+        run_training(model_path=folder, train_windows=windows[:48], val_windows=windows[48:], config=config,
+                     callbacks=speed, work_dir=Path(tmp) / "run", device=device)
+        peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+        return {"tok_s": statistics.median(speed.rates[2:]), "peak": peak, "device": device}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--one", choices=["lora", "full"])
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_run(args.one, args.quick)))
+        return
+    results = {}
+    for method in ("full", "lora"):
+        cmd = [sys.executable, __file__, "--one", method] + (["--quick"] if args.quick else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        results[method] = json.loads(out)
+        print(f"{method}: {results[method]['tok_s']:.0f} tok/s, peak {results[method]['peak'] / 1e6:.0f} MB "
+              f"({results[method]['device']})")
+    print(f"memory: LoRA peak = {results['lora']['peak'] / results['full']['peak']:.2f}x full")
+    print(f"ratio: {results['lora']['tok_s'] / results['full']['tok_s']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""LoRA fine-tuning in the training loop: adapters only are trained and saved, and a paused run
+resumes bit for bit from an adapter-only checkpoint, as full fine-tunes do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.inference.conftest import quick_train
+from tests.training.conftest import CONTEXT
+from tests.training.test_loop import Recorder
+from training.config import HyperparameterError, TrainConfig
+from training.loop import list_checkpoints, run_training
+from training.tiny import build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def pretrained_dir(tmp_path_factory, corpus) -> Path:
+    """A "pretrained" tiny base: the tiny GPT-2 trained for some steps, saved as a model folder."""
+    folder = build_tiny_model(tmp_path_factory.mktemp("pretrained") / "model", corpus)
+    return quick_train(folder, corpus, steps=40)
+
+
+def _lora(**overrides) -> TrainConfig:
+    settings = {"steps": 12, "batch_size": 4, "context_length": CONTEXT, "sample_every": 4, "checkpoint_every": 4,
+                "sample_max_new_tokens": 8, "method": "lora", "lora_r": 4, "learning_rate": 5e-3}
+    return TrainConfig(**(settings | overrides))
+
+
+def _run(base: Path, windows, work: Path, config: TrainConfig, callbacks=None, resume_from=None):
+    train, val = windows
+    return run_training(model_path=base, train_windows=train, val_windows=val, config=config, callbacks=callbacks,
+                        work_dir=work, device="cpu", resume_from=resume_from)
+
+
+def test_a_lora_run_trains_and_saves_only_the_adapter(pretrained_dir, windows, tmp_path):
+    recorder = Recorder()
+    result = _run(pretrained_dir, windows, tmp_path, _lora(), recorder)
+    assert result.status == "succeeded"
+    files = {p.name for p in result.output_dir.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= files
+    assert "model.safetensors" not in files
+    adapter = load_file(result.output_dir / "adapter_model.safetensors")
+    assert adapter and all("lora_" in name for name in adapter)
+    config = json.loads((result.output_dir / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["fan_in_fan_out"] is True
+    assert sorted(config["target_modules"]) == sorted(["c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"])
+    # live samples and evaluations as for a full run, and the adapter learnt something
+    assert [step for step, *_ in recorder.evals] == [4, 8, 12] and recorder.samples
+    assert recorder.evals[-1][1] < recorder.evals[0][1]
+
+
+def test_checkpoints_hold_the_adapter_and_its_optimizer_state_only(pretrained_dir, windows, tmp_path):
+    _run(pretrained_dir, windows, tmp_path, _lora(steps=8))
+    checkpoint = list_checkpoints(tmp_path)[-1]
+    names = {p.name for p in checkpoint.iterdir()}
+    assert {"adapter_model.safetensors", "optimizer.pt", "rng.pt", "trainer_state.json"} <= names
+    assert "model.safetensors" not in names
+    optimizer = torch.load(checkpoint / "optimizer.pt", weights_only=True)
+    adapter = load_file(checkpoint / "adapter_model.safetensors")
+    assert len(optimizer["state"]) == len(adapter)  # moments of the adapter's tensors, nothing of the base
+
+
+def test_a_paused_lora_run_resumes_bit_for_bit(pretrained_dir, windows, tmp_path):
+    whole = _run(pretrained_dir, windows, tmp_path / "whole", _lora())
+    paused = _run(pretrained_dir, windows, tmp_path / "split", _lora(), Recorder({7: "pause"}))
+    assert paused.status == "paused" and paused.step == 6
+    resumed = _run(pretrained_dir, windows, tmp_path / "split", _lora(), resume_from=paused.checkpoint_dir)
+    assert resumed.status == "succeeded" and resumed.step == 12
+    a = load_file(whole.output_dir / "adapter_model.safetensors")
+    b = load_file(resumed.output_dir / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_ends_a_lora_run(pretrained_dir, windows, tmp_path):
+    config = _lora(steps=40, sample_every=2, learning_rate=0.5, early_stopping_patience=1, sample_count=0)
+    result = _run(pretrained_dir, windows, tmp_path, config)
+    assert result.status == "early_stopped" and result.step < 40
+    assert (result.output_dir / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("targets", ["", "c_attn,lm_head", "attn"])
+def test_unknown_target_modules_are_refused(targets):
+    with pytest.raises(HyperparameterError) as caught:
+        TrainConfig.from_dict({"lora_target_modules": targets})
+    assert caught.value.field == "lora_target_modules"
+
+
+def test_method_is_one_of_lora_and_full():
+    with pytest.raises(HyperparameterError):
+        TrainConfig.from_dict({"method": "qlora"})
+    assert TrainConfig.from_dict({}).method is None  # the base's default, resolved when the job is created
