@@ -19,7 +19,7 @@ from .base_models import base_model_get
 from .config import HyperparameterError
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion, TrainingJob
 from .services.datasets import VAL_FRACTION, dataset_encoding
-from .textdata import make_windows, split_windows
+from .textdata import held_out_split
 
 
 def studio_overview(*, owner) -> dict:
@@ -67,6 +67,10 @@ def job_control_request(*, job_id) -> str | None:
 
 def checkpoint_latest(*, job: TrainingJob) -> Checkpoint | None:
     return Checkpoint.objects.filter(job=job).order_by("-step").first()
+
+
+def checkpoint_at(*, job: TrainingJob, step: int) -> Checkpoint | None:
+    return Checkpoint.objects.filter(job=job, step=step).first()
 
 
 def _eta_seconds(job: TrainingJob) -> float | None:
@@ -150,26 +154,33 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
 class JobWindows:
     tokenizer: object
     ids: list[int]
-    train: object  # LongTensor [n, context_length]
+    train: object  # LongTensor [n, context_length + 1]
     val: object
+    split: dict  # HeldOutSplit.summary(): documents and tokens on each side
 
 
 def job_windows(*, job: TrainingJob, scratch: Path) -> JobWindows:
     """The dataset's tokens for the job's base model and the (train, validation) windows its run
-    uses: cut at its context length and split by its seed. The one place they are made, so the
-    training run and every later measurement of a version on "its validation set" (inference's
-    precision checks) read the same windows. Raises TrainingError when the tokenizer is unreachable."""
+    uses: documents split by its seed into training and held-out validation, each side cut at
+    its context length (textdata.held_out_split). The one place they are made, so the training
+    run and every later measurement of a version on "its validation set" (inference's precision
+    checks) read the same windows. Raises TrainingError when the tokenizer is unreachable."""
     config = job.config
     tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base_model_get(job.base_model), scratch=scratch)
-    train, val = split_windows(make_windows(ids, config.context_length), VAL_FRACTION, seed=config.seed)
-    return JobWindows(tokenizer=tokenizer, ids=ids, train=train, val=val)
+    split = held_out_split(ids, eos_id=tokenizer.eos_token_id, context_length=config.context_length,
+                           val_fraction=VAL_FRACTION, seed=config.seed)
+    return JobWindows(tokenizer=tokenizer, ids=ids, train=split.train, val=split.val, split=split.summary())
 
 
 def version_validation_windows(version: ModelVersion, *, max_windows: int | None = None):
-    """The validation windows of the run that produced `version` (LongTensor [n, context_length]
-    of token ids), at most `max_windows`: the first ones, as the training loop's evaluation takes
-    them (its eval_max_windows). Raises TrainingError when the dataset's tokenizer is unreachable."""
+    """The held-out validation windows of the run that produced `version` (LongTensor
+    [n, context_length] of token ids: the positions the model reads), at most `max_windows`: the
+    first ones, as the training loop's evaluation takes them (its eval_max_windows). Raises
+    TrainingError when the dataset's tokenizer is unreachable."""
     job = TrainingJob.objects.select_related("dataset").get(pk=version.job_id)
     with tempfile.TemporaryDirectory(prefix="imprint-windows-") as scratch:
         val = job_windows(job=job, scratch=Path(scratch)).val
+    # A training window is context_length + 1 tokens (inputs and the last target); the engine's
+    # perplexity reads whole windows, which must fit the model's positions.
+    val = val[:, :-1]
     return val[:max_windows] if max_windows is not None else val

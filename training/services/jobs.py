@@ -274,6 +274,13 @@ def job_device_set(*, job_id, worker_id: str, device: str) -> None:
         TrainingJob.objects.filter(pk=job_id).update(device=device)
 
 
+def job_data_split_record(*, job_id, worker_id: str, split: dict) -> None:
+    """Record how the dataset was split into training and held-out validation (documents, tokens
+    and windows on each side) for the job page and the model card. Raises LeaseLost."""
+    with job_lease_hold(job_id=job_id, worker_id=worker_id):
+        TrainingJob.objects.filter(pk=job_id).update(data_split=split)
+
+
 def job_progress_rewind(*, job_id, worker_id: str, to_step: int | None) -> None:
     """Forget the progress rows recorded after `to_step`, the checkpoint this attempt resumes from
     (None: it starts over, so all of them). Those steps are recomputed; steps up to the checkpoint
