@@ -40,3 +40,10 @@ class LeaseLost(Conflict):
     """Another worker took the job over (our heartbeat came too late): stop without writing more."""
 
     code = "lease_lost"
+
+
+class BatchTooLarge(TrainingError):
+    """400: one training pass of the job's micro-batch would not fit a training device's memory
+    (TRAINING_DEVICE_MEMORY_GIB); extra says the estimate and the largest micro-batch that fits."""
+
+    code = "batch_exceeds_device_memory"
