@@ -158,8 +158,9 @@ class JobListCreateApi(TrainerApi):
     @extend_schema(operation_id="training_jobs_create", request=JobCreateInput,
                    description="Unset or null fields take their defaults; unknown fields are refused. With "
                    "`reuse: true`, your unfinished job on the same dataset, base "
-                   "model and hyperparameters is resumed (paused) or returned (queued, running) instead: "
-                   "`outcome` says which, and the status is 200.",
+                   "model and hyperparameters is resumed (paused) or returned (queued, running) instead, and "
+                   "failing that the same job that already succeeded is returned (`outcome` succeeded, its "
+                   "versions in `versions`): `outcome` says which, and the status is 200.",
                    responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request):
         if not hasattr(request.data, "keys"):

@@ -204,19 +204,24 @@ def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
                         hyperparameters: Mapping[str, Any]) -> tuple[TrainingJob, str]:
     """What running the same training command again means: the owner's unfinished job on the same
     dataset with the same base model and hyperparameters is resumed (when paused) or followed
-    (when queued or running) instead of a second one being started. Returns (job, "resumed" |
-    "following" | "created"). Raises what `job_create` and `job_control` raise."""
+    (when queued or running) instead of a second one being started; failing that, the same job
+    that already succeeded is returned as it is (its version is the answer). Returns (job,
+    "resumed" | "following" | "succeeded" | "created"). Raises what `job_create` and `job_control`
+    raise."""
     wanted = _train_config(hyperparameters, base_model).to_dict()
-    unfinished = (TrainingJob.objects.select_for_update()
-                  .filter(owner=owner, dataset=dataset, base_model=base_model,
-                          state__in=[State.PAUSED, State.QUEUED, State.RUNNING]).order_by("-created_at"))
-    for job in unfinished:
-        # Rows are stored complete (to_dict), so a request that leaves a setting at its default
-        # and one that spells the default out find the same job.
-        if job.hyperparameters == wanted:
-            if job.state == State.PAUSED:
-                return job_control(job=job, action="resume"), "resumed"
+    same = (TrainingJob.objects.select_for_update()
+            .filter(owner=owner, dataset=dataset, base_model=base_model,
+                    state__in=[State.PAUSED, State.QUEUED, State.RUNNING, State.SUCCEEDED]).order_by("-created_at"))
+    # Rows are stored complete (to_dict), so a request that leaves a setting at its default and one
+    # that spells the default out find the same job.
+    matching = [job for job in same if job.hyperparameters == wanted]
+    for job in matching:
+        if job.state == State.PAUSED:
+            return job_control(job=job, action="resume"), "resumed"
+        if job.state in ACTIVE_STATES:
             return job, "following"
+    if matching:
+        return matching[0], "succeeded"
     return job_create(owner=owner, dataset=dataset, name=name, base_model=base_model,
                       hyperparameters=hyperparameters), "created"
 
