@@ -282,8 +282,11 @@ def cmd_job(args, cfg) -> int:
     if last:
         print("Last metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                                            if isinstance(v, float) and k != "step"))
+    for warning in job.get("warnings") or []:
+        print(f"WARNING [{warning['code']}]: {warning['message']}")
     for v in job["versions"]:
-        print(f"Version {v['id']} from step {v['from_step']}: {v['digest'][:16]}…")
+        why = f" ({v['selection']})" if v.get("selection") else ""
+        print(f"Version {v['id']} from step {v['from_step']}{why}: {v['digest'][:16]}…")
     if job.get("error"):
         print(f"Error: {job['error']}")
     return 0
