@@ -185,14 +185,16 @@ class _Interrupt:
         self.requested = True
 
 
-def _print_versions(job: dict, print_line=print) -> None:
+def _print_versions(job: dict, print_line=print, lead: str = "") -> None:
+    """`lead` + "Model version: ID (why these weights)" per version, with the warnings it carries."""
     for version in job["versions"]:
         why = f" ({version['selection']})" if version.get("selection") else ""
-        print_line(f"Model version: {version['id']}{why}")
+        print_line(f"{lead}Model version: {version['id']}{why}")
+        lead = ""
         for warning in version.get("warnings") or []:
             print_line(f"  warning [{warning['code']}]: {warning['message']}")
     if not job["versions"]:
-        print_line("Model version: none")
+        print_line(f"{lead}Model version: none")
 
 
 def _warning_key(warning: dict) -> tuple:
@@ -258,8 +260,7 @@ def _pause(client: Client, job_id: str, bar: Bar) -> int:
 
 def _finished(job: dict, bar: Bar) -> int:
     if job["state"] == "succeeded":
-        bar.print(f"Finished: {job['step']} steps.")
-        _print_versions(job, bar.print)
+        _print_versions(job, bar.print, lead=f"Finished: {job['step']} steps. ")
         return 0
     if job["state"] == "paused":
         bar.print(f"The job was paused at step {job['step']}. Run the same command again to resume.")
