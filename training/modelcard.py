@@ -230,8 +230,11 @@ def _split_sentence(split: Mapping[str, Any]) -> str:
     if split.get("rule") == "single_document_tail":
         return (f"The dataset is a single document: its first {split['train_tokens']:,} tokens were trained on "
                 f"and its last {split['val_tokens']:,} held out for validation, each cut into its own windows.")
-    return (f"Whole documents were held out for validation: {split['train_documents']:,} documents "
-            f"({split['train_tokens']:,} tokens) were trained on and {split['val_documents']:,} documents "
+    def documents(n: int) -> str:
+        return f"{n:,} document{'' if n == 1 else 's'}"
+
+    return (f"Whole documents were held out for validation: {documents(split['train_documents'])} "
+            f"({split['train_tokens']:,} tokens) were trained on and {documents(split['val_documents'])} "
             f"({split['val_tokens']:,} tokens) held out, each side cut into its own windows, so no "
             "validation text was ever trained on.")
 

@@ -71,7 +71,7 @@ def the_version_is_the_best_evaluation_and_early_stopping_ends_the_run(overfit, 
     assert best.keys() == stored.keys() and all(torch.equal(best[k], stored[k]) for k in best)
     split = overfit.data_split
     assert (split["train_documents"], split["val_documents"]) == (7, 1)
-    assert f"{split['val_documents']:,} documents ({split['val_tokens']:,} tokens) held out" in version.card
+    assert f"1 document ({split['val_tokens']:,} tokens) held out" in version.card
 
 
 def the_warnings_reach_the_page_the_api_and_the_cli(overfit, client, capsys):
