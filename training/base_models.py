@@ -119,9 +119,11 @@ def hub_tokenizer_load(base: BaseModel):
 # Sustained training throughput, in FLOP/s actually achieved (not peak): on this kind of 2-core CPU
 # GPT-2 small trains at ~75 tokens/s at 512 tokens (6 × 124M FLOP per token ≈ 56 GFLOP/s). The GPU
 # figure assumes an H100-class card at ~30 % of its bf16 peak. Small models are overhead-bound, so
-# tokens/s is also capped.
+# tokens/s is also capped: a whole tiny job (evaluations, samples and checkpoints included) ran at
+# 700 tokens/s on a busy 2-core VM and a few thousand on an idle one. These are only the fallback:
+# once a job on the base has finished on the device, estimates use its measured throughput.
 _EFFECTIVE_FLOPS = {"cpu": 56e9, "cuda": 3.0e14}
-_TOKENS_PER_SECOND_CAP = {"cpu": 25_000, "cuda": 400_000}
+_TOKENS_PER_SECOND_CAP = {"cpu": 2_000, "cuda": 400_000}
 
 
 def tokens_per_second(base: BaseModel, device: str) -> float:
