@@ -217,13 +217,12 @@ def job_windows(*, job: TrainingJob, scratch: Path) -> JobWindows:
 
 def version_validation_windows(version: ModelVersion, *, max_windows: int | None = None):
     """The held-out validation windows of the run that produced `version` (LongTensor
-    [n, context_length] of token ids: the positions the model reads), at most `max_windows`: the
-    first ones, as the training loop's evaluation takes them (its eval_max_windows). Raises
-    TrainingError when the dataset's tokenizer is unreachable."""
+    [n, context_length + 1] of token ids, as the run evaluated them), at most `max_windows`: the
+    first ones, as the training loop's evaluation takes them (its eval_max_windows). A window longer
+    than the model's positions (a context as long as they are) is cut to them: the engine's
+    perplexity reads whole windows. Raises TrainingError when the dataset's tokenizer is unreachable."""
     job = TrainingJob.objects.select_related("dataset").get(pk=version.job_id)
     with tempfile.TemporaryDirectory(prefix="imprint-windows-") as scratch:
         val = job_windows(job=job, scratch=Path(scratch)).val
-    # A training window is context_length + 1 tokens (inputs and the last target); the engine's
-    # perplexity reads whole windows, which must fit the model's positions.
-    val = val[:, :-1]
+    val = val[:, : version.n_positions]
     return val[:max_windows] if max_windows is not None else val
