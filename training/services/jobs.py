@@ -36,6 +36,7 @@ from ..base_models import (
     training_memory,
 )
 from ..config import HyperparameterError, TrainConfig
+from ..config import hyperparameters as hyperparameters_declared
 from ..errors import BatchTooLarge, IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from ..models import Dataset, JobMetric, Sample, TrainingJob
 
@@ -124,9 +125,11 @@ def measured_throughput(*, base_model: str, device: str) -> dict | None:
 
 
 def _train_config(hyperparameters: Mapping[str, Any], base_model: str = TINY) -> TrainConfig:
-    """The job's TrainConfig: the base's defaults for settings left unset (absent or null), then
-    the request. Raises TrainingError on the first field out of its limits (or unknown)."""
-    given = {name: value for name, value in hyperparameters.items() if value is not None}
+    """The job's TrainConfig: the base's defaults for settings left unset (absent, or null where
+    null is not a value of its own: an optional setting's null means "off"), then the request.
+    Raises TrainingError on the first field out of its limits (or unknown)."""
+    optional = {name for name, _, _, limits in hyperparameters_declared() if limits.optional}
+    given = {name: value for name, value in hyperparameters.items() if value is not None or name in optional}
     try:
         return TrainConfig.from_dict({**base_defaults(base_model), **given})
     except HyperparameterError as exc:
