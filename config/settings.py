@@ -419,6 +419,20 @@ TRAINING_BASE_MODEL_PATHS = [
     tuple(pair.split("=", 1)) for pair in env.list("TRAINING_BASE_MODEL_PATHS", default=[]) if "=" in pair
 ]
 TRAINING_WORK_DIR = Path(env.str("TRAINING_WORK_DIR", default=str(VAR_DIR / "training-work")))
+# Memory of a training worker's device, in GiB: a job whose micro-batch would not fit (its estimate:
+# weights, optimizer state, activations and fp32 logits) is refused before it is queued. 16 GiB is a
+# modest GPU or a small server's RAM; set it to what the workers have.
+TRAINING_DEVICE_MEMORY_GIB = env.float("TRAINING_DEVICE_MEMORY_GIB", default=16.0)
+# Warnings on the job page, the job API and the CLI. Validation loss: warn once this many
+# evaluations have followed the lowest one and the latest is above it (overfitting).
+TRAINING_WARN_RISING_EVALUATIONS = env.int("TRAINING_WARN_RISING_EVALUATIONS", default=2)
+# Memorisation: warn when a sample copies this many consecutive tokens of the data, or when this
+# share of its 8-grams is found in the data. A version whose samples cross either needs the
+# trainer's acknowledgement to be published.
+TRAINING_WARN_COPIED_SPAN_TOKENS = env.int("TRAINING_WARN_COPIED_SPAN_TOKENS", default=32)
+TRAINING_WARN_NGRAM_OVERLAP = env.float("TRAINING_WARN_NGRAM_OVERLAP", default=0.5)
+# Recent finished jobs on the same base and device whose measured throughput estimates a new job.
+TRAINING_ESTIMATE_RECENT_JOBS = env.int("TRAINING_ESTIMATE_RECENT_JOBS", default=5)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

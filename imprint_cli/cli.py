@@ -156,9 +156,14 @@ def cmd_train(args, cfg) -> int:
     client = _client(cfg)
     path = Path(args.file)
     dataset = _dataset_for(client, path, args)
-    body = {"dataset": dataset["id"], "base_model": args.base, "name": args.name or path.stem, "reuse": True,
-            **args.hyperparameters}
+    body = {"dataset": dataset["id"], "base_model": args.base, "name": args.name or path.stem,
+            "reuse": not args.new, **args.hyperparameters}
     job = client.post(JOBS, body)
+    if job["outcome"] == "succeeded":
+        print(f"This job already ran: {job['id']} succeeded ({job['step']} steps on {job['base_model']}).")
+        _print_versions(job)
+        print("Run it again with --new to start another.")
+        return 0
     verb = {"created": "Started", "resumed": "Resuming", "following": "Following"}[job["outcome"]]
     from_step = f" from step {job['step']}" if job["outcome"] != "created" else ""
     print(f"{verb} job {job['id']}{from_step} ({job['total_steps']} steps on {job['base_model']}).", flush=True)
@@ -180,10 +185,28 @@ class _Interrupt:
         self.requested = True
 
 
+def _print_versions(job: dict, print_line=print, lead: str = "") -> None:
+    """`lead` + "Model version: ID (why these weights)" per version, with the warnings it carries."""
+    for version in job["versions"]:
+        why = f" ({version['selection']})" if version.get("selection") else ""
+        print_line(f"{lead}Model version: {version['id']}{why}")
+        lead = ""
+        for warning in version.get("warnings") or []:
+            print_line(f"  warning [{warning['code']}]: {warning['message']}")
+    if not job["versions"]:
+        print_line(f"{lead}Model version: none")
+
+
+def _warning_key(warning: dict) -> tuple:
+    # A warning is announced again when its figures change (a later step copies more), not on every poll.
+    figures = warning.get("figures") or {}
+    return warning["code"], figures.get("latest_step"), figures.get("longest_copied_span"), figures.get("first_step")
+
+
 def follow(client: Client, job: dict, *, samples_after: int) -> int:
     interrupt = _Interrupt()
     previous = signal.signal(signal.SIGINT, interrupt)
-    metrics_after, loss = 0, None
+    metrics_after, loss, announced = 0, None, set()
     try:
         with Bar("Training", unit=" steps") as bar:
             while True:
@@ -197,6 +220,10 @@ def follow(client: Client, job: dict, *, samples_after: int) -> int:
                 for metric in job["metrics"]:
                     metrics_after = max(metrics_after, metric["step"])
                     loss = metric["train_loss"] if metric["train_loss"] is not None else loss
+                for warning in job.get("warnings") or []:
+                    if _warning_key(warning) not in announced:
+                        announced.add(_warning_key(warning))
+                        bar.print(f"WARNING [{warning['code']}]: {warning['message']}")
                 bar.update(job["step"], job["total_steps"], f"loss {loss:.3f}" if loss is not None else "",
                            job.get("eta_seconds"))
                 if job["state"] in ("succeeded", "failed", "cancelled", "paused"):
@@ -233,8 +260,7 @@ def _pause(client: Client, job_id: str, bar: Bar) -> int:
 
 def _finished(job: dict, bar: Bar) -> int:
     if job["state"] == "succeeded":
-        versions = ", ".join(v["id"] for v in job["versions"]) or "none"
-        bar.print(f"Finished: {job['step']} steps. Model version: {versions}")
+        _print_versions(job, bar.print, lead=f"Finished: {job['step']} steps. ")
         return 0
     if job["state"] == "paused":
         bar.print(f"The job was paused at step {job['step']}. Run the same command again to resume.")
@@ -257,8 +283,11 @@ def cmd_job(args, cfg) -> int:
     if last:
         print("Last metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                                            if isinstance(v, float) and k != "step"))
+    for warning in job.get("warnings") or []:
+        print(f"WARNING [{warning['code']}]: {warning['message']}")
     for v in job["versions"]:
-        print(f"Version {v['id']} from step {v['from_step']}: {v['digest'][:16]}…")
+        why = f" ({v['selection']})" if v.get("selection") else ""
+        print(f"Version {v['id']} from step {v['from_step']}{why}: {v['digest'][:16]}…")
     if job.get("error"):
         print(f"Error: {job['error']}")
     return 0
@@ -311,7 +340,8 @@ def cmd_publish(args, cfg) -> int:
     client = _client(cfg)
     offers = [parse_offer(spec, args.attribution) for spec in args.offer]
     listing = client.post("/api/v1/marketplace/listings/publish/",
-                          {"model_version": args.version, "title": args.title, "description": args.description})
+                          {"model_version": args.version, "title": args.title, "description": args.description,
+                           "acknowledge_memorisation": args.acknowledge_memorisation})
     print(f"Published {listing['title']} as listing {listing['id']}.")
     for offer in offers:
         made = client.post(f"/api/v1/marketplace/listings/{listing['id']}/offers/", offer)
@@ -412,6 +442,8 @@ def _train_arguments(p) -> None:
     p.add_argument("--licence", help="the data's licence, if the file must be uploaded (e.g. cc-by-4.0)")
     p.add_argument("--rights-holder", action="append", default=[], help=RIGHTS_HOLDER_HELP)
     p.add_argument("--detach", action="store_true", help="start (or resume) the job and return at once")
+    p.add_argument("--new", action="store_true", help="start another job even if the same one is running, paused "
+                   "or already succeeded (default: follow, resume, or print the finished job's version)")
     p.set_defaults(hyperparameter_options=True)
 
 
@@ -422,7 +454,7 @@ TRAIN_EPILOG = ("Hyperparameters: --NAME VALUE for any of the server's (`imprint
 
 
 def cmd_hyperparameters(args, cfg) -> int:
-    for hp in _client(cfg).get("/api/v1/training/hyperparameters/"):
+    for hp in _client(cfg).get("/api/v1/training/hyperparameters/", base_model=args.base):
         limits = ", ".join(f"{k} {v}" for k, v in hp["limits"].items())
         print(f"--{hp['name'].replace('_', '-'):<26} {hp['type']:<6} default {hp['default']!s:<8} "
               f"{limits}{'; ' if limits else ''}{hp['help']}")
@@ -482,8 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=TRAIN_EPILOG, allow_abbrev=False)  # never take a hyperparameter for --name
     _train_arguments(p)
     p.set_defaults(run=cmd_train)
-    sub.add("hyperparameters", help="what `imprint train` can set: names, defaults, limits").set_defaults(
-        run=cmd_hyperparameters)
+    p = sub.add("hyperparameters", help="what `imprint train` can set: names, defaults, limits")
+    p.add_argument("--base", default=None, help="show this base model's defaults (default tiny)")
+    p.set_defaults(run=cmd_hyperparameters)
     sub.add("jobs", help="your training jobs").set_defaults(run=cmd_jobs)
     p = sub.add("job", help="a job's status and metrics")
     p.add_argument("job")
@@ -501,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attribution", default="", help="attribution text of the NAME:FEE offers (CC BY data needs one)")
     p.add_argument("--offer", action="append", default=[],
                    help="NAME:FEE_CENTS[:USES[:TOKENS/PERIOD]], inline JSON or @offer.json; repeatable")
+    p.add_argument("--acknowledge-memorisation", action="store_true",
+                   help="publish a version whose samples copy its training data (a memorisation warning); "
+                        "recorded on its card and in the audit log")
     p.set_defaults(run=cmd_publish)
     p = sub.add("generate", help="generate text under your licence (needs an API key)")
     p.add_argument("model", help="trainer/model[@version], a version id or a listing id")

@@ -93,6 +93,9 @@ class ListingPublishApi(APIView):
         description = serializers.CharField(required=False, allow_blank=True, default="")
         card = serializers.CharField(required=False, allow_null=True, default=None)
         samples = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None)
+        acknowledge_memorisation = serializers.BooleanField(
+            required=False, default=False, help_text="Required (true) when the version carries a memorisation "
+            "warning: its samples copy its training data. Recorded on its card and in the audit log.")
 
     @extend_schema(operation_id="marketplace_listing_publish", request=ListingPublishInput, responses={201: ListingOutput})
     def post(self, request):
@@ -101,7 +104,8 @@ class ListingPublishApi(APIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         listing = listing_publish(trainer=trainer, model_version_id=v["model_version"], title=v["title"],
-                                  description=v["description"], card=v["card"], samples=v["samples"])
+                                  description=v["description"], card=v["card"], samples=v["samples"],
+                                  acknowledge_memorisation=v["acknowledge_memorisation"])
         return Response(ListingOutput(listing).data, status=201)
 
 

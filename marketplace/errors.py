@@ -13,6 +13,13 @@ class ModelVersionNotReady(Conflict):
     code = "model_version_not_ready"
 
 
+class MemorisationUnacknowledged(InvalidRequest):
+    """400: the version's samples copy its training data; publishing it needs the trainer's
+    explicit acknowledgement (acknowledge_memorisation). extra: the warning's figures."""
+
+    code = "memorisation_unacknowledged"
+
+
 class ListingInvalid(InvalidRequest):
     code = "invalid_listing"
 

@@ -28,10 +28,17 @@ class PublishForm(forms.Form):
     model_version = forms.ChoiceField()
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    acknowledge_memorisation = forms.BooleanField(
+        required=False, label="I acknowledge that this version's samples copy its training data",
+        help_text="Needed only for a version with a memorisation warning (listed above): its outputs may "
+                  "reproduce the training text word for word. Your acknowledgement is recorded on its card and "
+                  "in the audit log.")
 
     def __init__(self, *args, versions=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["model_version"].choices = [(str(v.pk), str(v)) for v in versions]
+        self.warned = [(v, w) for v in versions for w in v.warnings
+                       if w.get("code") == "memorisation" and v.memorisation_acknowledged_at is None]
 
 
 class ListingEditForm(forms.Form):

@@ -41,10 +41,12 @@ from licensing.selectors import terms_url
 from training.modelcard import card_with_offered_terms
 from training.models import ModelVersion, TrainingJob
 from training.services.access import version_held_exclusively
+from training.services.versions import version_memorisation_acknowledge, version_memorisation_unacknowledged
 
 from .errors import (
     ListingInvalid,
     ListingNotFound,
+    MemorisationUnacknowledged,
     MeteredOfferHeld,
     ModelVersionNotOwned,
     ModelVersionNotReady,
@@ -78,14 +80,18 @@ def _clean_samples(samples) -> list[str]:
 
 @transaction.atomic
 def listing_publish(*, trainer, model_version_id, title: str, description: str = "",
-                    card: str | None = None, samples: list[str] | None = None) -> Listing:
+                    card: str | None = None, samples: list[str] | None = None,
+                    acknowledge_memorisation: bool = False) -> Listing:
     """Publish the trainer's own model version (from a succeeded job) as a listing, or publish
     its existing listing again. The card defaults to the version's generated card. Its watermark
     detection power is measured after commit on the inference queue (WATERMARK_POWER_ON_PUBLISH),
     and so is the check of the precision it is to be served at, when that is below fp32.
 
-    Raises ModelVersionNotOwned (also for unknown ids), ModelVersionNotReady and CardInvalid
-    (front matter that could expand beyond its text)."""
+    A version whose samples copy its training data (a memorisation warning) is published only
+    with `acknowledge_memorisation`, recorded once on the version, its card and the audit log.
+
+    Raises ModelVersionNotOwned (also for unknown ids), ModelVersionNotReady, CardInvalid
+    (front matter that could expand beyond its text) and MemorisationUnacknowledged."""
     if card is not None:
         front_matter_check(card)
     version = (ModelVersion.objects.select_related("job").select_for_update(of=("self",))
@@ -98,6 +104,7 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
     if version_held_exclusively(version):
         raise VersionHeldExclusively("This version was made for an exclusive commission: it is its customer's "
                                      "alone and cannot be listed.", param="model_version")
+    version = _memorisation_acknowledged(version, trainer, acknowledge_memorisation)
     title = (title or "").strip()
     if not title or len(title) > 200:
         raise ListingInvalid("Give the listing a title of at most 200 characters.", param="title")
@@ -122,6 +129,19 @@ def listing_publish(*, trainer, model_version_id, title: str, description: str =
 
         transaction.on_commit(lambda: watermark_power_measure_task.delay(str(version.pk)), robust=True)
     return listing
+
+
+def _memorisation_acknowledged(version: ModelVersion, trainer, acknowledged: bool) -> ModelVersion:
+    warning = version_memorisation_unacknowledged(version)
+    if warning is None:
+        return version
+    if not acknowledged:
+        raise MemorisationUnacknowledged(
+            f"This version's samples copy its training data ({warning['message']}) Publishing it needs your "
+            "explicit acknowledgement: acknowledge_memorisation: true in the API, the checkbox on the page, or "
+            "--acknowledge-memorisation on the command line.", param="acknowledge_memorisation",
+            extra={"figures": warning["figures"]})
+    return version_memorisation_acknowledge(version=version, trainer=trainer)
 
 
 def _own_listing(trainer, listing_id) -> Listing:

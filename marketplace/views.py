@@ -314,7 +314,8 @@ def listing_publish_view(request):
     try:
         listing = listing_publish(trainer=request.user, model_version_id=version_id,
                                   title=request.POST.get("title", ""),
-                                  description=request.POST.get("description", ""))
+                                  description=request.POST.get("description", ""),
+                                  acknowledge_memorisation=request.POST.get("acknowledge_memorisation") == "on")
     except DomainError as exc:
         if exc.status_code == 404:
             raise Http404(str(exc)) from exc

@@ -13,7 +13,8 @@ from core.errors import InvalidRequest
 
 from . import selectors
 from .config import Limits, hyperparameters
-from .forms import BASE_MODEL_CHOICES, DatasetForm, JobForm
+from .base_models import TINY, base_model_get
+from .forms import BASE_MODEL_CHOICES, DatasetForm, JobForm, job_defaults
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion
 from .services import datasets, jobs, versions
 from .views import step_after, version_zip_response
@@ -172,8 +173,9 @@ class JobListCreateApi(TrainerApi):
     @extend_schema(operation_id="training_jobs_create", request=JobCreateInput,
                    description="Unset or null fields take their defaults; unknown fields are refused. With "
                    "`reuse: true`, your unfinished job on the same dataset, base "
-                   "model and hyperparameters is resumed (paused) or returned (queued, running) instead: "
-                   "`outcome` says which, and the status is 200.",
+                   "model and hyperparameters is resumed (paused) or returned (queued, running) instead, and "
+                   "failing that the same job that already succeeded is returned (`outcome` succeeded, its "
+                   "versions in `versions`): `outcome` says which, and the status is 200.",
                    responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request):
         if not hasattr(request.data, "keys"):
@@ -195,12 +197,19 @@ class JobListCreateApi(TrainerApi):
 
 
 class HyperparametersApi(TrainerApi):
-    """What a job can set (TrainConfig's fields): the CLI lists them for `imprint train`."""
+    """What a job can set (TrainConfig's fields): the CLI lists them for `imprint train`. With
+    `base_model`, the defaults are that base's (a pretrained GPT-2 starts from a lower learning
+    rate with a warmup); an unknown base is refused."""
 
-    @extend_schema(operation_id="training_hyperparameters_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="training_hyperparameters_list", responses=OpenApiTypes.OBJECT,
+                   parameters=[OpenApiParameter("base_model", str, description="The defaults of this base "
+                                                "(default: tiny).")])
     def get(self, request):
-        return Response([{"name": name, "type": kind.__name__, "default": default, "label": limits.label,
-                          "help": limits.help, "limits": _limits_out(limits)}
+        base_model = request.query_params.get("base_model") or TINY
+        base_model_get(base_model)
+        defaults = job_defaults(base_model)
+        return Response([{"name": name, "type": kind.__name__, "default": defaults.get(name, default),
+                          "label": limits.label, "help": limits.help, "limits": _limits_out(limits)}
                          for name, kind, default, limits in hyperparameters()])
 
 

@@ -9,13 +9,34 @@ through `from_pretrained` by hub name, or from a local folder named in TRAINING_
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from django.conf import settings
 
 from .errors import TrainingError
 
 TINY = "tiny"
+IMPRINT_BASE = "imprint-base"
+
+
+@dataclass(frozen=True)
+class BaseDefaults:
+    """The hyperparameters a base starts from, where they differ from TrainConfig's own defaults
+    (which suit the tiny model trained from scratch). None: TrainConfig's default."""
+
+    learning_rate: float | None = None
+    warmup_steps: int | None = None
+    context_length: int | None = None
+    batch_size: int | None = None
+    micro_batch_size: int | None = None
+
+    def overrides(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+# A pretrained GPT-2 forgets what it knows at the tiny model's 1e-3 without warmup; fine-tunes of it
+# usually take 5e-5 to 3e-4 with a warmup. 512 tokens keep a CPU step affordable (1024 is allowed).
+_GPT2_DEFAULTS = BaseDefaults(learning_rate=2e-4, warmup_steps=20, context_length=512, micro_batch_size=4)
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,11 @@ class BaseModel:
     licence: str  # SPDX id of the base model's own licence (GPT-2 is MIT)
     rights_holder: str = ""  # whose copyright notice the licence asks to keep (GPT-2: OpenAI)
     from_scratch: bool = False  # starts from random weights: nobody's weights, nor their copyright, are inherited
+    defaults: BaseDefaults = field(default_factory=BaseDefaults)
+    # The architecture's sizes, for the memory estimate (GPT-2 small's unless a base says otherwise).
+    vocab_size: int = 50_257
+    n_embd: int = 768
+    n_layer: int = 12
 
     @property
     def default_method(self) -> str:
@@ -49,12 +75,31 @@ BASE_MODELS = {
         # implements it (an architecture is not a work whose copyright passes to trained weights): it
         # names no rights-holder, so no model card or rights chain credits OpenAI for it.
         BaseModel(TINY, "Built-in tiny GPT-2 (trains from scratch in seconds on a CPU)", 150_000, 128, "mit",
-                  from_scratch=True),
-        BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face"),
-        BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit", "OpenAI"),
-        BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit", "OpenAI"),
+                  from_scratch=True, vocab_size=512, n_embd=64, n_layer=2),
+        BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face",
+                  defaults=BaseDefaults(learning_rate=3e-4, warmup_steps=20, context_length=512, micro_batch_size=4),
+                  n_layer=6),
+        BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit", "OpenAI", defaults=_GPT2_DEFAULTS),
+        BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit", "OpenAI",
+                  defaults=BaseDefaults(learning_rate=1e-4, warmup_steps=20, context_length=512, micro_batch_size=2),
+                  n_embd=1024, n_layer=24),
     )
 }
+
+# Defaults of bases defined elsewhere (the built-in pretrained base is registered by its own module);
+# a base in neither place starts from TrainConfig's defaults.
+KNOWN_DEFAULTS = {IMPRINT_BASE: BaseDefaults(learning_rate=3e-4, warmup_steps=20, context_length=128)}
+
+
+def base_defaults(name: str) -> dict:
+    """The hyperparameters a job on base `name` starts from where they differ from TrainConfig's
+    defaults ({} for an unknown base, or one that states none): what the form, the API and the CLI
+    fill in for settings the trainer leaves unset."""
+    base = BASE_MODELS.get(name)
+    stated = base.defaults if base is not None else None
+    if stated is None or not stated.overrides():
+        stated = KNOWN_DEFAULTS.get(name, BaseDefaults())
+    return stated.overrides()
 
 def base_model_get(name: str) -> BaseModel:
     """The base model of that name. Raises TrainingError (param "base_model") for an unknown one."""
@@ -82,22 +127,34 @@ def hub_tokenizer_load(base: BaseModel):
 # Sustained training throughput, in FLOP/s actually achieved (not peak): on this kind of 2-core CPU
 # GPT-2 small trains at ~75 tokens/s at 512 tokens (6 × 124M FLOP per token ≈ 56 GFLOP/s). The GPU
 # figure assumes an H100-class card at ~30 % of its bf16 peak. Small models are overhead-bound, so
-# tokens/s is also capped.
+# tokens/s is also capped: a whole tiny job (evaluations, samples and checkpoints included) ran at
+# 700 tokens/s on a busy 2-core VM and a few thousand on an idle one. These are only the fallback:
+# once a job on the base has finished on the device, estimates use its measured throughput.
 _EFFECTIVE_FLOPS = {"cpu": 56e9, "cuda": 3.0e14}
-_TOKENS_PER_SECOND_CAP = {"cpu": 25_000, "cuda": 400_000}
+_TOKENS_PER_SECOND_CAP = {"cpu": 2_000, "cuda": 400_000}
 
 
 def tokens_per_second(base: BaseModel, device: str) -> float:
     return min(_EFFECTIVE_FLOPS[device] / (6 * base.parameters), _TOKENS_PER_SECOND_CAP[device])
 
 
-def job_estimate(*, base: BaseModel, steps: int, batch_size: int, context_length: int, device: str) -> dict:
+def job_estimate(*, base: BaseModel, steps: int, batch_size: int, context_length: int, device: str,
+                 measured: dict | None = None) -> dict:
     """Tokens to process, expected duration on `device` and on the other kind, and compute cost.
 
-    Cost uses COMPUTE_RATE_CENTS_PER_HOUR, rounded up to the cent (an estimate shown before the job).
+    `measured` ({"tokens_per_second", "jobs"}) is the throughput recent jobs on this base and device
+    achieved, evaluations and checkpoints included; without it the duration on `device` comes from
+    the constants above. `source` says which ("measured" or "constant"), `basis` in words. Cost
+    uses COMPUTE_RATE_CENTS_PER_HOUR, rounded up to the cent (an estimate shown before the job).
     """
     tokens = steps * batch_size * context_length
     seconds = {d: tokens / tokens_per_second(base, d) for d in ("cpu", "cuda")}
+    source, basis = "constant", f"the typical throughput of {base.name} on a {device} (no recent job measured)"
+    if measured and measured.get("tokens_per_second"):
+        seconds[device] = tokens / measured["tokens_per_second"]
+        source = "measured"
+        basis = (f"measured: {measured['tokens_per_second']:,.0f} tokens/s over the last {measured['jobs']} "
+                 f"{base.name} job{'s' if measured['jobs'] != 1 else ''} on {device}")
     rate = settings.COMPUTE_RATE_CENTS_PER_HOUR
     return {
         "tokens": tokens,
@@ -108,7 +165,35 @@ def job_estimate(*, base: BaseModel, steps: int, batch_size: int, context_length
         "cost_cents": math.ceil(seconds[device] / 3600 * rate),
         "rate_cents_per_hour": rate,
         "gpu_recommended": seconds["cpu"] > 600,
+        "source": source,
+        "basis": basis,
     }
+
+
+# fp32 training: weights, gradients and AdamW's two moments are 16 bytes a parameter.
+_STATIC_BYTES_PER_PARAMETER = 16
+# Activations a GPT-2 block keeps for backward, per token and per unit of width, in fp32 (about 34
+# values per token and width in half precision, after Korthikanti et al. 2022, doubled for fp32;
+# attention runs as one fused kernel that stores no T x T matrix).
+_ACTIVATION_BYTES_PER_TOKEN_WIDTH = 68
+
+
+def training_memory(base: BaseModel, *, micro_batch: int, context_length: int) -> dict:
+    """Estimated peak bytes of one training pass of `micro_batch` windows: the fp32 logits and
+    their gradient (micro_batch x context x vocab x 4 bytes, twice), the blocks' activations, and
+    weights, gradients and optimizer state. An estimate to refuse what cannot fit, not a promise."""
+    tokens = micro_batch * context_length
+    logits = tokens * base.vocab_size * 4 * 2
+    activations = tokens * base.n_embd * base.n_layer * _ACTIVATION_BYTES_PER_TOKEN_WIDTH
+    static = base.parameters * _STATIC_BYTES_PER_PARAMETER
+    return {"logits": logits, "activations": activations, "static": static, "total": logits + activations + static}
+
+
+def largest_fitting_micro_batch(base: BaseModel, *, context_length: int, limit_bytes: float) -> int:
+    """The largest micro-batch whose estimate fits `limit_bytes` (0 when not even one window does)."""
+    fixed = training_memory(base, micro_batch=0, context_length=context_length)["total"]
+    per_window = training_memory(base, micro_batch=1, context_length=context_length)["total"] - fixed
+    return max(0, int((limit_bytes - fixed) // per_window))
 
 
 def available_device() -> str:

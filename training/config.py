@@ -76,6 +76,12 @@ class TrainConfig:
     warmup_steps: int = _hp(0, "Warmup steps", "Steps over which the learning rate rises linearly from 0.",
                             min=0, max=MAX_STEPS, trajectory=True)
     batch_size: int = _hp(8, "Batch size", "Windows per step.", min=1, max=256, trajectory=True)
+    # None: the whole batch in one pass. Accumulating over micro-batches sums the same gradients in
+    # another order, so it changes the trajectory's last bits.
+    micro_batch_size: int | None = _hp(None, "Micro-batch size", "Windows per forward pass: the batch's gradients "
+                                       "are accumulated over passes of this many windows, so a large batch fits "
+                                       "the device's memory. Empty: the whole batch in one pass.", min=1, max=256,
+                                       optional=True, trajectory=True)
     context_length: int = _hp(64, "Context length", "Tokens per training window.", min=8, max=1024,
                               trajectory=True)
     weight_decay: float = _hp(0.0, "Weight decay", "AdamW weight decay on matrices and embeddings (never on "
@@ -100,8 +106,11 @@ class TrainConfig:
                                 min=1, max=MAX_STEPS)
     keep_checkpoints: int = _hp(2, "Checkpoints kept", "Older checkpoints beyond this many are deleted (those "
                                 "made into model versions are kept).", min=1, max=20)
-    early_stopping_patience: int | None = _hp(None, "Early-stopping patience", "Stop after N evaluations "
-                                              "without improvement; empty never stops early.", min=1, max=1000,
+    # On by default: past the lowest validation loss a run only overfits (and the version is made
+    # from the best evaluation anyway), so the steps after it are wasted compute.
+    early_stopping_patience: int | None = _hp(3, "Early-stopping patience", "Stop after N evaluations "
+                                              "without improvement (1000: never in practice). The version is "
+                                              "made from the best evaluation either way.", min=1, max=1000,
                                               optional=True)
     early_stopping_min_delta: float = _hp(0.0, "Early-stopping min delta", "How much the validation loss must "
                                           "fall to count as an improvement.", min=0.0, max=100.0)
@@ -182,8 +191,11 @@ class TrainConfig:
         """Settings valid one by one that make no sense together for a new job: warmup or the
         first evaluation after the last step. The loop runs them (stored rows may have them);
         the form, the API and the CLI refuse them."""
-        return {name: f"must not exceed the number of steps ({self.steps})"
-                for name in ("warmup_steps", "sample_every") if getattr(self, name) > self.steps}
+        errors = {name: f"must not exceed the number of steps ({self.steps})"
+                  for name in ("warmup_steps", "sample_every") if getattr(self, name) > self.steps}
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            errors["micro_batch_size"] = f"must not exceed the batch size ({self.batch_size})"
+        return errors
 
     def described(self) -> list[tuple[str, str, Any]]:
         """(name, label, value) of every field in order, for the job page and the model card."""

@@ -46,3 +46,10 @@ class VersionHeld(Forbidden):
     """403: the version's files stay on the platform (trained on data lent to its trainer exclusively)."""
 
     code = "version_held"
+
+
+class BatchTooLarge(TrainingError):
+    """400: one training pass of the job's micro-batch would not fit a training device's memory
+    (TRAINING_DEVICE_MEMORY_GIB); extra says the estimate and the largest micro-batch that fits."""
+
+    code = "batch_exceeds_device_memory"

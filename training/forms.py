@@ -3,7 +3,7 @@ give the same field errors."""
 
 from django import forms
 
-from .base_models import BASE_MODELS, TINY
+from .base_models import BASE_MODELS, TINY, base_defaults
 from .config import HyperparameterError, Limits, TrainConfig, hyperparameters
 
 LICENCE_CHOICES = [
@@ -64,10 +64,21 @@ def _hyperparameter_field(kind: type, default, limits: Limits) -> forms.Field:
     return forms.FloatField(widget=forms.NumberInput(attrs={"step": "any", **bounds}), **common)
 
 
+def job_defaults(base_model: str) -> dict:
+    """Every hyperparameter a job on `base_model` starts from: TrainConfig's defaults with the
+    base's own (learning rate, warmup, context) over them; an unknown base gets TrainConfig's."""
+    return {**TrainConfig().to_dict(), **base_defaults(base_model)}
+
+
+def all_job_defaults() -> dict:
+    """job_defaults of every base, for the page's script that switches them with the base."""
+    return {name: job_defaults(name) for name in BASE_MODELS}
+
+
 class JobForm(forms.Form):
-    """A job's dataset, name and base model, then one field per TrainConfig field, with its defaults
-    (which train the built-in model in seconds). A blank field takes its default, so an API client
-    can send just the dataset."""
+    """A job's dataset, name and base model, then one field per TrainConfig field, starting from
+    the chosen base's defaults. A blank field takes its default, so an API client can send just
+    the dataset."""
 
     dataset = forms.UUIDField(widget=forms.HiddenInput)
     name = forms.CharField(max_length=200, required=False)
@@ -75,7 +86,9 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields.update({name: _hyperparameter_field(kind, default, limits)
+        chosen = (self.data.get("base_model") if self.is_bound else self.initial.get("base_model")) or TINY
+        defaults = job_defaults(str(chosen))
+        self.fields.update({name: _hyperparameter_field(kind, defaults.get(name, default), limits)
                             for name, kind, default, limits in hyperparameters()})
         if not self.is_bound:
             return

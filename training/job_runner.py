@@ -8,6 +8,7 @@ in, and every write it makes checks that the lease is still its own.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -24,7 +25,7 @@ from django.db import DatabaseError, connection
 from . import artifacts, selectors
 from .base_models import BASE_MODELS, TINY
 from .errors import LeaseLost
-from .loop import TrainConfig, TrainingCallbacks, run_training
+from .loop import CHECKPOINTS_DIR, STATE_FILE, TrainConfig, TrainingCallbacks, run_training
 from .memorisation import memorisation_score
 from .models import TrainingJob
 from .services import jobs, versions
@@ -104,13 +105,21 @@ class JobCallbacks(TrainingCallbacks):
         if self.base_mark:  # a checkpoint promoted to a version later must say which base it needs
             versions.adapter_base_mark(Path(folder), **self.base_mark)
         versions.checkpoint_record(job=self.job, worker_id=self.worker_id, step=step, folder=Path(folder),
-                                   keep_last=self.keep)
+                                   keep_last=self.keep, keep_step=best_step_of(Path(folder)))
         self._beat()
 
     def control(self):
         if self.lease.lost.is_set():
             raise LeaseLost(str(self.job.pk))
         return selectors.job_control_request(job_id=self.job.pk)
+
+
+def best_step_of(checkpoint: Path) -> int | None:
+    """The step of the best evaluation as of a checkpoint (its trainer state says), or None."""
+    state = checkpoint / STATE_FILE
+    if not state.exists():
+        return None
+    return json.loads(state.read_text()).get("progress", {}).get("best_step")
 
 
 def worker_identity() -> str:
@@ -151,6 +160,8 @@ def _run(job: TrainingJob, worker_id: str, work: Path, lease: LeaseKeeper) -> st
     config = job.config  # a stored row out of its limits fails the job here, naming the field
     windows = selectors.job_windows(job=job, scratch=work)
     tokenizer, ids, train, val = windows.tokenizer, windows.ids, windows.train, windows.val
+    jobs.job_data_split_record(job_id=job.pk, worker_id=worker_id, split=windows.split)
+    job.data_split = windows.split
     resume_from = _prepare_resume(job, worker_id, work)
     callbacks = JobCallbacks(job, worker_id, tokenizer, ids, lease, config.keep_checkpoints)
     if config.is_lora:  # the base is loaded every time (checkpoints hold the adapter) and stored once
@@ -187,7 +198,18 @@ def _prepare_resume(job: TrainingJob, worker_id: str, work: Path) -> Path | None
         return None
     folder = artifacts.folder_download(checkpoint.storage_prefix, work / "resume")
     jobs.job_progress_rewind(job_id=job.pk, worker_id=worker_id, to_step=checkpoint.step)
+    _fetch_best(job, folder, work)
     return folder
+
+
+def _fetch_best(job: TrainingJob, resume_from: Path, work: Path) -> None:
+    """Put the best evaluation's checkpoint, when it is an earlier one than the checkpoint the run
+    resumes from, where the loop looks for it (its work dir), so the run still ends with the best
+    weights. The checkpoint pruning keeps it stored (keep_step)."""
+    best = best_step_of(resume_from)
+    stored = selectors.checkpoint_at(job=job, step=best) if best is not None else None
+    if stored is not None and stored.storage_prefix != selectors.checkpoint_latest(job=job).storage_prefix:
+        artifacts.folder_download(stored.storage_prefix, work / "run" / CHECKPOINTS_DIR / f"step-{best:08d}")
 
 
 def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
@@ -210,13 +232,16 @@ def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
 
 
 def _finish(job: TrainingJob, worker_id: str, result, base_mark: dict | None, base_folder: Path) -> str:
-    """Store the final model of a finished run as a version, then end the attempt in its state."""
+    """Store the model of a finished run, its best evaluation's weights, as a version, then end
+    the attempt in its state."""
     if result.status in ("succeeded", "early_stopped"):
         job.refresh_from_db()
+        step = result.best_step or result.step
+        selection = versions.version_selection(job=job, step=step, stopped_at=result.step, best=True)
         if base_mark:
             versions.adapter_base_mark(result.output_dir, **base_mark)
-        versions.version_create(job=job, folder=result.output_dir, step=result.step, worker_id=worker_id,
-                                base_folder=base_folder if base_mark else None)
+        versions.version_create(job=job, folder=result.output_dir, step=step, worker_id=worker_id,
+                                selection=selection, base_folder=base_folder if base_mark else None)
         jobs.job_finish(job_id=job.pk, worker_id=worker_id, state=State.SUCCEEDED, step=result.step)
         return State.SUCCEEDED
     state = State.PAUSED if result.status == "paused" else State.CANCELLED

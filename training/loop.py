@@ -5,6 +5,11 @@ No Django here: the caller (a Celery task) passes windows, a config and callback
 `TrainResult` back. Reproducibility contract: the batch of step s and the dropout RNG of step s are
 pure functions of (seed, s), so on CPU a run resumed from a checkpoint ends with the same weights,
 bit for bit, as a run that was never interrupted.
+
+Windows are context_length + 1 tokens (textdata.make_windows): the model reads the first
+context_length and predicts the last context_length. The weights a run ends with are those of the
+evaluation with the lowest validation loss (its checkpoint is written when it is found and never
+pruned), not the last step's: training past the best only overfits.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
 STATE_FILE = "trainer_state.json"
 _CHECKPOINT_NAME = re.compile(r"^step-(\d+)$")
-_IGNORE = -100  # cross_entropy's ignore_index: the last position of a window has no next token
+# What a checkpoint holds beyond the model and tokenizer: never part of a final model.
+_TRAINING_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng.pt", STATE_FILE)
 # Purposes mixed into derived seeds, so that batches, dropout and samples draw independent streams.
 _BATCHES, _DROPOUT, _SAMPLES, _ADAPTER_INIT = 0, 1, 2, 3
 
@@ -70,8 +76,9 @@ class TrainingCallbacks:
 
 @dataclass
 class TrainResult:
-    """How a run ended. `output_dir` holds the final model and tokenizer (succeeded and
-    early_stopped only); `checkpoint_dir` is the checkpoint to resume from (paused only)."""
+    """How a run ended. `output_dir` holds the model and tokenizer of the best evaluation, at
+    `best_step` with `best_val_loss` (succeeded and early_stopped only; `step` is where the run
+    stopped); `checkpoint_dir` is the checkpoint to resume from (paused only)."""
 
     status: str
     step: int
@@ -79,6 +86,8 @@ class TrainResult:
     val_loss: float | None
     output_dir: Path | None = None
     checkpoint_dir: Path | None = None
+    best_step: int | None = None
+    best_val_loss: float | None = None
 
 
 class ResumeMismatch(ValueError):
@@ -91,6 +100,7 @@ class _Progress:
 
     step: int = 0
     best_val_loss: float | None = None
+    best_step: int | None = None  # the evaluation whose weights the run ends with
     evals_without_improvement: int = 0
     train_loss: float | None = None
     val_loss: float | None = None
@@ -129,8 +139,11 @@ def run_training(
     """Fine-tune the causal LM at `model_path` (a Hugging Face folder or hub name) on the windows.
 
     Checkpoints go to `work_dir/checkpoints/step-NNNNNNNN` (only the newest `keep_checkpoints`
-    are kept); the final model goes to `work_dir/final`. With `resume_from`, training continues at
-    the checkpoint's step + 1 from its weights, optimizer, scheduler and RNG state.
+    are kept, and the best evaluation's); the final model, the best evaluation's weights, goes to
+    `work_dir/final`. With `resume_from`, training continues at the checkpoint's step + 1 from its
+    weights, optimizer, scheduler and RNG state; the best evaluation's checkpoint, when it is an
+    earlier one, must then be in `work_dir/checkpoints` (the job runner downloads it there), else
+    the run ends with its last weights.
     On CPU it trains in fp32 and calls `reuse_freed_memory()` (process-wide, see there); on CUDA
     it uses autocast. Raises ValueError for a bad config or windows, ResumeMismatch for a
     checkpoint from another trajectory, and whatever model loading raises for a bad `model_path`.
@@ -155,10 +168,11 @@ def run_training(
 def _check_windows(train: torch.Tensor, val: torch.Tensor, config: TrainConfig) -> None:
     for name, windows in (("train_windows", train), ("val_windows", val)):
         if windows.dim() != 2 or len(windows) == 0:
-            raise ValueError(f"{name} must be a non-empty [n, context_length] tensor")
-        if windows.shape[1] != config.context_length:
+            raise ValueError(f"{name} must be a non-empty [n, context_length + 1] tensor")
+        if windows.shape[1] != config.context_length + 1:
             raise ValueError(
-                f"{name} are {windows.shape[1]} tokens long but context_length is {config.context_length}"
+                f"{name} are {windows.shape[1]} tokens long but context_length is {config.context_length}: "
+                f"windows hold context_length + 1 tokens (textdata.make_windows)"
             )
 
 
@@ -226,14 +240,12 @@ def _make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.d
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=fused)
 
 
-def _causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy. The targets are shifted, not the logits, so the big logits tensor
-    is never copied; the last position of each window is ignored."""
-    targets = F.pad(input_ids[:, 1:], (0, 1), value=_IGNORE)
+def _causal_lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy of logits [b, T, V] against targets [b, T]: a window's inputs
+    are its first T tokens and its targets its last T, so every position has a target."""
     return F.cross_entropy(
         logits.float().view(-1, logits.shape[-1]),
         targets.reshape(-1),
-        ignore_index=_IGNORE,
         reduction=reduction,
     )
 
@@ -377,11 +389,17 @@ class _Run:
         # Reseeding per step makes dropout a function of (seed, step), independent of how many
         # steps this process has run, which is what makes resumed runs bitwise identical.
         torch.manual_seed(_derived_seed(self.config.seed, _DROPOUT, step))
-        with self.precision.autocast():
-            logits = self.model(input_ids=batch, use_cache=False).logits
-        loss = _causal_lm_loss(logits, batch)
         scaler = self.precision.scaler
-        (scaler.scale(loss) if scaler else loss).backward()
+        total = 0.0
+        # Gradient accumulation: each micro-batch's mean loss is weighted by its share of the batch,
+        # so the summed gradients are those of the whole batch's mean loss.
+        for micro in batch.split(self.config.micro_batch_size or len(batch)):
+            with self.precision.autocast():
+                logits = self.model(input_ids=micro[:, :-1], use_cache=False).logits
+            loss = _causal_lm_loss(logits, micro[:, 1:]) * (len(micro) / len(batch))
+            del logits
+            (scaler.scale(loss) if scaler else loss).backward()
+            total += loss.item()
         if self.config.grad_clip:
             if scaler:
                 scaler.unscale_(self.optimizer)
@@ -393,12 +411,13 @@ class _Run:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return total
 
     # --- evaluation and samples ------------------------------------------------------------------
 
     def _evaluate_and_sample(self, step: int) -> bool:
-        """Evaluate (and sample) at `step`; True when early stopping says to stop."""
+        """Evaluate (and sample) at `step`; True when early stopping says to stop. A new best
+        evaluation is checkpointed at once: its weights are the ones the run will end with."""
         val_loss = self._evaluate()
         self.evaluated_step = step
         self.progress.val_loss = val_loss
@@ -406,15 +425,21 @@ class _Run:
         if self.config.sample_count:
             self.sampled_step = step
             self.callbacks.on_sample(step, self._sample(step))
-        return self._should_stop_early(val_loss)
+        stop = self._should_stop_early(val_loss)
+        if self.progress.best_step == step and not stop and step < self.config.steps:
+            self._write_checkpoint()
+        return stop
 
     def _should_stop_early(self, val_loss: float) -> bool:
+        """Track the best evaluation (an improvement is a fall of more than the minimum delta)
+        and say whether patience has run out."""
         progress, config = self.progress, self.config
         if (
             progress.best_val_loss is None
             or val_loss < progress.best_val_loss - config.early_stopping_min_delta
         ):
             progress.best_val_loss = val_loss
+            progress.best_step = progress.step
             progress.evals_without_improvement = 0
         else:
             progress.evals_without_improvement += 1
@@ -435,10 +460,10 @@ class _Run:
         """Mean next-token loss over the validation windows (every predicted token weighs the same)."""
         total, count = 0.0, 0
         with self._inference():
-            for batch in self.val_windows.split(self.config.batch_size):
-                logits = self.model(input_ids=batch, use_cache=False).logits
-                total += _causal_lm_loss(logits, batch, reduction="sum").item()
-                count += batch.shape[0] * (batch.shape[1] - 1)
+            for batch in self.val_windows.split(self.config.micro_batch_size or self.config.batch_size):
+                logits = self.model(input_ids=batch[:, :-1], use_cache=False).logits
+                total += _causal_lm_loss(logits, batch[:, 1:], reduction="sum").item()
+                count += batch[:, 1:].numel()
         return total / count
 
     def _sample(self, step: int) -> list[str]:
@@ -476,6 +501,7 @@ class _Run:
             self.evaluated_step = step
             self.progress.val_loss = self._evaluate()
             self.callbacks.on_eval(step, self.progress.val_loss, _perplexity(self.progress.val_loss))
+            self._should_stop_early(self.progress.val_loss)  # the last step may be the best
         if self.config.sample_count and self.sampled_step != step:
             self.sampled_step = step
             self.callbacks.on_sample(step, self._sample(step))
@@ -483,15 +509,32 @@ class _Run:
 
     def _result(self, status: str, **folders: Path) -> TrainResult:
         progress = self.progress
-        return TrainResult(status, progress.step, progress.train_loss, progress.val_loss, **folders)
+        return TrainResult(status, progress.step, progress.train_loss, progress.val_loss, **folders,
+                           best_step=progress.best_step, best_val_loss=progress.best_val_loss)
+
+    def _best_folder(self) -> Path | None:
+        """The checkpoint of the best evaluation when it is not the current step's weights."""
+        best = self.progress.best_step
+        if best is None or best == self.progress.step:
+            return None
+        folder = self.work_dir / CHECKPOINTS_DIR / f"step-{best:08d}"
+        return folder if (folder / STATE_FILE).exists() else None
 
     def _save_final(self) -> Path:
-        """Weights (safetensors) and tokenizer only: what serving needs, no optimizer state."""
+        """The best evaluation's weights (safetensors) and tokenizer only: what serving needs, no
+        optimizer state. Without its checkpoint at hand (an earlier attempt's, not provided) the
+        run ends with its current weights and `best_step` is the current step."""
         final = self.work_dir / FINAL_DIR
         partial = self.work_dir / f"{FINAL_DIR}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        self.model.save_pretrained(partial, safe_serialization=True)
-        self.tokenizer.save_pretrained(partial)
+        best = self._best_folder()
+        if best is not None:
+            shutil.copytree(best, partial, ignore=shutil.ignore_patterns(*_TRAINING_STATE_FILES))
+        else:
+            self.model.save_pretrained(partial, safe_serialization=True)
+            self.tokenizer.save_pretrained(partial)
+            if self.progress.best_step is not None and self.progress.best_step != self.progress.step:
+                self.progress.best_step, self.progress.best_val_loss = self.progress.step, self.progress.val_loss
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         return final
@@ -536,8 +579,11 @@ class _Run:
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def _prune_checkpoints(self) -> None:
+        """Keep the newest `keep_checkpoints` and the best evaluation's, whatever its age."""
+        best = self.progress.best_step
         for folder in list_checkpoints(self.work_dir)[: -self.config.keep_checkpoints]:
-            shutil.rmtree(folder, ignore_errors=True)
+            if best is None or folder.name != f"step-{best:08d}":
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def list_checkpoints(work_dir: Path) -> list[Path]:

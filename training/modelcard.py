@@ -38,6 +38,9 @@ def render_model_card(
     samples: Sequence[Mapping[str, Any]],
     dataset_rights_holders: Sequence[str] = (),
     adapter: Mapping[str, Any] | None = None,
+    data_split: Mapping[str, Any] | None = None,
+    selection: str = "",
+    warnings: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """Markdown with YAML front matter in the Hub's model-card format.
 
@@ -49,7 +52,10 @@ def render_model_card(
     ngram_share. `dataset_licence` is the licence the dataset was supplied under; the card's
     `license` is `base_licence` since a fine-tune inherits the base model's terms. Raises KeyError
     when a sample lacks one of those keys. The licence section says that nothing is sold yet;
-    `card_with_offered_terms` states the terms once offers exist.
+    `card_with_offered_terms` states the terms once offers exist. `data_split` (textdata
+    HeldOutSplit.summary) says how many documents and tokens were trained on and held out,
+    `selection` why these weights ("step 250 of 400: lowest validation loss 3.210"), `warnings`
+    what the run warned of (job_warnings).
     """
     front_matter = _front_matter(name, base_model, base_licence, dataset_name, dataset_licence, metrics,
                                  adapter=adapter is not None)
@@ -58,9 +64,9 @@ def render_model_card(
         (_adapter_description(name, base_model, base_licence, params, adapter) if adapter
          else _description_from_scratch(name, base_model, params) if _from_scratch(base_model)
          else _description(name, base_model, base_licence, params)),
-        _training_data(dataset_name, dataset_digest, dataset_licence),
+        _training_data(dataset_name, dataset_digest, dataset_licence, data_split or {}),
         _training_procedure(hyperparameters, from_scratch=_from_scratch(base_model)),
-        _evaluation(metrics),
+        _evaluation(metrics, selection, warnings),
         _samples(samples),
         _licence_section(base_model, base_licence, dataset_name, dataset_licence, dataset_rights_holders, ()),
         _limitations(from_scratch=_from_scratch(base_model)),
@@ -227,15 +233,31 @@ def _description_from_scratch(name: str, base_model: str, params: int) -> str:
     )
 
 
-def _training_data(dataset_name: str, dataset_digest: str, dataset_licence: str) -> str:
+def _training_data(dataset_name: str, dataset_digest: str, dataset_licence: str,
+                   split: Mapping[str, Any]) -> str:
     return (
         "## Training data\n\n"
         f"- Dataset: {dataset_name}\n"
         f"- Content digest (SHA-256): `{dataset_digest}`\n"
         f"- Licence: {dataset_licence}\n\n"
-        "Documents were separated by `<|endoftext|>`, encoded with the model's tokenizer and "
-        "cut into fixed-length windows; a small share of the windows was held out for validation."
+        "Documents were separated by `<|endoftext|>` and encoded with the model's tokenizer. "
+        + _split_sentence(split)
     )
+
+
+def _split_sentence(split: Mapping[str, Any]) -> str:
+    if not split:
+        return "A share of the data was held out for validation."
+    if split.get("rule") == "single_document_tail":
+        return (f"The dataset is a single document: its first {split['train_tokens']:,} tokens were trained on "
+                f"and its last {split['val_tokens']:,} held out for validation, each cut into its own windows.")
+    def documents(n: int) -> str:
+        return f"{n:,} document{'' if n == 1 else 's'}"
+
+    return (f"Whole documents were held out for validation: {documents(split['train_documents'])} "
+            f"({split['train_tokens']:,} tokens) were trained on and {documents(split['val_documents'])} "
+            f"({split['val_tokens']:,} tokens) held out, each side cut into its own windows, so no "
+            "validation text was ever trained on.")
 
 
 def _training_procedure(hyperparameters: Mapping[str, Any], *, from_scratch: bool = False) -> str:
@@ -252,11 +274,15 @@ def _training_procedure(hyperparameters: Mapping[str, Any], *, from_scratch: boo
     )
 
 
-def _evaluation(metrics: Mapping[str, float]) -> str:
+def _evaluation(metrics: Mapping[str, float], selection: str = "",
+                warnings: Sequence[Mapping[str, Any]] = ()) -> str:
+    chosen = f"These weights are from {selection}.\n\n" if selection else ""
+    warned = "".join(f"**Warning:** {w['message']}\n\n" for w in warnings)
     if not metrics:
-        return "## Evaluation\n\nNo evaluation results were recorded."
+        return f"## Evaluation\n\n{chosen}{warned}No evaluation results were recorded."
     rows = "\n".join(f"| {key.replace('_', ' ')} | {_number(value)} |" for key, value in metrics.items())
-    return f"## Evaluation\n\nOn the held-out validation windows:\n\n| Metric | Value |\n|---|---|\n{rows}"
+    return (f"## Evaluation\n\n{chosen}{warned}On the held-out validation documents:\n\n"
+            f"| Metric | Value |\n|---|---|\n{rows}")
 
 
 def _samples(samples: Sequence[Mapping[str, Any]]) -> str:

@@ -131,6 +131,9 @@ class TrainingJob(models.Model):
     compute_seconds = models.FloatField(default=0.0)
     device = models.CharField(max_length=32, blank=True)
     estimate = models.JSONField(default=dict)
+    # How the dataset was split for this job (textdata.HeldOutSplit.summary): documents, tokens and
+    # windows on each side; recorded by the worker when it prepares the data.
+    data_split = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
     error_trace = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -227,6 +230,15 @@ class ModelVersion(models.Model):
     # and the quality checks live); blank: the deployment's INFERENCE_PRECISION.
     serving_precision = models.CharField(max_length=8, blank=True, default="",
                                          help_text="fp32, int8 or bf16; blank: the deployment's default.")
+    # Warnings the version carries from its run ([{code, message, figures}], job_warnings): a
+    # "memorisation" one must be acknowledged before the version is published.
+    warnings = models.JSONField(default=list, blank=True)
+    # Why these weights: {"rule", "step", "of_steps", "stopped_at", "val_loss", "text"}, e.g. the text
+    # "step 250 of 400: lowest validation loss 3.21" for a run's version (the best evaluation).
+    selection = models.JSONField(default=dict, blank=True)
+    memorisation_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    memorisation_acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                                     on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

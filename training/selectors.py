@@ -19,7 +19,8 @@ from .base_models import base_model_get
 from .config import HyperparameterError
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion, TrainingJob
 from .services.datasets import VAL_FRACTION, dataset_encoding
-from .textdata import make_windows, split_windows
+from .job_warnings import job_warnings
+from .textdata import held_out_split
 
 
 def studio_overview(*, owner) -> dict:
@@ -75,15 +76,57 @@ def checkpoint_latest(*, job: TrainingJob) -> Checkpoint | None:
     return Checkpoint.objects.filter(job=job).order_by("-step").first()
 
 
-def _eta_seconds(job: TrainingJob) -> float | None:
-    if job.state != TrainingJob.State.RUNNING:
+def checkpoint_at(*, job: TrainingJob, step: int) -> Checkpoint | None:
+    return Checkpoint.objects.filter(job=job, step=step).first()
+
+
+# Steps a job's own attempt must have run before its ETA comes from its own pace.
+MEASURED_STEPS_MIN = 5
+
+
+def _measured_seconds_per_step(job: TrainingJob) -> float | None:
+    """Wall seconds per step of the current attempt, from the times its steps were recorded:
+    evaluations, samples and checkpoints between them included, unlike a step's own tokens/s."""
+    rows = job.metrics.filter(attempt=job.attempts).order_by("step").values_list("step", "created_at")
+    first, last = rows.first(), rows.last()
+    if first is None or last[0] - first[0] < MEASURED_STEPS_MIN:
         return None
-    recent = [tps for tps in job.metrics.order_by("-step").values_list("tokens_per_second", flat=True)[:20] if tps]
-    if not recent:
+    return (last[1] - first[1]).total_seconds() / (last[0] - first[0])
+
+
+def job_eta(job: TrainingJob) -> dict:
+    """{"eta_seconds", "eta_source", "cost_estimate_cents"}: a running job's remaining time from
+    its own measured pace once it has run MEASURED_STEPS_MIN steps ("measured"); before that the
+    estimate made at creation, less the compute already spent ("estimate"). The cost estimate is
+    the compute so far plus the remaining time at the compute rate. Not running: no ETA."""
+    eta, source = None, None
+    if job.state == TrainingJob.State.RUNNING:
+        per_step = _measured_seconds_per_step(job)
+        if per_step is not None:
+            eta, source = round((job.total_steps - job.step) * per_step, 1), "measured"
+        elif job.estimate.get("seconds") is not None:
+            eta, source = round(max(job.estimate["seconds"] - job.compute_seconds, 0.0), 1), "estimate"
+    hours = (job.compute_seconds + (eta or 0.0)) / 3600
+    return {"eta_seconds": eta, "eta_source": source,
+            "cost_estimate_cents": math.ceil(hours * settings.COMPUTE_RATE_CENTS_PER_HOUR)}
+
+
+def job_evaluations(job: TrainingJob) -> list[tuple[int, float]]:
+    """(step, validation loss) of every evaluation of the job, in step order."""
+    return list(job.metrics.filter(val_loss__isnull=False).order_by("step").values_list("step", "val_loss"))
+
+
+def job_warning_list(*, job: TrainingJob) -> list[dict]:
+    """The job's warnings ({code, message, figures}): overfitting and memorisation, as they happen."""
+    samples = job.samples.values("step", "longest_copied_span", "ngram_overlap")
+    return job_warnings(job_evaluations(job), samples)
+
+
+def _best_evaluation(evaluations: list[tuple[int, float]]) -> dict | None:
+    if not evaluations:
         return None
-    config = job.config
-    seconds_per_step = config.batch_size * config.context_length / (sum(recent) / len(recent))
-    return round((job.total_steps - job.step) * seconds_per_step, 1)
+    step, loss = min(evaluations, key=lambda e: (e[1], e[0]))
+    return {"step": step, "val_loss": loss}
 
 
 def job_settings(*, job: TrainingJob) -> list[tuple[str, str, object]]:
@@ -130,13 +173,14 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
     metrics = list(job.metrics.filter(step__gt=metrics_after).values(
         "step", "train_loss", "val_loss", "perplexity", "learning_rate", "tokens_per_second", "attempt"))
     prompt = job.hyperparameters.get("sample_prompt") or ""
+    evaluations = job_evaluations(job)
     samples = [{**row, **sample_reading(row["text"], prompt=prompt)} for row in job.samples.filter(
         step__gt=samples_after).values("step", "index", "text", "longest_copied_span", "ngram_overlap")]
     hours = job.compute_seconds / 3600
     return {
         "id": str(job.pk), "name": job.name, "state": job.state, "control_request": job.control_request,
         "step": job.step, "total_steps": job.total_steps, "percent": job.progress_percent,
-        "eta_seconds": _eta_seconds(job), "attempts": job.attempts,
+        **job_eta(job), "attempts": job.attempts,
         "resumed_from_step": job.resumed_from_step, "device": job.device,
         "compute_seconds": round(job.compute_seconds, 1),
         "cost_so_far_cents": math.ceil(hours * settings.COMPUTE_RATE_CENTS_PER_HOUR),
@@ -145,8 +189,11 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
         "metrics": metrics, "samples": samples, "sample_prompt": prompt,
         "checkpoint_every": job.hyperparameters.get("checkpoint_every"),
         "checkpoints": list(job.checkpoints.values("id", "step", "kept")),
-        "versions": [{"id": str(v.pk), "name": v.name, "digest": v.digest, "from_step": v.from_step}
+        "versions": [{"id": str(v.pk), "name": v.name, "digest": v.digest, "from_step": v.from_step,
+                      "selection": v.selection.get("text", ""), "warnings": v.warnings}
                      for v in job.versions.all()],
+        "warnings": job_warnings(evaluations, job.samples.values("step", "longest_copied_span", "ngram_overlap")),
+        "best": _best_evaluation(evaluations), "data_split": job.data_split,
     }
 
 
@@ -156,28 +203,34 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
 class JobWindows:
     tokenizer: object
     ids: list[int]
-    train: object  # LongTensor [n, context_length]
+    train: object  # LongTensor [n, context_length + 1]
     val: object
+    split: dict  # HeldOutSplit.summary(): documents and tokens on each side
 
 
 def job_windows(*, job: TrainingJob, scratch: Path) -> JobWindows:
     """The dataset's tokens for the job's base model and the (train, validation) windows its run
-    uses: cut at its context length and split by its seed. The one place they are made, so the
-    training run and every later measurement of a version on "its validation set" (inference's
-    precision checks) read the same windows. Raises TrainingError when the tokenizer is unreachable."""
+    uses: documents split by its seed into training and held-out validation, each side cut at
+    its context length (textdata.held_out_split). The one place they are made, so the training
+    run and every later measurement of a version on "its validation set" (inference's precision
+    checks) read the same windows. Raises TrainingError when the tokenizer is unreachable."""
     config = job.config
     tokenizer, ids = dataset_encoding(dataset=job.dataset, base=base_model_get(job.base_model), scratch=scratch)
-    train, val = split_windows(make_windows(ids, config.context_length), VAL_FRACTION, seed=config.seed)
-    return JobWindows(tokenizer=tokenizer, ids=ids, train=train, val=val)
+    split = held_out_split(ids, eos_id=tokenizer.eos_token_id, context_length=config.context_length,
+                           val_fraction=VAL_FRACTION, seed=config.seed)
+    return JobWindows(tokenizer=tokenizer, ids=ids, train=split.train, val=split.val, split=split.summary())
 
 
 def version_validation_windows(version: ModelVersion, *, max_windows: int | None = None):
-    """The validation windows of the run that produced `version` (LongTensor [n, context_length]
-    of token ids), at most `max_windows`: the first ones, as the training loop's evaluation takes
-    them (its eval_max_windows). Raises TrainingError when the dataset's tokenizer is unreachable."""
+    """The held-out validation windows of the run that produced `version` (LongTensor
+    [n, context_length + 1] of token ids, as the run evaluated them), at most `max_windows`: the
+    first ones, as the training loop's evaluation takes them (its eval_max_windows). A window longer
+    than the model's positions (a context as long as they are) is cut to them: the engine's
+    perplexity reads whole windows. Raises TrainingError when the dataset's tokenizer is unreachable."""
     job = TrainingJob.objects.select_related("dataset").get(pk=version.job_id)
     with tempfile.TemporaryDirectory(prefix="imprint-windows-") as scratch:
         val = job_windows(job=job, scratch=Path(scratch)).val
+    val = val[:, : version.n_positions]
     return val[:max_windows] if max_windows is not None else val
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -124,35 +125,40 @@ def encode_documents(documents: Sequence[str], tokenizer: Any) -> list[int]:
 
 
 def make_windows(ids: Sequence[int], context_length: int) -> torch.Tensor:
-    """Cut the stream into consecutive, non-overlapping windows: a LongTensor [n, context_length].
+    """Cut the stream into windows of context_length + 1 tokens, a LongTensor [n, context_length + 1],
+    each starting where the previous one's last token is: the model reads a window's first
+    context_length tokens and predicts its last context_length, so every token of the stream but
+    the first is a target exactly once (windows of context_length tokens would never predict the
+    first token of each, 1/T of the data).
 
-    The last partial chunk is dropped rather than padded, so every position of every window is a
-    real token and the loss needs no mask; at most context_length - 1 tokens are lost. A stream
-    shorter than one window is repeated to fill exactly one window: the stream ends with eos, so
-    the repeat reads like the next document. Raises ValueError for an empty stream or a
-    non-positive context length.
+    A partial chunk at the end is dropped rather than padded, so the loss needs no mask; fewer than
+    context_length tokens are lost. A stream shorter than one window is repeated to fill exactly one
+    window: the stream ends with eos, so the repeat reads like the next document. Raises ValueError
+    for an empty stream or a non-positive context length.
     """
     if context_length < 1:
         raise ValueError("context_length must be positive")
     if len(ids) == 0:
         raise ValueError("cannot make windows from an empty token stream")
     stream = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    count = len(stream) // context_length
+    width = context_length + 1
+    count = (len(stream) - 1) // context_length
     if count == 0:
-        repeats = -(-context_length // len(stream))
-        return stream.repeat(repeats)[:context_length].unsqueeze(0)
-    return stream[: count * context_length].reshape(count, context_length).clone()
+        repeats = -(-width // len(stream))
+        return stream.repeat(repeats)[:width].unsqueeze(0)
+    return stream.unfold(0, width, context_length)[:count].clone()
 
 
 def split_windows(
     windows: torch.Tensor, val_fraction: float = 0.05, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministically shuffle windows into (train, validation).
+    """Deterministically shuffle windows into (train, validation): a split of one stream with no
+    document structure. Fine-tuning jobs split by document instead (`held_out_split`), so that no
+    validation text is also trained on.
 
     Validation gets round(n * val_fraction) windows, at least one, and train keeps at least one.
-    With a single window there is nothing to hold out: both sets are that window, so the
-    validation loss then equals a training loss (documented rather than refused, so that tiny demo
-    datasets still train). Raises ValueError for no windows or a fraction outside [0, 1).
+    With a single window there is nothing to hold out: both sets are that window. Raises
+    ValueError for no windows or a fraction outside [0, 1).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1)")
@@ -165,6 +171,108 @@ def split_windows(
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(total, generator=generator)
     return windows[order[val_count:]], windows[order[:val_count]]
+
+
+# --- Held-out validation by document ------------------------------------------------------------
+
+SPLIT_BY_DOCUMENT = "documents"
+SPLIT_SINGLE_DOCUMENT = "single_document_tail"
+
+
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """Training and validation windows cut from disjoint text. `rule` is SPLIT_BY_DOCUMENT (whole
+    documents on each side) or SPLIT_SINGLE_DOCUMENT (a dataset of one document: its last tokens
+    are held out). Token counts are the documents' own tokens, separators not counted."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    train_documents: int
+    val_documents: int
+    train_tokens: int
+    val_tokens: int
+    rule: str
+
+    def summary(self) -> dict[str, Any]:
+        """The figures a model card and a job page show."""
+        return {"rule": self.rule, "train_documents": self.train_documents, "val_documents": self.val_documents,
+                "train_tokens": self.train_tokens, "val_tokens": self.val_tokens,
+                "train_windows": len(self.train), "val_windows": len(self.val)}
+
+
+def document_spans(ids: Sequence[int], eos_id: int) -> list[tuple[int, int]]:
+    """(start, end) of each document in a stream where every document is followed by eos (as
+    `encode_documents` and the stored encodings make it), eos excluded; a tail without its eos
+    counts as a document too. Empty documents are skipped."""
+    array = np.asarray(ids, dtype=np.int64)
+    ends = np.flatnonzero(array == eos_id).tolist()
+    if not ends or ends[-1] != len(array) - 1:
+        ends.append(len(array))
+    spans, start = [], 0
+    for end in ends:
+        if end > start:
+            spans.append((start, end))
+        start = end + 1
+    return spans
+
+
+def held_out_split(ids: Sequence[int], *, eos_id: int, context_length: int, val_fraction: float = 0.05,
+                   seed: int = 0) -> HeldOutSplit:
+    """Split a dataset's documents into training and validation, deterministically from `seed`,
+    and pack each side into its own windows (`make_windows`), so no window holds text of both.
+
+    Documents are taken in a seeded order into validation until it holds `val_fraction` of the
+    tokens, at least one document, and training keeps at least one. A dataset of a single
+    document cannot be split by document: its last `val_fraction` of tokens (at least one) are held
+    out instead. Each side's stream starts with eos (what a document follows in GPT-2's data), so
+    the first token of every document is a target too. Raises ValueError for a stream without
+    documents or a fraction outside (0, 1).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError("val_fraction must be in (0, 1)")
+    array = np.asarray(ids, dtype=np.int64)
+    spans = document_spans(array, eos_id)
+    if not spans:
+        raise ValueError("the token stream holds no document")
+    if len(spans) == 1:
+        return _split_single_document(array, spans[0], eos_id, context_length, val_fraction)
+    order = np.random.default_rng(np.random.SeedSequence([seed, 0x5E1D])).permutation(len(spans))
+    total = sum(end - start for start, end in spans)
+    val_chosen, val_tokens = [], 0
+    for index in order[:-1]:  # the last one in the order always trains
+        start, end = spans[index]
+        val_chosen.append(int(index))
+        val_tokens += end - start
+        if val_tokens >= val_fraction * total:
+            break
+    chosen = set(val_chosen)
+    train_spans = [span for i, span in enumerate(spans) if i not in chosen]
+    val_spans = [spans[i] for i in sorted(chosen)]
+    return HeldOutSplit(
+        train=make_windows(_pack(array, train_spans, eos_id), context_length),
+        val=make_windows(_pack(array, val_spans, eos_id), context_length),
+        train_documents=len(train_spans), val_documents=len(val_spans),
+        train_tokens=total - val_tokens, val_tokens=val_tokens, rule=SPLIT_BY_DOCUMENT)
+
+
+def _split_single_document(array: np.ndarray, span: tuple[int, int], eos_id: int, context_length: int,
+                           val_fraction: float) -> HeldOutSplit:
+    start, end = span
+    length = end - start
+    held = min(max(1, round(length * val_fraction)), length - 1) if length > 1 else 0
+    cut = end - held
+    train_spans, val_spans = [(start, cut)], [(cut, end)] if held else [(start, end)]
+    return HeldOutSplit(
+        train=make_windows(_pack(array, train_spans, eos_id), context_length),
+        val=make_windows(_pack(array, val_spans, eos_id), context_length),
+        train_documents=1, val_documents=1, train_tokens=cut - start, val_tokens=held or length,
+        rule=SPLIT_SINGLE_DOCUMENT)
+
+
+def _pack(array: np.ndarray, spans: Sequence[tuple[int, int]], eos_id: int) -> np.ndarray:
+    """eos, then each span's tokens followed by eos: one side's stream."""
+    eos = np.asarray([eos_id], dtype=np.int64)
+    return np.concatenate([eos, *(np.concatenate([array[start:end], eos]) for start, end in spans)])
 
 
 def ids_to_bytes(ids: Sequence[int]) -> bytes:

@@ -12,7 +12,7 @@ from core.errors import DomainError
 from . import selectors
 from .base_models import BASE_MODELS
 from .errors import UploadsInFlight
-from .forms import DatasetForm, JobForm
+from .forms import DatasetForm, JobForm, all_job_defaults
 from .models import Checkpoint
 from .services import access, datasets, jobs, versions
 
@@ -63,7 +63,8 @@ def upload_detail(request, pk):
 def dataset_detail(request, pk):
     dataset = selectors.dataset_get(owner=request.user, pk=pk)
     form = JobForm(initial={"dataset": dataset.pk})
-    return render(request, "training/dataset_detail.html", {"dataset": dataset, "form": form})
+    return render(request, "training/dataset_detail.html",
+                  {"dataset": dataset, "form": form, "base_defaults": all_job_defaults()})
 
 
 @role_required("trainer")
@@ -84,13 +85,15 @@ def job_create(request):
         dataset = selectors.dataset_for_training(user=request.user, pk=form.cleaned_data["dataset"])
     if dataset is None:
         raise Http404("Choose one of your datasets.")
-    return render(request, "training/dataset_detail.html", {"dataset": dataset, "form": form}, status=400)
+    return render(request, "training/dataset_detail.html",
+                  {"dataset": dataset, "form": form, "base_defaults": all_job_defaults()}, status=400)
 
 
 @role_required("trainer")
 def job_detail(request, pk):
     job = selectors.job_get(owner=request.user, pk=pk)
-    return render(request, "training/job_detail.html", {"job": job, "hyperparameters": selectors.job_settings(job=job)})
+    return render(request, "training/job_detail.html", {"job": job, "hyperparameters": selectors.job_settings(job=job),
+                                                        "warnings": selectors.job_warning_list(job=job)})
 
 
 @role_required("trainer")
@@ -181,4 +184,10 @@ def estimate(request):
     form = JobForm(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
-    return JsonResponse(jobs.job_estimate_for(base_model=form.cleaned_data["base_model"], config=form.config))
+    base_model = form.cleaned_data["base_model"]
+    estimate = jobs.job_estimate_for(base_model=base_model, config=form.config)
+    try:
+        jobs.job_memory_check(base=BASE_MODELS[base_model], config=form.config)
+    except DomainError as exc:
+        estimate["refusal"] = {"code": exc.code, "message": exc.message, "param": exc.param}
+    return JsonResponse(estimate)

@@ -49,6 +49,8 @@ def test_a_trainer_goes_from_sign_up_to_a_published_model(live_server, celery_wo
         page.fill("#id_batch_size", "4")
         page.fill("#id_context_length", "32")
         page.fill("#id_sample_prompt", "The")
+        # Early stopping is on by default; this journey follows all 400 steps through a pause and a resume.
+        page.fill("#id_early_stopping_patience", "1000")
         page.dispatch_event("#id_steps", "change")
         page.wait_for_function("document.getElementById('estimate').textContent.includes('tokens to process')")
         screenshot(page, "trainer-dataset")
@@ -56,7 +58,7 @@ def test_a_trainer_goes_from_sign_up_to_a_published_model(live_server, celery_wo
         page.wait_for_url("**/studio/jobs/*/")
 
         # The page updates itself: no reloads from here on.
-        page.wait_for_function("Number(document.getElementById('step')?.textContent) >= 45")
+        page.wait_for_function("Number(document.getElementById('step')?.textContent) >= 45", timeout=60_000)
         page.wait_for_selector("#samples .sample")
         # Each sample shows the prompt it continues, marked apart from the model's text.
         assert page.inner_text("#samples .sample mark.prompt") == "The"

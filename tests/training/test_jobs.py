@@ -47,7 +47,8 @@ def test_a_job_runs_to_a_model_version_that_reloads_and_generates(trainer, local
     assert sorted(set(job.samples.values_list("step", flat=True))) == [15, 30]
     assert job.samples.filter(step=15).count() == 2
     assert all(s.longest_copied_span is not None for s in job.samples.all())
-    assert list(job.checkpoints.values_list("step", flat=True)) == [10, 20]  # last two kept
+    # The newest two are kept; the evaluation at 15, the best when it ran, was checkpointed at once.
+    assert list(job.checkpoints.values_list("step", flat=True)) == [15, 20]
     version = ModelVersion.objects.get(job=job)
     assert version.from_step == 30 and version.parameter_count > 10_000
     names = {f["name"] for f in version.files}
@@ -271,10 +272,11 @@ def test_the_estimate_says_real_fine_tunes_belong_on_gpus(trainer, client):
 def test_any_checkpoint_of_a_finished_job_becomes_a_version(trainer, local_media):
     job = make_job(trainer)
     job_runner.job_run(job_id=job.pk)
-    checkpoint = Checkpoint.objects.get(job=job, step=10)
+    checkpoint = Checkpoint.objects.get(job=job, step=20)
     job.refresh_from_db()
     version = services.version_from_checkpoint(job=job, checkpoint=checkpoint)
-    assert version.from_step == 10
+    assert version.from_step == 20
+    assert version.selection["rule"] == "checkpoint" and "chosen by the trainer" in version.selection["text"]
     assert not {f["name"] for f in version.files} & services.TRAINING_STATE_FILES
     checkpoint.refresh_from_db()
     assert checkpoint.kept

@@ -208,7 +208,42 @@ def test_early_stopping_stops_when_validation_loss_stops_improving(
     result = _train(tiny_model_dir, windows, tmp_path, recorder, config=config)
     assert result.status == "early_stopped" and result.step == 8
     assert [e[0] for e in recorder.evals] == [4, 8]
-    assert (result.output_dir / "model.safetensors").exists()
+    # The run ends with the best evaluation's weights (step 4), not the last step's.
+    assert (result.best_step, result.best_val_loss) == (4, recorder.evals[0][1])
+    best = _weights(tmp_path / "checkpoints" / "step-00000004")
+    final = _weights(result.output_dir)
+    assert all(torch.equal(best[name], final[name]) for name in best)
+    assert not {"optimizer.pt", "trainer_state.json"} & {p.name for p in result.output_dir.iterdir()}
+
+
+def test_the_best_checkpoint_outlives_pruning(tiny_model_dir: Path, windows, tmp_path: Path) -> None:
+    config = _config(steps=16, early_stopping_patience=None, early_stopping_min_delta=100.0, keep_checkpoints=1)
+    result = _train(tiny_model_dir, windows, tmp_path, Recorder(), config=config)
+    assert result.best_step == 4  # nothing later improves by 100
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000004", "step-00000012"]
+    best, final = _weights(tmp_path / "checkpoints" / "step-00000004"), _weights(result.output_dir)
+    assert all(torch.equal(best[name], final[name]) for name in best)
+
+
+def test_micro_batches_accumulate_to_the_whole_batch_and_resume_bitwise(
+    tiny_model_dir: Path, windows, tmp_path: Path
+) -> None:
+    # Without dropout a micro-batch pass sees what the whole batch does (dropout masks are drawn
+    # per pass), so the two differ only by the order floats are summed in.
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model.save_pretrained(tmp_path / "model")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "model")
+    steps = (Recorder(), Recorder())
+    whole = _train(tmp_path / "model", windows, tmp_path / "whole", steps[0], config=_config(steps=3, sample_every=3))
+    config = _config(steps=3, sample_every=3, micro_batch_size=1)
+    micro = _train(tmp_path / "model", windows, tmp_path / "micro", steps[1], config=config)
+    assert math.isclose(steps[0].steps[0][1], steps[1].steps[0][1], rel_tol=1e-5)  # the batch's mean loss
+    a, b = _weights(whole.output_dir), _weights(micro.output_dir)
+    assert all(torch.allclose(a[name], b[name], atol=2e-3) for name in a)
+    paused = _train(tmp_path / "model", windows, tmp_path / "split", Recorder({2: "pause"}), config=config)
+    resumed = _train(tmp_path / "model", windows, tmp_path / "split", config=config, resume_from=paused.checkpoint_dir)
+    c = _weights(resumed.output_dir)
+    assert all(torch.equal(b[name], c[name]) for name in b)
 
 
 def test_samples_are_seeded_per_step_and_stay_within_positions(

@@ -88,18 +88,20 @@ def test_encoded_stream_ends_each_document_with_eos(tiny_tokenizer) -> None:
     assert stream == [*first, eos, *second, eos]
 
 
-def test_windows_are_consecutive_chunks_and_partial_tail_is_dropped() -> None:
+def test_windows_overlap_by_one_token_so_every_token_but_the_first_is_a_target() -> None:
     windows = make_windows(list(range(10)), 4)
     assert windows.dtype == torch.long
-    assert windows.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert windows.tolist() == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8]]
+    targets = windows[:, 1:].flatten().tolist()  # the model predicts each window's last 4 tokens
+    assert targets == list(range(1, 9))
 
 
 def test_stream_shorter_than_a_window_fills_exactly_one_window() -> None:
-    assert make_windows([7, 8, 0], 7).tolist() == [[7, 8, 0, 7, 8, 0, 7]]
+    assert make_windows([7, 8, 0], 6).tolist() == [[7, 8, 0, 7, 8, 0, 7]]
 
 
 def test_split_is_deterministic_and_disjoint() -> None:
-    windows = make_windows(list(range(400)), 4)  # 100 windows, row i starts with 4 * i
+    windows = make_windows(list(range(401)), 4)  # 100 windows, row i starts with 4 * i
     train, val = split_windows(windows, val_fraction=0.05, seed=3)
     again_train, again_val = split_windows(windows, val_fraction=0.05, seed=3)
     assert torch.equal(train, again_train) and torch.equal(val, again_val)
@@ -109,7 +111,7 @@ def test_split_is_deterministic_and_disjoint() -> None:
 
 
 def test_split_keeps_at_least_one_window_on_each_side() -> None:
-    windows = make_windows(list(range(8)), 4)
+    windows = make_windows(list(range(9)), 4)
     train, val = split_windows(windows, val_fraction=0.0)
     assert (len(train), len(val)) == (1, 1)
     train, val = split_windows(windows, val_fraction=0.9)
@@ -117,7 +119,7 @@ def test_split_keeps_at_least_one_window_on_each_side() -> None:
 
 
 def test_single_window_serves_as_both_train_and_validation() -> None:
-    windows = make_windows([1, 2, 3], 3)
+    windows = make_windows([1, 2, 3, 4], 3)
     train, val = split_windows(windows)
     assert torch.equal(train, windows) and torch.equal(val, windows)
 

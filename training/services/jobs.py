@@ -27,9 +27,19 @@ from django.utils import timezone
 
 from accounts.services import user_lock
 
-from ..base_models import TINY, BaseModel, available_device, base_model_get, job_estimate
+from ..base_models import (
+    TINY,
+    BaseModel,
+    available_device,
+    base_defaults,
+    base_model_get,
+    job_estimate,
+    largest_fitting_micro_batch,
+    training_memory,
+)
 from ..config import HyperparameterError, TrainConfig
-from ..errors import IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
+from ..config import hyperparameters as hyperparameters_declared
+from ..errors import BatchTooLarge, IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from ..models import Dataset, JobMetric, Sample, TrainingJob
 from .access import dataset_usable_by
 
@@ -92,18 +102,60 @@ def _steps_ahead(job: TrainingJob) -> int:
 
 
 def job_estimate_for(*, base_model: str, config: TrainConfig) -> dict:
-    """Tokens, duration and cost of a job before it is created (see base_models.job_estimate).
-    Raises TrainingError for an unknown base model."""
+    """Tokens, duration and cost of a job before it is created (see base_models.job_estimate), from
+    the throughput recent finished jobs on this base and device measured, where there are some,
+    else from the base's constant. Raises TrainingError for an unknown base model."""
+    device = available_device()
     return job_estimate(base=base_model_get(base_model), steps=config.steps, batch_size=config.batch_size,
-                        context_length=config.context_length, device=available_device())
+                        context_length=config.context_length, device=device,
+                        measured=measured_throughput(base_model=base_model, device=device))
 
 
-def _train_config(hyperparameters: Mapping[str, Any]) -> TrainConfig:
-    """Raises TrainingError on the first field out of its limits (or unknown)."""
+def measured_throughput(*, base_model: str, device: str) -> dict | None:
+    """{"tokens_per_second", "jobs"}: the median throughput of the last TRAINING_ESTIMATE_RECENT_JOBS
+    succeeded jobs on this base and device, counted over their whole compute time (evaluations,
+    samples and checkpoints included, as a new job will spend it); None when there is none."""
+    recent = (TrainingJob.objects.filter(base_model=base_model, device=device, state=State.SUCCEEDED,
+                                         steps_computed__gt=0, compute_seconds__gt=0)
+              .order_by("-finished_at").values("hyperparameters", "steps_computed", "compute_seconds")
+              [: settings.TRAINING_ESTIMATE_RECENT_JOBS])
+    rates = sorted(job["steps_computed"] * job["hyperparameters"].get("batch_size", 0)
+                   * job["hyperparameters"].get("context_length", 0) / job["compute_seconds"] for job in recent)
+    rates = [rate for rate in rates if rate > 0]
+    if not rates:
+        return None
+    return {"tokens_per_second": rates[len(rates) // 2], "jobs": len(rates)}
+
+
+def _train_config(hyperparameters: Mapping[str, Any], base_model: str = TINY) -> TrainConfig:
+    """The job's TrainConfig: the base's defaults for settings left unset (absent, or null where
+    null is not a value of its own: an optional setting's null means "off"), then the request.
+    Raises TrainingError on the first field out of its limits (or unknown)."""
+    optional = {name for name, _, _, limits in hyperparameters_declared() if limits.optional}
+    given = {name: value for name, value in hyperparameters.items() if value is not None or name in optional}
     try:
-        return TrainConfig.from_dict(hyperparameters)
+        return TrainConfig.from_dict({**base_defaults(base_model), **given})
     except HyperparameterError as exc:
         raise TrainingError(str(exc), param=exc.field) from exc
+
+
+def job_memory_check(*, base: BaseModel, config: TrainConfig) -> None:
+    """Raises BatchTooLarge when one pass of the job's micro-batch (its batch, when it has none)
+    would not fit TRAINING_DEVICE_MEMORY_GIB, saying which micro-batch would."""
+    micro = config.micro_batch_size or config.batch_size
+    need = training_memory(base, micro_batch=micro, context_length=config.context_length)
+    limit = settings.TRAINING_DEVICE_MEMORY_GIB * 2**30
+    if need["total"] <= limit:
+        return
+    fits = largest_fitting_micro_batch(base, context_length=config.context_length, limit_bytes=limit)
+    advice = (f"set micro_batch_size to {fits} or less (the batch of {config.batch_size} is then accumulated "
+              "over several passes)" if fits else "shorten the context length")
+    raise BatchTooLarge(
+        f"A pass of {micro} windows of {config.context_length} tokens on {base.name} needs about "
+        f"{need['total'] / 2**30:.1f} GiB (the fp32 logits alone {need['logits'] / 2**30:.1f} GiB), more than "
+        f"the {settings.TRAINING_DEVICE_MEMORY_GIB:g} GiB of a training device: {advice}.",
+        param="micro_batch_size" if config.micro_batch_size else "batch_size",
+        extra={"estimated_bytes": need["total"], "device_memory_bytes": int(limit), "largest_micro_batch": fits})
 
 
 def _max_context(base: BaseModel) -> int:
@@ -115,13 +167,14 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
                hyperparameters: Mapping[str, Any]) -> TrainingJob:
     """Create a queued job and enqueue it on the training queue after commit.
 
-    `hyperparameters` are read by TrainConfig.from_dict (missing ones take their defaults) and
-    stored complete (`to_dict`). Raises TrainingError for hyperparameters out of their limits, an
-    unknown base model, a dataset of someone else or a context too long for the base,
-    TrainingLimitExceeded over the trainer's limits.
+    `hyperparameters` are read by TrainConfig.from_dict (missing ones take the base's defaults,
+    then TrainConfig's) and stored complete (`to_dict`). Raises TrainingError for hyperparameters
+    out of their limits, an unknown base model, a dataset of someone else or a context too long
+    for the base, BatchTooLarge for a micro-batch that cannot fit a training device, and
+    TrainingLimitExceeded over the trainer's limits; nothing is queued then.
     """
     base = base_model_get(base_model)
-    config = _train_config(hyperparameters)
+    config = _train_config(hyperparameters, base.name)
     if config.method is None:  # stored resolved, so the job trains the same whatever defaults become
         config = dataclasses.replace(config, method=base.default_method)
     if not dataset_usable_by(dataset=dataset, user=owner):
@@ -129,6 +182,7 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     if config.context_length > _max_context(base):
         raise TrainingError(f"Context length can be at most {_max_context(base)} for {base.name}.",
                             param="context_length")
+    job_memory_check(base=base, config=config)
     user_lock(user=owner)
     _check_limits(owner, config.steps)
     job = TrainingJob.objects.create(
@@ -158,19 +212,24 @@ def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
                         hyperparameters: Mapping[str, Any]) -> tuple[TrainingJob, str]:
     """What running the same training command again means: the owner's unfinished job on the same
     dataset with the same base model and hyperparameters is resumed (when paused) or followed
-    (when queued or running) instead of a second one being started. Returns (job, "resumed" |
-    "following" | "created"). Raises what `job_create` and `job_control` raise."""
-    wanted = _train_config(hyperparameters).to_dict()
-    unfinished = (TrainingJob.objects.select_for_update()
-                  .filter(owner=owner, dataset=dataset, base_model=base_model,
-                          state__in=[State.PAUSED, State.QUEUED, State.RUNNING]).order_by("-created_at"))
-    for job in unfinished:
-        # Rows are stored complete (to_dict), so a request that leaves a setting at its default
-        # and one that spells the default out find the same job.
-        if job.hyperparameters == wanted:
-            if job.state == State.PAUSED:
-                return job_control(job=job, action="resume"), "resumed"
+    (when queued or running) instead of a second one being started; failing that, the same job
+    that already succeeded is returned as it is (its version is the answer). Returns (job,
+    "resumed" | "following" | "succeeded" | "created"). Raises what `job_create` and `job_control`
+    raise."""
+    wanted = _train_config(hyperparameters, base_model).to_dict()
+    same = (TrainingJob.objects.select_for_update()
+            .filter(owner=owner, dataset=dataset, base_model=base_model,
+                    state__in=[State.PAUSED, State.QUEUED, State.RUNNING, State.SUCCEEDED]).order_by("-created_at"))
+    # Rows are stored complete (to_dict), so a request that leaves a setting at its default and one
+    # that spells the default out find the same job.
+    matching = [job for job in same if job.hyperparameters == wanted]
+    for job in matching:
+        if job.state == State.PAUSED:
+            return job_control(job=job, action="resume"), "resumed"
+        if job.state in ACTIVE_STATES:
             return job, "following"
+    if matching:
+        return matching[0], "succeeded"
     return job_create(owner=owner, dataset=dataset, name=name, base_model=base_model,
                       hyperparameters=hyperparameters), "created"
 
@@ -277,6 +336,13 @@ def job_device_set(*, job_id, worker_id: str, device: str) -> None:
     """Record the device ("cpu", "cuda") this attempt trains on. Raises LeaseLost."""
     with job_lease_hold(job_id=job_id, worker_id=worker_id):
         TrainingJob.objects.filter(pk=job_id).update(device=device)
+
+
+def job_data_split_record(*, job_id, worker_id: str, split: dict) -> None:
+    """Record how the dataset was split into training and held-out validation (documents, tokens
+    and windows on each side) for the job page and the model card. Raises LeaseLost."""
+    with job_lease_hold(job_id=job_id, worker_id=worker_id):
+        TrainingJob.objects.filter(pk=job_id).update(data_split=split)
 
 
 def job_progress_rewind(*, job_id, worker_id: str, to_step: int | None) -> None:

@@ -10,6 +10,9 @@ import uuid
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_append
 
 from .. import artifacts
 from ..base_models import base_model_get
@@ -57,10 +60,12 @@ def checkpoint_prefix(job: TrainingJob, step: int) -> str:
     return f"jobs/{job.pk}/checkpoints/step-{step:08d}-{uuid.uuid4().hex[:12]}"
 
 
-def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Path, keep_last: int) -> Checkpoint:
-    """Upload a checkpoint folder, record it, and prune all but the newest `keep_last` (and any
-    promoted to a version). Raises LeaseLost, with nothing recorded or left stored, when this
-    worker no longer holds the job."""
+def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Path, keep_last: int,
+                      keep_step: int | None = None) -> Checkpoint:
+    """Upload a checkpoint folder, record it, and prune all but the newest `keep_last`, the one
+    at `keep_step` (the best evaluation's, which the version will be made from) and any promoted
+    to a version. Raises LeaseLost, with nothing recorded or left stored, when this worker no
+    longer holds the job."""
     jobs.job_lease_renew(job_id=job.pk, worker_id=worker_id)  # don't start an upload for nothing
     prefix = checkpoint_prefix(job, step)
     artifacts.folder_upload(folder, prefix)
@@ -69,7 +74,8 @@ def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Pa
             replaced = Checkpoint.objects.filter(job=job, step=step).values_list("storage_prefix", flat=True).first()
             checkpoint, _ = Checkpoint.objects.update_or_create(
                 job=job, step=step, defaults={"storage_prefix": prefix})
-            stale = list(Checkpoint.objects.filter(job=job, kept=False).order_by("-step")[keep_last:])
+            stale = [c for c in Checkpoint.objects.filter(job=job, kept=False).order_by("-step")[keep_last:]
+                     if c.step != keep_step]
             Checkpoint.objects.filter(pk__in=[c.pk for c in stale]).delete()
     except LeaseLost:
         artifacts.folder_delete(prefix)
@@ -81,22 +87,43 @@ def checkpoint_record(*, job: TrainingJob, worker_id: str, step: int, folder: Pa
     return checkpoint
 
 
+def version_selection(*, job: TrainingJob, step: int, stopped_at: int | None = None, best: bool = False) -> dict:
+    """Why a version holds the weights of `step`: the run's best evaluation (`best`), or a
+    checkpoint the trainer chose. The text is what the card and the job page say."""
+    evaluated = job.metrics.filter(step=step, val_loss__isnull=False).values_list("val_loss", flat=True).first()
+    loss = f"validation loss {evaluated:.3f}" if evaluated is not None else "not evaluated"
+    if best:
+        rule, text = "lowest_validation_loss", f"step {step} of {job.total_steps}: lowest {loss}"
+        if stopped_at is not None and stopped_at < job.total_steps:
+            text += f" (stopped early at step {stopped_at})"
+    else:
+        rule, text = "checkpoint", f"step {step} of {job.total_steps}: a checkpoint chosen by the trainer ({loss})"
+    return {"rule": rule, "step": step, "of_steps": job.total_steps, "stopped_at": stopped_at,
+            "val_loss": evaluated, "text": text}
+
+
 def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "",
-                   worker_id: str | None = None, base_folder: Path | None = None) -> ModelVersion:
+                   worker_id: str | None = None, base_folder: Path | None = None,
+                   selection: dict | None = None) -> ModelVersion:
     """Store a model folder (weights, config, tokenizer; never optimizer state) as the job owner's
     model version with its model card and SHA-256 digest; an identical folder the owner stored
     before is that version, one another owner stored shares its files. With `worker_id` (a run's
     final model), only while that worker holds the job. An adapter folder (a LoRA run's) is stored
     as it is, recording its base's digest; `base_folder` is that base when the caller has it (else
-    it is fetched from storage to prove the adapter loads on it). Raises TrainingError if the
-    folder does not load, LeaseLost when the worker no longer holds the job."""
+    it is fetched from storage to prove the adapter loads on it). `selection` says why these weights
+    (version_selection; default: a checkpoint chosen by the trainer). The version carries the
+    memorisation warning of the samples of its step, if they copy the data. Raises TrainingError
+    if the folder does not load, LeaseLost when the worker no longer holds the job."""
     for extra in TRAINING_STATE_FILES:
         (folder / extra).unlink(missing_ok=True)
     base = adapter_base(folder)
     params, n_positions = _adapter_size(folder, base, base_folder) if base else _model_size(folder)
     name = name or f"{job.name} · step {step}"
     metrics = _metrics_at(job, step)
-    _write_card(job=job, folder=folder, step=step, name=name, metrics=metrics, params=params, base=base)
+    selection = selection or version_selection(job=job, step=step)
+    warnings = _version_warnings(job, step)
+    _write_card(job=job, folder=folder, step=step, name=name, metrics=metrics, params=params, base=base,
+                selection=selection, warnings=warnings)
     manifest = artifacts.folder_manifest(folder)
     digest = artifacts.manifest_digest(manifest)
     existing = ModelVersion.objects.filter(owner=job.owner, digest=digest).first()
@@ -112,8 +139,53 @@ def version_create(*, job: TrainingJob, folder: Path, step: int, name: str = "",
             "base_model": job.base_model, "base_licence": base_model_get(job.base_model).licence,
             "dataset_digest": job.dataset.sha256, "dataset_licence": job.dataset.licence,
             "n_positions": n_positions, "metrics": metrics, "card": (folder / "README.md").read_text(),
-            "files": manifest, "method": "lora" if base else "full", "base_digest": base["digest"] if base else ""})
+            "files": manifest, "method": "lora" if base else "full", "base_digest": base["digest"] if base else "",
+            "selection": selection, "warnings": warnings})
     return version
+
+
+def _version_warnings(job: TrainingJob, step: int) -> list[dict]:
+    from ..job_warnings import memorisation_warning
+
+    samples = job.samples.values("step", "longest_copied_span", "ngram_overlap")
+    warning = memorisation_warning(samples, upto_step=step)
+    return [warning] if warning else []
+
+
+def version_memorisation_unacknowledged(version: ModelVersion) -> dict | None:
+    """The version's memorisation warning when the trainer has not acknowledged it yet, else None."""
+    if version.memorisation_acknowledged_at is not None:
+        return None
+    return next((w for w in version.warnings if w.get("code") == "memorisation"), None)
+
+
+@transaction.atomic
+def version_memorisation_acknowledge(*, version: ModelVersion, trainer) -> ModelVersion:
+    """Record that `trainer` (the owner) publishes the version knowing its samples copy its
+    training data: the time and who, a paragraph on the version's card (the stored folder, being
+    content-addressed, keeps its card as trained), and an audit entry. Once only; a version without
+    a memorisation warning is returned unchanged. Raises IllegalTransition for someone else's version."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.owner_id != trainer.pk:
+        raise IllegalTransition("Only the version's owner can acknowledge its warnings.")
+    warning = version_memorisation_unacknowledged(version)
+    if warning is None:
+        return version
+    version.memorisation_acknowledged_at, version.memorisation_acknowledged_by = timezone.now(), trainer
+    version.card = _card_with_acknowledgement(version.card, warning, version.memorisation_acknowledged_at)
+    version.save(update_fields=["memorisation_acknowledged_at", "memorisation_acknowledged_by", "card"])
+    audit_append(event="model_version.memorisation_acknowledged", actor=trainer, subject=version,
+                 data={"figures": warning["figures"]})
+    return version
+
+
+def _card_with_acknowledgement(card: str, warning: dict, when) -> str:
+    figures = warning["figures"]
+    note = (f"\n\n## Memorisation\n\nSamples of this model copy its training data (longest verbatim span "
+            f"{figures['longest_copied_span']} tokens, 8-gram overlap {figures['ngram_overlap']:.0%}). The trainer "
+            f"acknowledged this before publishing, on {when:%Y-%m-%d %H:%M} UTC: outputs may reproduce the "
+            f"training text word for word.\n")
+    return card.rstrip("\n") + note
 
 
 def _held(job: TrainingJob, worker_id: str | None):
@@ -158,7 +230,7 @@ def _adapter_load_check(folder: Path, base_folder: Path) -> tuple[int, int]:
 
 
 def _write_card(*, job: TrainingJob, folder: Path, step: int, name: str, metrics: dict, params: int,
-                base: dict | None = None) -> None:
+                selection: dict, warnings: list[dict], base: dict | None = None) -> None:
     from ..modelcard import render_model_card
 
     adapter = None
@@ -171,7 +243,8 @@ def _write_card(*, job: TrainingJob, folder: Path, step: int, name: str, metrics
         name=name, base_model=job.base_model, base_licence=base_model_get(job.base_model).licence,
         dataset_name=job.dataset.name, dataset_digest=job.dataset.sha256, dataset_licence=job.dataset.licence,
         metrics=metrics, params=params, hyperparameters=job.hyperparameters, samples=_card_samples(job, step),
-        dataset_rights_holders=job.dataset.rights_holders or (), adapter=adapter))
+        dataset_rights_holders=job.dataset.rights_holders or (), adapter=adapter, data_split=job.data_split,
+        selection=selection.get("text", ""), warnings=warnings))
 
 
 def _metrics_at(job: TrainingJob, step: int) -> dict:
