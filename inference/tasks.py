@@ -144,25 +144,21 @@ class WorkerLost(Exception):
 
 
 def _as_worker_lost(request_id: str, exc: BaseException) -> BaseException:
+    """A silent result backend or a lost relay (Redis down) as WorkerLost; anything else as it is
+    (a database outage on the worker comes back as the worker's own error)."""
+    import redis.exceptions
     from celery.exceptions import TimeoutError as CeleryTimeoutError
-
-    from core.outages import is_outage
 
     from .relay import cancel_request
 
-    if isinstance(exc, WorkerLost):
-        return exc
-    if isinstance(exc, CeleryTimeoutError) or (is_outage(exc) and not _is_broker_error(exc)):
+    if isinstance(exc, CeleryTimeoutError):
         cancel_request(request_id)
-        why = "went silent" if isinstance(exc, CeleryTimeoutError) else f"could not be reached ({exc})"
-        return WorkerLost(f"The inference worker running {request_id} {why}.", started=True)
+        return WorkerLost(f"The inference worker running {request_id} went silent.", started=True)
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        cancel_request(request_id)
+        return WorkerLost(f"The relay to the inference worker running {request_id} was lost ({exc}).",
+                          started=True)
     return exc
-
-
-def _is_broker_error(exc: BaseException) -> bool:
-    import kombu.exceptions
-
-    return isinstance(exc, kombu.exceptions.OperationalError)
 
 
 def _relay_until_end(request_id, subscription, async_result, on_token, should_cancel) -> None:
