@@ -206,6 +206,9 @@ else:
     # Redis redelivers an unacknowledged message after the visibility timeout; the lease sweep
     # (training) re-enqueues sooner, so this only bounds the worst case.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    if CELERY_BROKER_URL.startswith("redis://"):
+        # kombu's, surviving a broker restart while a worker holds unacknowledged messages (core.broker).
+        CELERY_BROKER_TRANSPORT = "core.broker:RedisTransport"
 # A worker keeps trying to reach a broker that went away, however long it is gone (Celery's
 # default gives up after 100 tries and the worker exits).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None

@@ -1,5 +1,5 @@
 """Seed a fault-test site's database (run with that site's environment): a model built on the spot
-(GPT-2 shaped, small enough for a CPU, slow enough per token that a stream can be cut mid-way),
+(the tiny GPT-2 with room for 500-token streams, long enough to be cut mid-way),
 stored where the site serves models from, and `count` licences on it with large quotas. Prints
 {"model": version id, "keys": [API keys]} as JSON.
 
@@ -23,8 +23,7 @@ def main(count: int) -> dict:
     from training.artifacts import folder_upload, manifest_digest
     from training.tiny import build_tiny_model
 
-    folder = build_tiny_model(Path(tempfile.mkdtemp()) / "model", corpus_documents(), n_positions=512,
-                              n_layer=4, n_head=4, n_embd=128)
+    folder = build_tiny_model(Path(tempfile.mkdtemp()) / "model", corpus_documents(), n_positions=512)
     manifest = folder_upload(folder, "models/faults/small")
     stored = {"prefix": "models/faults/small", "manifest": manifest, "digest": manifest_digest(manifest)}
     make = licence_factory(stored, n_positions=512)

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,7 @@ class LiveSite:
             "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
             "DATABASE_URL": database, "CELERY_BROKER_URL": self.redis.url(0), "CELERY_RESULT_BACKEND": self.redis.url(0),
             "CACHE_URL": self.redis.url(1), "INFERENCE_IN_PROCESS": "0", "IMPRINT_VAR_DIR": str(self.root / "var"),
-            "IMPRINT_DEMO": "0", "TRAINING_SWEEP_SECONDS": "5", **extra_env})
+            "IMPRINT_DEMO": "0", "TRAINING_SWEEP_SECONDS": "5", "DEBUG": "0", **extra_env})
         self.manage("migrate", "-v", "0")
         seeded = subprocess.run([sys.executable, "-m", "tests.faults.seed", str(licences)], cwd=REPO, env=self.env,
                                 capture_output=True, text=True)
@@ -121,8 +122,10 @@ class LiveSite:
             return conn.execute(query).fetchall()
 
     def close(self) -> None:
+        for process in self.processes.values():  # all at once: each warm shutdown takes seconds
+            process.kill(signal.SIGTERM)
         for process in self.processes.values():
-            process.stop()
+            process.stop(timeout=5)
         if self.redis is not None:
             self.redis.stop()
         if self.pg is not None:
