@@ -66,24 +66,29 @@ class LiveSite:
             "CACHE_URL": self.redis.url(1), "INFERENCE_IN_PROCESS": "0", "IMPRINT_VAR_DIR": str(self.root / "var"),
             "IMPRINT_DEMO": "0", "TRAINING_SWEEP_SECONDS": "5", "DEBUG": "0", **extra_env})
         self.manage("migrate", "-v", "0")
-        seeded = subprocess.run([sys.executable, "-m", "tests.faults.seed", str(licences)], cwd=REPO, env=self.env,
-                                capture_output=True, text=True)
-        if seeded.returncode:
-            raise RuntimeError(f"seeding the site failed:\n{seeded.stderr[-3000:]}")
-        seed = json.loads(seeded.stdout.strip().splitlines()[-1])
-        self.model, self.keys = seed["model"], seed["keys"]
         self.port = free_port()
+        # The processes start (each imports torch: seconds) while the model is built and stored.
         for i in range(inference_workers):
             self.start_inference_worker(i)
         self.start_worker("default", ["-Q", "default", "-P", "threads", "-c", "2", "-B",
                                       "-s", str(self.root / "beat-schedule")])
         self.processes["web"] = start_process("gunicorn", [
             sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{self.port}",
-            "--workers", str(gunicorn_workers), "--threads", "16", "--timeout", "120"], env=self.env, port=self.port,
-            ready_timeout=60)
+            "--workers", str(gunicorn_workers), "--threads", "16", "--timeout", "120"], env=self.env)
+        seeded = subprocess.run([sys.executable, "-m", "tests.faults.seed", str(licences)], cwd=REPO, env=self.env,
+                                capture_output=True, text=True)
+        if seeded.returncode:
+            raise RuntimeError(f"seeding the site failed:\n{seeded.stderr[-3000:]}")
+        seed = json.loads(seeded.stdout.strip().splitlines()[-1])
+        self.model, self.keys = seed["model"], seed["keys"]
+        wait_for(self.up, timeout=90, what="gunicorn")
         for i in range(inference_workers):
-            wait_for(lambda i=i: " ready." in self.processes[f"inference-{i}"].log(), timeout=90,
-                     what=f"inference worker {i}")
+            self.wait_ready(f"inference-{i}")
+
+    def wait_ready(self, name: str, timeout: float = 90) -> None:
+        process = self.processes[name]
+        wait_for(lambda: " ready." in process.log() or not process.alive(), timeout=timeout, what=name)
+        assert process.alive(), f"{name} exited:\n{process.log()[-3000:]}"
 
     def start_worker(self, name: str, args: list[str]):
         self.processes[name] = start_process(f"celery-{name}", [
@@ -125,7 +130,7 @@ class LiveSite:
         for process in self.processes.values():  # all at once: each warm shutdown takes seconds
             process.kill(signal.SIGTERM)
         for process in self.processes.values():
-            process.stop(timeout=5)
+            process.stop(timeout=3)
         if self.redis is not None:
             self.redis.stop()
         if self.pg is not None:
