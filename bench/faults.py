@@ -56,7 +56,7 @@ def _kill_mid_stream(site: LiveSite) -> dict:
     error = (outcome["it"].body or {}).get("error", {})
     site.start_inference_worker(int(victim.rsplit("-", 1)[1]))  # what a supervisor does
     first_token = {}
-    retry = client.generate(stream=True, idempotency_key=key, max_tokens=480,
+    retry = client.generate(stream=True, idempotency_key=key, max_tokens=480, stop_after=3,
                             on_event=lambda e: first_token.setdefault("at", time.monotonic()))
     ledger = site.sql(f"select total_tokens, interrupted from inference_usageentry "
                       f"where request_id = '{error.get('charged', {}).get('ledger_row')}'")

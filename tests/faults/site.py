@@ -167,7 +167,9 @@ class Client:
         return conn, conn.getresponse()
 
     def generate(self, *, stream: bool = False, openai: bool = False, idempotency_key: str | None = None,
-                 max_tokens: int = 24, prompt: str = "the quick brown", timeout: float = 120, on_event=None) -> Outcome:
+                 max_tokens: int = 24, prompt: str = "the quick brown", timeout: float = 120, on_event=None,
+                 stop_after: int | None = None) -> Outcome:
+        """One request; a stream is read to its end, or hung up on after `stop_after` events."""
         path = "/v1/completions" if openai else "/api/v1/generations"
         body = {"model": self.model, "prompt": prompt, "stream": stream, "ignore_eos": True, "seed": 1,
                 ("max_tokens" if openai else "max_new_tokens"): max_tokens}
@@ -182,7 +184,7 @@ class Client:
                           started_at=started)
         try:
             if response.getheader("Content-Type", "").startswith("text/event-stream"):
-                self._read_stream(response, outcome, on_event)
+                self._read_stream(response, outcome, on_event, stop_after)
             else:
                 raw = response.read()
                 outcome.html = raw.lstrip().lower().startswith((b"<!doctype", b"<html"))
@@ -195,8 +197,10 @@ class Client:
         return outcome
 
     @staticmethod
-    def _read_stream(response, outcome: Outcome, on_event) -> None:
+    def _read_stream(response, outcome: Outcome, on_event, stop_after: int | None) -> None:
         for raw in response:
+            if stop_after is not None and len(outcome.events) >= stop_after:
+                return
             line = raw.decode().strip()
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
