@@ -9,8 +9,10 @@ workers × 16 threads, 2 inference workers and a default worker with beat, all r
 3. Redis stopped for 10 s under load (broker, results, relay and cache at once).
 
 For 2 and 3: the count of each status the clients saw, the requests answered 5xx other than
-503, the seconds from the service's return to the first successful request begun after it, and
-the seconds until `manage.py reconcile` was clean. A load client loops plain and streamed requests
+503 (and HTML pages), the 503s without Retry-After, the streams that ended in an error event (and
+its codes), the seconds from the service's return to the start and to the end of the first
+successful request begun after it, and the seconds until `manage.py reconcile` was clean (each
+reconcile run itself takes a few seconds: it starts Django). A load client loops plain and streamed requests
 through both APIs, each with its own Idempotency-Key, and pauses 0.2 s after a failure.
 
     .venv/bin/python bench/faults.py                 # 16 clients
@@ -69,7 +71,6 @@ def _kill_mid_stream(site: LiveSite) -> dict:
 def _outage(site: LiveSite, clients: int, stop, start, seconds: float) -> dict:
     with Load(site, clients=clients) as load:
         time.sleep(5)
-        began = time.monotonic()
         stop()
         time.sleep(seconds)
         start()
@@ -84,9 +85,15 @@ def _outage(site: LiveSite, clients: int, stop, start, seconds: float) -> dict:
             "html_pages": html, "503_without_retry_after": retry_after_missing,
             "stream_error_events": len(load.stream_errors()),
             "stream_error_codes": sorted({e["error"]["code"] for e in load.stream_errors()}),
-            "failed_during_s": round(time.monotonic() - began, 1),
             "first_success_after_return_s": round(load.first_success_after(back), 2),
+            "first_successful_request_began_after_return_s": round(_first_success_began(load, back), 2),
             "reconcile_clean_after_s": round(reconciled, 1), "reconcile": output.strip().splitlines()[-1]}
+
+
+def _first_success_began(load: Load, moment: float) -> float:
+    """Seconds from `moment` to the start of the first request begun after it that succeeded."""
+    return min(o.started_at for o in load.outcomes if o.started_at >= moment and o.status == 200
+               and o.body and "error" not in o.body) - moment
 
 
 def _baseline(site: LiveSite, clients: int, seconds: float) -> dict:
