@@ -18,6 +18,8 @@ from concurrent.futures import Future
 from celery import shared_task
 from django.conf import settings
 
+from core.outages import retry_through_outage
+
 from . import engine as engine_module
 from .entropy_pass import ENTROPY_TASK, entropy_pass_compute
 
@@ -38,7 +40,9 @@ def generation_run(payload: dict) -> dict:
         return {"error": {"kind": "EngineError", "message": "Cancelled before it started.", "param": None}}
     publisher = TokenPublisher(request_id, relay, tokens=payload.get("stream", True)) if relay else None
     try:
-        version = ModelVersion.objects.filter(digest=payload["model_digest"]).first()  # any owner's: same files
+        # Any owner's version of these files; a database outage is waited out (the heartbeat runs).
+        version = retry_through_outage(lambda: ModelVersion.objects.filter(digest=payload["model_digest"]).first(),
+                                       what=f"loading {request_id}", budget_seconds=float(settings.CHARGE_RETRY_SECONDS))
         request = engine_module.GenerationRequest(
             model_digest=version.digest, model_dir=model_folder_fetch(version), prompt=payload["prompt"],
             sampling=engine_module.SamplingParams.from_dict(payload), precision=payload.get("precision", "fp32"),
