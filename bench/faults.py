@@ -4,7 +4,7 @@ workers × 16 threads, 2 inference workers and a default worker with beat, all r
 
 1. an inference worker killed (SIGKILL) mid-stream: seconds from the kill to the client's error
    event, what that error said was charged against the ledger row, and seconds until a retry with
-   the same Idempotency-Key was accepted (its first streamed token);
+   the same Idempotency-Key was accepted (its response began) and sent its first token;
 2. PostgreSQL stopped for 3 s (fast shutdown: clients' connections cut) under load;
 3. Redis stopped for 10 s under load (broker, results, relay and cache at once).
 
@@ -65,7 +65,8 @@ def _kill_mid_stream(site: LiveSite) -> dict:
     site.wait_ready(victim)
     return {"tokens_before_kill": len(received), "error_after_s": round(error_after, 2), "error_code": error.get("code"),
             "error_message": error.get("message"), "charged": error.get("charged"), "ledger_row_in_db": ledger,
-            "retry_status": retry.status, "retry_accepted_after_s": round(first_token.get("at", 0) - killed, 2)}
+            "retry_status": retry.status, "retry_accepted_after_s": round(retry.answered_at - killed, 2),
+            "retry_first_token_after_s": round(first_token.get("at", 0) - killed, 2)}
 
 
 def _outage(site: LiveSite, clients: int, stop, start, seconds: float) -> dict:

@@ -84,6 +84,16 @@ class LiveSite:
         wait_for(self.up, timeout=90, what="gunicorn")
         for i in range(inference_workers):
             self.wait_ready(f"inference-{i}")
+        self.warm_up(2 * inference_workers)
+
+    def warm_up(self, requests: int) -> None:
+        """Requests at once, so that each worker has loaded the model (as on a site in service)."""
+        client = Client(self.port, self.keys[0], self.model)
+        threads = [threading.Thread(target=client.generate, kwargs={"max_tokens": 4}) for _ in range(requests)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
 
     def wait_ready(self, name: str, timeout: float = 90) -> None:
         process = self.processes[name]
@@ -152,6 +162,7 @@ class Outcome:
     events: list = field(default_factory=list)  # a stream's parsed data events
     html: bool = False
     started_at: float = 0.0
+    answered_at: float = 0.0  # when the status line and headers came (a stream's first byte)
 
 
 class Client:
@@ -181,7 +192,7 @@ class Client:
             return Outcome(status=0, seconds=time.monotonic() - started, headers={}, body={"transport": str(exc)},
                            started_at=started)
         outcome = Outcome(status=response.status, seconds=0.0, headers={k.lower(): v for k, v in response.getheaders()},
-                          started_at=started)
+                          started_at=started, answered_at=time.monotonic())
         try:
             if response.getheader("Content-Type", "").startswith("text/event-stream"):
                 self._read_stream(response, outcome, on_event, stop_after)
