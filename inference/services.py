@@ -52,6 +52,7 @@ from . import engine as engine_module
 from .engine import SamplingParams
 from .errors import InferenceTimeout, InferenceWorkerLost, ModelUnavailable, engine_error_to_api
 from .idempotency import (
+    claim_ttl,
     idempotency_fingerprint,
     idempotency_key_claim,
     idempotency_key_complete,
@@ -177,7 +178,7 @@ def _context_check(params: GenerationInput, version, prompt_tokens: int) -> None
 def reservation_ttl() -> timedelta:
     # Short, and renewed by the request's keep-alive (a third of it) while it runs: the sweep never
     # takes a live request's tokens, and those of a request whose process died come back in a minute.
-    return timedelta(seconds=int(settings.INFERENCE_RESERVATION_TTL_SECONDS))
+    return claim_ttl()
 
 
 def keepalive_seconds() -> float:

@@ -202,10 +202,9 @@ def _replay(result: engine_module.GenerationResult, on_token) -> None:
 @shared_task(name="inference.idempotency_keys_sweep")
 def idempotency_keys_sweep_task() -> int:
     """Free the Idempotency-Keys of requests whose process died (pending past their TTL)."""
-    from .idempotency import idempotency_keys_sweep
-    from .services import reservation_ttl
+    from .idempotency import claim_ttl, idempotency_keys_sweep
 
-    return idempotency_keys_sweep(stale_after=reservation_ttl())
+    return idempotency_keys_sweep(stale_after=claim_ttl())
 
 
 @shared_task(name="inference.watermark_power_measure", autoretry_for=(ConnectionError,), max_retries=3)

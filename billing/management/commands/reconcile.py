@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 
 from billing.reconciliation import billing_discrepancies
 from inference.books import books_discrepancies
-from inference.services import reservation_ttl
+from inference.idempotency import claim_ttl
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             "against outputs, and metered billing (ledger, meter events, invoices, payouts).")
 
     def handle(self, *args, **options):
-        problems, checked = books_discrepancies(claim_ttl=reservation_ttl())
+        problems, checked = books_discrepancies(claim_ttl=claim_ttl())
         billing_problems, billing_checked = billing_discrepancies()
         problems, checked = problems + billing_problems, {**checked, **billing_checked}
         for problem in problems:
