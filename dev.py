@@ -9,6 +9,8 @@ when a requirements file changed). Environment variables (see README.md) switch 
 IMPRINT_DEMO=0 makes `run` skip preparing the demo.
 
 `run` stops every process it started, and their children, on Ctrl+C (SIGINT), SIGTERM and SIGHUP alike.
+A process that dies on its own (a worker that lost its broker for good, an out-of-memory kill) is
+started again after a back-off (1, 2, 4 … 30 s), named in the output; the others keep running.
 """
 
 from __future__ import annotations
@@ -196,12 +198,25 @@ class Process:
     """A started process, its log file, and the line its log shows once it is ready."""
 
     def __init__(self, name: str, cmd: list[str], log: Path, ready_line: str | None):
-        self.name, self.log, self.ready_line = name, log, ready_line
+        self.name, self.cmd, self.log, self.ready_line = name, cmd, log, ready_line
+        self.restarts = 0
+        self.restart_at: float | None = None  # when a dead process is due to start again
+        self._start("w")
+
+    def _start(self, mode: str) -> None:
         # Its own session (and process group), so that stopping it reaches its children too: the
         # web server's workers, a Celery pool, the embedded beat.
-        with open(log, "w") as out:
-            self.popen = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        with open(self.log, mode) as out:
+            self.popen = subprocess.Popen(self.cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True)
+
+    def restart(self) -> None:
+        """Start the process again (its log goes on in the same file)."""
+        stop_groups([self.popen])  # children a dead leader left behind (a pool, a beat)
+        self.restarts += 1
+        self.restart_at = None
+        with stop_deferred():  # recorded before a stop can arrive
+            self._start("a")
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -229,9 +244,14 @@ def process_commands(host: str, port: str, logs: Path) -> list[tuple[str, list[s
     bin_ = VENV / "bin"
     return [
         ("training worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "training", "-P", "solo",
-                             "-n", "training@%h", "-l", "INFO"], logs / "training-worker.log", " ready."),
+                             "-n", "training@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
+         logs / "training-worker.log", " ready."),
+        # Without gossip and mingle: their broker channels are what a threads-pool worker failed to
+        # reopen after a broker restart (kombu's redis channel on a closed connection), and this
+        # set-up does not use them (README: "Workers and broker outages").
         ("default worker", [str(bin_ / "celery"), "-A", "config", "worker", "-Q", "default,inference",
-                            "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "-l", "INFO"],
+                            "-P", "threads", "-c", "4", "-n", "default@%h", "-B", "--without-gossip",
+                            "--without-mingle", "-l", "INFO"],
          logs / "default-worker.log", " ready."),
         ("web server", [str(bin_ / "gunicorn"), "config.wsgi", "-b", f"{host}:{port}", "--threads", "8",
                         "--timeout", "120", "--access-logfile", str(logs / "access.log")],
@@ -290,12 +310,35 @@ def emails_go() -> str:
     return f"printed to {rel(logs / 'web.log')} (the workers' to {rel(logs / 'default-worker.log')})."
 
 
-def supervise(procs: list[Process]) -> int:
-    """Wait until one process exits (then stop them all, saying which one stopped and why); a stop
-    signal raises StopRequested out of the wait."""
-    while all(p.alive() for p in procs):
-        time.sleep(0.5)
-    return stop_all(procs, because=dead_process_message(procs))
+RESTART_BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30)  # then every 30 s
+STABLE_SECONDS = 60  # a process up this long after a restart starts its back-off over
+
+
+def restart_delay(restarts: int) -> float:
+    return RESTART_BACKOFF_SECONDS[min(restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
+
+
+def supervise(procs: list[Process], *, poll: float = 0.5) -> int:
+    """Keep every process running until a stop signal (which raises StopRequested out of the wait):
+    one that exits is named with why and the end of its log, and started again after a back-off
+    that grows while it keeps dying. The others are left alone."""
+    started = {id(p): time.monotonic() for p in procs}
+    while True:
+        now = time.monotonic()
+        for p in procs:
+            if p.alive():
+                if p.restarts and now - started[id(p)] > STABLE_SECONDS:
+                    p.restarts = 0
+                continue
+            if p.restart_at is None:
+                p.restart_at = now + restart_delay(p.restarts)
+                print(f"\n{p.why_dead()}\nRestarting the {p.name} in {restart_delay(p.restarts):g} s "
+                      f"(restart {p.restarts + 1}).", flush=True)
+            elif now >= p.restart_at:
+                p.restart()
+                started[id(p)] = time.monotonic()
+                print(f"Restarted the {p.name} (pid {p.popen.pid}).", flush=True)
+        time.sleep(poll)
 
 
 def stop_all(procs: list[Process], *, because: str | None) -> int:

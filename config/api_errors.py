@@ -3,7 +3,8 @@
     {"error": {"type": "...", "code": "...", "message": "...", "param": null}}
 
 Domain errors (core.errors.DomainError) are mapped here, once; so are DRF's own exceptions
-(validation, authentication, throttling) and Django's Http404 / PermissionDenied.
+(validation, authentication, throttling), Django's Http404 / PermissionDenied, and an outage of
+the database, the cache or the broker (503 + Retry-After, core.outages).
 """
 
 from django.core.exceptions import PermissionDenied
@@ -14,6 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from core.errors import DomainError, domain_error_body, error_body
+from core.outages import is_outage, outage_error
 
 
 def domain_error_response(exc: DomainError) -> Response:
@@ -37,6 +39,8 @@ def _first_validation_error(detail, prefix: str = ""):
 
 
 def exception_handler(exc, context):
+    if not isinstance(exc, DomainError) and is_outage(exc):
+        exc = outage_error(exc)  # the database, the cache or the broker is down: 503 + Retry-After
     if isinstance(exc, DomainError):
         set_rollback()  # as DRF does for its own exceptions under ATOMIC_REQUESTS
         return domain_error_response(exc)

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that an outage met by any view (database, cache, broker) answers 503 + Retry-After.
+    "core.outages.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,6 +119,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache (rate limits and other shared counters live where every process sees them) --------
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache("CACHE_URL")}
+    if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        # A Redis that is down or cut off must fail a cache call in well under a second (the rate
+        # limiter then falls back to local counters, core.ratelimit), not hang a request thread.
+        CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 0.5, "socket_timeout": 1.0})
 else:
     CACHES = {
         "default": {
@@ -200,6 +206,12 @@ else:
     # Redis redelivers an unacknowledged message after the visibility timeout; the lease sweep
     # (training) re-enqueues sooner, so this only bounds the worst case.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    if CELERY_BROKER_URL.startswith("redis://"):
+        # kombu's, surviving a broker restart while a worker holds unacknowledged messages (core.broker).
+        CELERY_BROKER_TRANSPORT = "core.broker:RedisTransport"
+# A worker keeps trying to reach a broker that went away, however long it is gone (Celery's
+# default gives up after 100 tries and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 
 
 def _default_result_backend(broker_url: str) -> str:
@@ -230,7 +242,10 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
     "billing-meter-outbox-sweep": {"task": "billing.meter_outbox_sweep", "schedule": 60.0},
-    "licensing-reservations-sweep": {"task": "licensing.reservations_sweep", "schedule": 60.0},
+    # Every 15 s: with INFERENCE_RESERVATION_TTL_SECONDS (45) an abandoned request's tokens and its
+    # Idempotency-Key come back within a minute.
+    "licensing-reservations-sweep": {"task": "licensing.reservations_sweep", "schedule": 15.0},
+    "inference-idempotency-sweep": {"task": "inference.idempotency_keys_sweep", "schedule": 15.0},
     "marketplace-expire-orders": {"task": "marketplace.orders_expire", "schedule": 60.0},
     "marketplace-commissions-sweep": {"task": "marketplace.commissions_sweep", "schedule": 60.0},
     "billing-subscriptions-sweep": {"task": "billing.subscriptions_sweep", "schedule": 60.0},
@@ -316,6 +331,23 @@ INFERENCE_MAX_QUEUE = env.int("INFERENCE_MAX_QUEUE", default=64)  # queued reque
 INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=8)  # rows one decode step serves at most
 INFERENCE_TIMEOUT_SECONDS = env.int("INFERENCE_TIMEOUT_SECONDS", default=300)
 INFERENCE_RELAY_URL = env.str("INFERENCE_RELAY_URL", default="")  # Redis for streamed tokens (else broker)
+# Knowing within seconds that an inference worker died (inference.relay): a worker running a
+# request publishes a heartbeat every INFERENCE_HEARTBEAT_SECONDS; the web gives the request up
+# once nothing (token or heartbeat) came for INFERENCE_NO_PROGRESS_SECONDS, or no worker took it
+# within INFERENCE_QUEUE_SECONDS. INFERENCE_TIMEOUT_SECONDS stays the bound without a Redis relay.
+INFERENCE_HEARTBEAT_SECONDS = env.float("INFERENCE_HEARTBEAT_SECONDS", default=1.0)
+INFERENCE_NO_PROGRESS_SECONDS = env.float("INFERENCE_NO_PROGRESS_SECONDS", default=5.0)
+INFERENCE_QUEUE_SECONDS = env.float("INFERENCE_QUEUE_SECONDS", default=30.0)
+# A request's quota reservation and Idempotency-Key claim expire this long after their last
+# keep-alive (the web renews both every third of it while the request runs), so those of a request
+# whose web process died come back within a minute (with the 15 s sweep).
+INFERENCE_RESERVATION_TTL_SECONDS = env.int("INFERENCE_RESERVATION_TTL_SECONDS", default=45)
+# A stream sends an SSE comment after this many quiet seconds, so proxies and clients see it alive.
+INFERENCE_SSE_KEEPALIVE_SECONDS = env.float("INFERENCE_SSE_KEEPALIVE_SECONDS", default=10.0)
+# How long a charge or a release of tokens is retried through a database outage (core.outages).
+CHARGE_RETRY_SECONDS = env.float("CHARGE_RETRY_SECONDS", default=20.0)
+# The Retry-After of the 503 a request gets while the database, the cache or the broker is down.
+OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=5)
 # A verification's model-entropy pass (for watermark schemes that score by the model's entropy)
 # runs where generation runs, so the web tier never loads weights to verify a text. Bounds per
 # verification: the first tokens of the text it scores (detection needs ~60-200; 2,048 keep a long

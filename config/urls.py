@@ -25,3 +25,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
 ]
+
+# An outage met outside a view is a 503 with Retry-After; an API path never gets an HTML page.
+handler500 = "core.outages.server_error"

@@ -7,16 +7,116 @@ embedded default may let a few extra hits through a window — quota reservation
 counters, are what guard money.
 
 Windows are aligned to the epoch (a one-day window is the UTC day).
+
+When the cache cannot be reached (Redis down), the counters fall back to this process's memory
+(`LocalCounters`, bounded to LOCAL_KEYS keys) instead of failing the request: answering goes on,
+and each limit still holds per process, so a client gets at most `limit × web processes` through
+a window during the outage. That was chosen over refusing everything with 503 because these
+counters guard against abuse, not money (quota reservations in the database do), and a Redis
+outage should not take the pages, the log-in and the API down with it. After a failed call the
+cache is skipped for CACHE_RETRY_SECONDS, so a dead Redis costs one connect timeout per process
+every few seconds, not one per request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
+
+from .outages import is_outage
+
+logger = logging.getLogger(__name__)
+
+CACHE_RETRY_SECONDS = 5.0
+LOCAL_KEYS = 10_000
+
+
+class LocalCounters:
+    """The subset of the cache API the counters use (add, incr, touch, get), in process memory,
+    with expiry; the least recently used keys go first past LOCAL_KEYS."""
+
+    def __init__(self, max_keys: int = LOCAL_KEYS):
+        self.max_keys = max_keys
+        self.values: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def _live(self, key: str):
+        item = self.values.get(key)
+        if item is None or item[1] < time.monotonic():
+            self.values.pop(key, None)
+            return None
+        self.values.move_to_end(key)
+        return item
+
+    def _store(self, key: str, value: int, timeout: float) -> None:
+        self.values[key] = (value, time.monotonic() + timeout)
+        self.values.move_to_end(key)
+        while len(self.values) > self.max_keys:
+            self.values.popitem(last=False)
+
+    def add(self, key: str, value: int, timeout: float = 300) -> bool:
+        with self.lock:
+            if self._live(key) is not None:
+                return False
+            self._store(key, value, timeout)
+            return True
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        with self.lock:
+            item = self._live(key)
+            if item is None:
+                raise ValueError(f"Key {key!r} not found.")
+            self.values[key] = (item[0] + delta, item[1])
+            return item[0] + delta
+
+    def touch(self, key: str, timeout: float = 300) -> bool:
+        with self.lock:
+            item = self._live(key)
+            if item is not None:
+                self._store(key, item[0], timeout)
+            return item is not None
+
+    def set(self, key: str, value: int, timeout: float = 300) -> None:
+        with self.lock:
+            self._store(key, value, timeout)
+
+    def get(self, key: str, default=None):
+        with self.lock:
+            item = self._live(key)
+            return default if item is None else item[0]
+
+
+class _Counters:
+    """The shared cache while it answers, this process's LocalCounters while it does not."""
+
+    def __init__(self):
+        self.local = LocalCounters()
+        self.skip_cache_until = 0.0
+
+    def __getattr__(self, operation: str):
+        def call(*args, **kwargs):
+            if time.monotonic() >= self.skip_cache_until:
+                try:
+                    return getattr(cache, operation)(*args, **kwargs)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    self.skip_cache_until = time.monotonic() + CACHE_RETRY_SECONDS
+                    logger.warning("the cache is unreachable (%s); counting in this process for %.0f s",
+                                   exc, CACHE_RETRY_SECONDS)
+            return getattr(self.local, operation)(*args, **kwargs)
+
+        return call
+
+
+counters = _Counters()
 
 
 @dataclass(frozen=True)
@@ -61,21 +161,21 @@ class Window:
     def _hit(self, subject: str, amount: int) -> WindowCount:
         now = time.time()
         key = self._key(subject, now)
-        cache.add(key, 0, timeout=self.seconds * 2)
+        counters.add(key, 0, timeout=self.seconds * 2)
         try:
-            count = cache.incr(key, amount)
+            count = counters.incr(key, amount)
         except ValueError:  # the key expired between add and incr
-            cache.set(key, amount, timeout=self.seconds * 2)
+            counters.set(key, amount, timeout=self.seconds * 2)
             count = amount
         # The database cache's incr stores the key again with the default timeout (300 s): keep
         # the window's, or a longer window would forget its count early.
-        cache.touch(key, self.seconds * 2)
+        counters.touch(key, self.seconds * 2)
         return WindowCount(count=count, limit=self.limit, reset_seconds=self._reset(now))
 
     def peek(self, subject: str) -> WindowCount:
         """The current window's count for `subject`, counting nothing."""
         now = time.time()
-        count = int(cache.get(self._key(subject, now), 0))
+        count = int(counters.get(self._key(subject, now), 0))
         return WindowCount(count=count, limit=self.limit, reset_seconds=self._reset(now))
 
 
@@ -131,12 +231,12 @@ def trial_slot_acquire(*, limit: int, ttl: int = 600) -> bool:
     key = "imprint:try-it-inflight"
 
     def take():
-        cache.add(key, 0, timeout=ttl)
-        count = cache.incr(key)
+        counters.add(key, 0, timeout=ttl)
+        count = counters.incr(key)
         if limit and count > limit:
-            cache.incr(key, -1)
+            counters.incr(key, -1)
             return False
-        cache.touch(key, ttl)
+        counters.touch(key, ttl)
         return True
 
     try:
@@ -150,8 +250,8 @@ def trial_slot_release() -> None:
     key = "imprint:try-it-inflight"
 
     def give():
-        if int(cache.get(key, 0)) > 0:
-            cache.incr(key, -1)
+        if int(counters.get(key, 0)) > 0:
+            counters.incr(key, -1)
 
     try:
         _serialized(give)

@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import replace
 
+from django.conf import settings
 from django.db import connections
 from django.http import StreamingHttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import DomainError, domain_error_body, error_body
+from core.outages import is_outage, outage_error
 from licensing.errors import ApiKeyInvalid
 from licensing.selectors import grants_active_for_key
 from licensing.services import apikey_authenticate
@@ -25,17 +27,20 @@ from training.api import IsTrainer
 from training.model_names import model_name
 
 from .engine import InvalidGenerationRequest, SamplingParams, TokenEvent
+from .errors import GenerationFailed
 from .model_ids import licensed_versions, model_id_resolve
 from .models import UsageEntry
 from .precision import version_precision_for
 from .precision_choice import version_precision_set
 from .services import (
     GenerationInput,
+    error_with_charge,
     generation_begin,
     generation_create,
     generation_execute,
     generation_keepalive,
     generation_settle_delivered,
+    keepalive_seconds,
     model_fields,
     result_from_sent,
     truncate_to_sent,
@@ -142,7 +147,9 @@ def _sse(data) -> bytes:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
 
 
-KEEPALIVE_SECONDS = 60  # how often a stream being read pushes back its reservation's expiry
+# How often a stream being read pushes back its reservation's expiry (None: services' keepalive_seconds).
+KEEPALIVE_SECONDS: float | None = None
+SSE_KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see the stream alive
 
 
 class _Stream:
@@ -151,7 +158,9 @@ class _Stream:
     The tokens a client received are always charged (`generation_settle_delivered`): a client that
     goes away closes the generator, the cancel flag stops the engine between steps, and the request
     is settled for the tokens sent (a ledger row with interrupted=true); an engine that fails midway
-    is charged for what it had sent; a slow reader keeps its reservation alive."""
+    is charged for what it had sent, and its error event names that charge (tokens and ledger row);
+    a slow reader keeps its reservation alive; a quiet stream (the model loading, a long queue)
+    sends an SSE comment every INFERENCE_SSE_KEEPALIVE_SECONDS."""
 
     def __init__(self, prepared, render_token, render_final):
         self.prepared, self.render_token, self.render_final = prepared, render_token, render_final
@@ -175,9 +184,14 @@ class _Stream:
     def __iter__(self):
         threading.Thread(target=self._run, daemon=True).start()
         finished = False
+        quiet = float(settings.INFERENCE_SSE_KEEPALIVE_SECONDS)
         try:
             while True:
-                item = self.events.get()
+                try:
+                    item = self.events.get(timeout=quiet)
+                except queue.Empty:
+                    yield SSE_KEEPALIVE
+                    continue
                 if isinstance(item, TokenEvent):
                     yield self._token(item)
                     continue
@@ -191,9 +205,9 @@ class _Stream:
     def _finish(self, kind, value):
         entry = self._charge(value if kind == "done" else None, interrupted=False)
         if kind == "error":
-            yield _sse(_error_payload(value))
+            yield _sse(_error_payload(value, entry))
         elif entry is None:
-            yield _sse(error_body(status_code=500, message="Generation failed.", code="server_error"))
+            yield _sse(_error_payload(GenerationFailed("Generation failed: its charge could not be recorded."), None))
         else:
             yield _sse(self.render_final(entry.response))
         yield _sse("[DONE]")
@@ -202,7 +216,8 @@ class _Stream:
         if event.token_id >= 0:
             self.sent_ids.setdefault(event.sample_index, []).append(event.token_id)
         self.sent_text[event.sample_index] = self.sent_text.get(event.sample_index, "") + event.text
-        if time.monotonic() - self.kept_alive > KEEPALIVE_SECONDS:
+        every = keepalive_seconds() if KEEPALIVE_SECONDS is None else KEEPALIVE_SECONDS
+        if time.monotonic() - self.kept_alive > every:
             self.kept_alive = time.monotonic()
             generation_keepalive(self.prepared)
         return _sse(self.render_token(self.head, event.sample_index, event.text))
@@ -234,10 +249,11 @@ class _Stream:
         self._charge(value if kind == "done" else None, interrupted=True)
 
 
-def _error_payload(exc) -> dict:
-    if isinstance(exc, DomainError):
-        return domain_error_body(exc)
-    return error_body(status_code=500, message="Generation failed.", code="server_error")
+def _error_payload(exc, entry) -> dict:
+    """The error event of a stream, saying what was charged (`entry`: the ledger row, or None)."""
+    if not isinstance(exc, DomainError):
+        exc = outage_error(exc) if is_outage(exc) else GenerationFailed("Generation failed.")
+    return domain_error_body(error_with_charge(exc, entry))
 
 
 def _event_stream(events, headers: dict) -> StreamingHttpResponse:

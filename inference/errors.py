@@ -1,7 +1,7 @@
 """Domain errors of inference. The engine's own errors (plain Python without Django, inference.engine) are
 translated here by `engine_error_to_api`; the licence checks' errors are licensing's."""
 
-from core.errors import Conflict, InvalidRequest, NotFound, TooManyRequests, Unavailable
+from core.errors import Conflict, DomainError, InvalidRequest, NotFound, TooManyRequests, Unavailable
 
 from . import engine
 
@@ -59,6 +59,21 @@ class EngineBusy(TooManyRequests):
 
 class ModelUnavailable(Unavailable):
     code = "model_unavailable"
+
+
+class InferenceWorkerLost(Unavailable):
+    """503: no inference worker took the request in time, or the one running it stopped (noticed
+    by its missing heartbeat within seconds). The Idempotency-Key is free again: retry."""
+
+    code = "inference_worker_lost"
+
+
+class GenerationFailed(DomainError):
+    """500: a stream failed for a reason that is not the client's nor a known outage."""
+
+    status_code = 500
+    error_type = "api_error"
+    code = "server_error"
 
 
 class InferenceTimeout(Unavailable):

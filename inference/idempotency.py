@@ -22,6 +22,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -99,3 +100,17 @@ def idempotency_key_keepalive(*, api_key: ApiKey | None, key: str, request_id: s
     """A long stream is alive: its claim must not be taken over as stale."""
     if key and api_key is not None:
         _held(api_key=api_key, key=key, request_id=request_id).update(updated_at=timezone.now())
+
+
+def claim_ttl() -> timedelta:
+    """How long a pending claim lives past its last keep-alive (the request's reservation too)."""
+    return timedelta(seconds=int(settings.INFERENCE_RESERVATION_TTL_SECONDS))
+
+
+def idempotency_keys_sweep(*, stale_after: timedelta) -> int:
+    """Mark failed the claims pending past `stale_after` without a keep-alive: their request's
+    process died, so nothing will finish them (a retry may also take such a claim over itself).
+    Returns how many were freed."""
+    cutoff = timezone.now() - stale_after
+    return IdempotencyKey.objects.filter(state=IdempotencyKey.State.PENDING, updated_at__lt=cutoff).update(
+        state=IdempotencyKey.State.FAILED, updated_at=timezone.now())

@@ -28,6 +28,7 @@ from .engine import Engine
 _fetch_lock = threading.Lock()
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
+_tokenizer_lock = threading.Lock()
 _tokenizers: dict[str, object] = {}
 
 
@@ -148,8 +149,12 @@ def tokenizer_for(version):
     reserving quota, and the verify page tokenizes texts with it, without loading any weights."""
     tokenizer = _tokenizers.get(version.digest)
     if tokenizer is None:
-        from transformers import AutoTokenizer
+        # One thread at a time: transformers imports its classes lazily, and threads importing
+        # them at once in a fresh web process (the first requests of a threaded gunicorn
+        # worker) can see "cannot import name 'AutoTokenizer'".
+        with _tokenizer_lock:
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder_fetch(version))
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder_fetch(version))
         _tokenizers[version.digest] = tokenizer
     return tokenizer

@@ -35,6 +35,7 @@ from django.utils import timezone
 from audit.services import audit_refusal_record
 from core.errors import DomainError
 from core.links import site_root
+from core.outages import is_outage, retry_through_outage
 from core.ratelimit import WindowCount
 from licensing.models import ApiKey, Grant
 from licensing.quota import (
@@ -49,8 +50,9 @@ from training.model_names import model_name
 
 from . import engine as engine_module
 from .engine import SamplingParams
-from .errors import InferenceTimeout, ModelUnavailable, engine_error_to_api
+from .errors import InferenceTimeout, InferenceWorkerLost, ModelUnavailable, engine_error_to_api
 from .idempotency import (
+    claim_ttl,
     idempotency_fingerprint,
     idempotency_key_claim,
     idempotency_key_complete,
@@ -173,9 +175,15 @@ def _context_check(params: GenerationInput, version, prompt_tokens: int) -> None
                                     n_positions=version.n_positions)
 
 
-def _reservation_ttl() -> timedelta:
-    # Longer than any request may run (the engine timeout), so the sweep never takes a live one.
-    return timedelta(seconds=float(settings.INFERENCE_TIMEOUT_SECONDS) + 120)
+def reservation_ttl() -> timedelta:
+    # Short, and renewed by the request's keep-alive (a third of it) while it runs: the sweep never
+    # takes a live request's tokens, and those of a request whose process died come back in a minute.
+    return claim_ttl()
+
+
+def keepalive_seconds() -> float:
+    """How often a running request renews its reservation and its Idempotency-Key claim."""
+    return int(settings.INFERENCE_RESERVATION_TTL_SECONDS) / 3
 
 
 def _watermark_for(grant: Grant) -> WatermarkKey:
@@ -203,7 +211,7 @@ def generation_begin(*, api_key: ApiKey, params: GenerationInput, idempotency_ke
     IdempotencyInProgress (409) and every error of `generation_prepare`."""
     request_id = _new_request_id()
     replay = idempotency_key_claim(api_key=api_key, key=idempotency_key, fingerprint=generation_fingerprint(params),
-                                   request_id=request_id, stale_after=_reservation_ttl())
+                                   request_id=request_id, stale_after=reservation_ttl())
     if replay is not None:
         return replay
     try:
@@ -232,7 +240,7 @@ def generation_prepare(*, api_key: ApiKey | None, params: GenerationInput, idemp
         rate = grant_rate_consume(grant=grant)
         need = params.sampling.n * (prompt_tokens + params.sampling.max_new_tokens)
         request_id = request_id or _new_request_id()
-        quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id, ttl=_reservation_ttl())
+        quota_reserve(grant_id=grant.pk, tokens=need, request_id=request_id, ttl=reservation_ttl())
     except DomainError as error:
         generation_refusal_record(grant=grant, api_key=api_key, error=error, params=params, purpose=purpose)
         grant.refresh_from_db(fields=["used_tokens", "reserved_tokens"])
@@ -269,34 +277,99 @@ def generation_submit(prepared: Prepared, *, on_token=None, should_cancel=None) 
     return generation_submit_remote(prepared, on_token=on_token, should_cancel=should_cancel)
 
 
+def through_outage(work, *, what: str):
+    """Run a charge or a release, retried with backoff through a database outage of up to
+    CHARGE_RETRY_SECONDS (core.outages.retry_through_outage): the one mechanism for streamed and
+    plain requests alike."""
+    return retry_through_outage(work, what=what, budget_seconds=float(settings.CHARGE_RETRY_SECONDS))
+
+
 def generation_abandon(prepared: Prepared) -> None:
-    """Give back the reservation and free the Idempotency-Key of a request that delivers nothing."""
-    quota_release(request_id=prepared.request_id)
-    idempotency_key_release(api_key=prepared.api_key, key=prepared.idempotency_key, request_id=prepared.request_id)
+    """Give back the reservation and free the Idempotency-Key of a request that delivers nothing,
+    retried through a database outage. Should even that fail, the reservation and the claim expire
+    (INFERENCE_RESERVATION_TTL_SECONDS) and the sweeps free them within a minute."""
+
+    def abandon():
+        quota_release(request_id=prepared.request_id)
+        idempotency_key_release(api_key=prepared.api_key, key=prepared.idempotency_key,
+                                request_id=prepared.request_id)
+
+    try:
+        through_outage(abandon, what=f"releasing {prepared.request_id}")
+    except Exception:
+        logger.exception("could not release %s (%d tokens); the sweep will", prepared.request_id, prepared.reserved)
 
 
 def generation_keepalive(prepared: Prepared) -> None:
-    """A stream still being read: push back its reservation's expiry and keep its Idempotency-Key
-    claimed, so a slow reader is neither swept nor duplicated."""
-    quota_reservation_extend(request_id=prepared.request_id, ttl=_reservation_ttl())
-    idempotency_key_keepalive(api_key=prepared.api_key, key=prepared.idempotency_key, request_id=prepared.request_id)
+    """A request still running (or a stream still being read): push back its reservation's expiry
+    and keep its Idempotency-Key claimed, so it is neither swept nor duplicated. A database outage
+    meanwhile is only logged: the TTL leaves room for several missed renewals."""
+    try:
+        quota_reservation_extend(request_id=prepared.request_id, ttl=reservation_ttl())
+        idempotency_key_keepalive(api_key=prepared.api_key, key=prepared.idempotency_key,
+                                  request_id=prepared.request_id)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        logger.warning("could not keep %s alive: %s", prepared.request_id, exc)
+
+
+def _wait(prepared: Prepared, future: Future):
+    """The engine's result, renewing the request's reservation while it runs."""
+    deadline = time.monotonic() + float(settings.INFERENCE_TIMEOUT_SECONDS)
+    while True:
+        try:
+            return future.result(timeout=max(0.01, min(keepalive_seconds(), deadline - time.monotonic())))
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+            generation_keepalive(prepared)
 
 
 def generation_execute(prepared: Prepared, *, on_token=None, should_cancel=None) -> engine_module.GenerationResult:
-    """Run the engine and wait. Releases the reservation and the Idempotency-Key, and raises the
-    mapped API error on failure."""
+    """Run the engine and wait. On failure releases the reservation and the Idempotency-Key (a
+    retry with the same key runs at once) and raises the mapped API error: InferenceWorkerLost (503)
+    within seconds of a worker dying (inference.relay), InferenceTimeout (504) past
+    INFERENCE_TIMEOUT_SECONDS. The message says what failed; the caller adds what was charged
+    (`error_with_charge`)."""
+    from .tasks import WorkerLost
+
     timeout = float(settings.INFERENCE_TIMEOUT_SECONDS)
     try:
         future = generation_submit(prepared, on_token=on_token, should_cancel=should_cancel)
-        return future.result(timeout=timeout)
+        return _wait(prepared, future)
     except BaseException as exc:
         generation_abandon(prepared)
         if isinstance(exc, engine_module.EngineError):
             raise engine_error_to_api(exc) from exc
+        if isinstance(exc, WorkerLost):
+            raise InferenceWorkerLost(f"{exc} The request was stopped.",
+                                      headers={"retry-after": "1"}) from exc
         if isinstance(exc, (TimeoutError, CeleryTimeoutError)):
-            raise InferenceTimeout(
-                f"No result from the inference worker within {timeout:g} s; nothing was charged. Retry.") from exc
+            raise InferenceTimeout(f"No result from the inference worker within {timeout:g} s.") from exc
         raise
+
+
+def error_with_charge(error: DomainError, entry: UsageEntry | None) -> DomainError:
+    """`error` saying exactly what its request was charged: the ledger row (tokens, its request id)
+    of what a client received before the failure, or nothing. Sets `extra["charged"]`."""
+    if getattr(error, "charge_stated", False):
+        return error
+    if entry is None:
+        charged = {"total_tokens": 0, "prompt_tokens": 0, "completion_tokens": 0, "ledger_row": None}
+        sentence = "Nothing was charged (no ledger row was written)."
+    else:
+        charged = {"total_tokens": entry.total_tokens, "prompt_tokens": entry.prompt_tokens,
+                   "completion_tokens": entry.completion_tokens, "ledger_row": entry.request_id,
+                   "interrupted": entry.interrupted}
+        sentence = (f"Charged {entry.total_tokens} tokens ({entry.prompt_tokens} prompt + {entry.completion_tokens} "
+                    f"completion tokens you received) as ledger row {entry.request_id}"
+                    f"{' (interrupted)' if entry.interrupted else ''}.")
+    error.message = f"{error.message} {sentence}".strip()
+    error.args = (error.message,)
+    error.extra = {**error.extra, "charged": charged}
+    error.charge_stated = True
+    return error
 
 
 # --- Settling ----------------------------------------------------------------------------------
@@ -397,12 +470,14 @@ def _settle(prepared: Prepared, result, *, interrupted: bool, delivered: bool = 
 
 
 def generation_settle(prepared: Prepared, result, *, interrupted: bool = False) -> UsageEntry:
-    """Charge the actual tokens and write ledger row, receipts and outbox row in one transaction.
+    """Charge the actual tokens and write ledger row, receipts and outbox row in one transaction,
+    retried through a database outage (`through_outage`).
 
     A concurrent retry with the same Idempotency-Key loses the race on the unique constraint: its
     reservation is released and the first request's entry is returned (charged once)."""
     try:
-        return _settle(prepared, result, interrupted=interrupted)
+        return through_outage(lambda: _settle(prepared, result, interrupted=interrupted),
+                              what=f"charging {prepared.request_id}")
     except IntegrityError:
         quota_release(request_id=prepared.request_id)
         existing = usage_by_idempotency_key(api_key=prepared.api_key, idempotency_key=prepared.idempotency_key)
@@ -411,7 +486,7 @@ def generation_settle(prepared: Prepared, result, *, interrupted: bool = False) 
         return existing
 
 
-SETTLE_ATTEMPTS = 3  # then the charge is recorded without receipts
+SIGNED_ATTEMPTS = 2  # a failing signer (or anything else) gets one more try; then no receipts
 
 
 def _settle_delivered_once(prepared: Prepared, result, *, interrupted: bool, sign: bool) -> UsageEntry:
@@ -428,17 +503,23 @@ def generation_settle_delivered(prepared: Prepared, result, *, interrupted: bool
     """Settle a result the client has already received (a stream): its tokens are always charged.
 
     A swept reservation is charged anyway, up to what remains of the quota, and the rest is kept on
-    the ledger row as `over_quota_tokens` (licensing.quota.quota_settle). A failing settle is retried
-    with backoff, then recorded without receipts (interrupted, every receipt null). Raises only when
-    even that cannot be written (the database is gone); the failure is logged with the token count."""
-    for attempt in range(SETTLE_ATTEMPTS):
+    the ledger row as `over_quota_tokens` (licensing.quota.quota_settle). A database outage is
+    waited out (`through_outage`, as for every charge); any other failure is tried once more, then
+    the charge is recorded without receipts (interrupted, every receipt null). Raises only when even
+    that cannot be written (the database stayed away); the failure is logged with the token count."""
+    what = f"charging {prepared.request_id}"
+    for attempt in range(SIGNED_ATTEMPTS):
         try:
-            return _settle_delivered_once(prepared, result, interrupted=interrupted, sign=True)
-        except Exception:  # whatever failed (a locked database, the signer), the tokens were sent
+            return through_outage(lambda: _settle_delivered_once(prepared, result, interrupted=interrupted,
+                                                                 sign=True), what=what)
+        except Exception as exc:  # whatever failed (the signer, a bug), the tokens were sent
             logger.warning("settling %s failed (attempt %d)", prepared.request_id, attempt + 1, exc_info=True)
-            time.sleep(0.05 * 4**attempt)
+            if is_outage(exc):
+                break  # the retry budget is spent already
+            time.sleep(0.05)
     try:
-        return _settle_delivered_once(prepared, result, interrupted=True, sign=False)
+        return through_outage(lambda: _settle_delivered_once(prepared, result, interrupted=True, sign=False),
+                              what=what)
     except Exception:
         logger.exception("UNCHARGED: %s delivered %d tokens that could not be recorded", prepared.request_id,
                          result.prompt_tokens + result.completion_tokens)
@@ -486,7 +567,10 @@ def generation_create(*, api_key: ApiKey, params: GenerationInput,
     prepared = generation_begin(api_key=api_key, params=params, idempotency_key=idempotency_key)
     if isinstance(prepared, UsageEntry):
         return prepared, {}, True
-    result = generation_execute(prepared)
+    try:
+        result = generation_execute(prepared)
+    except DomainError as error:
+        raise error_with_charge(error, None) from error  # nothing was delivered, so nothing charged
     try:
         entry = generation_settle(prepared, result)
     except BaseException:

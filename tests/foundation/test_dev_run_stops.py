@@ -1,7 +1,8 @@
 """`python3 dev.py run` stops everything it started (the web server, both Celery workers and their
 children) when it is stopped, whichever stop signal it gets: `kill -TERM`, a closed terminal
 (SIGHUP) or Ctrl+C (SIGINT). The real command runs against a fresh var folder on a free port, with
-the demo skipped (IMPRINT_DEMO=0) so that it is up in seconds."""
+the demo skipped (IMPRINT_DEMO=0) so that it is up in seconds. A worker that dies meanwhile is
+named and started again, and the rest keeps running."""
 
 from __future__ import annotations
 
@@ -176,3 +177,36 @@ sys.exit(dev.until_stopped(start))
 def test_a_stop_signal_during_set_up_stops_the_set_up_step_and_its_children():
     # the shell and its two sleeps
     assert _stop_and_find_leftovers(SETTING_UP, [], "setting up", 3, signal.SIGTERM) == {}
+
+
+@pytest.mark.skipif(not (dev.installed("requirements.txt") or dev.installed("requirements-test.txt")),
+                    reason="dev.py run would install .venv first; run `python3 dev.py test` once")
+def test_a_worker_killed_under_dev_run_is_named_and_restarted_while_the_rest_keeps_running(tmp_path):
+    proc, output = _start_dev_run(tmp_path)
+    seen: dict[int, int] = {}
+    try:
+        _wait_until_up(proc, output, seen)
+        workers = {pid: cmd for pid, cmd in _still_running(seen).items() if "default@" in cmd}
+        leader = min(workers)  # the celery worker's main process (its pool threads share it)
+        os.killpg(leader, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "Restarted the default worker" not in output.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(0.2)
+        text = output.read_text()
+        assert "The default worker stopped (killed by signal SIGKILL)" in text
+        assert "Restarting the default worker in 1 s (restart 1)" in text
+        log = tmp_path / "var" / "logs" / "default-worker.log"
+        while log.read_text().count(" ready.") < 2:  # the new worker came up in the same log
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert "Stopping everything" not in output.read_text()
+        seen.update(_descendants(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert _still_running(seen) == {}
+    finally:
+        for pid in _still_running(seen):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
