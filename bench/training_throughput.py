@@ -147,7 +147,10 @@ class _Windows(torch.utils.data.Dataset):
         return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.windows[index], "labels": self.windows[index]}
+        # The loop's windows carry their last target as one more token; Trainer's model reads a
+        # window whole (it shifts the labels inside), so it gets the context_length tokens that fit.
+        window = self.windows[index][:-1]
+        return {"input_ids": window, "labels": window}
 
 
 def run_imprint(

@@ -190,7 +190,8 @@ def job_progress(*, job: TrainingJob, include_trace: bool = False, metrics_after
         "checkpoint_every": job.hyperparameters.get("checkpoint_every"),
         "checkpoints": list(job.checkpoints.values("id", "step", "kept")),
         "versions": [{"id": str(v.pk), "name": v.name, "digest": v.digest, "from_step": v.from_step,
-                      "selection": v.selection.get("text", ""), "warnings": v.warnings}
+                      "selection": v.selection.get("text", ""), "warnings": v.warnings,
+                      "memorisation_acknowledged": v.memorisation_acknowledged_at is not None}
                      for v in job.versions.all()],
         "warnings": job_warnings(evaluations, job.samples.values("step", "longest_copied_span", "ngram_overlap")),
         "best": _best_evaluation(evaluations), "data_split": job.data_split,

@@ -135,3 +135,30 @@ def the_same_command_after_success_prints_the_version_and_new_starts_another(ove
     assert TrainingJob.objects.count() == 1
     assert cli.main(["train", str(poems), "--new", "--detach", *flags]) == 0
     assert TrainingJob.objects.count() == 2 and "Started job" in capsys.readouterr().out
+
+
+def test_a_resumed_run_still_ends_with_the_best_evaluation_of_an_earlier_attempt(trainer, local_media, monkeypatch,
+                                                                                  tmp_path):  # noqa: F811
+    # No later evaluation improves on the first by 100: step 5 stays the best through a pause.
+    job = services.job_create(owner=trainer, dataset=make_dataset(trainer, text=TEXT), name="paused", base_model="tiny",
+                              hyperparameters={**OVERFIT, "steps": 15, "sample_every": 5, "checkpoint_every": 5,
+                                               "early_stopping_patience": None, "early_stopping_min_delta": 100.0,
+                                               "sample_count": 0})
+    on_step = job_runner.JobCallbacks.on_step
+
+    def trainer_pauses_at_step_8(callbacks, step, *args):
+        on_step(callbacks, step, *args)
+        if step == 8 and callbacks.job.attempts == 1:
+            services.job_control(job=TrainingJob.objects.get(pk=job.pk), action="pause")
+
+    monkeypatch.setattr(job_runner.JobCallbacks, "on_step", trainer_pauses_at_step_8)
+    assert job_runner.job_run(job_id=job.pk) == TrainingJob.State.PAUSED
+    services.job_control(job=job, action="resume")
+    assert job_runner.job_run(job_id=job.pk) == TrainingJob.State.SUCCEEDED
+    job.refresh_from_db()
+    assert (job.step, job.attempts, job.resumed_from_step) == (15, 2, 8)
+    version = ModelVersion.objects.get(job=job)
+    assert version.from_step == 5 and version.selection["rule"] == "lowest_validation_loss"
+    best = Checkpoint.objects.get(job=job, step=5)  # kept through keep_checkpoints=1 and the second attempt
+    stored, kept = _weights(version.storage_prefix, tmp_path / "v"), _weights(best.storage_prefix, tmp_path / "c")
+    assert all(torch.equal(stored[k], kept[k]) for k in stored)
