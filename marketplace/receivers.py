@@ -8,7 +8,7 @@ from __future__ import annotations
 from billing.customers import billing_customer_card_set
 
 from .errors import MeteredOfferHeld
-from .models import Order
+from .models import Listing, Order
 from .services import (
     ORDER_NOT_PAYABLE,
     order_mark_failed,
@@ -90,3 +90,18 @@ def invoice_reversed(sender, invoice, state: str, reason: str, **kwargs) -> None
 
 def subscription_started(sender, subscription, **kwargs) -> None:
     Order.objects.filter(pk=subscription.order_id).update(stripe_subscription_id=subscription.stripe_subscription_id)
+
+
+def builtin_base_ready(sender, digest: str, **kwargs) -> None:
+    """The built-in base is ready: an installation with the demo's accounts (and not in production)
+    gets its demo listings, fine-tuned from it on a training worker."""
+    from celery import current_app
+    from django.conf import settings
+
+    from accounts.models import User
+
+    if settings.PRODUCTION or not User.objects.filter(username="trainer").exists():
+        return
+    if Listing.objects.filter(trainer__username="trainer").exists():
+        return
+    current_app.send_task("marketplace.demo_listings", ignore_result=True)

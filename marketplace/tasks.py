@@ -19,3 +19,13 @@ def orders_expire() -> int:
 def order_refund(order_id: str) -> str:
     """Refund the payment of a refund_due order at Stripe; a refused refund stays for staff."""
     return order_refund_at_stripe(order_id=order_id).state
+
+
+@shared_task(name="marketplace.demo_listings", acks_late=True, ignore_result=True)
+def demo_listings() -> None:
+    """Make the demo's listings (training queue: they fine-tune the built-in base) by running the
+    idempotent demo command again; sent when the base becomes ready on an installation that has
+    the demo's accounts."""
+    from django.core.management import call_command
+
+    call_command("demo")

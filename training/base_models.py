@@ -1,7 +1,9 @@
 """Base models a trainer can fine-tune, how to load their tokenizers, and run-time estimates.
 
 `tiny` is the built-in configuration: a GPT-2 of ~150K parameters whose tokenizer is trained on the
-dataset itself, trained from scratch on a CPU in seconds (demos and tests). The GPT-2 family loads
+dataset itself, trained from scratch on a CPU in seconds (demos and tests). `imprint-base` is the
+built-in pretrained base (training.builtin_base): prepared once per installation from public-domain
+text that a package ships, then fine-tuned like any pretrained model. The GPT-2 family loads
 through `from_pretrained` by hub name, or from a local folder named in TRAINING_BASE_MODEL_PATHS
 (e.g. `gpt2=/models/gpt2`), so machines without hub access can still fine-tune real GPT-2.
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from .builtin_base import BUILTIN, FINE_TUNE_DEFAULTS, SIZES, WEIGHTS_LICENCE
 from .errors import TrainingError
 
 TINY = "tiny"
@@ -27,6 +30,7 @@ class BaseModel:
     licence: str  # SPDX id of the base model's own licence (GPT-2 is MIT)
     rights_holder: str = ""  # whose copyright notice the licence asks to keep (GPT-2: OpenAI)
     from_scratch: bool = False  # starts from random weights: nobody's weights, nor their copyright, are inherited
+    builtin: bool = False  # the built-in pretrained base, prepared on this installation (not a hub model)
 
     @property
     def source(self) -> str:
@@ -42,6 +46,10 @@ BASE_MODELS = {
         # names no rights-holder, so no model card or rights chain credits OpenAI for it.
         BaseModel(TINY, "Built-in tiny GPT-2 (trains from scratch in seconds on a CPU)", 150_000, 128, "mit",
                   from_scratch=True),
+        # Imprint's own weights, pretrained here on public-domain text: CC0, no one else's rights.
+        BaseModel(BUILTIN, f"Imprint base ({SIZES['full'].parameters() / 1e6:.1f}M, pretrained here on "
+                  "public-domain English)", SIZES["full"].parameters(), SIZES["full"].n_positions, WEIGHTS_LICENCE,
+                  "Imprint (pretrained on public-domain texts)", builtin=True),
         BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face"),
         BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit", "OpenAI"),
         BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit", "OpenAI"),

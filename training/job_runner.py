@@ -27,7 +27,7 @@ from .errors import LeaseLost
 from .loop import TrainConfig, TrainingCallbacks, run_training
 from .memorisation import memorisation_score
 from .models import TrainingJob
-from .services import jobs, versions
+from .services import bases, jobs, versions
 
 log = logging.getLogger(__name__)
 State = TrainingJob.State
@@ -171,8 +171,11 @@ def _prepare_resume(job: TrainingJob, worker_id: str, work: Path) -> Path | None
 
 
 def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
-    """The starting weights: the built-in tiny GPT-2 (random init, seeded) or a GPT-2 family model
-    loaded by `from_pretrained` from its hub name or configured local copy."""
+    """The starting weights: the built-in tiny GPT-2 (random init, seeded), the built-in pretrained
+    base's prepared folder, or a GPT-2 family model loaded by `from_pretrained` from its hub name or
+    configured local copy."""
+    if base.builtin:
+        return bases.builtin_base_folder()
     if base.name != TINY:
         return base.source
     import torch

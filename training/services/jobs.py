@@ -29,6 +29,7 @@ from ..base_models import TINY, BaseModel, available_device, base_model_get, job
 from ..config import HyperparameterError, TrainConfig
 from ..errors import IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from ..models import Dataset, JobMetric, Sample, TrainingJob
+from .bases import base_require_available
 
 State = TrainingJob.State
 ACTIVE_STATES = (State.QUEUED, State.RUNNING)
@@ -115,10 +116,12 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     `hyperparameters` are read by TrainConfig.from_dict (missing ones take their defaults) and
     stored complete (`to_dict`). Raises TrainingError for hyperparameters out of their limits, an
     unknown base model, a dataset of someone else or a context too long for the base,
-    TrainingLimitExceeded over the trainer's limits.
+    BaseModelUnavailable for a base this server cannot load now, TrainingLimitExceeded over the
+    trainer's limits.
     """
     config = _train_config(hyperparameters)
     base = base_model_get(base_model)
+    base_require_available(base)
     if dataset.owner_id != owner.pk:
         raise TrainingError("Choose one of your own datasets.", param="dataset")
     if config.context_length > _max_context(base):
