@@ -5,6 +5,8 @@ Stripe event and returns an outcome, or None for a payment that is not an order'
 
 from __future__ import annotations
 
+from celery import current_app
+
 from billing.customers import billing_customer_card_set
 
 from .errors import MeteredOfferHeld
@@ -95,7 +97,6 @@ def subscription_started(sender, subscription, **kwargs) -> None:
 def builtin_base_ready(sender, digest: str, **kwargs) -> None:
     """The built-in base is ready: an installation with the demo's accounts (and not in production)
     gets its demo listings, fine-tuned from it on a training worker."""
-    from celery import current_app
     from django.conf import settings
 
     from accounts.models import User

@@ -225,9 +225,8 @@ def builtin_base(micro_base_folder, settings, tmp_path, db):
     this test's media like a prepared one)."""
     from training.services import bases
 
-    if "location" not in str(settings.STORAGES["default"].get("OPTIONS", {})):
-        settings.STORAGES = {**settings.STORAGES, "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
     settings.TRAINING_WORK_DIR = tmp_path / "work"
     settings.BUILTIN_BASE_SIZE = "micro"
     return bases.builtin_base_install(folder=micro_base_folder)
