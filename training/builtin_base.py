@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import TrainConfig
-from .pretraining_corpus import SOURCES, corpus_documents, corpus_facts
+from .pretraining_corpus import corpus_documents, corpus_facts
 
 # torch and transformers are imported where a model is built, so that the web process can read the
 # sizes and defaults (training.base_models) without loading them.
@@ -259,5 +259,3 @@ own text. Recommended starting point: learning rate {FINE_TUNE_DEFAULTS['learnin
 {FINE_TUNE_DEFAULTS['warmup_steps']} steps, context {FINE_TUNE_DEFAULTS['context_length']} tokens.
 """
 
-
-SOURCE_TITLES = tuple(s.title for s in SOURCES)

@@ -8,7 +8,6 @@ import http.server
 import json
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
