@@ -198,3 +198,23 @@ def test_the_studio_shows_the_builtin_base_preparing_with_its_progress(trainer, 
     client.force_login(trainer)
     page = client.get("/studio/").content.decode()
     assert "preparing, 43 %" in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_the_base_model_list_in_the_browser(trainer, local_media, live_server):
+    from tests.support.browser import chromium_page, log_in, screenshot
+
+    dataset = _dataset(trainer, base="tiny")
+    bases.builtin_base_claim(worker_id="w")
+    bases.builtin_base_progress(worker_id="w", percent=43.4, phase="pretraining, step 258 of 600")
+    with chromium_page(live_server.url) as page:
+        log_in(page, trainer.username, "pw-Imprint-123")
+        page.goto("/studio/")
+        assert "preparing, 43 %" in page.inner_text("#base-models")
+        screenshot(page, "base-models-studio")
+        page.goto(f"/studio/datasets/{dataset.pk}/")
+        page.click("#base-model-list summary")
+        assert page.locator(f"#id_base_model option[value='{BUILTIN}']").is_disabled()
+        assert not page.locator("#id_base_model option[value='tiny']").is_disabled()
+        screenshot(page, "base-models-job-form")
