@@ -31,17 +31,22 @@ def sent_tasks(monkeypatch):
 
 
 def test_the_demo_does_not_wait_for_the_base_it_sends_it_to_a_worker_and_says_so(
-        db, settings, tmp_path, django_capture_on_commit_callbacks):
+        db, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks):
+    from training.services import bases
+
+    sent = _SentTasks()
+    monkeypatch.setattr(bases, "current_app", sent)
     settings.VAR_DIR = tmp_path
     out = io.StringIO()
-    with django_capture_on_commit_callbacks(execute=False) as sent:
+    with django_capture_on_commit_callbacks(execute=True):
         call_command("demo", stdout=out)
     assert WAITING_FOR_BASE in out.getvalue() and "the demo listings appear when it is ready" in out.getvalue()
-    assert BuiltinBase.objects.get().state == "preparing" and len(sent) == 1  # the preparation, queued once
+    assert BuiltinBase.objects.get().state == "preparing"
+    assert sorted(sent.sent) == [bases.PREPARE_TASK, bases.HUB_PROBE_TASK]  # and the hub asked at start
     assert not Listing.objects.exists() and not (tmp_path / "demo-api-key.txt").exists()
-    with django_capture_on_commit_callbacks(execute=False) as again:
-        call_command("demo", stdout=io.StringIO())  # a second start while it prepares queues nothing more
-    assert again == []
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo", stdout=io.StringIO())  # a second start while it prepares queues no second one
+    assert sent.sent.count(bases.PREPARE_TASK) == 1
 
 
 def test_the_base_becoming_ready_sends_the_demo_listings_to_a_training_worker(

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from accounts.models import User
 from inference.power import watermark_power_current, watermark_power_measure
@@ -87,6 +88,9 @@ class Command(BaseCommand):
         call_command("demo_compliance", stdout=self.stdout)
 
     def _base_ready(self) -> bool:
+        # The base-model list reads the hub probe's cached answer: ask it now rather than at beat's
+        # first interval, so a fresh start shows whether the GPT-2 family can be fetched.
+        transaction.on_commit(bases.hub_probe_enqueue)
         row = bases.builtin_base_row()
         if row.state == BuiltinBase.State.READY:
             return True
