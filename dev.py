@@ -283,7 +283,7 @@ def print_ready(host: str, port: str, demo_log: str) -> None:
     print(f"  Demo API key: {key}", flush=True)
     if waiting:
         print("  Demo models:  the built-in base model is preparing in the background on the training worker;\n"
-              "                the demo listings appear when it is ready (minutes; progress on /studio/jobs/new/).",
+              "                the demo listings appear when it is ready (minutes; its progress is in the Trainer studio).",
               flush=True)
     print(f"  E-mails:      {emails_go()}\n                A new account opens its confirmation link from there "
           "before it can buy a licence or create an API key.", flush=True)
