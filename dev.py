@@ -173,7 +173,7 @@ def prepare_demo(log_path: Path) -> int:
     if os.environ.get("IMPRINT_DEMO", "1") == "0":
         log_path.write_text("The demo was not prepared (IMPRINT_DEMO=0).\n")
         return 0
-    print(f"Preparing the demo (the first start trains two small models; log in {rel(log_path)}) …", flush=True)
+    print(f"Preparing the demo (log in {rel(log_path)}) …", flush=True)
     with open(log_path, "w") as log:
         returncode = run_to_end([str(PY), "manage.py", "demo"], stdout=log, stderr=subprocess.STDOUT)
     if returncode != 0:
@@ -293,11 +293,18 @@ def print_ready(host: str, port: str, demo_log: str) -> None:
     e-mails go (a new account confirms its address before it buys or creates a key)."""
     logins = [line.strip() for line in demo_log.splitlines() if " / " in line]
     key_file = var_dir() / "demo-api-key.txt"
-    key = key_file.read_text().strip() if key_file.exists() else "(none: see the demo log)"
+    # The demo prints this while the built-in base model prepares on the training worker.
+    waiting = "base model preparing in the background" in demo_log
+    later = "(made with the demo listings, in var/demo-api-key.txt)" if waiting else "(none: see the demo log)"
+    key = key_file.read_text().strip() if key_file.exists() else later
     print("\nEverything is up. Ctrl+C stops it all.\n", flush=True)
     print(f"  Imprint:      {os.environ['SITE_URL'].rstrip('/')}/", flush=True)
     print("  Demo logins:  " + "\n                ".join(logins), flush=True)
     print(f"  Demo API key: {key}", flush=True)
+    if waiting:
+        print("  Demo models:  the built-in base model is preparing in the background on the training worker;\n"
+              "                the demo listings appear when it is ready (minutes; its progress is in the Trainer studio).",
+              flush=True)
     print(f"  E-mails:      {emails_go()}\n                A new account opens its confirmation link from there "
           "before it can buy a licence or create an API key.", flush=True)
 

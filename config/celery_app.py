@@ -26,8 +26,12 @@ app.conf.update(
         # Dataset processing is CPU work for any worker, not for the GPU machines.
         "training.process_dataset": {"queue": "default"},
         "training.uploads_sweep": {"queue": "default"},
+        # A network round trip to the hub: light work, never on a GPU machine.
+        "training.hub_probe": {"queue": "default"},
         "training.*": {"queue": "training"},
         "inference.*": {"queue": "inference"},
+        # The demo's listings are fine-tunes: training work, once the built-in base is ready.
+        "marketplace.demo_listings": {"queue": "training"},
     },
     worker_prefetch_multiplier=1,
     task_serializer="json",

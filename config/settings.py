@@ -239,6 +239,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(TRAINING_SWEEP_SECONDS),
     },
     "training-uploads-sweep": {"task": "training.uploads_sweep", "schedule": 60.0},
+    "training-hub-probe": {"task": "training.hub_probe", "schedule": float(env.int("TRAINING_HUB_PROBE_SECONDS", default=600))},
     "licensing-expire-grants": {"task": "licensing.expire_grants", "schedule": 60.0},
     "licensing-reset-quota-periods": {"task": "licensing.reset_quota_periods", "schedule": 300.0},
     "billing-meter-outbox-sweep": {"task": "billing.meter_outbox_sweep", "schedule": 60.0},
@@ -450,6 +451,12 @@ TRAINING_DEVICE = env.str("TRAINING_DEVICE", default="")
 TRAINING_BASE_MODEL_PATHS = [
     tuple(pair.split("=", 1)) for pair in env.list("TRAINING_BASE_MODEL_PATHS", default=[]) if "=" in pair
 ]
+# The built-in pretrained base's size preset (training.builtin_base.SIZES): "full" for installations,
+# "micro" (seconds) for tests.
+BUILTIN_BASE_SIZE = env.str("BUILTIN_BASE_SIZE", default="full")
+# Where the hub probe task asks whether the model hub answers (the base-model list reads its answer).
+TRAINING_HUB_URL = env.str("TRAINING_HUB_URL", default=env.str("HF_ENDPOINT", default="https://huggingface.co"))
+TRAINING_HUB_PROBE_SECONDS = env.int("TRAINING_HUB_PROBE_SECONDS", default=600)
 TRAINING_WORK_DIR = Path(env.str("TRAINING_WORK_DIR", default=str(VAR_DIR / "training-work")))
 # Memory of a training worker's device, in GiB: a job whose micro-batch would not fit (its estimate:
 # weights, optimizer state, activations and fp32 logits) is refused before it is queued. 16 GiB is a

@@ -461,6 +461,14 @@ def cmd_hyperparameters(args, cfg) -> int:
     return 0
 
 
+def cmd_base_models(args, cfg) -> int:
+    """Every base model, and whether this server can train on it now (and why not)."""
+    for base in _client(cfg).get("/api/v1/training/base-models/"):
+        mark = "available  " if base["available"] else "unavailable"
+        print(f"{base['name']:<14} {mark}  {base['reason']}\n{'':<14} {base['label']}, licence {base['licence']}")
+    return 0
+
+
 RIGHTS_HOLDER_HELP = ("who holds the rights in the text (you, for your own text); repeat for several. Every "
                       "licence sold on a model trained on it names them")
 
@@ -517,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add("hyperparameters", help="what `imprint train` can set: names, defaults, limits")
     p.add_argument("--base", default=None, help="show this base model's defaults (default tiny)")
     p.set_defaults(run=cmd_hyperparameters)
+    sub.add("base-models", help="the base models, and whether this server can train on each now").set_defaults(
+        run=cmd_base_models)
     sub.add("jobs", help="your training jobs").set_defaults(run=cmd_jobs)
     p = sub.add("job", help="a job's status and metrics")
     p.add_argument("job")
@@ -587,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args, config.load(command_options(args)))
     except ApiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        if exc.body.get("error", {}).get("code") == "base_model_unavailable":
+            print("`imprint base-models` lists the base models this server can train on now.", file=sys.stderr)
         return 1
     except PlainHttpRefused as exc:
         print(f"error: {exc}", file=sys.stderr)

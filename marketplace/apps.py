@@ -18,3 +18,7 @@ class MarketplaceConfig(AppConfig):
                      "subscription_started", "funds_held", "funds_refunded", "held_dispute_decided"):
             getattr(signals, name).connect(getattr(receivers, name), dispatch_uid=f"marketplace.{name}")
         plan_source_register(metered_plan_of_grant)
+        # The demo's listings are fine-tuned from the built-in base once it is ready.
+        from training.services.bases import builtin_base_ready
+
+        builtin_base_ready.connect(receivers.builtin_base_ready, dispatch_uid="marketplace.builtin_base_ready")

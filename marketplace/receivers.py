@@ -5,10 +5,12 @@ Stripe event and returns an outcome, or None for a payment that is not an order'
 
 from __future__ import annotations
 
+from celery import current_app
+
 from billing.customers import billing_customer_card_set
 
 from .errors import MeteredOfferHeld
-from .models import Order
+from .models import Listing, Order
 from .services import (
     ORDER_NOT_PAYABLE,
     order_mark_failed,
@@ -119,3 +121,17 @@ def held_dispute_decided(sender, subject_id: str, grant_id, outcome: str, staff,
     if commission is None or str(commission.pk) != str(subject_id):
         return None
     return commission_dispute_resolve(staff=staff, commission_id=commission.pk, outcome=outcome, reason=reason).state
+
+
+def builtin_base_ready(sender, digest: str, **kwargs) -> None:
+    """The built-in base is ready: an installation with the demo's accounts (and not in production)
+    gets its demo listings, fine-tuned from it on a training worker."""
+    from django.conf import settings
+
+    from accounts.models import User
+
+    if settings.PRODUCTION or not User.objects.filter(username="trainer").exists():
+        return
+    if Listing.objects.filter(trainer__username="trainer").exists():
+        return
+    current_app.send_task("marketplace.demo_listings", ignore_result=True)

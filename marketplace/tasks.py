@@ -37,3 +37,13 @@ def commissions_sweep() -> dict:
     """Periodic: lapsed review windows accept, missed deadlines cancel and refund, failed settling
     is retried. Safe to overlap: each commission moves under its row lock by a conditional check."""
     return sweep()
+
+
+@shared_task(name="marketplace.demo_listings", acks_late=True, ignore_result=True)
+def demo_listings() -> None:
+    """Make the demo's listings (training queue: they fine-tune the built-in base) by running the
+    idempotent demo command again; sent when the base becomes ready on an installation that has
+    the demo's accounts."""
+    from django.core.management import call_command
+
+    call_command("demo")

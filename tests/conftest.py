@@ -204,3 +204,29 @@ def customer(make_user):
 @pytest.fixture
 def staff_user(make_user):
     return make_user("sam", staff=True, customer=False)
+
+
+# --- The built-in pretrained base, at its micro size --------------------------------------------
+
+@pytest.fixture(scope="session")
+def micro_base_folder(tmp_path_factory):
+    """The built-in base at its micro size, pretrained once per session by the very code that
+    prepares the full one (seconds): a model folder with its tokenizer and card."""
+    from training.builtin_base import SIZES, base_pretrain
+
+    root = tmp_path_factory.mktemp("micro-base")
+    base_pretrain(folder=root / "imprint-base", size=SIZES["micro"], work=root / "work")
+    return root / "imprint-base"
+
+
+@pytest.fixture
+def builtin_base(micro_base_folder, settings, tmp_path, db):
+    """This test's installation with the built-in base ready (the session's micro folder, stored in
+    this test's media like a prepared one)."""
+    from training.services import bases
+
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    settings.TRAINING_WORK_DIR = tmp_path / "work"
+    settings.BUILTIN_BASE_SIZE = "micro"
+    return bases.builtin_base_install(folder=micro_base_folder)

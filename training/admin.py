@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Checkpoint, Dataset, JobMetric, ModelVersion, Sample, TrainingJob
+from .models import BuiltinBase, Checkpoint, Dataset, JobMetric, ModelVersion, Sample, TrainingJob
 
 
 @admin.register(Dataset)
@@ -25,3 +25,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 admin.site.register(Checkpoint)
 admin.site.register(JobMetric)
 admin.site.register(Sample)
+
+
+@admin.register(BuiltinBase)
+class BuiltinBaseAdmin(admin.ModelAdmin):
+    list_display = ("name", "size", "state", "progress", "digest", "finished_at")
+    readonly_fields = ("facts", "files", "error")

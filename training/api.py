@@ -213,6 +213,16 @@ class HyperparametersApi(TrainerApi):
                          for name, kind, default, limits in hyperparameters()])
 
 
+class BaseModelListApi(TrainerApi):
+    """Every base model with whether this server can train on it now (`available`) and why
+    (`reason`): the built-in base's preparation state and progress, a GPT-2 family model's local
+    copy or cached weights, or the cached answer of the hub probe. Never waits on the network."""
+
+    @extend_schema(operation_id="training_base_models_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(selectors.base_models_list())
+
+
 def _limits_out(limits: Limits) -> dict:
     out = {"min": limits.min, "max": limits.max, "greater_than": limits.above, "choices": list(limits.choices),
            "max_length": limits.max_length, "nullable": limits.optional or None}

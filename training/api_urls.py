@@ -7,6 +7,7 @@ urlpatterns = [
     path("datasets/", api.DatasetListCreateApi.as_view(), name="training_api_datasets"),
     path("datasets/<uuid:pk>/", api.DatasetDetailApi.as_view(), name="training_api_dataset"),
     path("uploads/<uuid:pk>/", api.UploadDetailApi.as_view(), name="training_api_upload"),
+    path("base-models/", api.BaseModelListApi.as_view(), name="training_api_base_models"),
     path("hyperparameters/", api.HyperparametersApi.as_view(), name="training_api_hyperparameters"),
     path("jobs/", api.JobListCreateApi.as_view(), name="training_api_jobs"),
     path("jobs/<uuid:pk>/", api.JobDetailApi.as_view(), name="training_api_job"),

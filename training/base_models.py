@@ -1,7 +1,9 @@
 """Base models a trainer can fine-tune, how to load their tokenizers, and run-time estimates.
 
 `tiny` is the built-in configuration: a GPT-2 of ~150K parameters whose tokenizer is trained on the
-dataset itself, trained from scratch on a CPU in seconds (demos and tests). The GPT-2 family loads
+dataset itself, trained from scratch on a CPU in seconds (demos and tests). `imprint-base` is the
+built-in pretrained base (training.builtin_base): prepared once per installation from public-domain
+text that a package ships, then fine-tuned like any pretrained model. The GPT-2 family loads
 through `from_pretrained` by hub name, or from a local folder named in TRAINING_BASE_MODEL_PATHS
 (e.g. `gpt2=/models/gpt2`), so machines without hub access can still fine-tune real GPT-2.
 """
@@ -13,10 +15,10 @@ from dataclasses import dataclass, field, fields
 
 from django.conf import settings
 
+from .builtin_base import BUILTIN, FINE_TUNE_DEFAULTS, SIZES, WEIGHTS_LICENCE
 from .errors import TrainingError
 
 TINY = "tiny"
-IMPRINT_BASE = "imprint-base"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class BaseModel:
         others on one resident base); every weight when the base starts from random ones, where a
         frozen random base has nothing to adapt."""
         return "full" if self.from_scratch else "lora"
+    builtin: bool = False  # the built-in pretrained base, prepared on this installation (not a hub model)
 
     @property
     def source(self) -> str:
@@ -76,6 +79,12 @@ BASE_MODELS = {
         # names no rights-holder, so no model card or rights chain credits OpenAI for it.
         BaseModel(TINY, "Built-in tiny GPT-2 (trains from scratch in seconds on a CPU)", 150_000, 128, "mit",
                   from_scratch=True, vocab_size=512, n_embd=64, n_layer=2),
+        # Imprint's own weights, pretrained here on public-domain text: CC0, no one else's rights.
+        BaseModel(BUILTIN, f"Imprint base ({SIZES['full'].parameters() / 1e6:.1f}M, pretrained here on "
+                  "public-domain English)", SIZES["full"].parameters(), SIZES["full"].n_positions, WEIGHTS_LICENCE,
+                  "Imprint (pretrained on public-domain texts)", builtin=True,
+                  defaults=BaseDefaults(**FINE_TUNE_DEFAULTS), vocab_size=SIZES["full"].vocab_size,
+                  n_embd=SIZES["full"].n_embd, n_layer=SIZES["full"].n_layer),
         BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face",
                   defaults=BaseDefaults(learning_rate=3e-4, warmup_steps=20, context_length=512, micro_batch_size=4),
                   n_layer=6),
@@ -86,9 +95,6 @@ BASE_MODELS = {
     )
 }
 
-# Defaults of bases defined elsewhere (the built-in pretrained base is registered by its own module);
-# a base in neither place starts from TrainConfig's defaults.
-KNOWN_DEFAULTS = {IMPRINT_BASE: BaseDefaults(learning_rate=3e-4, warmup_steps=20, context_length=128)}
 
 
 def base_defaults(name: str) -> dict:
@@ -96,10 +102,7 @@ def base_defaults(name: str) -> dict:
     defaults ({} for an unknown base, or one that states none): what the form, the API and the CLI
     fill in for settings the trainer leaves unset."""
     base = BASE_MODELS.get(name)
-    stated = base.defaults if base is not None else None
-    if stated is None or not stated.overrides():
-        stated = KNOWN_DEFAULTS.get(name, BaseDefaults())
-    return stated.overrides()
+    return base.defaults.overrides() if base is not None else {}
 
 def base_model_get(name: str) -> BaseModel:
     """The base model of that name. Raises TrainingError (param "base_model") for an unknown one."""

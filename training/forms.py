@@ -25,6 +25,33 @@ BASE_MODEL_CHOICES = [(m.name, m.label) for m in BASE_MODELS.values()]
 MAX_RIGHTS_HOLDERS = 20
 
 
+class BaseModelSelect(forms.Select):
+    """The base-model choice with every base this server cannot train on now shown disabled, its
+    reason beside its name ("preparing, 43 %"), so a trainer sees it and why before choosing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unavailable: dict[str, str] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value in self.unavailable:
+            option["label"] = f"{label} (unavailable: {self.unavailable[value]})"
+            option["attrs"]["disabled"] = True
+        return option
+
+
+def base_model_field(**kwargs) -> forms.ChoiceField:
+    """A base-model field whose widget knows which bases are unavailable now (read when the form is
+    made: the built-in base's state, local copies, the cached hub probe)."""
+    from .availability import base_models_list
+
+    field = forms.ChoiceField(choices=BASE_MODEL_CHOICES, widget=BaseModelSelect, **kwargs)
+    field.base_models = base_models_list()
+    field.widget.unavailable = {b["name"]: b["reason"] for b in field.base_models if not b["available"]}
+    return field
+
+
 class DatasetForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
     file = forms.FileField(help_text="UTF-8 text; separate documents with <|endoftext|>.")
@@ -86,6 +113,8 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["base_model"] = base_model_field(initial=TINY)
+        self.base_models = self.fields["base_model"].base_models
         chosen = (self.data.get("base_model") if self.is_bound else self.initial.get("base_model")) or TINY
         defaults = job_defaults(str(chosen))
         self.fields.update({name: _hyperparameter_field(kind, defaults.get(name, default), limits)

@@ -28,7 +28,7 @@ from .errors import LeaseLost
 from .loop import CHECKPOINTS_DIR, STATE_FILE, TrainConfig, TrainingCallbacks, run_training
 from .memorisation import memorisation_score
 from .models import TrainingJob
-from .services import jobs, versions
+from .services import bases, jobs, versions
 
 log = logging.getLogger(__name__)
 State = TrainingJob.State
@@ -213,8 +213,11 @@ def _fetch_best(job: TrainingJob, resume_from: Path, work: Path) -> None:
 
 
 def _base_model_folder(base, tokenizer, config: TrainConfig, work: Path):
-    """The starting weights: the built-in tiny GPT-2 (random init, seeded) or a GPT-2 family model
-    loaded by `from_pretrained` from its hub name or configured local copy."""
+    """The starting weights: the built-in tiny GPT-2 (random init, seeded), the built-in pretrained
+    base's prepared folder, or a GPT-2 family model loaded by `from_pretrained` from its hub name or
+    configured local copy."""
+    if base.builtin:
+        return bases.builtin_base_folder()
     if base.name != TINY:
         return base.source
     import torch

@@ -282,3 +282,36 @@ class DatasetAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset_id} lent to {self.user_id} ({self.purpose})"
+
+
+class BuiltinBase(models.Model):
+    """The built-in pretrained base of this installation (training.builtin_base): whether it is
+    prepared, and where. One row per name. Preparing it is claimed by a conditional update with a
+    lease that the preparing worker renews as it reports progress, so it never runs twice at once
+    and a preparation whose worker died is taken over once its lease has expired."""
+
+    class State(models.TextChoices):
+        MISSING = "missing"
+        PREPARING = "preparing"
+        READY = "ready"
+        FAILED = "failed"
+
+    name = models.CharField(max_length=64, unique=True)
+    size = models.CharField(max_length=16, help_text="The size preset it was (or is being) prepared at.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.MISSING)
+    progress = models.FloatField(default=0.0, help_text="Percent done while preparing.")
+    phase = models.CharField(max_length=64, blank=True)
+    digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the stored folder.")
+    storage_prefix = models.CharField(max_length=300, blank=True)
+    files = models.JSONField(default=list, help_text="[{name, size, sha256}] of the stored folder.")
+    facts = models.JSONField(default=dict, help_text="Corpus, sizes, evaluation and timings.")
+    error = models.TextField(blank=True)
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"

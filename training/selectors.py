@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 
 from django.db.models import Q
 
+from .availability import base_availability, base_models_list  # noqa: F401 - the read side's names
 from .base_models import base_model_get
 from .config import HyperparameterError
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion, TrainingJob
@@ -29,6 +30,7 @@ def studio_overview(*, owner) -> dict:
         "uploads": DatasetUpload.objects.filter(owner=owner).exclude(state=DatasetUpload.State.READY)[:10],
         "jobs": TrainingJob.objects.filter(owner=owner).select_related("dataset"),
         "versions": ModelVersion.objects.filter(owner=owner).select_related("job"),
+        "base_models": base_models_list(),
     }
 
 

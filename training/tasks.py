@@ -6,7 +6,7 @@ from celery import shared_task
 
 from . import job_runner
 from .models import DatasetUpload
-from .services import datasets, jobs
+from .services import bases, datasets, jobs
 
 
 @shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -18,7 +18,8 @@ def run_job(job_id: str) -> str:
 
 @shared_task(name="training.sweep_leases", ignore_result=True)
 def sweep_leases() -> int:
-    """Beat: re-send jobs whose worker stopped renewing its lease."""
+    """Beat: re-send jobs (and the built-in base's preparation) whose worker stopped renewing its lease."""
+    bases.builtin_base_requeue_stale()
     return jobs.jobs_requeue_stale()
 
 
@@ -36,3 +37,16 @@ def process_dataset(upload_id: str) -> str:
 def uploads_sweep() -> int:
     """Beat: refuse uploads stuck processing past DATASET_UPLOAD_TIMEOUT_SECONDS, deleting their files."""
     return datasets.dataset_uploads_sweep()
+
+
+@shared_task(name=bases.PREPARE_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def builtin_base_prepare() -> str:
+    """Prepare the built-in pretrained base (training queue; minutes on a CPU). A duplicate
+    delivery finds it claimed or ready and returns its state at once."""
+    return bases.builtin_base_prepare().state
+
+
+@shared_task(name=bases.HUB_PROBE_TASK, ignore_result=True)
+def hub_probe() -> bool:
+    """Beat (default queue): whether the model hub answers, cached for the base-model list."""
+    return bases.hub_probe()["reachable"]

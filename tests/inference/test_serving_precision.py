@@ -378,7 +378,7 @@ def test_an_inference_worker_is_asked_for_the_precision_and_answers_with_the_one
     ModelVersion.objects.filter(pk=licence.version.pk).update(serving_precision="int8")
     prepared = generation_prepare(api_key=licence.key, params=GenerationInput(
         model=str(licence.version.pk), prompt="the quick brown", max_new_tokens=4, seed=2))
-    payload = _payload(prepared, None)
+    payload = _payload(prepared, None, stream=False)
     assert payload["precision"] == "int8"
     answer = generation_run.apply(args=[payload]).get()  # the worker's task, run here
     assert answer["precision"] == "int8"

@@ -16,9 +16,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def demo_listing(settings):
-    """The demo's first model (Harbour Logbook), trained as the demo trains it, published with its
-    offers and power figures, and the demo customer's licence and API key."""
+def demo_listing(settings, builtin_base):
+    """The demo's first model (Harbour Logbook), fine-tuned from the built-in base (its micro size)
+    as the demo does it, published with its offers and power figures, and the demo customer's
+    licence and API key."""
     from accounts.models import User
     from marketplace.management.commands.demo import DEMO_MODELS, Command
 

@@ -318,13 +318,15 @@ def test_a_gpt2_family_base_loads_through_from_pretrained_from_a_configured_loca
     assert version.base_model == "gpt2" and version.base_licence == "mit" and version.n_positions == 64
 
 
-def test_a_gpt2_base_without_a_local_copy_or_hub_fails_with_a_clear_message(trainer, local_media, settings):
+def test_a_gpt2_base_without_a_local_copy_or_hub_is_refused_at_creation_with_a_clear_message(
+        trainer, local_media, settings):
     settings.TRAINING_BASE_MODEL_PATHS = [("gpt2", "/nonexistent/gpt2")]
-    job = services.job_create(owner=trainer, dataset=make_dataset(trainer), name="gpt2 job", base_model="gpt2",
-                              hyperparameters={**FAST, "steps": 2})
-    assert job_runner.job_run(job_id=job.pk) == "failed"
-    job.refresh_from_db()
-    assert "gpt2 tokenizer is not available on this server" in job.error_message
+    with pytest.raises(TrainingError) as refused:
+        services.job_create(owner=trainer, dataset=make_dataset(trainer), name="gpt2 job", base_model="gpt2",
+                            hyperparameters={**FAST, "steps": 2})
+    assert (refused.value.code, refused.value.param) == ("base_model_unavailable", "base_model")
+    assert "TRAINING_BASE_MODEL_PATHS names /nonexistent/gpt2, but the folder does not exist" in refused.value.message
+    assert not TrainingJob.objects.filter(base_model="gpt2").exists()
 
 
 def test_the_progress_feed_sends_only_what_is_new_to_a_polling_page(trainer, local_media, client):

@@ -25,9 +25,10 @@ from django.utils import timezone
 from accounts.services import user_lock
 
 from .. import artifacts
-from ..base_models import TINY, BaseModel, base_model_get, hub_tokenizer_load
+from ..base_models import TINY, BaseModel, base_model_get
 from ..errors import DatasetRefused, DatasetTooLarge, UploadsInFlight
 from ..models import Dataset, DatasetUpload, EncodedDataset
+from .bases import base_require_available, base_tokenizer_key, base_tokenizer_load
 from ..textdata import (
     DatasetInvalid,
     StatsAccumulator,
@@ -97,7 +98,7 @@ def dataset_upload_receive(*, owner, name: str, upload, licence: str, licence_at
     if not licence_attested:
         raise _refused("not_attested", "Confirm that you have the right to train on this data.")
     _check_upload(upload)
-    base_model_get(stats_base_model)
+    base_require_available(base_model_get(stats_base_model))
     _check_in_flight(owner)  # early and unlocked, so a refused upload costs no storage write
     digest = hashlib.sha256()
     for chunk in upload.chunks(CHUNK_BYTES):
@@ -257,7 +258,7 @@ def _stats_tokenizer(base: BaseModel, sample: list[str]):
         from ..tiny import train_tokenizer
 
         return train_tokenizer(sample, vocab_size=TINY_VOCAB)
-    return hub_tokenizer_load(base)
+    return base_tokenizer_load(base)
 
 
 def _store(record, base, tokenizer, text_path: Path, ids_path: Path, dtype, stats: dict, scratch: Path):
@@ -349,7 +350,7 @@ def _ids_name(prefix: str, dtype) -> str:
 
 def _encoding_address(dataset_sha256: str, base: BaseModel) -> tuple[str, str]:
     """(tokenizer key, storage prefix) of a dataset's encoding for a base model."""
-    key = TINY_TOKENIZER_KEY if base.name == TINY else f"hf:{base.source}"
+    key = TINY_TOKENIZER_KEY if base.name == TINY else base_tokenizer_key(base)
     return key, "encoded/" + hashlib.sha256(f"{dataset_sha256}:{key}".encode()).hexdigest()
 
 
@@ -429,7 +430,7 @@ def _sample(text_path: Path) -> list[str]:
 
 def _cached_tokenizer(base: BaseModel, prefix: str, scratch: Path):
     if base.name != TINY:
-        return hub_tokenizer_load(base)
+        return base_tokenizer_load(base)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(artifacts.folder_download(f"{prefix}/tokenizer", scratch / "tokenizer"))

@@ -42,6 +42,7 @@ from ..config import hyperparameters as hyperparameters_declared
 from ..errors import BatchTooLarge, IllegalTransition, LeaseLost, TrainingError, TrainingLimitExceeded
 from ..models import Dataset, JobMetric, Sample, TrainingJob
 from .access import dataset_usable_by
+from .bases import base_require_available
 
 State = TrainingJob.State
 ACTIVE_STATES = (State.QUEUED, State.RUNNING)
@@ -170,10 +171,12 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     `hyperparameters` are read by TrainConfig.from_dict (missing ones take the base's defaults,
     then TrainConfig's) and stored complete (`to_dict`). Raises TrainingError for hyperparameters
     out of their limits, an unknown base model, a dataset of someone else or a context too long
-    for the base, BatchTooLarge for a micro-batch that cannot fit a training device, and
-    TrainingLimitExceeded over the trainer's limits; nothing is queued then.
+    for the base, BaseModelUnavailable for a base this server cannot load now, BatchTooLarge for a
+    micro-batch that cannot fit a training device, and TrainingLimitExceeded over the trainer's
+    limits; nothing is queued then.
     """
     base = base_model_get(base_model)
+    base_require_available(base)
     config = _train_config(hyperparameters, base.name)
     if config.method is None:  # stored resolved, so the job trains the same whatever defaults become
         config = dataclasses.replace(config, method=base.default_method)
