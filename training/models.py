@@ -222,6 +222,10 @@ class ModelVersion(models.Model):
     # and the quality checks live); blank: the deployment's INFERENCE_PRECISION.
     serving_precision = models.CharField(max_length=8, blank=True, default="",
                                          help_text="fp32, int8 or bf16; blank: the deployment's default.")
+    # The watermark new grants on this version get, chosen by inference when it measured the
+    # candidates on the version's own samples (validated there); blank: the deployment's setting.
+    watermark_scheme = models.CharField(max_length=32, blank=True, default="")
+    watermark_params = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
