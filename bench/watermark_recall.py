@@ -284,15 +284,17 @@ def synthid_evaluate(engine: Engine, model: dict, *, samples: int, plain: list[d
 
 # --- The schemes compared -------------------------------------------------------------------------
 
+# In the order of the settings' candidates (ties go to the first), then the schemes of old grants.
 FAMILIES = {
-    "lefthash d2 (old)": {"scheme": LEFTHASH, "gamma": 0.25, "delta": 2.0},
-    "sweet d3 t1.0 (old default)": {"scheme": SWEET, "gamma": 0.25, "delta": 3.0, "entropy_threshold": 1.0,
-                                    "context_width": 1},
-    "sweet d1.5 t1.0": {"scheme": SWEET, "gamma": 0.25, "delta": 1.5, "entropy_threshold": 1.0, "context_width": 1},
     "gumbel w3 t0.5": {"scheme": GUMBEL, "context_width": 3, "entropy_threshold": 0.5, "free_share": 0.1},
     "gumbel w2 t0.5": {"scheme": GUMBEL, "context_width": 2, "entropy_threshold": 0.5, "free_share": 0.1},
+    "sweet d3 t1.0 (old default)": {"scheme": SWEET, "gamma": 0.25, "delta": 3.0, "entropy_threshold": 1.0,
+                                    "context_width": 1},
+    "gumbel w1 t0.5": {"scheme": GUMBEL, "context_width": 1, "entropy_threshold": 0.5, "free_share": 0.1},
+    "sweet d1.5 t1.0": {"scheme": SWEET, "gamma": 0.25, "delta": 1.5, "entropy_threshold": 1.0, "context_width": 1},
+    "lefthash d2 (old)": {"scheme": LEFTHASH, "gamma": 0.25, "delta": 2.0},
 }
-QUICK = ("sweet d3 t1.0 (old default)", "gumbel w3 t0.5")
+QUICK = ("gumbel w3 t0.5", "gumbel w2 t0.5", "sweet d3 t1.0 (old default)")
 
 
 def _line(label: str, r: dict) -> str:

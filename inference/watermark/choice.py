@@ -29,13 +29,15 @@ class Measured:
 
 
 def _cost(m: Measured) -> float:
+    # A cost below zero counts as zero: perplexity lower than plain sampling's is not better text
+    # (a sampler that repeats itself lowers it), and ties go to the candidate listed first.
     return float("inf") if m.cost is None else max(0.0, m.cost)
 
 
 def watermark_pick(measured: Sequence[Measured], *, goal: float = RECALL_GOAL) -> Measured | None:
     """The candidate to use: among those whose recall meets `goal`, the least cost (then the
-    higher recall); if none meets it, the highest recall (then the least cost). None when nothing
-    was measured."""
+    higher recall, then the first listed); if none meets it, the highest recall (then the least
+    cost). None when nothing was measured."""
     known = [m for m in measured if m.recall is not None]
     if not known:
         return None
