@@ -75,6 +75,7 @@ class Detection:
     @classmethod
     def of_score(cls, key: int, score: float, total: int) -> Detection:
         """A sum of `total` scores that are Exp(1) without the watermark: z and the exact Gamma tail."""
+        score, total = float(score), int(total)  # plain Python numbers: verdicts go out as JSON
         z = (score - total) / math.sqrt(total) if total else 0.0
         return cls(key=int(key), scored_tokens=total, green_tokens=None, score=float(score), z_score=z,
                    p_value=gamma_sf(float(score), total))
