@@ -103,6 +103,7 @@ class RowSampler:
         self.tokens: list[list[int]] = [[] for _ in range(n)]
         self.finished: list[str | None] = [None] * n  # finish reason per row once done
         self.texts = [_IncrementalText(loaded.tokenizer) for _ in range(n)]
+        self.memories: list[set] = [set() for _ in range(n)]  # what a sampling watermark keeps per row
 
     @classmethod
     def start(cls, loaded: LoadedModel, request: GenerationRequest) -> RowSampler:
@@ -151,7 +152,8 @@ class RowSampler:
         probs = logits.softmax(dim=-1)
         if watermark is not None:  # a scheme that samples (after temperature, top-k and top-p) picks here
             picked = watermark_choose(watermark=watermark, histories=[self.history(i, watermark) for i in rows],
-                                      probs=probs, generators=[self.generators[i] for i in rows])
+                                      probs=probs, generators=[self.generators[i] for i in rows],
+                                      memories=[self.memories[i] for i in rows])
             if picked is not None:
                 return picked
         picks = [torch.multinomial(probs[j], 1, generator=self.generators[i]) for j, i in enumerate(rows)]

@@ -158,11 +158,11 @@ class Scheme(ABC):
         return logits
 
     def choose(self, *, key: int, histories: Sequence[Sequence[int]], probs: torch.Tensor,
-               generators: Sequence[torch.Generator]) -> torch.Tensor | None:
+               generators: Sequence[torch.Generator], memories: Sequence[set]) -> torch.Tensor | None:
         """The next token of each row from its final sampling distribution `probs` [rows, vocab]
-        (after temperature, top-k and top-p), each row's last tokens (`histories`) and its own
-        generator; None: the engine samples as without a watermark. Never called for greedy
-        decoding."""
+        (after temperature, top-k and top-p), each row's last tokens (`histories`), its own
+        generator and a set the scheme may keep across the row's steps (`memories`); None: the
+        engine samples as without a watermark. Never called for greedy decoding."""
         return None
 
     # --- Detection ---------------------------------------------------------------------------

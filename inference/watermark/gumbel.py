@@ -17,13 +17,16 @@ Identical requests must not repeat (a Gumbel-max sampler is deterministic given 
 a `free_share` of each row's steps, drawn from the row's own seeded generator, samples plainly.
 Once two rows differ in a token, their contexts (and the model's distributions) differ and they
 go their own ways; the detector needs nothing of that draw (a plain step scores as chance), so
-a text is attributed from itself alone, and nothing is added to receipts.
+a text is attributed from itself alone, and nothing is added to receipts. Nor may one text loop:
+a context seen before in the row would pick the same token again (measured: 11-34 % of 4-grams
+repeated against 0-1 % for plain sampling), so a repeated context is sampled plainly too, and
+the detector scores each context's first occurrence only (the same positions, from the text).
 
 Detection scores only positions where the model's own entropy, recomputed on the text, exceeds
 `entropy_threshold` (as `sweet` does): where the model is sure, any sampler picks the same token
 and its r says nothing; the selection does not depend on any key, so each key's test keeps its
-exact chance distribution. A repeated (context, token) pair always has the same r and is scored
-once.
+exact chance distribution. Distinct contexts give independent r, so the scored terms are
+independent Exp(1) without the watermark.
 """
 
 from __future__ import annotations
@@ -105,12 +108,14 @@ class Gumbel(Scheme):
         mixed = splitmix64(np.array([key & MASK64], dtype=np.uint64))[0]
         return _uniform(splitmix64(pairs ^ mixed))
 
-    def choose(self, *, key: int, histories, probs: torch.Tensor, generators) -> torch.Tensor:
+    def choose(self, *, key: int, histories, probs: torch.Tensor, generators, memories) -> torch.Tensor:
         picks = []
         for j, generator in enumerate(generators):
-            row = probs[j]
+            row, context = probs[j], tuple(histories[j][-self.context_width:])
+            repeated = context in memories[j]
+            memories[j].add(context)
             draw = torch.rand(1, generator=generator, device=row.device)
-            if float(draw) < self.free_share:
+            if repeated or float(draw) < self.free_share:
                 picks.append(torch.multinomial(row, 1, generator=generator))
                 continue
             r = torch.from_numpy(self.uniforms(key=key, history=histories[j], vocab_size=row.shape[-1]))
@@ -128,20 +133,19 @@ class Gumbel(Scheme):
 
     def scored_pairs(self, token_ids: Sequence[int], *, entropies: np.ndarray | None = None):
         """(context hash, token) of each position from the context_width-th on (those before have
-        context in the prompt, which the detector does not know), at entropy above the threshold,
-        each distinct pair once."""
+        context in the prompt, which the detector does not know) whose context is new to the text
+        (generation samples a repeated context plainly), at entropy above the threshold."""
         ids = np.asarray(list(token_ids), dtype=np.int64)
         width = self.context_width
         if len(ids) <= width:
             return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
         contexts, tokens = _context_hashes(ids, width), ids[width:]
-        keep = np.ones(len(tokens), bool)
+        _, first = np.unique(contexts, return_index=True)
+        keep = np.zeros(len(tokens), bool)
+        keep[first] = True
         if entropies is not None and self.entropy_threshold > 0:
             keep &= np.asarray(entropies, dtype=np.float64)[width:len(ids)] > self.entropy_threshold
-        contexts, tokens = contexts[keep], tokens[keep]
-        _, first = np.unique(_pair_hashes(contexts, tokens), return_index=True)
-        order = np.sort(first)
-        return contexts[order], tokens[order]
+        return contexts[keep], tokens[keep]
 
     def scores(self, keys, *, previous: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Σ -log(1 - r) over the pairs, for every key (blocks of keys stay in the CPU cache)."""

@@ -66,10 +66,11 @@ def watermark_bias(*, watermark: WatermarkKey, previous_tokens: Sequence[int], v
 
 
 def watermark_choose(*, watermark: WatermarkKey, histories: Sequence[Sequence[int]], probs: torch.Tensor,
-                     generators: Sequence[torch.Generator]) -> torch.Tensor | None:
+                     generators: Sequence[torch.Generator], memories: Sequence[set]) -> torch.Tensor | None:
     """The scheme's pick of each row's next token from the final distribution (after temperature,
     top-k and top-p), or None where the scheme leaves sampling to the engine."""
-    return watermark.scheme.choose(key=watermark.key, histories=histories, probs=probs, generators=generators)
+    return watermark.scheme.choose(key=watermark.key, histories=histories, probs=probs, generators=generators,
+                                   memories=memories)
 
 
 def watermark_logits(*, watermark: WatermarkKey, previous_tokens: Sequence[int], logits: torch.Tensor) -> torch.Tensor:

@@ -41,14 +41,14 @@ def _biased_text(watermark: WatermarkKey, *, steps: int = 80, vocab: int = 1000,
     a logits processor; sampled by a scheme that samples), and the entropy the detector would see
     before each token."""
     rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator, memory = torch.Generator().manual_seed(seed), set()
     ids, entropies = [7, 8, 9], [0.0, 0.0, 0.0]
     for _ in range(steps):
         logits = torch.from_numpy(rng.normal(0, 1.5, (1, vocab)).astype(np.float32))
         entropies.append(float(next_token_entropy(logits)[0]))
         if watermark.scheme.acts_at == "sampling":
             picked = watermark_choose(watermark=watermark, histories=[ids], probs=logits.softmax(-1),
-                                      generators=[generator])
+                                      generators=[generator], memories=[memory])
             ids.append(int(picked[0]))
         else:
             ids.append(int(watermark_logits(watermark=watermark, previous_tokens=[ids[-1]], logits=logits).argmax()))
