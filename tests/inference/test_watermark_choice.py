@@ -62,6 +62,9 @@ def test_publishing_measures_every_candidate_and_new_grants_get_the_cheapest_tha
     # On this model the distortion-free scheme finds every text at no measured cost.
     assert power.scheme == GUMBEL and power.recall["200"] >= 0.95 and power.perplexity_cost <= 0.05
     assert (version.watermark_scheme, version.watermark_params) == (power.scheme, power.params)
+    from audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(event="version.watermark_chosen").count() == 1
     assert first.grant.watermark_scheme == GUMBEL  # unmeasured versions: the settings' default
     later = make_trained_licence()
     assert later.grant.watermark_scheme == power.scheme and later.grant.watermark_params == power.params
