@@ -1,12 +1,14 @@
 """Measured detection power of a model version: does the watermark find its text, and at what cost?
 
-`watermark_power_measure` generates samples from the version itself with the watermark new grants
-get (each sample under its own probe key, since power varies from key to key), and the same number
-of plain samples. Each watermarked sample is then scored exactly as the verifier scores a pasted
-text (decoded, re-tokenised, entropies recomputed without the prompt) at 25 … 200 tokens; the
-scored and green counts are kept, so recall can be computed for any number of candidate grants
-(the verify page uses the number it tested). The quality cost is the perplexity, under the model
-itself, of the watermarked samples against the plain ones.
+`watermark_power_measure` generates samples from the version itself under each candidate watermark
+(WATERMARK_CANDIDATES; each sample under its own probe key, since power varies from key to key, at
+temperature 1 and, on half the keys, 0.7), and plain samples once. Each watermarked sample is then
+scored exactly as the verifier scores a pasted text (decoded, re-tokenised, entropies recomputed
+without the prompt) at 25 … 200 tokens; the scored count and the key's statistic are kept, so
+recall can be computed for any number of candidate grants (the verify page uses the number it
+tested). The quality cost is the perplexity, under the model itself, of the watermarked samples
+against the plain ones. The candidate that meets the recall goal at the least cost is chosen
+(inference.watermark.choice) and stored on the version: its new grants get it.
 """
 
 from __future__ import annotations
