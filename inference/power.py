@@ -274,7 +274,10 @@ def watermark_power_current(version: ModelVersion) -> WatermarkPower | None:
 def _figures(power: WatermarkPower) -> dict:
     scheme = _power_scheme(power)
     cool = power.cool_counts.get(str(GOAL_TOKENS)) or []
+    cost = power.perplexity_cost
     return {"state": power.state, "scheme": power.scheme, "params": power.params, "description": scheme.describe(),
+            "label": f"{power.scheme} ({', '.join(f'{k} {v}' for k, v in power.params.items())})",
+            "cost_text": None if cost is None else f"{cost:+.1%}".replace("-", "−"),
             "acts_at": scheme.acts_at, "distortion_free": scheme.distortion_free, "chosen": power.chosen,
             "rows": [{"tokens": n, "recall": power.recall.get(str(n))} for n in CARD_LENGTHS],
             "recall_cool": recall_at(cool, scheme=scheme, candidates=power.reference_candidates),
