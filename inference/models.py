@@ -183,10 +183,14 @@ class WatermarkPower(models.Model):
     params_key = models.CharField(max_length=200, help_text="The scheme and parameters as canonical JSON.")
     state = models.CharField(max_length=8, choices=State.choices, default=State.RUNNING)
     samples = models.PositiveIntegerField(default=0)
-    # {"50": [[scored, green], ...], ...}: one pair per watermarked sample at that many tokens.
+    # {"50": [[scored, statistic], ...], ...}: one pair per watermarked sample at that many tokens
+    # (the statistic: green tokens for a green-list scheme, the summed score for `gumbel`).
     counts = models.JSONField(default=dict)
     # {"50": [[scored, green], ...], ...}: the same for plain samples scored with the same keys.
     clean_counts = models.JSONField(default=dict)
+    # {"200": [[scored, statistic], ...]}: watermarked samples at temperature 0.7.
+    cool_counts = models.JSONField(default=dict)
+    chosen = models.BooleanField(default=False, help_text="The family new grants on the version get.")
     reference_candidates = models.PositiveIntegerField(default=1000,
                                                        help_text="Grants the card's recall is computed against.")
     recall = models.JSONField(default=dict, help_text='{"50": 0.9, ...} at reference_candidates.')

@@ -13,7 +13,8 @@ The scan, built to stay well under a second at 100,000 grants:
   (`incomplete_models`) instead of guessed;
 - all keys of a group are scored in one vectorised pass (`WatermarkScheme.detect_best`).
 
-The best match's p-value (an exact binomial tail) is multiplied by the number of keys tested in
+The best match's p-value (an exact binomial tail for green-list schemes, an exact Gamma tail for
+`gumbel`) is multiplied by the number of keys tested in
 total (Bonferroni), so a platform with many grants does not see chance matches; a text is called
 watermarked only with z above 4 and a corrected p below ALPHA. When nothing is found, the result
 says how often text of that length from each candidate model is detected (`power`).
@@ -39,7 +40,7 @@ from .receipts import receipt_verify
 from .watermark import (
     DEFAULT_ALPHA,
     DEFAULT_Z_THRESHOLD,
-    WatermarkScheme,
+    Scheme,
     WatermarkSchemeError,
     detected,
     watermark_key_build,
@@ -55,7 +56,7 @@ class KeyGroup:
     """The keys of one model version's grants that share a key family (scored together)."""
 
     version_id: str
-    scheme: WatermarkScheme  # the first key's; every key of the group scores alike
+    scheme: Scheme  # the first key's; every key of the group scores alike
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     grant_ids: list[str] = field(default_factory=list)
 
@@ -183,7 +184,7 @@ class _TextView:
             return max(len(ids) for ids in self._ids.values()), True
         return max((len(ids) for ids in self._heads.values()), default=0), not self._heads
 
-    def scored_ids(self, version: ModelVersion, scheme: WatermarkScheme) -> list[int]:
+    def scored_ids(self, version: ModelVersion, scheme: Scheme) -> list[int]:
         return self.head_ids(version) if scheme.needs_entropies else self.ids(version)
 
     def entropies_fetch(self, groups: list[KeyGroup], versions: dict[str, ModelVersion]) -> list[str]:
@@ -266,7 +267,8 @@ def _scan_result(best, tested, skipped, text_tokens, scanned, versions) -> dict:
         result.update({"z_score": round(detection.z_score, 3), "p_value": detection.p_value,
                        "adjusted_p_value": min(1.0, detection.p_value * tested),
                        "scored_tokens": detection.scored_tokens, "green_tokens": detection.green_tokens,
-                       "scheme": group.scheme.name, "gamma": group.scheme.gamma, "detected": found})
+                       "score": detection.score, "scheme": group.scheme.name,
+                       "gamma": getattr(group.scheme, "gamma", None), "detected": found})
         if found:
             grant = (Grant.objects.select_related("model_version", "terms")
                      .get(pk=group.grant_ids[int(np.flatnonzero(group.keys == np.uint64(detection.key))[0])]))

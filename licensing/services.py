@@ -95,21 +95,28 @@ def acceptance_record(*, user, terms: LicenceTerms, ip_address: str | None, user
 
 # --- Grants ----------------------------------------------------------------------------------
 
-def grant_watermark_defaults() -> tuple[str, dict]:
-    """The watermark scheme and parameters a new grant gets: WATERMARK_SCHEME, and for each
-    parameter its WATERMARK_SCHEMES entry names the value of the setting WATERMARK_<NAME>, read now.
-    Both are opaque here: the inference app validates them through the scheme's class (its system
-    check refuses bad settings at start). Raises ImproperlyConfigured for a scheme without an entry
-    or a parameter without its setting."""
+def grant_watermark_defaults(model_version=None) -> tuple[str, dict]:
+    """The watermark scheme and parameters a new grant on `model_version` gets: the scheme chosen
+    for that version when it was measured (inference stores it on the version), unless
+    WATERMARK_SCHEME_PINNED; otherwise WATERMARK_SCHEME, and for each parameter its
+    WATERMARK_SCHEMES entry names the setting (WATERMARK_<NAME>, or the name an entry's mapping
+    gives), read now. Both are opaque here: the inference app validates them through the scheme's
+    class (its system check refuses bad settings at start). Raises ImproperlyConfigured for a
+    scheme without an entry or a parameter without its setting."""
+    chosen = getattr(model_version, "watermark_scheme", "") if model_version is not None else ""
+    if chosen and not settings.WATERMARK_SCHEME_PINNED:
+        return chosen, dict(model_version.watermark_params or {})
     scheme = settings.WATERMARK_SCHEME
     names = settings.WATERMARK_SCHEMES.get(scheme)
     if names is None:
         raise ImproperlyConfigured(f"WATERMARK_SCHEME {scheme!r} has no entry in WATERMARK_SCHEMES.")
-    missing = [name for name in names if not hasattr(settings, f"WATERMARK_{name.upper()}")]
+    # An entry lists parameters (each read from WATERMARK_<NAME>) or maps each to its setting's name,
+    # for schemes whose parameter shares a name but not a meaning with another scheme's.
+    setting_of = dict(names) if isinstance(names, dict) else {name: f"WATERMARK_{name.upper()}" for name in names}
+    missing = [setting for setting in setting_of.values() if not hasattr(settings, setting)]
     if missing:
-        raise ImproperlyConfigured(f"Watermark scheme {scheme!r} needs the setting(s) "
-                                   + ", ".join(f"WATERMARK_{name.upper()}" for name in missing) + ".")
-    return scheme, {name: getattr(settings, f"WATERMARK_{name.upper()}") for name in names}
+        raise ImproperlyConfigured(f"Watermark scheme {scheme!r} needs the setting(s) {', '.join(missing)}.")
+    return scheme, {name: getattr(settings, setting) for name, setting in setting_of.items()}
 
 
 @transaction.atomic
@@ -118,14 +125,15 @@ def grant_create_pending(*, customer, model_version, terms: LicenceTerms, accept
     """A pending grant waiting for payment; it gives no rights until `grant_activate`. A `metered`
     grant's usage is billed per token after use."""
     quota = terms.document["quota"]
-    # New grants are watermarked with the newest secret and today's watermark settings; both stay on
-    # the grant, so rotating the secret or changing the settings later never orphans its texts.
+    # New grants are watermarked with the newest secret and the version's chosen watermark (or
+    # today's settings); both stay on the grant, so rotating the secret, changing the settings or
+    # choosing again later never orphans its texts.
     grant = Grant.objects.create(
         customer=customer, model_version=model_version, terms=terms, acceptance=acceptance,
         quota_tokens=quota["tokens"], quota_period=quota["period"],
         price_paid_cents=price_paid_cents, currency=currency, metered=metered,
         watermark_secret_version=max(watermark_secrets()),
-        **dict(zip(("watermark_scheme", "watermark_params"), grant_watermark_defaults())),
+        **dict(zip(("watermark_scheme", "watermark_params"), grant_watermark_defaults(model_version))),
     )
     audit_append(event="grant.created", actor=customer, subject=grant,
                  data={"terms": terms.sha256, "model_version": str(model_version.pk)})

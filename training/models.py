@@ -239,6 +239,10 @@ class ModelVersion(models.Model):
     memorisation_acknowledged_at = models.DateTimeField(null=True, blank=True)
     memorisation_acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                                      on_delete=models.SET_NULL, related_name="+")
+    # The watermark new grants on this version get, chosen by inference when it measured the
+    # candidates on the version's own samples (validated there); blank: the deployment's setting.
+    watermark_scheme = models.CharField(max_length=32, blank=True, default="")
+    watermark_params = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

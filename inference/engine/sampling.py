@@ -13,7 +13,7 @@ import secrets
 
 import torch
 
-from ..watermark import watermark_logits
+from ..watermark import watermark_choose, watermark_logits
 from .cache import LoadedModel
 from .types import (
     PRECISIONS,
@@ -103,6 +103,7 @@ class RowSampler:
         self.tokens: list[list[int]] = [[] for _ in range(n)]
         self.finished: list[str | None] = [None] * n  # finish reason per row once done
         self.texts = [_IncrementalText(loaded.tokenizer) for _ in range(n)]
+        self.memories: list[set] = [set() for _ in range(n)]  # what a sampling watermark keeps per row
 
     @classmethod
     def start(cls, loaded: LoadedModel, request: GenerationRequest) -> RowSampler:
@@ -141,15 +142,29 @@ class RowSampler:
         """Next token of each of `rows` from their logits [len(rows), vocab]; each row samples from
         its own generator, so its tokens never depend on the other rows of a batch."""
         request, sampling = self.request, self.request.sampling
-        if request.watermark is not None:  # a per-step logits processor of this request's rows only
+        watermark = request.watermark
+        if watermark is not None:  # a per-step logits processor of this request's rows only
             previous = [self.tokens[i][-1] if self.tokens[i] else self.prompt_ids[-1] for i in rows]
-            logits = watermark_logits(watermark=request.watermark, previous_tokens=previous, logits=logits)
+            logits = watermark_logits(watermark=watermark, previous_tokens=previous, logits=logits)
         if sampling.temperature == 0:
             return logits.argmax(dim=-1)
         logits = filter_logits(logits / sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
         probs = logits.softmax(dim=-1)
+        if watermark is not None:  # a scheme that samples (after temperature, top-k and top-p) picks here
+            picked = watermark_choose(watermark=watermark, histories=[self.history(i, watermark) for i in rows],
+                                      probs=probs, generators=[self.generators[i] for i in rows],
+                                      memories=[self.memories[i] for i in rows])
+            if picked is not None:
+                return picked
         picks = [torch.multinomial(probs[j], 1, generator=self.generators[i]) for j, i in enumerate(rows)]
         return torch.cat(picks)
+
+    def history(self, row: int, watermark) -> list[int]:
+        """The last tokens of a row (prompt then generated) that the watermark's sampler reads."""
+        width, tokens = watermark.scheme.history_tokens, self.tokens[row]
+        if len(tokens) >= width:
+            return tokens[-width:]
+        return (self.prompt_ids + tokens)[-width:]
 
     def record(self, next_ids: torch.Tensor, rows: list[int]) -> int:
         """Append each row's token (calling on_token); returns how many tokens were recorded."""

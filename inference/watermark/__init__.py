@@ -7,9 +7,10 @@ detects.
 
 - `base`: what a scheme declares (its typed parameters, green test, biased rows, scored positions,
   receipt claims) and the registry; generation, the many-keys pass and detection shared by all.
-- `lefthash` (the first scheme, kept so that every text made under it stays verifiable) and
-  `sweet` (the current one, entropy-selective): one module, one class each.
-- `mixing` (keys and splitmix64), `statistics` (z, exact binomial tails, the verdict rule),
+- `lefthash` (the first scheme, kept so that every text made under it stays verifiable),
+  `sweet` (entropy-selective green lists) and `gumbel` (distortion-free Gumbel-max sampling, scored
+  by an exact Gamma tail): one module, one class each.
+- `mixing` (keys and splitmix64), `statistics` (z, exact binomial and Gamma tails, the verdict rule),
   `entropy` (the model's next-token entropy), `keys` (WatermarkKey, what the engine holds),
   `by_name` (the operations called with a scheme name).
 
@@ -26,6 +27,7 @@ from .base import (
     DEFAULT_DELTA,
     DEFAULT_GAMMA,
     SCHEMES,
+    Scheme,
     WatermarkParamsInvalid,
     WatermarkScheme,
     WatermarkSchemeError,
@@ -37,7 +39,8 @@ from .base import (
 )
 from .by_name import detect, detect_any, detect_best, green_counts, green_mask, is_green, scheme_of
 from .entropy import next_token_entropy, text_entropies
-from .keys import WatermarkKey, watermark_bias, watermark_key_build, watermark_logits
+from .gumbel import Gumbel
+from .keys import WatermarkKey, watermark_bias, watermark_choose, watermark_key_build, watermark_logits
 from .lefthash import LeftHash
 from .mixing import watermark_key_derive
 from .statistics import (
@@ -47,6 +50,7 @@ from .statistics import (
     MultiDetection,
     binomial_sf,
     detected,
+    gamma_sf,
     z_score,
 )
 from .sweet import Sweet
@@ -58,12 +62,13 @@ for _module in pkgutil.iter_modules(__path__):
 
 LEFTHASH = LeftHash.name
 SWEET = Sweet.name
+GUMBEL = Gumbel.name
 
 __all__ = [
-    "DEFAULT_ALPHA", "DEFAULT_DELTA", "DEFAULT_GAMMA", "DEFAULT_Z_THRESHOLD", "LEFTHASH", "SCHEMES", "SWEET",
-    "Detection", "LeftHash", "MultiDetection", "Sweet", "WatermarkKey", "WatermarkParamsInvalid",
-    "WatermarkScheme", "WatermarkSchemeError", "WatermarkSchemeUnknown", "binomial_sf", "detect", "detect_any",
+    "DEFAULT_ALPHA", "DEFAULT_DELTA", "DEFAULT_GAMMA", "DEFAULT_Z_THRESHOLD", "GUMBEL", "LEFTHASH", "SCHEMES", "SWEET",
+    "Detection", "Gumbel", "LeftHash", "Scheme", "MultiDetection", "Sweet", "WatermarkKey", "WatermarkParamsInvalid",
+    "WatermarkScheme", "WatermarkSchemeError", "WatermarkSchemeUnknown", "binomial_sf", "detect", "gamma_sf", "detect_any",
     "detect_best", "detected", "green_counts", "green_mask", "is_green", "next_token_entropy", "register_scheme",
     "scheme_build", "scheme_class", "scheme_of", "scored_pairs", "text_entropies", "watermark_bias",
-    "watermark_key_build", "watermark_key_derive", "watermark_logits", "z_score",
+    "watermark_choose", "watermark_key_build", "watermark_key_derive", "watermark_logits", "z_score",
 ]

@@ -1,6 +1,6 @@
 """What a watermark scheme is, and the registry of the schemes this server implements.
 
-A scheme is a frozen dataclass whose fields are its parameters (typed, with the defaults that every
+A scheme (`Scheme`; `WatermarkScheme` for the green-list ones) is a frozen dataclass whose fields are its parameters (typed, with the defaults that every
 grant of that scheme had before parameters were stored, so those defaults never change). It says
 how a key and a (context, token) pair make a token green, which decode steps get the bias, which
 positions of a text are scored, and what a receipt states about it; generation, the vectorised
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .mixing import MASK64, green_threshold, splitmix64, splitmix64_inplace
-from .statistics import Detection, MultiDetection
+from .statistics import DEFAULT_ALPHA, Detection, MultiDetection, detected
 
 DEFAULT_DELTA = 2.0
 DEFAULT_GAMMA = 0.25
@@ -42,10 +42,10 @@ class WatermarkParamsInvalid(WatermarkSchemeError):
     pass
 
 
-SCHEMES: dict[str, type[WatermarkScheme]] = {}
+SCHEMES: dict[str, type[Scheme]] = {}
 
 
-def register_scheme(cls: type[WatermarkScheme]) -> type[WatermarkScheme]:
+def register_scheme(cls: type[Scheme]) -> type[Scheme]:
     """Class decorator: make the scheme known by its `name` (which grants store)."""
     if SCHEMES.get(cls.name, cls) is not cls:
         raise ValueError(f"Two watermark schemes are named {cls.name!r}.")
@@ -53,7 +53,7 @@ def register_scheme(cls: type[WatermarkScheme]) -> type[WatermarkScheme]:
     return cls
 
 
-def scheme_class(name: str) -> type[WatermarkScheme]:
+def scheme_class(name: str) -> type[Scheme]:
     """The class of the scheme called `name`. Raises WatermarkSchemeUnknown."""
     try:
         return SCHEMES[name]
@@ -62,7 +62,7 @@ def scheme_class(name: str) -> type[WatermarkScheme]:
             f"Unknown watermark scheme {name!r}; this server implements {', '.join(sorted(SCHEMES))}.") from None
 
 
-def scheme_build(name: str, params: Mapping[str, Any] | None = None) -> WatermarkScheme:
+def scheme_build(name: str, params: Mapping[str, Any] | None = None) -> Scheme:
     """The scheme `name` with `params` (missing ones take the scheme's defaults), validated and
     normalised. Raises WatermarkSchemeUnknown or WatermarkParamsInvalid."""
     return scheme_class(name).from_params(params or {})
@@ -90,19 +90,24 @@ def _parameter_types(cls: type) -> dict[str, type]:
 
 
 @dataclass(frozen=True)
-class WatermarkScheme(ABC):
-    """One scheme with its parameters. `gamma` (the green share of the vocabulary) and `delta` (the
-    logit bias of green tokens) are every green-list scheme's; delta matters to generation only."""
+class Scheme(ABC):
+    """What every scheme shares, whatever its statistic: typed parameters, the registry's name,
+    receipt claims, key families, the decode-step hooks (a logits processor before temperature, or
+    a sampler after it) and the detector's vectorised many-keys pass. Green-list schemes subclass
+    `WatermarkScheme`; a scheme with another statistic (the Gumbel-max score) subclasses this."""
 
     name: ClassVar[str]
-
-    gamma: float = DEFAULT_GAMMA
-    delta: float = field(default=DEFAULT_DELTA, metadata={"generation_only": True})
+    # Where the scheme acts on a decode step, for people (the model card): "logits" (a bias added
+    # before temperature, top-k and top-p) or "sampling" (it picks the token from the distribution
+    # that temperature, top-k and top-p made, leaving that distribution unchanged).
+    acts_at: ClassVar[str] = "logits"
+    # Whether every token is distributed exactly as without the watermark.
+    distortion_free: ClassVar[bool] = False
 
     # --- Parameters --------------------------------------------------------------------------
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> WatermarkScheme:
+    def from_params(cls, params: Mapping[str, Any]) -> Scheme:
         """The scheme with `params`. Raises WatermarkParamsInvalid (unknown, mistyped, out of range)."""
         if not isinstance(params, Mapping):
             raise WatermarkParamsInvalid(f"Watermark scheme {cls.name!r}: parameters must be a mapping, not {params!r}.")
@@ -120,10 +125,6 @@ class WatermarkScheme(ABC):
 
     def validate(self) -> None:
         """Raises WatermarkParamsInvalid for values out of range (subclasses add their own)."""
-        if not 0 < self.gamma < 1:
-            self.invalid(f"gamma must be between 0 and 1 (exclusive), not {self.gamma}")
-        if self.delta < 0:
-            self.invalid(f"delta must be 0 or more, not {self.delta}")
 
     def invalid(self, message: str) -> typing.NoReturn:
         raise WatermarkParamsInvalid(f"Watermark scheme {self.name!r}: {message}.")
@@ -138,13 +139,109 @@ class WatermarkScheme(ABC):
 
     @property
     def family(self) -> tuple:
-        """Keys of one family are scored together: same green test, same scored positions (the
+        """Keys of one family are scored together: same statistic, same scored positions (the
         parameters that only change generation do not split a family)."""
         return (self.name, *(getattr(self, f.name) for f in fields(self) if not f.metadata.get("generation_only")))
 
     def describe(self) -> str:
         """The parameters for people (the model card)."""
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
+
+    # --- Generation: the decode-step hooks ---------------------------------------------------
+
+    # Tokens of history (prompt and generated) the `choose` hook needs per row.
+    history_tokens: ClassVar[int] = 1
+
+    def logits_biased(self, *, key: int, previous_tokens: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
+        """The logits processor of one decode step ([rows, vocab] in, [rows, vocab] out), applied
+        before temperature, top-k and top-p. The default leaves the logits alone."""
+        return logits
+
+    def choose(self, *, key: int, histories: Sequence[Sequence[int]], probs: torch.Tensor,
+               generators: Sequence[torch.Generator], memories: Sequence[set]) -> torch.Tensor | None:
+        """The next token of each row from its final sampling distribution `probs` [rows, vocab]
+        (after temperature, top-k and top-p), each row's last tokens (`histories`), its own
+        generator and a set the scheme may keep across the row's steps (`memories`); None: the
+        engine samples as without a watermark. Never called for greedy decoding."""
+        return None
+
+    # --- Detection ---------------------------------------------------------------------------
+
+    @property
+    def needs_entropies(self) -> bool:
+        """Whether scoring a text needs the model's entropy at each position (`text_entropies`)."""
+        return False
+
+    @abstractmethod
+    def scored_pairs(self, token_ids: Sequence[int], *, entropies: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """(context, token) pairs of a text that the detector scores (the first tokens are context
+        only): the key-independent part of scoring, computed once per text."""
+
+    @abstractmethod
+    def scores(self, keys: Sequence[int] | np.ndarray, *, previous: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The statistic of every key over the scored pairs (larger: more evidence)."""
+
+    @abstractmethod
+    def detection(self, key: int, score: float, scored: int) -> Detection:
+        """One key's statistic over `scored` pairs as a Detection (z and an exact p-value)."""
+
+    def is_detected(self, scored: int, score: float, *, candidates: int, alpha: float = DEFAULT_ALPHA) -> bool:
+        """The verifier's rule for a text with this statistic among `candidates` keys."""
+        return detected(self.detection(0, score, scored), candidates=candidates, alpha=alpha)
+
+    def detect(self, token_ids: Sequence[int], *, key: int, entropies: np.ndarray | None = None) -> Detection:
+        """Test `token_ids` against one key."""
+        previous, tokens = self.scored_pairs(token_ids, entropies=entropies)
+        score = self.scores([key & MASK64], previous=previous, tokens=tokens)[0]
+        return self.detection(key, score, len(tokens))
+
+    def detect_best(self, previous: np.ndarray, tokens: np.ndarray, keys: Sequence[int] | np.ndarray
+                    ) -> Detection | None:
+        """The key with the largest statistic over the scored pairs (all keys share the pairs, so
+        the largest is the smallest p-value), with its exact p-value; None without keys."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        if len(keys) == 0:
+            return None
+        scores = self.scores(keys, previous=previous, tokens=tokens)
+        best = int(np.argmax(scores))
+        return self.detection(int(keys[best]), scores[best], len(tokens))
+
+    def detect_any(self, token_ids: Sequence[int], candidate_keys: Iterable[int], *,
+                   entropies: np.ndarray | None = None) -> MultiDetection:
+        """Test every candidate key; report the best one with its p-value multiplied by the number
+        of keys tested (Bonferroni), so that testing a thousand grants does not make a chance match
+        of one of them look significant."""
+        keys = np.fromiter((k & MASK64 for k in candidate_keys), dtype=np.uint64)
+        best = self.detect_best(*self.scored_pairs(token_ids, entropies=entropies), keys)
+        if best is None:
+            return MultiDetection(best=None, candidates=0, adjusted_p_value=1.0)
+        return MultiDetection(best=best, candidates=len(keys), adjusted_p_value=min(1.0, best.p_value * len(keys)))
+
+
+@dataclass(frozen=True)
+class WatermarkScheme(Scheme):
+    """A green-list scheme with its parameters. `gamma` (the green share of the vocabulary) and
+    `delta` (the logit bias of green tokens) are every green-list scheme's; delta matters to
+    generation only. Its statistic is the count of green tokens (an exact binomial tail)."""
+
+    gamma: float = DEFAULT_GAMMA
+    delta: float = field(default=DEFAULT_DELTA, metadata={"generation_only": True})
+
+    def validate(self) -> None:
+        if not 0 < self.gamma < 1:
+            self.invalid(f"gamma must be between 0 and 1 (exclusive), not {self.gamma}")
+        if self.delta < 0:
+            self.invalid(f"delta must be 0 or more, not {self.delta}")
+
+    def describe(self) -> str:
         return f"δ {self.delta}, γ {self.gamma}"
+
+    def scores(self, keys, *, previous, tokens) -> np.ndarray:
+        return self.green_counts(keys, previous=previous, tokens=tokens)
+
+    def detection(self, key: int, score: float, scored: int) -> Detection:
+        return Detection.of(key, int(score), scored, self.gamma)
 
     # --- The green test ----------------------------------------------------------------------
 
@@ -222,47 +319,6 @@ class WatermarkScheme(ABC):
         logits = logits.clone()
         logits[rows] += bias
         return logits
-
-    # --- Detection ---------------------------------------------------------------------------
-
-    @property
-    def needs_entropies(self) -> bool:
-        """Whether scoring a text needs the model's entropy at each position (`text_entropies`)."""
-        return False
-
-    @abstractmethod
-    def scored_pairs(self, token_ids: Sequence[int], *, entropies: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """(previous, token) pairs of a text that the detector scores (the first token is context
-        only)."""
-
-    def detect(self, token_ids: Sequence[int], *, key: int, entropies: np.ndarray | None = None) -> Detection:
-        """Test `token_ids` against one key."""
-        previous, tokens = self.scored_pairs(token_ids, entropies=entropies)
-        green = int(self.is_green(key=key, previous=previous, tokens=tokens).sum())
-        return Detection.of(key, green, len(tokens), self.gamma)
-
-    def detect_best(self, previous: np.ndarray, tokens: np.ndarray, keys: Sequence[int] | np.ndarray
-                    ) -> Detection | None:
-        """The key with the most green tokens among the scored pairs (all keys share the pairs, so
-        the most green is the smallest p-value), with its exact p-value; None without keys."""
-        keys = np.asarray(keys, dtype=np.uint64)
-        if len(keys) == 0:
-            return None
-        counts = self.green_counts(keys, previous=previous, tokens=tokens)
-        best = int(np.argmax(counts))
-        return Detection.of(int(keys[best]), int(counts[best]), len(tokens), self.gamma)
-
-    def detect_any(self, token_ids: Sequence[int], candidate_keys: Iterable[int], *,
-                   entropies: np.ndarray | None = None) -> MultiDetection:
-        """Test every candidate key; report the best one with its p-value multiplied by the number
-        of keys tested (Bonferroni), so that testing a thousand grants does not make a chance match
-        of one of them look significant."""
-        keys = np.fromiter((k & MASK64 for k in candidate_keys), dtype=np.uint64)
-        best = self.detect_best(*self.scored_pairs(token_ids, entropies=entropies), keys)
-        if best is None:
-            return MultiDetection(best=None, candidates=0, adjusted_p_value=1.0)
-        return MultiDetection(best=best, candidates=len(keys), adjusted_p_value=min(1.0, best.p_value * len(keys)))
 
 
 def scored_pairs(token_ids: Sequence[int], *, context_width: int = 1, entropies: np.ndarray | None = None,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import WatermarkScheme, scheme_build
+from .base import Scheme, scheme_build
 from .lefthash import LeftHash
 from .mixing import watermark_key_derive
 
@@ -21,10 +21,10 @@ class WatermarkKey:
     and builds it again."""
 
     key: int
-    scheme: WatermarkScheme
+    scheme: Scheme
 
-    def __init__(self, key: int, scheme: str | WatermarkScheme = LeftHash.name, **params):
-        if not isinstance(scheme, WatermarkScheme):
+    def __init__(self, key: int, scheme: str | Scheme = LeftHash.name, **params):
+        if not isinstance(scheme, Scheme):
             scheme = scheme_build(scheme, params)
         elif params:
             raise TypeError("A scheme object carries its own parameters.")
@@ -39,11 +39,11 @@ class WatermarkKey:
 def watermark_key_build(*, scheme: str, params: dict, secret: bytes, grant_id: str) -> WatermarkKey:
     """The key of a grant from its stored scheme and parameters (missing parameters take the
     defaults every grant of that scheme had before they were stored). Raises
-    WatermarkSchemeUnknown or WatermarkParamsInvalid."""
+    SchemeUnknown or WatermarkParamsInvalid."""
     return WatermarkKey(watermark_key_derive(secret=secret, grant_id=grant_id), _grant_scheme(scheme, params))
 
 
-def _grant_scheme(name: str, params: dict) -> WatermarkScheme:
+def _grant_scheme(name: str, params: dict) -> Scheme:
     # Grants share a handful of (scheme, parameters): each is validated once, not once per grant
     # (a verifier reads 10^5 grants' keys when it starts).
     try:
@@ -54,7 +54,7 @@ def _grant_scheme(name: str, params: dict) -> WatermarkScheme:
 
 
 @functools.lru_cache(maxsize=64)
-def _grant_scheme_cached(name: str, items: frozenset) -> WatermarkScheme:
+def _grant_scheme_cached(name: str, items: frozenset) -> Scheme:
     return scheme_build(name, {k: v for k, _, v in items})
 
 
@@ -63,6 +63,14 @@ def watermark_bias(*, watermark: WatermarkKey, previous_tokens: Sequence[int], v
     """A [rows, vocab] float tensor: `delta` on each row's green tokens, 0 elsewhere."""
     return watermark.scheme.bias(key=watermark.key, previous_tokens=previous_tokens, vocab_size=vocab_size,
                                  device=device)
+
+
+def watermark_choose(*, watermark: WatermarkKey, histories: Sequence[Sequence[int]], probs: torch.Tensor,
+                     generators: Sequence[torch.Generator], memories: Sequence[set]) -> torch.Tensor | None:
+    """The scheme's pick of each row's next token from the final distribution (after temperature,
+    top-k and top-p), or None where the scheme leaves sampling to the engine."""
+    return watermark.scheme.choose(key=watermark.key, histories=histories, probs=probs, generators=generators,
+                                   memories=memories)
 
 
 def watermark_logits(*, watermark: WatermarkKey, previous_tokens: Sequence[int], logits: torch.Tensor) -> torch.Tensor:

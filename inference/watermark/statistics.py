@@ -32,6 +32,19 @@ def binomial_sf(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
+def gamma_sf(score: float, n: int) -> float:
+    """P(S >= score) for S the sum of n independent Exp(1) variables (Gamma(n, 1)), exact:
+    e^-s * sum_{k<n} s^k / k!, summed in log space."""
+    if n <= 0:
+        return 1.0 if score <= 0 else 0.0
+    if score <= 0:
+        return 1.0
+    log_s = math.log(score)
+    terms = [k * log_s - math.lgamma(k + 1) - score for k in range(n)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
 def z_score(green: int, total: int, gamma: float) -> float:
     if total == 0:
         return 0.0
@@ -40,21 +53,32 @@ def z_score(green: int, total: int, gamma: float) -> float:
 
 @dataclass(frozen=True)
 class Detection:
-    """Result of testing one key: green count out of scored tokens, z-score and one-sided p-value."""
+    """Result of testing one key: its statistic over the scored tokens (the green count of a
+    green-list scheme, whose `green_tokens` it also is; the summed score of a Gumbel-max scheme,
+    which has no green tokens), z-score and one-sided p-value."""
 
     key: int
     scored_tokens: int
-    green_tokens: int
+    green_tokens: int | None
     z_score: float
     p_value: float
+    score: float | None = None
 
     def is_watermarked(self, z_threshold: float = DEFAULT_Z_THRESHOLD) -> bool:
         return self.z_score > z_threshold
 
     @classmethod
     def of(cls, key: int, green: int, total: int, gamma: float) -> Detection:
-        return cls(key=int(key), scored_tokens=total, green_tokens=int(green),
+        return cls(key=int(key), scored_tokens=total, green_tokens=int(green), score=float(green),
                    z_score=z_score(int(green), total, gamma), p_value=binomial_sf(int(green), total, gamma))
+
+    @classmethod
+    def of_score(cls, key: int, score: float, total: int) -> Detection:
+        """A sum of `total` scores that are Exp(1) without the watermark: z and the exact Gamma tail."""
+        score, total = float(score), int(total)  # plain Python numbers: verdicts go out as JSON
+        z = (score - total) / math.sqrt(total) if total else 0.0
+        return cls(key=int(key), scored_tokens=total, green_tokens=None, score=float(score), z_score=z,
+                   p_value=gamma_sf(float(score), total))
 
 
 @dataclass(frozen=True)

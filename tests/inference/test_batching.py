@@ -82,6 +82,17 @@ def test_batched_outputs_equal_unbatched_ones_greedy_and_sampled(fresh_engine, t
     assert gated.result(30).completion_tokens == 30
 
 
+def test_rows_under_the_sampling_watermark_are_the_same_batched_or_alone(fresh_engine, tiny_dir):
+    # The Gumbel-max sampler reads each row's own history and generator: batching changes nothing.
+    marked = [{**spec, "watermark": WatermarkKey(0xD1CE + i, scheme="gumbel")} for i, spec in enumerate(VARIED)]
+    alone = [tokens(fresh_engine.generate(request(tiny_dir, **spec))) for spec in marked]
+    _gated, futures = run_batched(fresh_engine, tiny_dir, marked)
+    assert [tokens(f.result(30)) for f in futures] == alone
+    plain = [tokens(fresh_engine.generate(request(tiny_dir, **spec))) for spec in VARIED]
+    assert plain[0] == alone[0]  # greedy decoding is left alone
+    assert plain[2] != alone[2]  # sampled rows are the watermark's picks
+
+
 def test_watermark_detection_works_per_grant_for_outputs_made_in_one_batch(fresh_engine, tiny_dir):
     keys = [0xA11CE, 0xB0B, 0xCAFE]
     specs = [{"temperature": 1.0, "seed": 40 + i, "max_new_tokens": 100, "stop_at_eos": False, "watermark": WatermarkKey(k)}

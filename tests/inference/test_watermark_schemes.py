@@ -26,6 +26,7 @@ from inference.watermark import (
     scored_pairs,
     watermark_key_build,
     watermark_key_derive,
+    watermark_choose,
     watermark_logits,
 )
 from inference.watermark.mixing import splitmix64
@@ -36,19 +37,28 @@ SECRET = b"scheme-tests-secret"
 
 
 def _biased_text(watermark: WatermarkKey, *, steps: int = 80, vocab: int = 1000, seed: int = 0):
-    """Tokens picked greedily from random logits after the watermark's processor, and the entropy
-    the detector would see before each token."""
+    """Tokens picked from random logits as the engine picks them under the watermark (greedily after
+    a logits processor; sampled by a scheme that samples), and the entropy the detector would see
+    before each token."""
     rng = np.random.default_rng(seed)
-    ids, entropies = [7], [0.0]
+    generator, memory = torch.Generator().manual_seed(seed), set()
+    ids, entropies = [7, 8, 9], [0.0, 0.0, 0.0]
     for _ in range(steps):
         logits = torch.from_numpy(rng.normal(0, 1.5, (1, vocab)).astype(np.float32))
         entropies.append(float(next_token_entropy(logits)[0]))
-        ids.append(int(watermark_logits(watermark=watermark, previous_tokens=[ids[-1]], logits=logits).argmax()))
+        if watermark.scheme.acts_at == "sampling":
+            picked = watermark_choose(watermark=watermark, histories=[ids], probs=logits.softmax(-1),
+                                      generators=[generator], memories=[memory])
+            ids.append(int(picked[0]))
+        else:
+            ids.append(int(watermark_logits(watermark=watermark, previous_tokens=[ids[-1]], logits=logits).argmax()))
     return ids, np.array(entropies)
 
 
-CASES = [(name, {"delta": 4.0}) for name in sorted(SCHEMES)] + [
-    ("sweet", {"delta": 4.0, "entropy_threshold": 1.0}), ("sweet", {"delta": 4.0, "context_width": 0})]
+GREEN_LIST = sorted(name for name, cls in SCHEMES.items() if issubclass(cls, WatermarkScheme))
+CASES = [(name, {"delta": 4.0}) for name in GREEN_LIST] + [
+    ("sweet", {"delta": 4.0, "entropy_threshold": 1.0}), ("sweet", {"delta": 4.0, "context_width": 0}),
+    ("gumbel", {}), ("gumbel", {"context_width": 1, "entropy_threshold": 0.0})]
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)
@@ -63,15 +73,20 @@ def test_every_registered_scheme_detects_its_own_key_and_not_another(name, param
     assert found.is_watermarked() and found.best.key == mine and found.candidates == 100
 
 
+def test_every_registered_scheme_is_covered_here():
+    assert {name for name, _ in CASES} == set(SCHEMES) - {"salted"}
+
+
 @pytest.mark.parametrize(("name", "params"), CASES)
 def test_many_keys_count_exactly_as_one_by_one(name, params):
     scheme = scheme_build(name, params)
     rng = np.random.default_rng(1)
-    previous, tokens = rng.integers(0, 512, 90), rng.integers(0, 512, 90)
+    ids = rng.integers(0, 512, 90)
+    previous, tokens = scheme.scored_pairs(ids)
     keys = rng.integers(0, 2**63, 1100, dtype=np.int64).astype(np.uint64)  # more than one block
-    counts = scheme.green_counts(keys, previous=previous, tokens=tokens)
+    scores = scheme.scores(keys, previous=previous, tokens=tokens)
     for i in (0, 600, 1099):
-        assert counts[i] == scheme.is_green(key=int(keys[i]), previous=previous, tokens=tokens).sum()
+        assert scores[i] == pytest.approx(scheme.detect(ids, key=int(keys[i])).score, rel=1e-12)
 
 
 def test_a_key_travels_as_a_dict_and_comes_back_the_same():
@@ -101,6 +116,9 @@ def test_unknown_schemes_are_refused_with_the_known_ones_named():
     ("sweet", {"entropy_threshold": -0.1}, "entropy_threshold must be 0 or more"),
     ("lefthash", {"entropy_threshold": 1.0}, "has no parameter entropy_threshold"),
     ("sweet", ["gamma"], "must be a mapping"),
+    ("gumbel", {"context_width": 0}, "context_width must be between 1 and 8"),
+    ("gumbel", {"free_share": 1.0}, "free_share must be at least 0 and below 1"),
+    ("gumbel", {"delta": 2.0}, "has no parameter delta"),
 ])
 def test_invalid_parameters_are_refused_with_the_parameter_named(name, params, message):
     with pytest.raises(WatermarkParamsInvalid, match=message):
@@ -118,7 +136,7 @@ def test_parameters_are_normalised_and_missing_ones_take_the_defaults_grants_alw
 
 def test_settings_a_server_cannot_build_fail_its_system_check(settings):
     assert watermark_settings_check() == []
-    settings.WATERMARK_GAMMA = 1.5
+    settings.WATERMARK_SCHEME, settings.WATERMARK_GAMMA = "sweet", 1.5
     [error] = watermark_settings_check()
     assert error.id == "inference.E001" and "gamma" in error.msg
     settings.WATERMARK_GAMMA, settings.WATERMARK_SCHEME = 0.25, "nope"

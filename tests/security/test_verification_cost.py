@@ -46,7 +46,11 @@ def test_a_long_anonymous_verification_loads_no_weights_in_the_web_and_costs_it_
     settings.INFERENCE_TIMEOUT_SECONDS = 120
     settings.VERIFICATION_ENTROPY_SECONDS = 60  # a cold worker on a busy test machine
     worker = celery_workers.start(queues="inference", pool="threads", concurrency=2)
-    licence = make_licence()  # a grant of the entropy-selective scheme (the default)
+    # A grant of an entropy-selective scheme: the green-list one, whose bias is found in the text of
+    # this random-weights model (its samples re-tokenise differently, which a sampling scheme that
+    # hashes several tokens of context suffers more from).
+    settings.WATERMARK_SCHEME = "sweet"
+    licence = make_licence()
     grant_trial_ensure(model_version=licence.version)  # and the model's trial grant
     assert licence.grant.watermark_scheme == "sweet"
     marked = post(client, licence, max_new_tokens=120, ignore_eos=True, seed=11)

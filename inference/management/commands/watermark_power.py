@@ -1,5 +1,5 @@
-"""Measure the watermark's detection power of model versions (recall at 50/100/200 tokens and the
-perplexity cost), as publishing does: `manage.py watermark_power [VERSION_ID ...] [--all] [--force]`."""
+"""Measure the candidate watermarks' detection power on model versions (recall at 50/100/200 tokens
+and the perplexity cost) and choose each version's, as publishing does: `manage.py watermark_power [VERSION_ID ...] [--all] [--force]`."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -23,7 +23,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No model version {version_id}.") from exc
             recall = ", ".join(f"{n} tokens {r:.0%}" for n, r in power.recall.items() if r is not None)
             cost = power.perplexity_cost
-            self.stdout.write(f"{version_id}: {power.state}; recall {recall or '—'}"
+            self.stdout.write(f"{version_id}: {power.state}; {power.scheme} for new grants; recall {recall or '—'}"
                               + (f"; perplexity {power.perplexity_plain:.2f} → {power.perplexity_watermarked:.2f}"
                                  f" ({cost:+.1%})" if cost is not None else "")
                               + (f"; error: {power.error}" if power.error else ""))

@@ -132,7 +132,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"  measuring the watermark's detection power on '{listing.title}' …")
         power = watermark_power_measure(version_id=listing.model_version_id)
-        self.stdout.write(f"    recall {power.recall}, perplexity {power.perplexity_plain:.2f} plain, "
+        self.stdout.write(f"    chosen {power.scheme}: recall {power.recall}, perplexity {power.perplexity_plain:.2f} plain, "
                           f"{power.perplexity_watermarked:.2f} watermarked" if power.recall else f"    {power.error}")
 
     def _customer_licence(self, customer, listing: Listing) -> None:
