@@ -230,3 +230,15 @@ def builtin_base(micro_base_folder, settings, tmp_path, db):
     settings.TRAINING_WORK_DIR = tmp_path / "work"
     settings.BUILTIN_BASE_SIZE = "micro"
     return bases.builtin_base_install(folder=micro_base_folder)
+
+
+@pytest.fixture
+def hub_reachable():
+    """The hub probe's cached answer says the model hub answers, so GPT-2 family bases count as
+    available (jobs on them are accepted; nothing in a test downloads them)."""
+    from django.core.cache import cache
+
+    from training.availability import HUB_PROBE_CACHE_KEY
+
+    cache.set(HUB_PROBE_CACHE_KEY, {"reachable": True, "checked_at": "2026-12-07T00:00:00+00:00", "detail": ""},
+              None)

@@ -6,7 +6,10 @@ it is added to the map below, so no endpoint escapes the check."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -18,6 +21,7 @@ from accounts.models import PersonalAccessToken
 from licensing.models import ApiKey, Grant
 from licensing.services import apikey_create
 from marketplace import services as market
+from marketplace.commissions import commission_create, proposal_accept, proposal_submit
 from marketplace.models import Listing, Order
 from tests import factories
 from training.models import Checkpoint, TrainingJob
@@ -71,10 +75,20 @@ def owner_world(make_user):
     case = case_open_from_flag(flag_id=flag.pk, staff=staff)
     other_flag = flag_raise(kind="purpose_not_permitted", severity=1, evidence={}, grant=grant, customer=owner,
                             dedupe_key="other")
+    # A commission past its open phase (awarded to another trainer): only its two parties see it.
+    helper = make_user("tara", trainer=True, customer=False)
+    due = timezone.now() + timedelta(days=30)
+    commission = commission_create(customer=owner, title="Bakery", description="Our voice.", examples=[],
+                                   budget_cents=50_000, currency="usd", uses=["commercial"], ownership="customer",
+                                   exclusive=True, deadline=due)
+    proposal = proposal_submit(trainer=helper, commission_id=commission.pk, price_cents=40_000, base_model="tiny",
+                               method="full", steps=40, context_length=32, delivery_date=due)
+    proposal_accept(customer=owner, proposal_id=proposal.pk)
     return {"pk:dataset": job.dataset.pk, "pk:job": job.pk, "pk:version": version.pk, "pk:upload": upload.pk,
             "pk:token": token.pk,
             "checkpoint_id": checkpoint.pk, "listing_id": listing.pk, "offer_id": offer.pk, "order_id": order.pk,
             "grant_id": grant.pk, "key_id": key.pk, "case_id": case.pk, "flag_id": other_flag.pk,
+            "commission_id": commission.pk, "proposal_id": proposal.pk,
             "sha256": offer.terms_id, "action": "cancel", "name": "config.json",
             "objects": {"job": job, "grant": grant, "key": key, "listing": listing, "case": case}}
 

@@ -35,10 +35,10 @@ def test_a_pretrained_base_starts_from_a_fine_tuning_learning_rate_with_warmup(a
     assert api.get("/api/v1/training/hyperparameters/", {"base_model": "gpt5"}).status_code == 400
     # A base registered without defaults of its own (or not at all) starts from TrainConfig's.
     assert base_defaults("no-such-base") == {}
-    assert base_defaults("imprint-base") == {"learning_rate": 3e-4, "warmup_steps": 20, "context_length": 128}
+    assert base_defaults("imprint-base") == {"learning_rate": 3e-4, "warmup_steps": 10, "context_length": 128}
 
 
-def test_a_job_takes_its_bases_defaults_for_what_the_trainer_left_unset(api, trainer):
+def test_a_job_takes_its_bases_defaults_for_what_the_trainer_left_unset(api, trainer, hub_reachable):
     dataset = make_dataset(trainer)
     made = api.post(JOBS, {"dataset": str(dataset.pk), "base_model": "gpt2", "steps": 100, "learning_rate": 1e-4},
                     content_type="application/json")
@@ -49,7 +49,7 @@ def test_a_job_takes_its_bases_defaults_for_what_the_trainer_left_unset(api, tra
     assert 'id="base-defaults"' in page and '"gpt2": {' in page
 
 
-def test_a_batch_that_cannot_fit_is_refused_before_queueing_with_what_would(api, trainer, settings):
+def test_a_batch_that_cannot_fit_is_refused_before_queueing_with_what_would(api, trainer, settings, hub_reachable):
     settings.TRAINING_DEVICE_MEMORY_GIB = 16
     dataset = make_dataset(trainer)
     body = {"dataset": str(dataset.pk), "base_model": "gpt2", "steps": 100, "batch_size": 64,
