@@ -6,6 +6,7 @@ receipt verifies with a JOSE library and the published JWKS alone, and the water
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -14,6 +15,7 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.template.defaultfilters import filesizeformat
 
 from accounts.services import token_create
 from inference.receipts import receipt_verify
@@ -131,6 +133,12 @@ def test_a_lora_on_the_builtin_base_is_trained_paused_resumed_sold_and_generates
              "rate_limit_per_minute": 60, "duration_days": 365, "restrictions": []}
     trainer.post(f"/api/v1/marketplace/listings/{listing['id']}/offers/",
                  {"name": "Personal", "terms": terms, "fee_cents": 500}, expect=201)
+    # The model page says how it was made: LoRA with its rank and alpha, the adapter's own size, its base.
+    page = requests.get(f"{live_server.url}/models/{listing['id']}/", timeout=30).text
+    method = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", re.search(r'id="method">(.*?)</p>', page, re.S).group(1)))
+    assert method.startswith(f"LoRA r 4, alpha 8 · adapter {filesizeformat(version.stored_bytes)}".replace("\xa0", " "))
+    assert method.strip().endswith(f"base {BUILTIN} @{builtin_base.digest[:12]}")
+    assert version.stored_bytes < 1_000_000  # the adapter and its tokenizer only, never the base's weights
 
     carl = make_user("carl", trainer=False, customer=True)
     _, customer_token = token_create(owner=carl, name="api", scopes=["read", "marketplace", "licences"])
