@@ -124,6 +124,8 @@ def test_a_lora_on_the_builtin_base_is_trained_paused_resumed_sold_and_generates
     version = ModelVersion.objects.get(pk=done["versions"][0]["id"])
     assert version.is_adapter and version.base_digest == builtin_base.digest
     assert 0 < version.stored_bytes
+    # Its card says what was trained: the adapters at their rank and alpha, the base left as it was.
+    assert "LoRA fine-tuning (peft; rank 4, alpha 8, on " in version.card and "Full fine-tuning" not in version.card
 
     listing = trainer.post("/api/v1/marketplace/listings/publish/", {
         "model_version": str(version.pk), "title": "Sea Stories", "description": "A LoRA of the built-in base.",
