@@ -80,6 +80,7 @@ def test_a_trainer_trains_a_lora_on_the_builtin_base_from_the_page_and_publishes
         method = page.inner_text("#method")
         assert method.startswith("LoRA r 4, alpha 8 · adapter ") and f"base {BUILTIN} @{builtin_base.digest[:12]}" \
             in method
+        assert "LoRA fine-tuning (peft; rank 4, alpha 8, on " in page.inner_text(".model-card")
         assert "merged with its base" in page.inner_text("main")  # the adapter, or a whole model, to download
         screenshot(page, "lora-version")
 
