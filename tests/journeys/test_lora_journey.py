@@ -142,13 +142,11 @@ def test_a_lora_on_the_builtin_base_is_trained_paused_resumed_sold_and_generates
     assert method.strip().endswith(f"base {BUILTIN} @{builtin_base.digest[:12]}")
     assert version.stored_bytes < 1_000_000  # the adapter and its tokenizer only, never the base's weights
 
+    # Two customers buy the same adapter: the watermark must tell their grants apart.
+    dana = make_user("dana", trainer=False, customer=True)
+    _buy(live_server.url, dana, listing["id"])
     carl = make_user("carl", trainer=False, customer=True)
-    _, customer_token = token_create(owner=carl, name="api", scopes=["read", "marketplace", "licences"])
-    customer = Api(live_server.url, customer_token)
-    offer = customer.get(f"/api/v1/marketplace/listings/{listing['id']}/")["offers"][0]
-    order = customer.post(f"/api/v1/marketplace/offers/{offer['id']}/purchase/",
-                          {"accepted_terms_sha256": offer["terms_sha256"]}, expect=201)["order"]
-    order_pay_local_test(order_id=order["id"], customer=carl, card_number="4242424242424242")
+    customer = _buy(live_server.url, carl, listing["id"])
     grant = Grant.objects.get(customer=carl)
     assert grant.state == Grant.State.ACTIVE and grant.model_version_id == version.pk
     key = customer.post("/api/v1/licences/keys/", {"name": "laptop"}, expect=201)["key"]
@@ -171,3 +169,16 @@ def test_a_lora_on_the_builtin_base_is_trained_paused_resumed_sold_and_generates
     # ... and without the receipt, the watermark in the text names the grant.
     found = requests.post(f"{live_server.url}/api/v1/verifications", json={"text": text}, timeout=120).json()
     assert found["verdict"] == "watermark_detected" and found["watermark"]["grant_id"] == str(grant.pk)
+    assert found["watermark"]["candidates"] == 2 and found["watermark"]["model_digest"] == version.digest
+
+
+def _buy(site: str, buyer, listing_id: str) -> Api:
+    """The purchase through the marketplace API with the buyer's token; the local test-mode payment
+    (a test card typed into the order page) through its service."""
+    _, token = token_create(owner=buyer, name="api", scopes=["read", "marketplace", "licences"])
+    api = Api(site, token)
+    offer = api.get(f"/api/v1/marketplace/listings/{listing_id}/")["offers"][0]
+    order = api.post(f"/api/v1/marketplace/offers/{offer['id']}/purchase/",
+                     {"accepted_terms_sha256": offer["terms_sha256"]}, expect=201)["order"]
+    order_pay_local_test(order_id=order["id"], customer=buyer, card_number="4242424242424242")
+    return api
