@@ -65,7 +65,7 @@ def render_model_card(
          else _description_from_scratch(name, base_model, params) if _from_scratch(base_model)
          else _description(name, base_model, base_licence, params)),
         _training_data(dataset_name, dataset_digest, dataset_licence, data_split or {}),
-        _training_procedure(hyperparameters, from_scratch=_from_scratch(base_model)),
+        _training_procedure(hyperparameters, from_scratch=_from_scratch(base_model), adapter=adapter),
         _evaluation(metrics, selection, warnings),
         _samples(samples),
         _licence_section(base_model, base_licence, dataset_name, dataset_licence, dataset_rights_holders, ()),
@@ -260,15 +260,21 @@ def _split_sentence(split: Mapping[str, Any]) -> str:
             "validation text was ever trained on.")
 
 
-def _training_procedure(hyperparameters: Mapping[str, Any], *, from_scratch: bool = False) -> str:
+def _training_procedure(hyperparameters: Mapping[str, Any], *, from_scratch: bool = False,
+                        adapter: Mapping[str, Any] | None = None) -> str:
     """Every hyperparameter the run trained with (defaults filled in, as the loop saw them) by its
     TrainConfig name, which is what a reader would pass to reproduce it, and its label."""
     rows = "\n".join(f"| {name} | {_cell(value)} | {label} |"
                      for name, label, value in TrainConfig.from_dict(hyperparameters).described())
+    if adapter:
+        # A LoRA run trains only the adapters: saying "full fine-tuning" would misstate what changed.
+        how = (f"LoRA fine-tuning (peft; rank {adapter['r']}, alpha {adapter['alpha']:g}, on "
+               f"{', '.join(adapter['targets'])}), the base's weights frozen,")
+    else:
+        how = "Training from randomly initialised weights" if from_scratch else "Full fine-tuning"
     return (
         "## Training procedure\n\n"
-        f"{'Training from randomly initialised weights' if from_scratch else 'Full fine-tuning'} with AdamW "
-        "and a warmup-then-decay learning-rate schedule.\n\n"
+        f"{how} with AdamW and a warmup-then-decay learning-rate schedule.\n\n"
         "### Training hyperparameters\n\n"
         f"| Hyperparameter | Value | Meaning |\n|---|---|---|\n{rows}"
     )

@@ -257,6 +257,14 @@ class ModelVersion(models.Model):
         return self.method == "lora"
 
     @property
+    def lora_settings(self) -> dict:
+        """{"r", "alpha"} an adapter was trained with (its job's settings); empty for a full fine-tune."""
+        if not self.is_adapter:
+            return {}
+        hyperparameters = self.job.hyperparameters or {}
+        return {"r": hyperparameters.get("lora_r"), "alpha": hyperparameters.get("lora_alpha")}
+
+    @property
     def base_prefix(self) -> str:
         return f"bases/{self.base_digest}" if self.base_digest else ""
 

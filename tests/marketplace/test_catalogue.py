@@ -1,12 +1,15 @@
 """The public catalogue: search by text, base model, permitted use and price, in a constant
 number of queries however many listings there are."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests import factories
+from training.models import ModelVersion, TrainingJob
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +83,25 @@ def test_the_model_page_shows_card_samples_and_offers_with_their_terms_side_by_s
     assert "Permitted uses: commercial use." in page and "Duration: perpetual." in page
     assert reverse("licensing:terms_json", args=[cheap.terms_id]) in page
     assert reverse("licensing:terms_json", args=[pro.terms_id]) in page
+    # How it was made, beside its card: a whole model's method and size, and its base.
+    assert "full fine-tune · model 0 bytes · base gpt2" in _method_line(page)
+
+
+def test_the_model_page_of_a_lora_says_its_rank_and_alpha_its_adapters_size_and_its_base(client, trainer):
+    listing = factories.listing(trainer, title="Sea shanties", dataset_licence="cc0-1.0")
+    factories.offer(listing, fee_cents=900)
+    version = listing.model_version
+    TrainingJob.objects.filter(pk=version.job_id).update(
+        hyperparameters={"method": "lora", "lora_r": 8, "lora_alpha": 16.0})
+    ModelVersion.objects.filter(pk=version.pk).update(
+        method="lora", base_model="imprint-base", base_digest="c0ffee" + "0" * 58,
+        files=[{"name": "adapter_model.safetensors", "size": 1_200_000, "sha256": "a" * 64},
+               {"name": "adapter_config.json", "size": 58_291, "sha256": "b" * 64}])
+    page = client.get(reverse("marketplace:listing_detail", args=[listing.pk])).content.decode()
+    # The adapter's own stored bytes (1,258,291: 1.2 MB), never its base's; the base by name and digest.
+    assert _method_line(page) == "LoRA r 8, alpha 16 · adapter 1.2 MB · base imprint-base @c0ffee000000"
+
+
+def _method_line(page: str) -> str:
+    line = re.search(r'<p class="muted" id="method">(.*?)</p>', page, re.S).group(1)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", line)).strip()
