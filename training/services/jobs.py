@@ -177,9 +177,7 @@ def job_create(*, owner, dataset: Dataset, name: str, base_model: str,
     """
     base = base_model_get(base_model)
     base_require_available(base)
-    config = _train_config(hyperparameters, base.name)
-    if config.method is None:  # stored resolved, so the job trains the same whatever defaults become
-        config = dataclasses.replace(config, method=base.default_method)
+    config = _resolved_config(hyperparameters, base)
     if not dataset_usable_by(dataset=dataset, user=owner):
         raise TrainingError("Choose one of your own datasets (or one lent to you).", param="dataset")
     if config.context_length > _max_context(base):
@@ -211,6 +209,15 @@ _DIRECT = {
 
 
 @transaction.atomic
+def _resolved_config(hyperparameters: Mapping[str, Any], base: BaseModel) -> TrainConfig:
+    """The config a job on `base` trains with: the base's defaults for what is unset, and the
+    method resolved (stored so, the job trains the same whatever defaults become later)."""
+    config = _train_config(hyperparameters, base.name)
+    if config.method is None:
+        config = dataclasses.replace(config, method=base.default_method)
+    return config
+
+
 def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
                         hyperparameters: Mapping[str, Any]) -> tuple[TrainingJob, str]:
     """What running the same training command again means: the owner's unfinished job on the same
@@ -219,7 +226,7 @@ def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
     that already succeeded is returned as it is (its version is the answer). Returns (job,
     "resumed" | "following" | "succeeded" | "created"). Raises what `job_create` and `job_control`
     raise."""
-    wanted = _train_config(hyperparameters, base_model).to_dict()
+    wanted = _resolved_config(hyperparameters, base_model_get(base_model)).to_dict()
     same = (TrainingJob.objects.select_for_update()
             .filter(owner=owner, dataset=dataset, base_model=base_model,
                     state__in=[State.PAUSED, State.QUEUED, State.RUNNING, State.SUCCEEDED]).order_by("-created_at"))
