@@ -96,8 +96,16 @@ def _valid(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     if not serializer.is_valid():
         field, messages = next(iter(serializer.errors.items()))
-        raise InvalidRequest(f"{field}: {messages[0]}", param=field)
+        raise InvalidRequest(f"{field}: {_first_message(messages)}", param=field)
     return serializer.validated_data
+
+
+def _first_message(errors) -> str:
+    """The first message of a field's errors, which nest by item for lists ({0: [...]}) and by key
+    for objects."""
+    while isinstance(errors, (list, dict)):
+        errors = next(iter(errors.values() if isinstance(errors, dict) else errors), "is invalid")
+    return str(errors)
 
 
 class CommissionDetailApi(APIView):
