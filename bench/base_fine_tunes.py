@@ -10,7 +10,8 @@ stopping early after 3 evaluations without improvement, as bench/base_quality.py
   the loop saves the adapter only, so it is merged into the base with peft's merge_and_unload (as a
   merged download of a LoRA version is) and the merged folder is what benches load.
 
-    .venv/bin/python bench/base_fine_tunes.py --base-folder /work/artifacts/imprint-base-full --out var/bench/base-fine-tunes
+    .venv/bin/python bench/base_fine_tunes.py --base-folder /work/artifacts/imprint-base-full \
+        --out var/bench/base-fine-tunes
 
 Writes OUT/full, OUT/lora-adapter, OUT/lora-merged and OUT/poems-held-out.txt (the held-out poems,
 one per document separated by <|endoftext|>: the human text a bench mixes watermarked text into).
