@@ -22,6 +22,11 @@ generate call), scored with the frequentist mean-g test (exact binomial tail) am
     .venv/bin/python bench/watermark_recall.py --quick          # a few minutes on 2 cores
     .venv/bin/python bench/watermark_recall.py                  # the full run
     .venv/bin/python bench/watermark_recall.py --model path/to/fine-tune --model path/to/other
+    # only a fine-tune and a LoRA of the built-in base (built by bench/base_fine_tunes.py), with the
+    # held-out poems as their human text:
+    .venv/bin/python bench/watermark_recall.py --given-only --human var/bench/base-fine-tunes/poems-held-out.txt \
+        --model var/bench/base-fine-tunes/full --name "base full fine-tune" \
+        --model var/bench/base-fine-tunes/lora-merged --name "base LoRA (merged)"
 
 Last line: `ratio: X`, X = the lowest over the models of (recall@200 of the scheme the platform
 chooses for it / 0.95), counted 0 where its perplexity cost exceeds 5 % (goal >= 1, with 0 false
@@ -72,6 +77,16 @@ def key_of(family: dict, i: int) -> WatermarkKey:
 
 def _words(docs: list[str]) -> list[str]:
     return sorted({w for d in docs for w in d.split()})
+
+
+def given_models(extra: list[str], prompt: str, human_file: str, names: list[str]) -> list[dict]:
+    """The models given with --model; their human text: the documents of `human_file` (separated by
+    <|endoftext|>, e.g. the held-out poems bench/base_fine_tunes.py writes), whose words also stand in
+    for the 10 % replacement."""
+    docs = [d.strip() for d in Path(human_file).read_text(encoding="utf-8").split("<|endoftext|>") if d.strip()]
+    return [{"name": name or f"given: {path}", "folder": Path(path), "prompt": prompt, "human": docs,
+             "val_ppl": math.nan, "train_s": 0.0, "words": _words(docs)}
+            for path, name in zip(extra, names + [""] * len(extra))]
 
 
 def build_models(work: Path, quick: bool, extra: list[str], prompt: str) -> list[dict]:
@@ -337,15 +352,33 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="a model folder to add (repeatable)")
     parser.add_argument("--prompt", default="The", help="prompt for the models given with --model")
     parser.add_argument("--no-synthid", action="store_true", help="skip the transformers SynthID reference")
+    parser.add_argument("--given-only", action="store_true",
+                        help="measure only the --model folders (needs --human), building none of the others")
+    parser.add_argument("--human", help="human text for the --model folders: documents separated by <|endoftext|> "
+                                        "(default: the first demo corpus' held-out part)")
+    parser.add_argument("--name", action="append", default=[], help="a display name per --model, in order")
+    parser.add_argument("--clean", type=int, default=None, help="clean texts per candidate scheme (default 1000)")
+    parser.add_argument("--synthid-samples", type=int, default=16)
+    parser.add_argument("--synthid-candidates", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
     samples = args.samples or (8 if args.quick else 40)
-    clean = 60 if args.quick else 1000
+    clean = args.clean or (60 if args.quick else 1000)
+    if args.given_only and not (args.model and args.human):
+        parser.error("--given-only needs --model and --human")
     started = time.perf_counter()
     engine = Engine(cache_bytes=2 * 1024**3)
     ratios, frontier = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        models = build_models(Path(tmp), args.quick, args.model, args.prompt)
+        if args.given_only:
+            models = given_models(args.model, args.prompt, args.human, args.name)
+        else:
+            models = build_models(Path(tmp), args.quick, [], args.prompt)
+            models += (given_models(args.model, args.prompt, args.human, args.name) if args.human else
+                       [{**m, "name": name or f"given: {path}", "folder": Path(path), "prompt": args.prompt,
+                         "val_ppl": math.nan, "train_s": 0.0}
+                        for path, name, m in zip(args.model, args.name + [""] * len(args.model),
+                                                 [models[0]] * len(args.model))])
         for model in models:
             print(f"\n{model['name']}: validation perplexity {model['val_ppl']:.2f}, trained in "
                   f"{model['train_s']:.1f} s", flush=True)
@@ -366,8 +399,9 @@ def main() -> None:
                 frontier.append((model["name"], label, r))
             if not args.no_synthid:
                 t0 = time.perf_counter()
-                r = synthid_evaluate(engine, model, samples=min(samples, 16), plain=plain[:20 if args.quick else 40],
-                                     tokens=208, candidates=100 if args.quick else CANDIDATES)
+                r = synthid_evaluate(engine, model, samples=min(samples, args.synthid_samples),
+                                     plain=plain[:20 if args.quick else 40], tokens=208,
+                                     candidates=args.synthid_candidates or (100 if args.quick else CANDIDATES))
                 print(_line(f"SynthID (transformers, {r['candidates']} keys)", r)
                       + f" | {time.perf_counter() - t0:.0f} s", flush=True)
             # The platform's rule, on figures that also kept every clean text unattributed.
