@@ -84,7 +84,8 @@ def test_a_trainer_goes_from_sign_up_to_a_published_model(live_server, celery_wo
         shown = page.eval_on_selector_all("#samples .sample", "els => els.filter(e => e.offsetParent).length")
         total = page.eval_on_selector_all("#samples .sample", "els => els.length")
         assert shown == 4 < total and page.inner_text("#all-samples") == f"Show all {total} samples"
-        assert page.evaluate("document.documentElement.scrollHeight") < 2600  # was 4,250 px when finished
+        # was 4,250 px when finished; the held-out split, the best step and the method now add a few lines
+        assert page.evaluate("document.documentElement.scrollHeight") < 2900
         screenshot(page, "trainer-job-succeeded")
         job = TrainingJob.objects.get(owner__username="tara")
         assert job.step == 400 and list(job.metrics.values_list("step", flat=True)) == list(range(1, 401))
