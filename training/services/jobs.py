@@ -208,7 +208,6 @@ _DIRECT = {
 }
 
 
-@transaction.atomic
 def _resolved_config(hyperparameters: Mapping[str, Any], base: BaseModel) -> TrainConfig:
     """The config a job on `base` trains with: the base's defaults for what is unset, and the
     method resolved (stored so, the job trains the same whatever defaults become later)."""
@@ -218,6 +217,7 @@ def _resolved_config(hyperparameters: Mapping[str, Any], base: BaseModel) -> Tra
     return config
 
 
+@transaction.atomic
 def job_start_or_resume(*, owner, dataset: Dataset, name: str, base_model: str,
                         hyperparameters: Mapping[str, Any]) -> tuple[TrainingJob, str]:
     """What running the same training command again means: the owner's unfinished job on the same
