@@ -60,7 +60,7 @@ def _out(request, commission, code=status.HTTP_200_OK) -> Response:
 
 
 class CommissionListCreateApi(APIView):
-    class Input(serializers.Serializer):
+    class CommissionInput(serializers.Serializer):
         title = serializers.CharField(max_length=200)
         description = serializers.CharField()
         examples = serializers.ListField(child=serializers.CharField(), required=False)
@@ -81,9 +81,9 @@ class CommissionListCreateApi(APIView):
         seen = {c.pk: c for c in board["mine"] + board["proposed"] + board["open"]}
         return Response(CommissionOutput(list(seen.values()), many=True, context={"request": request}).data)
 
-    @extend_schema(operation_id="commissions_create", request=Input, responses={201: CommissionOutput})
+    @extend_schema(operation_id="commissions_create", request=CommissionInput, responses={201: CommissionOutput})
     def post(self, request):
-        data = _valid(self.Input, request)
+        data = _valid(self.CommissionInput, request)
         commission = commissions.commission_create(
             customer=user_with_role(request.user, "customer"), title=data["title"], description=data["description"],
             examples=data.get("examples"), budget_cents=data["budget_cents"], currency=data["currency"],
@@ -123,7 +123,7 @@ class CommissionDetailApi(APIView):
 
 
 class ProposalCreateApi(APIView):
-    class Input(serializers.Serializer):
+    class ProposalInput(serializers.Serializer):
         price_cents = serializers.IntegerField()
         base_model = serializers.CharField()
         method = serializers.CharField(default="full")
@@ -132,9 +132,9 @@ class ProposalCreateApi(APIView):
         delivery_date = serializers.DateTimeField()
         message = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(operation_id="commissions_propose", request=Input, responses={201: ProposalOutput})
+    @extend_schema(operation_id="commissions_propose", request=ProposalInput, responses={201: ProposalOutput})
     def post(self, request, commission_id):
-        data = _valid(self.Input, request)
+        data = _valid(self.ProposalInput, request)
         proposal = commissions.proposal_submit(trainer=user_with_role(request.user, "trainer"),
                                                commission_id=commission_id, **data)
         return Response(ProposalOutput(proposal).data, status=status.HTTP_201_CREATED)
@@ -151,7 +151,10 @@ class ProposalAcceptApi(APIView):
 class CommissionPayTestModeApi(APIView):
     """Local test mode: pay the held payment with a test card (4242 4242 4242 4242)."""
 
-    @extend_schema(operation_id="commissions_pay_test_mode", responses=CommissionOutput)
+    class TestCardInput(serializers.Serializer):
+        card_number = serializers.CharField()
+
+    @extend_schema(operation_id="commissions_pay_test_mode", request=TestCardInput, responses=CommissionOutput)
     def post(self, request, commission_id):
         commission = commissions.commission_get_for(user=request.user, commission_id=commission_id)
         if commission.customer_id != request.user.pk or commission.held_payment_id is None:
@@ -170,7 +173,12 @@ class CommissionPayTestModeApi(APIView):
 class CommissionActionApi(APIView):
     """deliver (trainer: model_version), accept, revision (note), dispute (reason), cancel (reason)."""
 
-    @extend_schema(operation_id="commissions_action", responses=CommissionOutput)
+    class ActionInput(serializers.Serializer):
+        model_version = serializers.UUIDField(required=False, help_text="deliver: the version delivered")
+        note = serializers.CharField(required=False, help_text="revision: what to change")
+        reason = serializers.CharField(required=False, help_text="dispute, cancel: why")
+
+    @extend_schema(operation_id="commissions_action", request=ActionInput, responses=CommissionOutput)
     def post(self, request, commission_id, action):
         data, user = request.data, request.user
         services = {

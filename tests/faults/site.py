@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,6 +229,9 @@ class Load:
 
     def __init__(self, site: LiveSite, clients: int = 8, max_tokens: int = 16):
         self.site, self.clients, self.max_tokens = site, clients, max_tokens
+        # Keys of one load run only: a later run on the same site must not meet a claim an earlier
+        # run's outage left pending (it answers 409 in progress until its TTL, as it should).
+        self.run = uuid.uuid4().hex[:8]
         self.outcomes: list[Outcome] = []
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(clients)]
@@ -237,7 +241,7 @@ class Load:
         n = 0
         while not self.stop_event.is_set():
             outcome = client.generate(stream=n % 2 == 1, openai=n % 3 == 2, max_tokens=self.max_tokens,
-                                      prompt=f"the quick brown fox {i} {n}", idempotency_key=f"load-{i}-{n}")
+                                      prompt=f"the quick brown fox {i} {n}", idempotency_key=f"load-{self.run}-{i}-{n}")
             self.outcomes.append(outcome)
             n += 1
             if outcome.status != 200:

@@ -81,6 +81,7 @@ def _form(**data):
     return JobForm({"dataset": "00000000-0000-0000-0000-000000000000", **data})
 
 
+@pytest.mark.django_db  # the form lists the base models with their availability, read from the database
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("weight_decay", "2", "Must be between 0 and 1."),
     ("grad_clip", "-0.5", "Must be between 0 and 100."),
@@ -96,6 +97,7 @@ def test_the_form_refuses_values_out_of_range_with_the_limit(field, value, messa
     assert message in form.errors[field][0]
 
 
+@pytest.mark.django_db  # the form lists the base models with their availability, read from the database
 def test_the_form_accepts_the_newly_settable_hyperparameters():
     form = _form(**{name: str(value) for name, value in NEW_SETTINGS.items()})
     assert form.is_valid(), form.errors
