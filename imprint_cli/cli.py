@@ -166,11 +166,20 @@ def cmd_train(args, cfg) -> int:
         return 0
     verb = {"created": "Started", "resumed": "Resuming", "following": "Following"}[job["outcome"]]
     from_step = f" from step {job['step']}" if job["outcome"] != "created" else ""
-    print(f"{verb} job {job['id']}{from_step} ({job['total_steps']} steps on {job['base_model']}).", flush=True)
+    print(f"{verb} job {job['id']}{from_step} ({job['total_steps']} steps on {job['base_model']}, "
+          f"{_method_summary(job)}).", flush=True)
     if args.detach:
         print(f"Left running; follow it with `imprint job {job['id']}`.")
         return 0
     return follow(client, job, samples_after=-1 if job["outcome"] == "created" else job["step"])
+
+
+def _method_summary(job: dict) -> str:
+    """How the job trains: "LoRA r 8, alpha 16" (adapters beside the frozen base) or "full fine-tune"."""
+    hp = job.get("hyperparameters") or {}
+    if hp.get("method") == "lora":
+        return f"LoRA r {hp.get('lora_r')}, alpha {hp.get('lora_alpha'):g}"
+    return "full fine-tune"
 
 
 class _Interrupt:
