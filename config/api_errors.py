@@ -32,7 +32,9 @@ def _first_validation_error(detail, prefix: str = ""):
         for key, value in detail.items():
             param = key if key != "non_field_errors" else None
             inner_param, message = _first_validation_error(value, key)
-            return (inner_param if isinstance(value, dict) else param), message
+            # A nested object's error names its inner field; a list item's ({index: errors}) names the list.
+            named_inside = isinstance(value, dict) and not isinstance(inner_param, int)
+            return (inner_param if named_inside else param), message
     if isinstance(detail, list) and detail:
         return _first_validation_error(detail[0], prefix)
     return (prefix or None), str(detail)

@@ -93,19 +93,10 @@ class CommissionListCreateApi(APIView):
 
 
 def _valid(serializer_class, request) -> dict:
+    # The API's error shape for every field error (config.api_errors): param, message and fields.
     serializer = serializer_class(data=request.data)
-    if not serializer.is_valid():
-        field, messages = next(iter(serializer.errors.items()))
-        raise InvalidRequest(f"{field}: {_first_message(messages)}", param=field)
+    serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def _first_message(errors) -> str:
-    """The first message of a field's errors, which nest by item for lists ({0: [...]}) and by key
-    for objects."""
-    while isinstance(errors, (list, dict)):
-        errors = next(iter(errors.values() if isinstance(errors, dict) else errors), "is invalid")
-    return str(errors)
 
 
 class CommissionDetailApi(APIView):

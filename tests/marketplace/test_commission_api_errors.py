@@ -12,4 +12,5 @@ def test_a_list_with_a_bad_item_is_refused_by_name(client, make_user):
                           "title": "Bakery", "uses": ["0", ""]}, content_type="application/json")
     assert answer.status_code == 400
     error = answer.json()["error"]
-    assert error["param"] == "uses" and error["message"].startswith("uses: ")
+    assert (error["code"], error["param"]) == ("invalid_value", "uses")
+    assert error["message"] == "This field may not be blank." and "uses" in error["fields"]
