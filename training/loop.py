@@ -39,7 +39,7 @@ from core.torch_runtime import reuse_freed_memory
 
 # TrainConfig is defined with the other hyperparameter code and imported from here by the loop's callers.
 from .config import TRAJECTORY_FIELDS, TrainConfig
-from .lora import model_prepare, weights_source
+from .lora import model_prepare, trained_tokens, weights_source
 
 STATUSES = ("succeeded", "paused", "cancelled", "early_stopped")
 SAMPLE_TOP_K = 40
@@ -317,7 +317,8 @@ class _Run:
         # LoRA: the frozen base wrapped with adapters (loaded from an adapter checkpoint when resuming);
         # save_pretrained then writes the adapter only, and the optimizer holds its parameters only.
         self.model = model_prepare(self.model, self.config, resume_from=resume_from,
-                                   init_seed=_derived_seed(self.config.seed, _ADAPTER_INIT, 0))
+                                   init_seed=_derived_seed(self.config.seed, _ADAPTER_INIT, 0),
+                                   token_ids=trained_tokens(self.config, self.train_windows))
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token")
         self.n_positions = int(self.model.config.max_position_embeddings)
@@ -349,7 +350,9 @@ class _Run:
 
     def _check_resumable(self, state: dict[str, Any]) -> None:
         saved, current = state["config"], dataclasses.asdict(self.config)
-        changed = [name for name in TRAJECTORY_FIELDS if saved.get(name) != current[name]]
+        # A setting a checkpoint does not name is newer than it: the checkpoint trained without it
+        # (its adapter folder says how), which is no change of trajectory.
+        changed = [name for name in TRAJECTORY_FIELDS if saved.get(name, current[name]) != current[name]]
         if changed:
             raise ResumeMismatch(f"checkpoint was trained with other settings: {', '.join(changed)}")
         if state.get("train_digest") != self.train_digest:

@@ -33,20 +33,35 @@ def weights_source(*, resume_from: Path | None, model_path: str | Path) -> str |
     return resume_from
 
 
-def lora_config(config: TrainConfig):
+def trained_tokens(config: TrainConfig, train_windows: torch.Tensor) -> list[int]:
+    """The token ids whose embedding rows a LoRA run trains: the `lora_token_embeddings` most frequent
+    in the training windows (ties by id), in ascending order; none for a full run."""
+    if not config.is_lora or config.lora_token_embeddings == 0 or train_windows.numel() == 0:
+        return []
+    counts = torch.bincount(train_windows.reshape(-1).long())
+    present = torch.nonzero(counts).squeeze(1)
+    # Most frequent first, the lower id first among equals: a stable sort of ids by descending count.
+    order = torch.sort(counts[present], descending=True, stable=True).indices
+    return sorted(present[order[: config.lora_token_embeddings]].tolist())
+
+
+def lora_config(config: TrainConfig, token_ids: list[int] | None = None):
     from peft import LoraConfig
 
     # GPT-2's projections are transformers' Conv1D (weights stored [in, out]): fan_in_fan_out says so.
+    # peft's trainable tokens keep new rows for `token_ids` beside the frozen embedding (and, GPT-2's
+    # output layer being tied to it, for those logits too); the adapter stores the rows and the ids.
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.lora_targets(), fan_in_fan_out=True, bias="none",
-                      task_type="CAUSAL_LM")
+                      task_type="CAUSAL_LM", trainable_token_indices={"wte": token_ids} if token_ids else None)
 
 
 def model_prepare(model: torch.nn.Module, config: TrainConfig, *, resume_from: Path | None,
-                  init_seed: int) -> torch.nn.Module:
+                  init_seed: int, token_ids: list[int] | None = None) -> torch.nn.Module:
     """`model` as the run trains it: unchanged for a full fine-tune; for LoRA, frozen and wrapped
-    with adapters, loaded from `resume_from` when it is an adapter checkpoint, else initialised
-    from `init_seed` (peft draws A at random and sets B to zero, so the run starts at the base)."""
+    with adapters (and trainable rows for `token_ids`), loaded from `resume_from` when it is an
+    adapter checkpoint, else initialised from `init_seed` (peft draws A at random and sets B to
+    zero, and the token rows start as the base's, so the run starts at the base)."""
     if not config.is_lora:
         return model
     from peft import PeftModel, get_peft_model
@@ -55,7 +70,7 @@ def model_prepare(model: torch.nn.Module, config: TrainConfig, *, resume_from: P
         return PeftModel.from_pretrained(model, resume_from, is_trainable=True)
     with torch.random.fork_rng(devices=[]):  # the run's own RNG stream stays as a full run's
         torch.manual_seed(init_seed)
-        return get_peft_model(model, lora_config(config))
+        return get_peft_model(model, lora_config(config, token_ids))
 
 
 def adapter_base_name_set(folder: Path, base_name: str) -> None:

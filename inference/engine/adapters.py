@@ -8,6 +8,12 @@ For a GPT-2 projection y = x @ W + b (Conv1D, W stored [in, out]) an adapter add
 the base serves every adapter at once, at any precision (an int8 base with fp32 adapters). The scale
 is folded into B when loading.
 
+An adapter may also carry new embedding rows for some tokens (peft's trainable tokens, which a small
+base needs to learn a dataset's words). GPT-2 ties its output layer to the embedding, so those rows
+replace both the embedding of those tokens in the adapter's rows and those tokens' logits, computed
+as the base's output layer would compute them (per-channel int8 on an int8 base), so a row equals
+its merged model.
+
 A decode step gathers each row's A and B into [rows, in, r] and [rows, r, out] (a row without an
 adapter, or whose adapter skips that projection, gathers zeros) and runs two `bmm`s: the gathered
 stacks are kept while the batch's rows keep the same adapters, which is most steps. Prefill runs
@@ -26,6 +32,7 @@ import torch
 # Our projection names (inference.engine.lean's layer keys) by the GPT-2 module peft adapts.
 KINDS = {"attn.c_attn": "qkv", "attn.c_proj": "proj", "mlp.c_fc": "fc", "mlp.c_proj": "out"}
 _KEY = re.compile(r"transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_([AB])\.weight$")
+_TOKENS = re.compile(r"transformer\.wte\.token_adapter\.trainable_tokens_delta$")
 
 
 class AdapterError(ValueError):
@@ -40,10 +47,31 @@ class LoadedAdapter:
     base_digest: str
     r: int
     weights: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    token_ids: torch.Tensor | None = None  # [k] ascending: tokens whose embedding rows the adapter replaces
+    token_rows: torch.Tensor | None = None  # [k, d] fp32: their new embedding (and, tied, output) rows
+    _heads: dict = field(default_factory=dict, repr=False)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.numel() * a.element_size() + b.numel() * b.element_size() for a, b in self.weights.values())
+        tokens = 0 if self.token_rows is None else (self.token_rows.numel() * 4 + self.token_ids.numel() * 8)
+        return tokens + sum(a.numel() * a.element_size() + b.numel() * b.element_size()
+                            for a, b in self.weights.values())
+
+    def token_logits(self, h: torch.Tensor, precision: str) -> torch.Tensor:
+        """The logits of the adapter's tokens for hidden states `h` [rows, d], as the base's output
+        layer at `precision` computes a column from its row (int8: quantised per channel, so equal to
+        the merged int8 model's)."""
+        head = self._heads.get(precision)
+        if head is None:
+            if precision == "int8":
+                from .lean import Int8Linear
+
+                head = Int8Linear(self.token_rows.t(), None)
+            else:
+                rows_t = self.token_rows.t().contiguous()
+                head = lambda x: x @ rows_t.to(device=x.device, dtype=x.dtype)  # noqa: E731
+            self._heads[precision] = head
+        return head(h)
 
 
 def adapter_load(folder: Path, *, digest: str, base_digest: str, device: torch.device | None = None) -> LoadedAdapter:
@@ -65,12 +93,18 @@ def adapter_load(folder: Path, *, digest: str, base_digest: str, device: torch.d
     r = int(config["r"])
     scale = float(config["lora_alpha"]) / r
     pairs: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    token_rows = None
     for name, tensor in tensors.items():
+        if _TOKENS.search(name):
+            token_rows = tensor.float()
+            continue
         match = _KEY.search(name)
         if match is None:
             raise AdapterError(f"unexpected tensor {name}")
         pairs.setdefault((int(match.group(1)), KINDS[match.group(2)]), {})[match.group(3)] = tensor
     loaded = LoadedAdapter(digest=digest, base_digest=base_digest, r=r)
+    if token_rows is not None:
+        loaded.token_ids, loaded.token_rows = _token_ids(config, token_rows), token_rows.to(device) if device else token_rows
     for key, pair in pairs.items():
         if set(pair) != {"A", "B"}:
             raise AdapterError(f"layer {key} lacks one of its matrices")
@@ -78,6 +112,19 @@ def adapter_load(folder: Path, *, digest: str, base_digest: str, device: torch.d
         b = (pair["B"].float().t() * scale).contiguous()  # [r, out]
         loaded.weights[key] = (a.to(device) if device else a, b.to(device) if device else b)
     return loaded
+
+
+def _token_ids(config: dict, rows: torch.Tensor) -> torch.Tensor:
+    """The ids of an adapter's trainable token rows (peft writes them as a list for the input
+    embedding, or by module name), checked against the rows and made ascending as the rows are."""
+    given = config.get("trainable_token_indices")
+    ids = given.get("wte") if isinstance(given, dict) else given
+    if not isinstance(ids, list) or len(ids) != rows.shape[0] or (isinstance(given, dict) and set(given) != {"wte"}):
+        raise AdapterError(f"trainable tokens that do not match their rows: {given!r}")
+    ids_t = torch.tensor(ids, dtype=torch.long)
+    if not bool((ids_t[1:] > ids_t[:-1]).all()):
+        raise AdapterError("trainable token ids must be distinct and ascending")
+    return ids_t
 
 
 class RowAdapters:
@@ -93,6 +140,34 @@ class RowAdapters:
     @property
     def any(self) -> bool:
         return any(a is not None for a in self.adapters)
+
+    def _segments(self, per_prompt: bool = False) -> list[tuple[int, int]]:
+        """Each adapter's rows: its span of a packed prefill, else one row each."""
+        if self.spans is not None and not per_prompt:
+            return self.spans
+        return [(i, i + 1) for i in range(len(self.adapters))]
+
+    def _with_tokens(self, per_prompt: bool = False):
+        for adapter, (start, end) in zip(self.adapters, self._segments(per_prompt)):
+            if adapter is not None and adapter.token_ids is not None:
+                yield adapter, start, end
+
+    def embed(self, ids: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """`emb` (the base's embedding of `ids`) with each adapter's own rows for its tokens."""
+        for adapter, start, end in self._with_tokens():
+            seg, known = ids[start:end], adapter.token_ids.to(ids.device)
+            at = torch.searchsorted(known, seg).clamp_max_(len(known) - 1)
+            hit = known[at] == seg
+            if bool(hit.any()):
+                emb[start:end][hit] = adapter.token_rows[at[hit]].to(device=emb.device, dtype=emb.dtype)
+        return emb
+
+    def logits(self, h: torch.Tensor, y: torch.Tensor, precision: str, *, per_prompt: bool = False) -> torch.Tensor:
+        """`y` (the base's logits for `h`) with each adapter's tokens' logits from its own rows.
+        `per_prompt`: `h` holds one row per prompt of a prefill (its last position)."""
+        for adapter, start, end in self._with_tokens(per_prompt):
+            y[start:end, adapter.token_ids.to(y.device)] = adapter.token_logits(h[start:end], precision).to(y.dtype)
+        return y
 
     def key(self) -> tuple:
         return tuple(a.digest if a is not None else None for a in self.adapters)

@@ -165,7 +165,7 @@ def _cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-class _Int8Linear:
+class Int8Linear:
     """y = x @ W + b with W quantised to int8 per output channel (symmetric, scale = max |w| / 127)
     and each ROW of x quantised to 8 bits by its own absolute maximum, multiplied in int8 by fbgemm.
 
@@ -292,7 +292,7 @@ class LeanGPT2:
         cpu_kernels = self.device.type == "cpu" and precision == "fp32"
         def linear(weight, bias):
             if precision == "int8":
-                return _Int8Linear(weight, bias)
+                return Int8Linear(weight, bias)
             return _Linear(own(weight), own(bias), cpu_kernels=cpu_kernels)
 
         t = model.transformer
@@ -338,16 +338,26 @@ class LeanGPT2:
     def new_pool(self) -> KVPool:
         return KVPool(self)
 
-    def _embed(self, prompts: list[list[int]]) -> torch.Tensor:
+    def _embed(self, prompts: list[list[int]], lora=None) -> torch.Tensor:
         ids = torch.tensor([i for p in prompts for i in p], device=self.device)
         positions = torch.cat([torch.arange(len(p), device=self.device) for p in prompts])
-        return self.wte[ids] + self.wpe[positions]
+        return self._tokens(ids, lora) + self.wpe[positions]
+
+    def _tokens(self, ids: torch.Tensor, lora) -> torch.Tensor:
+        """The token embeddings of `ids`, with the rows' adapters' own rows for their tokens."""
+        emb = self.wte[ids]
+        return emb if lora is None else lora.embed(ids, emb)
+
+    def _logits(self, h: torch.Tensor, lora, *, per_prompt: bool = False) -> torch.Tensor:
+        """The output layer on `h`, with the rows' adapters' tokens' logits from their own rows."""
+        y = self.lm_head(h)
+        return y if lora is None else lora.logits(h, y, self.precision, per_prompt=per_prompt)
 
     def _forward_prompts(self, prompts: list[list[int]], caches: list[RowCache] | None, lora=None) -> torch.Tensor:
         """Hidden states after ln_f of every token of `prompts` [tokens, d], packed one prompt after
         the other: the matmuls run over all tokens at once, attention is causal within each prompt.
         Fills `caches` (one per prompt) when given."""
-        x = self._embed(prompts)
+        x = self._embed(prompts, lora)
         spans, start = [], 0
         for p in prompts:
             spans.append((start, start + len(p)))
@@ -372,16 +382,18 @@ class LeanGPT2:
         """Run several prompts in one forward, filling one empty row of a pool per prompt; returns
         the logits of each prompt's last position [prompts, vocab]. `adapters`: each prompt's LoRA
         adapter (inference.engine.adapters.LoadedAdapter) or None."""
-        h = self._forward_prompts(prompts, caches, _prompt_adapters(prompts, adapters))
+        lora = _prompt_adapters(prompts, adapters)
+        h = self._forward_prompts(prompts, caches, lora)
         for cache, p in zip(caches, prompts):
             cache.length = len(p)
         last = torch.tensor([sum(len(p) for p in prompts[:i + 1]) - 1 for i in range(len(prompts))],
                             device=self.device)
-        return self.lm_head(h[last])
+        return self._logits(h[last], lora, per_prompt=True)
 
     def logits_all(self, prompts: list[list[int]], adapters=None) -> torch.Tensor:
         """Logits of every position of every prompt [tokens, vocab], packed (for perplexity)."""
-        return self.lm_head(self._forward_prompts(prompts, None, _prompt_adapters(prompts, adapters)))
+        lora = _prompt_adapters(prompts, adapters)
+        return self._logits(self._forward_prompts(prompts, None, lora), lora)
 
     def step(self, token_ids: list[int], caches: list[RowCache], lora=None) -> torch.Tensor:
         """One decode step for rows of one pool, of any lengths: appends each token to its row,
@@ -408,7 +420,7 @@ class LeanGPT2:
             allowed[:, 0] = True  # slots no row of this step holds: a harmless, discarded attention
             allowed[local] = torch.arange(longest, device=device)[None, :] <= pos_t[:, None]
             mask = allowed[:, None, None, :]  # [span, 1, 1, longest]
-        x = self.wte[torch.tensor(token_ids, device=device)] + self.wpe[pos_t]
+        x = self._tokens(torch.tensor(token_ids, device=device), lora) + self.wpe[pos_t]
         for li, layer in enumerate(self.layers):
             qkv = self._linear(layer, "qkv", li, self._ln(x, layer["ln1"]), lora)
             q, k, v = qkv.view(rows, 3, self.n_head, self.hd).unbind(1)  # each [rows, h, hd]
@@ -427,7 +439,7 @@ class LeanGPT2:
             x = self._mlp(layer, x, li, lora)
         for cache in caches:
             cache.length += 1
-        return self.lm_head(self._ln(x, self.ln_f))
+        return self._logits(self._ln(x, self.ln_f), lora)
 
 
 def _prompt_adapters(prompts: list[list[int]], adapters):

@@ -4,6 +4,7 @@ model, at fp32 and at int8; adapters live in their own LRU and are evicted befor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from inference.engine import Engine, GenerationRequest, ModelTooLarge
 from tests.support.adapters import merged_model, random_adapter
 
 ADAPTERS = 52
+TOKENS = 64  # token rows of an adapter that has them
 PROMPTS = ["The", "In the beginning", "And it came", "We hold", "Of the"]
 NEW = 8
 BASE = "b" * 64
@@ -27,10 +29,17 @@ def digest(i: int) -> str:
 @pytest.fixture(scope="module")
 def adapters(tiny_dir: Path, tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("adapters")
+    # Every third adapter also replaces token embedding rows (peft's trainable tokens), which GPT-2's
+    # tied output layer shares: those rows change both what a row reads and what it may write.
     return [random_adapter(root / f"a{i}", tiny_dir, seed=i, r=4 + i % 5,
                            targets=("attn.c_attn", "mlp.c_fc") if i % 7 == 0 else
-                           ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"))
+                           ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
+                           tokens=TOKENS if i % 3 == 1 else 0)
             for i in range(ADAPTERS)]
+
+
+def _token_ids(adapter: Path) -> set[int]:
+    return set(json.loads((adapter / "adapter_config.json").read_text())["trainable_token_indices"]["wte"])
 
 
 def greedy_reference(folder: Path, prompt: str) -> list[int]:
@@ -74,6 +83,11 @@ def test_fifty_adapters_and_a_whole_model_in_mixed_batches_match_their_merged_mo
         assert len(engine.cache.adapter_digests()) == ADAPTERS
         distinct = {tuple(r.completions[0].token_ids) for i, p, r in results if p == "The"}
         assert len(distinct) >= 4  # the adapters really change what is written
+        # ... and so do their token rows: adapters with them write tokens of those rows
+        with_rows = [r for i, p, r in results if i is not None and i % 3 == 1]
+        chose_rows = sum(any(t in _token_ids(adapters[i]) for t in r.completions[0].token_ids)
+                         for i, p, r in results if i is not None and i % 3 == 1)
+        assert chose_rows >= len(with_rows) // 2
     finally:
         engine.close()
 
@@ -111,12 +125,12 @@ def test_adapters_are_evicted_before_bases_within_their_own_budget(tiny_dir, ada
     one = Engine(cache_bytes=256 * 1024 * 1024).cache.adapter(digest(1), adapters[1], base_digest=BASE).nbytes
     engine = Engine(cache_bytes=64 * 1024 * 1024, adapter_bytes=3 * one + one // 2)
     try:
-        for i in (1, 6, 11, 16):  # same shapes (r 5, all four targets): three fit the adapter budget
+        for i in (1, 16, 31, 46):  # same shapes (r 5, all four targets, token rows): three fit the budget
             engine.generate(request(i, adapters[i], tiny_dir, "The"), timeout=60)
-        assert engine.cache.adapter_digests() == [digest(6), digest(11), digest(16)]
+        assert engine.cache.adapter_digests() == [digest(16), digest(31), digest(46)]
         assert engine.cache.digests() == [BASE]
         assert engine.cache.adapter_loads == 4
-        engine.generate(request(16, adapters[16], tiny_dir, "Of the"), timeout=60)  # warm: no load
+        engine.generate(request(46, adapters[46], tiny_dir, "Of the"), timeout=60)  # warm: no load
         assert engine.cache.adapter_loads == 4
         with pytest.raises(ModelTooLarge):
             Engine(cache_bytes=64 * 1024 * 1024, adapter_bytes=10).cache.adapter(

@@ -7,6 +7,8 @@ import json
 import logging
 import time
 
+from pathlib import Path
+
 import pytest
 import stripe
 from django.urls import reverse
@@ -154,7 +156,11 @@ def test_the_payment_page_loads_stripe_js_from_localstripe_and_confirms_in_the_p
                            {"accept": "1", "accepted_terms": offer.terms_id}, follow=True)
     page = response.content.decode()
     assert f'src="{stripe_site["localstripe"]}/js.stripe.com/v3/"' in page
-    assert "stripe.confirmCardSetup(" in page and "stripe.confirmCardPayment(" in page
+    assert "/static/marketplace/card_payment.js" in page and 'data-publishable-key="pk_test_' in page
+    from django.contrib.staticfiles import finders
+
+    body = Path(finders.find("marketplace/card_payment.js")).read_text()
+    assert "stripe.confirmCardSetup(" in body and "stripe.confirmCardPayment(" in body
     order = Order.objects.get(customer=customer)
     assert f'data-client-secret="{order.stripe_setup_intent_id}_secret_' in page
     assert "Local test mode" not in page

@@ -11,10 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from tests.inference.conftest import quick_train
+from tests.support.adapters import TOKEN_ROWS
 from tests.training.conftest import CONTEXT
 from tests.training.test_loop import Recorder
 from training.config import HyperparameterError, TrainConfig
 from training.loop import list_checkpoints, run_training
+from training.lora import trained_tokens
 from training.tiny import build_tiny_model
 
 
@@ -45,9 +47,14 @@ def test_a_lora_run_trains_and_saves_only_the_adapter(pretrained_dir, windows, t
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= files
     assert "model.safetensors" not in files
     adapter = load_file(result.output_dir / "adapter_model.safetensors")
-    assert adapter and all("lora_" in name for name in adapter)
+    assert adapter and all("lora_" in name for name in adapter if name != TOKEN_ROWS)
     config = json.loads((result.output_dir / "adapter_config.json").read_text())
     assert config["r"] == 4 and config["fan_in_fan_out"] is True
+    # ... and new embedding rows for the data's most frequent tokens, at most lora_token_embeddings
+    ids = config["trainable_token_indices"]["wte"]
+    assert ids == trained_tokens(_lora(), windows[0]) and len(ids) == min(1024, len(windows[0].unique()))
+    base_rows = load_file(pretrained_dir / "model.safetensors")["transformer.wte.weight"][ids]
+    assert adapter[TOKEN_ROWS].shape == base_rows.shape and not torch.equal(adapter[TOKEN_ROWS], base_rows)
     assert sorted(config["target_modules"]) == sorted(["c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"])
     # live samples and evaluations as for a full run, and the adapter learnt something
     assert [step for step, *_ in recorder.evals] == [4, 8, 12] and recorder.samples
@@ -94,3 +101,10 @@ def test_method_is_one_of_lora_and_full():
     with pytest.raises(HyperparameterError):
         TrainConfig.from_dict({"method": "qlora"})
     assert TrainConfig.from_dict({}).method is None  # the base's default, resolved when the job is created
+
+
+def test_the_trained_tokens_are_the_most_frequent_then_the_lowest_ids():
+    windows = torch.tensor([[5, 5, 5, 9, 9, 2], [7, 7, 9, 3, 3, 2]])
+    assert trained_tokens(_lora(lora_token_embeddings=3), windows) == [2, 5, 9]  # 5 ×3, 9 ×3, then 2 before 3 and 7
+    assert trained_tokens(_lora(lora_token_embeddings=0), windows) == []
+    assert trained_tokens(_lora(method="full"), windows) == []

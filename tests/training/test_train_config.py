@@ -51,7 +51,7 @@ def test_the_migration_writes_into_old_rows_what_they_trained_with(trainer, loca
     importlib.import_module("training.migrations.0010_held_out_split_and_version_warnings").fill(apps, None)
     job.refresh_from_db()
     # the fields that existed when the migration was written (later ones read back as their defaults)
-    later = {"method", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"}
+    later = {"method", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_token_embeddings"}
     assert job.hyperparameters == {k: v for k, v in TrainConfig.from_dict(OLD_ROW).to_dict().items() if k not in later}
 
 
@@ -154,3 +154,14 @@ def test_a_job_started_through_the_api_trains_with_its_new_settings(trainer, loc
     assert list(Checkpoint.objects.filter(job=job).values_list("step", flat=True)) == [6]
     page = client.get(f"/studio/jobs/{job.pk}/").content.decode()
     assert "Weight decay</dt><dd>0.05</dd>" in page and "Learning-rate schedule</dt><dd>cosine</dd>" in page
+
+
+def test_lora_jobs_stored_before_token_rows_keep_training_without_them(trainer, local_media):  # noqa: F811
+    job = services.job_create(owner=trainer, dataset=make_dataset(trainer), name="old lora", base_model="tiny",
+                              hyperparameters={**OLD_ROW, "method": "lora"})
+    stored = {k: v for k, v in job.hyperparameters.items() if k != "lora_token_embeddings"}
+    TrainingJob.objects.filter(pk=job.pk).update(hyperparameters=stored)
+    importlib.import_module("training.migrations.0013_lora_token_embeddings").fill(apps, None)
+    job.refresh_from_db()
+    assert job.hyperparameters["lora_token_embeddings"] == 0
+    assert TrainConfig.from_dict(job.hyperparameters).lora_token_embeddings == 0
