@@ -67,13 +67,14 @@ def entropy_pass_compute(*, requests: dict[str, list[int]], deadline: float) -> 
             continue
         try:
             if version.digest not in by_digest:
-                # An adapter's entropies are its base's (the adapter is not applied on this HF
-                # forward): close for a low-rank change, and only the verifier's power estimate reads them.
+                # Under the model as served: an adapter applied to its base.
                 source = engine_source(version)
-                loaded = engine_instance().load(source.pop("model_digest"), source.pop("model_dir"), **source)
+                digest, folder = source.pop("model_digest"), source.pop("model_dir")
+                loaded = engine_instance().load(digest, folder, **source)
                 bos = loaded.eos_token_id if loaded.eos_token_id is not None else 0
                 by_digest[version.digest] = text_entropies(
-                    loaded.model, ids, n_positions=loaded.n_positions, bos_token_id=bos).tolist()
+                    engine_instance().served_model(digest, folder, **source), ids, n_positions=loaded.n_positions,
+                    bos_token_id=bos).tolist()
         except (OSError, ModelIntegrityError, EngineError):
             out["skipped"].append(version_id)
             continue

@@ -107,8 +107,8 @@ class _Texts:
     """What the verifier sees of a sample (re-tokenised ids, entropies without the prompt), computed
     once per text whatever the number of schemes scoring it."""
 
-    def __init__(self, loaded):
-        self.loaded, self._ids, self._entropies = loaded, {}, {}
+    def __init__(self, loaded, model):
+        self.loaded, self.model, self._ids, self._entropies = loaded, model, {}, {}
 
     def ids(self, text: str) -> list[int]:
         if text not in self._ids:
@@ -118,7 +118,7 @@ class _Texts:
     def entropies(self, text: str) -> np.ndarray:
         if text not in self._entropies:
             loaded = self.loaded
-            self._entropies[text] = text_entropies(loaded.model, self.ids(text), n_positions=loaded.n_positions,
+            self._entropies[text] = text_entropies(self.model, self.ids(text), n_positions=loaded.n_positions,
                                                    bos_token_id=loaded.eos_token_id or 0)
         return self._entropies[text]
 
@@ -149,9 +149,11 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
     """Samples of the version, plain (once) and under each scheme (at temperature 1, and half as many
     at 0.7), scored as the verifier scores them: one dict of figures per scheme."""
     folder = engine_source(version)  # the version's folders (an adapter's with its base's)
-    loaded = engine_instance().load(folder["model_digest"], folder["model_dir"], base_digest=folder.get("base_digest"),
-                                    base_dir=folder.get("base_dir"))
-    tokenizer, texts = loaded.tokenizer, _Texts(loaded)
+    source = {"base_digest": folder.get("base_digest"), "base_dir": folder.get("base_dir")}
+    loaded = engine_instance().load(folder["model_digest"], folder["model_dir"], **source)
+    # Perplexity and entropies under the model itself: an adapter applied to its base, as served.
+    model = engine_instance().served_model(folder["model_digest"], folder["model_dir"], **source)
+    tokenizer, texts = loaded.tokenizer, _Texts(loaded, model)
     prompt = tokenizer.eos_token or tokenizer.decode([0])
     prompt_ids = tokenizer(prompt)["input_ids"]
     max_new = min(max(LENGTHS) + 8, loaded.n_positions - len(prompt_ids))
@@ -159,7 +161,7 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
     for i in range(_probe_count()):
         for completion in _generate(folder, None, 1000 + i, max_new, prompt).completions:
             plain.append(completion.text)
-            total, count = _perplexity(loaded.model, prompt_ids, completion.token_ids)
+            total, count = _perplexity(model, prompt_ids, completion.token_ids)
             plain_nll[0], plain_nll[1] = plain_nll[0] + total, plain_nll[1] + count
     entropies = [e for text in plain for e in texts.entropies(text).tolist()]
     out = []
@@ -167,7 +169,7 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
         marked, clean, cool, nll = {}, {}, {}, [0.0, 0]
         for i, key in enumerate(_probe_keys(version, scheme)):
             for completion in _generate(folder, key, 1000 + i, max_new, prompt).completions:
-                total, count = _perplexity(loaded.model, prompt_ids, completion.token_ids)
+                total, count = _perplexity(model, prompt_ids, completion.token_ids)
                 nll[0], nll[1] = nll[0] + total, nll[1] + count
                 for length, pair in texts.counts(completion.text, key).items():
                     marked.setdefault(length, []).append(pair)

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from core.errors import InvalidRequest
 
 from . import selectors
-from .config import Limits, hyperparameters
+from .config import METHODS, Limits, hyperparameters
 from .base_models import TINY, base_model_get
 from .forms import BASE_MODEL_CHOICES, DatasetForm, JobForm, job_defaults
 from .models import Checkpoint, Dataset, DatasetUpload, ModelVersion
@@ -203,11 +203,16 @@ class HyperparametersApi(TrainerApi):
 
     @extend_schema(operation_id="training_hyperparameters_list", responses=OpenApiTypes.OBJECT,
                    parameters=[OpenApiParameter("base_model", str, description="The defaults of this base "
-                                                "(default: tiny).")])
+                                                "(default: tiny)."),
+                               OpenApiParameter("method", str, enum=list(METHODS), description="The defaults of "
+                                                "this method (default: the base's own).")])
     def get(self, request):
         base_model = request.query_params.get("base_model") or TINY
         base_model_get(base_model)
-        defaults = job_defaults(base_model)
+        method = request.query_params.get("method") or None
+        if method is not None and method not in METHODS:
+            raise InvalidRequest(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.", param="method")
+        defaults = job_defaults(base_model, method)
         return Response([{"name": name, "type": kind.__name__, "default": defaults.get(name, default),
                           "label": limits.label, "help": limits.help, "limits": _limits_out(limits)}
                          for name, kind, default, limits in hyperparameters()])

@@ -31,14 +31,25 @@ class BaseDefaults:
     context_length: int | None = None
     batch_size: int | None = None
     micro_batch_size: int | None = None
+    # A LoRA run's rate where it differs from a full fine-tune's: its adapters start at zero and are
+    # few, so it wants a higher one.
+    lora_learning_rate: float | None = None
 
-    def overrides(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+    def overrides(self, method: str | None = None) -> dict:
+        """TrainConfig fields and their values for a job of `method` on this base."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)
+                 if getattr(self, f.name) is not None and f.name != "lora_learning_rate"}
+        if method == "lora" and self.lora_learning_rate is not None:
+            found["learning_rate"] = self.lora_learning_rate
+        return found
 
 
 # A pretrained GPT-2 forgets what it knows at the tiny model's 1e-3 without warmup; fine-tunes of it
 # usually take 5e-5 to 3e-4 with a warmup. 512 tokens keep a CPU step affordable (1024 is allowed).
-_GPT2_DEFAULTS = BaseDefaults(learning_rate=2e-4, warmup_steps=20, context_length=512, micro_batch_size=4)
+# LoRA: 1e-3, five times the full rate, as peft's GPT-2-sized examples use (not measured here: no
+# hub weights on this machine).
+_GPT2_DEFAULTS = BaseDefaults(learning_rate=2e-4, warmup_steps=20, context_length=512, micro_batch_size=4,
+                              lora_learning_rate=1e-3)
 
 
 @dataclass(frozen=True)
@@ -86,23 +97,26 @@ BASE_MODELS = {
                   defaults=BaseDefaults(**FINE_TUNE_DEFAULTS), vocab_size=SIZES["full"].vocab_size,
                   n_embd=SIZES["full"].n_embd, n_layer=SIZES["full"].n_layer),
         BaseModel("distilgpt2", "DistilGPT-2 (82M)", 81_912_576, 1024, "apache-2.0", "Hugging Face",
-                  defaults=BaseDefaults(learning_rate=3e-4, warmup_steps=20, context_length=512, micro_batch_size=4),
+                  defaults=BaseDefaults(learning_rate=3e-4, warmup_steps=20, context_length=512, micro_batch_size=4,
+                                        lora_learning_rate=1e-3),
                   n_layer=6),
         BaseModel("gpt2", "GPT-2 small (124M)", 124_439_808, 1024, "mit", "OpenAI", defaults=_GPT2_DEFAULTS),
         BaseModel("gpt2-medium", "GPT-2 medium (355M)", 354_823_168, 1024, "mit", "OpenAI",
-                  defaults=BaseDefaults(learning_rate=1e-4, warmup_steps=20, context_length=512, micro_batch_size=2),
+                  defaults=BaseDefaults(learning_rate=1e-4, warmup_steps=20, context_length=512, micro_batch_size=2,
+                                        lora_learning_rate=5e-4),
                   n_embd=1024, n_layer=24),
     )
 }
 
 
 
-def base_defaults(name: str) -> dict:
+def base_defaults(name: str, method: str | None = None) -> dict:
     """The hyperparameters a job on base `name` starts from where they differ from TrainConfig's
     defaults ({} for an unknown base, or one that states none): what the form, the API and the CLI
-    fill in for settings the trainer leaves unset."""
+    fill in for settings the trainer leaves unset. `method` None: the base's default method."""
     base = BASE_MODELS.get(name)
-    return base.defaults.overrides() if base is not None else {}
+    return base.defaults.overrides(method or base.default_method) if base is not None else {}
+
 
 def base_model_get(name: str) -> BaseModel:
     """The base model of that name. Raises TrainingError (param "base_model") for an unknown one."""

@@ -4,7 +4,7 @@ give the same field errors."""
 from django import forms
 
 from .base_models import BASE_MODELS, TINY, base_defaults
-from .config import HyperparameterError, Limits, TrainConfig, hyperparameters
+from .config import METHODS, HyperparameterError, Limits, TrainConfig, hyperparameters
 
 LICENCE_CHOICES = [
     ("public-domain", "Public domain (e.g. out of copyright)"),
@@ -91,15 +91,17 @@ def _hyperparameter_field(kind: type, default, limits: Limits) -> forms.Field:
     return forms.FloatField(widget=forms.NumberInput(attrs={"step": "any", **bounds}), **common)
 
 
-def job_defaults(base_model: str) -> dict:
-    """Every hyperparameter a job on `base_model` starts from: TrainConfig's defaults with the
-    base's own (learning rate, warmup, context) over them; an unknown base gets TrainConfig's."""
-    return {**TrainConfig().to_dict(), **base_defaults(base_model)}
+def job_defaults(base_model: str, method: str | None = None) -> dict:
+    """Every hyperparameter a job of `method` (None: the base's default) on `base_model` starts
+    from: TrainConfig's defaults with the base's own (learning rate, warmup, context) over them; an
+    unknown base gets TrainConfig's."""
+    return {**TrainConfig().to_dict(), **base_defaults(base_model, method)}
 
 
 def all_job_defaults() -> dict:
-    """job_defaults of every base, for the page's script that switches them with the base."""
-    return {name: job_defaults(name) for name in BASE_MODELS}
+    """job_defaults of every base and method ("": the base's default method), for the page's script
+    that switches them with the base and the method."""
+    return {name: {method: job_defaults(name, method or None) for method in ("", *METHODS)} for name in BASE_MODELS}
 
 
 class JobForm(forms.Form):
@@ -116,7 +118,8 @@ class JobForm(forms.Form):
         self.fields["base_model"] = base_model_field(initial=TINY)
         self.base_models = self.fields["base_model"].base_models
         chosen = (self.data.get("base_model") if self.is_bound else self.initial.get("base_model")) or TINY
-        defaults = job_defaults(str(chosen))
+        method = (self.data.get("method") if self.is_bound else None) or None
+        defaults = job_defaults(str(chosen), method if method in METHODS else None)
         self.fields.update({name: _hyperparameter_field(kind, defaults.get(name, default), limits)
                             for name, kind, default, limits in hyperparameters()})
         if not self.is_bound:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from types import SimpleNamespace
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -156,6 +157,19 @@ class Engine:
             return windows_perplexity(loaded, windows, precision=precision, adapter=adapter)
         finally:
             self.cache.trim()
+
+    def served_model(self, digest: str, folder: Path, *, base_digest: str | None = None,
+                     base_dir: Path | None = None) -> torch.nn.Module:
+        """The model as this engine serves it, for measurements on the caller's thread that call
+        `model(input_ids=...).logits` (perplexity, entropies): a whole model as loaded; an adapter
+        on its base through the lean forward with the adapter applied (fp32)."""
+        loaded, adapter = self._resolve(digest, folder, base_digest, base_dir)
+        if adapter is None:
+            return loaded.model
+        lean = lean_for(loaded, "fp32")
+        if lean is None:
+            raise InvalidGenerationRequest("LoRA adapters are served on GPT-2 bases only.", param="model")
+        return _AdaptedModel(loaded.model, lean, adapter)
 
     def _resolve(self, digest: str, folder: Path | None, base_digest: str | None,
                  base_dir: Path | None) -> tuple[LoadedModel, LoadedAdapter | None]:
@@ -319,3 +333,21 @@ class Engine:
         else:
             job.future.set_result(job.result())
         return False
+
+
+class _AdaptedModel(torch.nn.Module):
+    """An adapter on its resident base, callable as `model(input_ids=[rows, T]).logits` [rows, T,
+    vocab]: the engine's own forward with the adapter applied to every row (its weights stay the
+    base's, shared with every other adapter)."""
+
+    def __init__(self, base: torch.nn.Module, lean, adapter: LoadedAdapter):
+        super().__init__()
+        self._base, self._lean, self._adapter = [base], lean, adapter  # a list: not a submodule to copy
+
+    def parameters(self, recurse: bool = True):
+        return self._base[0].parameters(recurse)
+
+    def forward(self, input_ids: torch.Tensor, **_ignored):
+        rows = input_ids.tolist()
+        logits = self._lean.logits_all(rows, [self._adapter] * len(rows)).view(len(rows), input_ids.shape[1], -1)
+        return SimpleNamespace(logits=logits)

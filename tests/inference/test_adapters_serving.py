@@ -137,3 +137,26 @@ def test_adapters_are_evicted_before_bases_within_their_own_budget(tiny_dir, ada
                 digest(1), adapters[1], base_digest=BASE)
     finally:
         engine.close()
+
+
+def test_measurements_read_an_adapter_as_served_not_its_bare_base(tiny_dir, adapters, tmp_path):
+    """Perplexity and entropies (the watermark's power figures, the verifier's entropy pass) are
+    computed on the model as served: the adapter, token rows included, applied to its base."""
+    from inference.watermark import text_entropies
+
+    engine = Engine(cache_bytes=256 * 1024 * 1024)
+    try:
+        served = engine.served_model(digest(1), adapters[1], base_digest=BASE, base_dir=tiny_dir)
+        merged = AutoModelForCausalLM.from_pretrained(merged_model(adapters[1], tiny_dir, tmp_path / "m1")).eval()
+        bare = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+        ids = torch.tensor([sorted(_token_ids(adapters[1]))[:6] + [1, 2, 3]] * 2)
+        with torch.inference_mode():
+            logits = served(input_ids=ids).logits
+            assert torch.allclose(logits, merged(input_ids=ids).logits, atol=1e-4)
+            assert not torch.allclose(logits, bare(input_ids=ids).logits, atol=1e-2)
+        text = ids[0].tolist()
+        assert text_entropies(served, text, n_positions=64) == pytest.approx(
+            text_entropies(merged, text, n_positions=64), abs=1e-4)
+        assert engine.served_model(BASE, tiny_dir) is engine.cache.get(BASE, tiny_dir).model  # a whole model as is
+    finally:
+        engine.close()

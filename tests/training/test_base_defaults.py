@@ -23,19 +23,34 @@ def api(client, trainer, local_media):  # noqa: F811
     return client
 
 
-def _defaults(api, base: str) -> dict:
+def _defaults(api, base: str, **more) -> dict:
     return {hp["name"]: hp["default"] for hp in api.get("/api/v1/training/hyperparameters/",
-                                                        {"base_model": base}).json()}
+                                                        {"base_model": base, **more}).json()}
 
 
 def test_a_pretrained_base_starts_from_a_fine_tuning_learning_rate_with_warmup(api):
-    gpt2, tiny = _defaults(api, "gpt2"), _defaults(api, "tiny")
+    gpt2, tiny = _defaults(api, "gpt2", method="full"), _defaults(api, "tiny")
     assert (gpt2["learning_rate"], gpt2["warmup_steps"], gpt2["context_length"]) == (2e-4, 20, 512)
     assert (tiny["learning_rate"], tiny["warmup_steps"], tiny["context_length"]) == (1e-3, 0, 64)
+    # LoRA, the default on a pretrained base, starts higher: its adapters start at zero.
+    assert _defaults(api, "gpt2")["learning_rate"] == _defaults(api, "gpt2", method="lora")["learning_rate"] == 1e-3
     assert api.get("/api/v1/training/hyperparameters/", {"base_model": "gpt5"}).status_code == 400
+    refused = api.get("/api/v1/training/hyperparameters/", {"base_model": "gpt2", "method": "qlora"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "method"
     # A base registered without defaults of its own (or not at all) starts from TrainConfig's.
     assert base_defaults("no-such-base") == {}
-    assert base_defaults("imprint-base") == {"learning_rate": 3e-4, "warmup_steps": 10, "context_length": 128}
+    assert base_defaults("imprint-base") == {"learning_rate": 2e-3, "warmup_steps": 10, "context_length": 128}
+    assert base_defaults("imprint-base", "full")["learning_rate"] == 3e-4
+
+
+def test_a_job_left_to_its_defaults_takes_its_methods_learning_rate(trainer, builtin_base):
+    dataset = make_dataset(trainer)
+    lora = services.job_create(owner=trainer, dataset=dataset, name="lora", base_model="imprint-base",
+                               hyperparameters={"steps": 10})
+    full = services.job_create(owner=trainer, dataset=dataset, name="full", base_model="imprint-base",
+                               hyperparameters={"steps": 10, "method": "full"})
+    assert (lora.hyperparameters["method"], lora.hyperparameters["learning_rate"]) == ("lora", 2e-3)
+    assert (full.hyperparameters["method"], full.hyperparameters["learning_rate"]) == ("full", 3e-4)
 
 
 def test_a_job_takes_its_bases_defaults_for_what_the_trainer_left_unset(api, trainer, hub_reachable):

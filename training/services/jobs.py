@@ -135,7 +135,7 @@ def _train_config(hyperparameters: Mapping[str, Any], base_model: str = TINY) ->
     optional = {name for name, _, _, limits in hyperparameters_declared() if limits.optional}
     given = {name: value for name, value in hyperparameters.items() if value is not None or name in optional}
     try:
-        return TrainConfig.from_dict({**base_defaults(base_model), **given})
+        return TrainConfig.from_dict({**base_defaults(base_model, given.get("method")), **given})
     except HyperparameterError as exc:
         raise TrainingError(str(exc), param=exc.field) from exc
 
