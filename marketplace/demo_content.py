@@ -14,11 +14,13 @@ import random
 # Fine-tunes of the built-in base (imprint-base): LoRA adapters (the base's default method) with the
 # data's token rows, at the base's LoRA rate (2e-3, 10-step warmup, so the first steps do not undo
 # its pretraining). 256-token windows give the models a 256-token context, room for a 200-token
-# output. The corpora are varied and training stops once validation stops improving, so the models
-# write sentences of their own instead of reciting their data.
+# output. The corpora are varied and the version is the last evaluation that lowered the validation
+# loss by 0.05 or more, so the models write sentences of their own instead of reciting their data: on
+# Kitchen Notes a smaller step (0.01) kept step 150, whose samples copied 10.8 % of their 8-grams,
+# where step 100 copies 8.1 % (97 % English words either way; Harbour Logbook keeps step 150).
 DEMO_HYPERPARAMETERS = {"steps": 160, "batch_size": 4, "context_length": 256, "warmup_steps": 10,
                         "sample_every": 50, "sample_count": 2, "sample_prompt": "", "sample_max_new_tokens": 60,
-                        "checkpoint_every": 100, "seed": 42, "early_stopping_patience": 2, "early_stopping_min_delta": 0.01}
+                        "checkpoint_every": 100, "seed": 42, "early_stopping_patience": 2, "early_stopping_min_delta": 0.05}
 
 _HARBOUR = {
     "time": ["At dawn", "By noon", "Towards dusk", "At midnight", "Before first light", "After the squall",
