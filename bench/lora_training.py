@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def one_run(method: str, quick: bool) -> dict:
+def one_run(method: str, quick: bool, token_rows: int | None = None) -> dict:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -48,14 +48,15 @@ def one_run(method: str, quick: bool) -> dict:
         GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=1024, bos_token_id=0, eos_token_id=0,
                                    **size)).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        windows = torch.randint(1, 2000, (64, seq))
+        windows = torch.randint(1, 2000, (64, seq + 1))  # context + 1 tokens: every token a target
         device = "cuda" if torch.cuda.is_available() else "cpu"
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         speed = Speed()
+        rows = {} if token_rows is None else {"lora_token_embeddings": token_rows}
         config = TrainConfig(steps=steps, batch_size=batch, context_length=seq, sample_every=10**6,
-                             checkpoint_every=10**6, sample_count=0, eval_max_windows=1, method=method)
+                             checkpoint_every=10**6, sample_count=0, eval_max_windows=1, method=method, **rows)
         run_training(model_path=folder, train_windows=windows[:48], val_windows=windows[48:], config=config,
                      callbacks=speed, work_dir=Path(tmp) / "run", device=device)
         peak = (torch.cuda.max_memory_allocated() if device == "cuda"
@@ -67,17 +68,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--one", choices=["lora", "full"])
+    parser.add_argument("--token-rows", type=int, default=None, help="(with --one lora) lora_token_embeddings")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one, args.quick)))
+        print(json.dumps(one_run(args.one, args.quick, args.token_rows)))
         return
     results = {}
-    for method in ("full", "lora"):
-        cmd = [sys.executable, __file__, "--one", method] + (["--quick"] if args.quick else [])
+    # LoRA as jobs train it (with the data's token rows, up to 1,024 here), and adapters alone.
+    for name, extra in (("full", ["--one", "full"]), ("lora", ["--one", "lora"]),
+                        ("lora, adapters only", ["--one", "lora", "--token-rows", "0"])):
+        cmd = [sys.executable, __file__, *extra] + (["--quick"] if args.quick else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        results[method] = json.loads(out)
-        print(f"{method}: {results[method]['tok_s']:.0f} tok/s, peak {results[method]['peak'] / 1e6:.0f} MB "
-              f"({results[method]['device']})")
+        results[name] = json.loads(out)
+        print(f"{name}: {results[name]['tok_s']:.0f} tok/s, peak {results[name]['peak'] / 1e6:.0f} MB "
+              f"({results[name]['device']})")
+    only = results["lora, adapters only"]
+    print(f"adapters only: {only['tok_s'] / results['full']['tok_s']:.3f}x full's tok/s, "
+          f"peak {only['peak'] / results['full']['peak']:.2f}x")
     print(f"memory: LoRA peak = {results['lora']['peak'] / results['full']['peak']:.2f}x full")
     print(f"ratio: {results['lora']['tok_s'] / results['full']['tok_s']:.3f}")
 

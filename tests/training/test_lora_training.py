@@ -108,3 +108,35 @@ def test_the_trained_tokens_are_the_most_frequent_then_the_lowest_ids():
     assert trained_tokens(_lora(lora_token_embeddings=3), windows) == [2, 5, 9]  # 5 ×3, 9 ×3, then 2 before 3 and 7
     assert trained_tokens(_lora(lora_token_embeddings=0), windows) == []
     assert trained_tokens(_lora(method="full"), windows) == []
+
+
+def test_token_rows_train_as_peft_computes_them_without_a_new_embedding_matrix(pretrained_dir):
+    """The run's token-row forward gives peft's logits and gradients (peft builds the whole embedding
+    with the rows replaced; the run replaces only the rows' entries)."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.lora import lora_config, model_prepare
+
+    config, ids = _lora(), [3, 5, 7, 11, 40]
+    ours = model_prepare(AutoModelForCausalLM.from_pretrained(pretrained_dir), config, resume_from=None,
+                         init_seed=1, token_ids=ids)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        peft_own = get_peft_model(AutoModelForCausalLM.from_pretrained(pretrained_dir), lora_config(config, ids))
+    for model in (ours, peft_own):
+        generator = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            for name, param in sorted(model.named_parameters()):
+                if param.requires_grad:  # moved off their start, so every path carries a gradient
+                    param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+        model.eval()
+    x = torch.tensor([[3, 9, 5, 40, 2, 7, 1]])
+    gradients = []
+    for model in (ours, peft_own):
+        logits = model(input_ids=x).logits
+        logits.logsumexp(-1).sum().backward()
+        gradients.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(ours(input_ids=x).logits, peft_own(input_ids=x).logits, atol=1e-5)
+    assert sorted(gradients[0]) == sorted(gradients[1])
+    assert all(torch.allclose(gradients[0][n], gradients[1][n], atol=1e-4) for n in gradients[0])
