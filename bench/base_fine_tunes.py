@@ -5,8 +5,9 @@ Both run through the project's loop (training.loop.run_training) on the poems ba
 writes out (sixteen to train on, four held out), batch 8, context 64, evaluating every 10 steps and
 stopping early after 3 evaluations without improvement, as bench/base_quality.py does:
 
-- full: every weight trained, lr 3e-4 (the base's recommended rate), 10-step warmup;
-- lora: adapters (rank 8, alpha 16, the loop's default targets) beside the frozen base, lr 1e-3;
+- full: every weight trained, lr 3e-4 (the base's full fine-tuning rate), 10-step warmup;
+- lora: adapters (rank 8, alpha 16, the loop's default targets, the data's token rows) beside the
+  frozen base, at the base's LoRA rate (2e-3);
   the loop saves the adapter only, so it is merged into the base with peft's merge_and_unload (as a
   merged download of a LoRA version is) and the merged folder is what benches load.
 
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent))
 
 from base_quality import BATCH, CONTEXT, split_poems  # noqa: E402
+
+from training.builtin_base import FINE_TUNE_DEFAULTS  # noqa: E402  (plain Python)
 
 SEPARATOR = "\n<|endoftext|>\n"
 
@@ -95,7 +98,8 @@ def main() -> int:
     (out / "poems-held-out.txt").write_text(SEPARATOR.join(split_poems()[1]) + "\n")
     base = Path(args.base_folder)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, method, lr in (("full", "full", 3e-4), ("lora", "lora", 1e-3)):
+        for name, method, lr in (("full", "full", FINE_TUNE_DEFAULTS["learning_rate"]),
+                                 ("lora", "lora", FINE_TUNE_DEFAULTS["lora_learning_rate"])):
             facts = train(name, base, method, args.steps, lr, out, Path(tmp))
             print(f"{name}: {facts['status']} at step {facts['steps']} in {facts['seconds']:.0f} s, "
                   f"validation perplexity {facts['val_perplexity']:.2f}", flush=True)
