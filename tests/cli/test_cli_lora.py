@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM
 
 from accounts.services import token_create
 from tests.cli.test_cli_journey import Cli, _read_until
+from tests.journeys.test_lora_journey import PAUSE_AT, held_at_pause_step  # noqa: F401 - a fixture used by name
 from tests.support.corpus import corpus_text
 from training import job_runner
 from training.builtin_base import BUILTIN
@@ -28,27 +29,10 @@ from training.models import ModelVersion, TrainingJob
 from training.services import datasets
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(400)]
-PAUSE_AT = 3
 TRAIN = ["--base", BUILTIN, "--method", "lora", "--lora-r", "4", "--lora-alpha", "8", "--steps", "16",
          "--sample-every", "8", "--sample-num", "1", "--sample-length", "8", "--checkpoint-every", "8",
          "--batch-size", "4", "--context-length", "32", "--lr", "5e-3", "--early-stopping-patience", "100",
          "--licence", "cc0-1.0"]
-
-
-@pytest.fixture
-def held_at_pause_step(monkeypatch):
-    """The worker waits after step PAUSE_AT until the trainer's pause is recorded: Ctrl+C then lands
-    mid-run however fast this machine trains."""
-    released = threading.Event()
-    on_step = job_runner.JobCallbacks.on_step
-
-    def holding(self, step, *args, **kwargs):
-        on_step(self, step, *args, **kwargs)
-        if step == PAUSE_AT:
-            assert released.wait(120), "the pause never came"
-
-    monkeypatch.setattr(job_runner.JobCallbacks, "on_step", holding)
-    return released
 
 
 def _worker(job_id: str, name: str) -> tuple[threading.Thread, list]:
