@@ -100,13 +100,17 @@ def main() -> None:
 
         merged = merged_model(adapters[0], base, root / "merged")
         engine.generate(request("merged", merged, None, prompt, 2))
-        multi_runs, merged_runs = [], []
-        for _ in range(2 if args.quick else 3):  # alternate, so machine noise hits both alike
+        multi_runs, merged_runs, bare_runs = [], [], []
+        for _ in range(2 if args.quick else 3):  # alternate, so machine noise hits all alike
             multi_runs.append(aggregate(engine, [request(f"a{i}", adapters[i], base, prompt, new) for i in range(8)]))
             merged_runs.append(aggregate(engine, [request("merged", merged, None, prompt, new) for _ in range(8)]))
-        multi, whole = max(multi_runs), max(merged_runs)
+            bare_runs.append(aggregate(engine, [request("base", base, None, prompt, new) for _ in range(8)]))
+        multi, whole, bare = max(multi_runs), max(merged_runs), max(bare_runs)
+        # The bare base runs on the very model (and engine copies) the adapters run on: against it,
+        # only the adapters' own work is counted; the merged model is a second resident model.
         print(f"8 concurrent requests, {new} new tokens each: 8 adapters {multi:.1f} tok/s, "
-              f"one merged model {whole:.1f} tok/s")
+              f"one merged model {whole:.1f} tok/s, the bare base {bare:.1f} tok/s "
+              f"(adapters / bare base: {multi / bare:.3f})")
         engine.close()
         print(f"ratio: {multi / whole:.3f}")
 
