@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from .int8 import Int8Linear
+
 # Our projection names (inference.engine.lean's layer keys) by the GPT-2 module peft adapts.
 KINDS = {"attn.c_attn": "qkv", "attn.c_proj": "proj", "mlp.c_fc": "fc", "mlp.c_proj": "out"}
 _KEY = re.compile(r"transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_([AB])\.weight$")
@@ -64,8 +66,6 @@ class LoadedAdapter:
         head = self._heads.get(precision)
         if head is None:
             if precision == "int8":
-                from .lean import Int8Linear
-
                 head = Int8Linear(self.token_rows.t(), None)
             else:
                 rows_t = self.token_rows.t().contiguous()

@@ -51,8 +51,11 @@ def test_a_trainer_goes_from_sign_up_to_a_published_model(live_server, celery_wo
         page.fill("#id_sample_prompt", "The")
         # Early stopping is on by default; this journey follows all 400 steps through a pause and a resume.
         page.fill("#id_early_stopping_patience", "1000")
-        page.dispatch_event("#id_steps", "change")
+        # Leave the field as a trainer does (its change event refreshes the estimate), so the click
+        # below does not land while the estimate redraws.
+        page.press("#id_early_stopping_patience", "Tab")
         page.wait_for_function("document.getElementById('estimate').textContent.includes('tokens to process')")
+        page.wait_for_load_state("networkidle")
         screenshot(page, "trainer-dataset")
         page.click("text=Start training")
         page.wait_for_url("**/studio/jobs/*/")
