@@ -81,6 +81,21 @@ def test_an_altered_text_shows_no_rights_at_all(client, trainer, customer, tiny_
     version = served_version(trainer, tiny_stored, licence="proprietary-owned", rights_holders=["Ada Byron"])
     _grant, key = licence_for(customer, version, uses=["commercial"], ownership="customer")
     output = generate(client, key, version, purpose="commercial")["outputs"][0]
-    page = client.post("/verify/", {"text": output["text"] + " (edited)",
+    # A text the receipt was not issued for, with no watermark of its own (an edited model text may
+    # still carry enough of the watermark to be traced to its grant, which is other evidence).
+    page = client.post("/verify/", {"text": "A paragraph a person wrote about the harbour at dawn.",
                                     "receipt": output["receipt"]["jws"]}).content.decode()
     assert "text_altered" in page and "Rights in this text" not in page
+
+
+def test_the_verify_page_states_the_watermark_evidence_in_the_schemes_own_terms(client, trainer, customer,
+                                                                                tiny_stored):
+    version = served_version(trainer, tiny_stored, licence="proprietary-owned", rights_holders=["Ada Byron"])
+    grant, key = licence_for(customer, version, uses=["commercial"], ownership="customer")
+    text = generate(client, key, version, purpose="commercial", max_new_tokens=120)["outputs"][0]["text"]
+    page = client.post("/verify/", {"text": text}).content.decode()
+    assert "Watermark found" in page
+    # A Gumbel-max key has no green list: its evidence is a score over the tokens, never "None of N".
+    green_list = grant.watermark_scheme in ("lefthash", "sweet")
+    assert ("scored tokens in the licence's green list" in page) == green_list
+    assert ("tokens scored with the licence's key" in page) != green_list and "None of" not in page
