@@ -89,12 +89,10 @@ def tiny_folder(train_docs: list[str], folder: Path) -> Path:
 
 def fine_tune(name: str, model_path: Path, train_docs, val_docs, *, steps: int, lr: float, warmup: int,
               work: Path) -> dict:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from training.config import TrainConfig
     from training.loop import run_training
-    from training.memorisation import memorisation_score
     from training.textdata import encode_documents, make_windows
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -108,20 +106,31 @@ def fine_tune(name: str, model_path: Path, train_docs, val_docs, *, steps: int, 
                           device="cpu")
     seconds = time.monotonic() - started
     model = AutoModelForCausalLM.from_pretrained(result.output_dir).eval()
-    torch.manual_seed(11)
-    eos = tokenizer.eos_token_id
-    with torch.no_grad():
-        out = model.generate(torch.full((SAMPLES, 1), eos), do_sample=True, temperature=1.0, top_k=0,
-                             max_new_tokens=NEW_TOKENS, pad_token_id=eos, attention_mask=torch.ones(SAMPLES, 1))
-    samples = [row[1:].tolist() for row in out]
-    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in samples]
-    overlap = [memorisation_score(ids, train_ids)["ngram_share"] for ids in samples]
+    texts, overlap = samples_scored(model, tokenizer, train_ids)
     val_windows_tokens = (len(val_ids) // CONTEXT) * CONTEXT or len(val_ids)
     val_chars = sum(len(d) for d in val_docs) * val_windows_tokens / len(val_ids)
     return {"name": name, "status": result.status, "steps": result.step, "seconds": round(seconds, 1),
             "val_loss": result.val_loss, "perplexity": math.exp(result.val_loss),
             "nats_per_char": result.val_loss * val_windows_tokens / val_chars,
             "texts": texts, "ngram_overlap": sum(overlap) / len(overlap)}
+
+
+def samples_scored(model, tokenizer, train_ids: list[int], *, prompt: str = "", count: int = SAMPLES):
+    """(texts, 8-gram overlaps with `train_ids`) of `count` samples at temperature 1 (no top-k,
+    NEW_TOKENS new tokens) after an eos and `prompt`, seeded, the prompt not included."""
+    import torch
+
+    from training.memorisation import memorisation_score
+
+    eos = tokenizer.eos_token_id
+    start = torch.tensor([[eos] + (tokenizer(prompt)["input_ids"] if prompt else [])] * count)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        out = model.generate(start, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=NEW_TOKENS,
+                             pad_token_id=eos, attention_mask=torch.ones_like(start))
+    new = [row[start.shape[1]:].tolist() for row in out]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in new]
+    return texts, [memorisation_score(ids, train_ids)["ngram_share"] for ids in new]
 
 
 def main() -> int:

@@ -29,9 +29,8 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent))
 
-from base_quality import english_share, english_words  # noqa: E402
+from base_quality import SAMPLES, english_share, english_words, samples_scored  # noqa: E402
 
-SAMPLES, NEW_TOKENS = 20, 60
 
 
 def demo_specs() -> dict[str, dict]:
@@ -61,25 +60,14 @@ def installed_folders(work: Path) -> dict[str, Path]:
 
 
 def measure(folder: Path, text: str, prompt: str, words: set[str], samples: int) -> dict:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.memorisation import memorisation_score
     from training.textdata import encode_documents
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     train_ids = encode_documents(text.split("\n<|endoftext|>\n"), tokenizer)
-    eos = tokenizer.eos_token_id
-    prompt_ids = tokenizer(prompt)["input_ids"] if prompt else []
-    start = torch.tensor([[eos] + prompt_ids] * samples)
-    torch.manual_seed(11)
-    with torch.no_grad():
-        out = model.generate(start, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=NEW_TOKENS,
-                             pad_token_id=eos, attention_mask=torch.ones_like(start))
-    new = [row[start.shape[1]:].tolist() for row in out]
-    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in new]
-    overlap = [memorisation_score(ids, train_ids)["ngram_share"] for ids in new]
+    texts, overlap = samples_scored(model, tokenizer, train_ids, prompt=prompt, count=samples)
     corpus_text = text.replace("<|endoftext|>", " ")
     return {"english": english_share(texts, words), "corpus_english": english_share([corpus_text], words),
             "overlap_mean": sum(overlap) / len(overlap), "overlap_max": max(overlap), "texts": texts}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import signal
 import threading
-import time
 import zipfile
 
 import pytest
@@ -21,9 +20,10 @@ from transformers import AutoModelForCausalLM
 
 from accounts.services import token_create
 from tests.cli.test_cli_journey import Cli, _read_until
+from tests.faults.services import wait_for
 from tests.journeys.test_lora_journey import PAUSE_AT, held_at_pause_step  # noqa: F401 - a fixture used by name
 from tests.support.corpus import corpus_text
-from training import job_runner
+from training import artifacts, job_runner
 from training.builtin_base import BUILTIN
 from training.models import ModelVersion, TrainingJob
 from training.services import datasets
@@ -50,15 +50,6 @@ def _worker(job_id: str, name: str) -> tuple[threading.Thread, list]:
     return thread, outcome
 
 
-def _wait_for(predicate, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} never happened")
-
-
 def test_a_trainer_trains_a_lora_from_the_cli_pauses_resumes_downloads_and_publishes(
         builtin_base, live_server, make_user, held_at_pause_step, settings, tmp_path):
     settings.TRAINING_MAX_CONCURRENT_JOBS = 5
@@ -80,11 +71,12 @@ def test_a_trainer_trains_a_lora_from_the_cli_pauses_resumes_downloads_and_publi
     job_id = started.group(1)
     assert started.group(2) == "LoRA r 4, alpha 8"
     worker, outcome = _worker(job_id, "worker-a")
-    _wait_for(lambda: TrainingJob.objects.get(pk=job_id).step >= PAUSE_AT, "step 3")
+    wait_for(lambda: TrainingJob.objects.get(pk=job_id).step >= PAUSE_AT, timeout=60, what="step 3")
 
     # Ctrl+C: the CLI asks the server to pause; the worker stops at its next step with a checkpoint.
     proc.send_signal(signal.SIGINT)
-    _wait_for(lambda: TrainingJob.objects.get(pk=job_id).control_request == "pause", "the pause request")
+    wait_for(lambda: TrainingJob.objects.get(pk=job_id).control_request == "pause", timeout=60,
+             what="the pause request")
     held_at_pause_step.set()
     worker.join(60)
     assert proc.wait(timeout=60) == 130, "".join(seen)
@@ -124,8 +116,6 @@ def test_a_trainer_trains_a_lora_from_the_cli_pauses_resumes_downloads_and_publi
         assert "model.safetensors" in archive.namelist()
         archive.extractall(tmp_path / "merged")
     base_folder = tmp_path / "base"
-    from training import artifacts
-
     artifacts.folder_download(version.base_prefix, base_folder)
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_folder), tmp_path / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
