@@ -82,16 +82,23 @@ def test_a_worker_killed_mid_stream_is_reported_within_seconds_with_its_charge(s
     site.wait_ready(victim)
 
 
-def test_a_postgresql_restart_under_load_gives_503s_not_500s_and_the_books_balance(site):
+def _outage_under_load(site, service, *, seconds: float, what: str) -> tuple[Load, float]:
+    """`service` stopped for `seconds` under 8 clients' load, until a request succeeds again after it
+    returned; no 500 and only honest 503s. Returns the load and when the service returned."""
     with Load(site, clients=8) as load:
         time.sleep(4)
-        site.pg.stop()
-        time.sleep(3)
-        site.pg.start()
+        service.stop()
+        time.sleep(seconds)
+        service.start()
         back_at = time.monotonic()
-        wait_for(lambda: load.first_success_after(back_at) is not None, timeout=30, what="service after restart")
+        wait_for(lambda: load.first_success_after(back_at) is not None, timeout=30, what=what)
         time.sleep(2)
     _assert_no_500_and_honest_503s(load)
+    return load, back_at
+
+
+def test_a_postgresql_restart_under_load_gives_503s_not_500s_and_the_books_balance(site):
+    load, back_at = _outage_under_load(site, site.pg, seconds=3, what="service after restart")
     statuses = load.statuses()
     assert statuses.get(200, 0) > 10, statuses
     print(f"\nPostgreSQL 3 s restart: statuses {statuses}, back {load.first_success_after(back_at):.1f} s after it "
@@ -100,15 +107,7 @@ def test_a_postgresql_restart_under_load_gives_503s_not_500s_and_the_books_balan
 
 
 def test_a_redis_stop_under_load_gives_503s_not_500s_and_every_worker_comes_back(site):
-    with Load(site, clients=8) as load:
-        time.sleep(4)
-        site.redis.stop()
-        time.sleep(10)
-        site.redis.start()
-        back_at = time.monotonic()
-        wait_for(lambda: load.first_success_after(back_at) is not None, timeout=30, what="service after Redis")
-        time.sleep(2)
-    _assert_no_500_and_honest_503s(load)
+    load, back_at = _outage_under_load(site, site.redis, seconds=10, what="service after Redis")
     statuses = load.statuses()
     print(f"\nRedis 10 s stop: statuses {statuses}, back {load.first_success_after(back_at):.1f} s after it returned")
     for name, process in site.processes.items():
