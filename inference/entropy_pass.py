@@ -69,12 +69,11 @@ def entropy_pass_compute(*, requests: dict[str, list[int]], deadline: float) -> 
             if version.digest not in by_digest:
                 # Under the model as served: an adapter applied to its base.
                 source = engine_source(version)
-                digest, folder = source.pop("model_digest"), source.pop("model_dir")
-                loaded = engine_instance().load(digest, folder, **source)
+                loaded, model = engine_instance().served_model(source.pop("model_digest"), source.pop("model_dir"),
+                                                               **source)
                 bos = loaded.eos_token_id if loaded.eos_token_id is not None else 0
                 by_digest[version.digest] = text_entropies(
-                    engine_instance().served_model(digest, folder, **source), ids, n_positions=loaded.n_positions,
-                    bos_token_id=bos).tolist()
+                    model, ids, n_positions=loaded.n_positions, bos_token_id=bos).tolist()
         except (OSError, ModelIntegrityError, EngineError):
             out["skipped"].append(version_id)
             continue

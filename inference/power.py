@@ -149,10 +149,10 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
     """Samples of the version, plain (once) and under each scheme (at temperature 1, and half as many
     at 0.7), scored as the verifier scores them: one dict of figures per scheme."""
     folder = engine_source(version)  # the version's folders (an adapter's with its base's)
-    source = {"base_digest": folder.get("base_digest"), "base_dir": folder.get("base_dir")}
-    loaded = engine_instance().load(folder["model_digest"], folder["model_dir"], **source)
     # Perplexity and entropies under the model itself: an adapter applied to its base, as served.
-    model = engine_instance().served_model(folder["model_digest"], folder["model_dir"], **source)
+    loaded, model = engine_instance().served_model(folder["model_digest"], folder["model_dir"],
+                                                   base_digest=folder.get("base_digest"),
+                                                   base_dir=folder.get("base_dir"))
     tokenizer, texts = loaded.tokenizer, _Texts(loaded, model)
     prompt = tokenizer.eos_token or tokenizer.decode([0])
     prompt_ids = tokenizer(prompt)["input_ids"]

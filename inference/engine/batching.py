@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from types import SimpleNamespace
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -159,17 +159,18 @@ class Engine:
             self.cache.trim()
 
     def served_model(self, digest: str, folder: Path, *, base_digest: str | None = None,
-                     base_dir: Path | None = None) -> torch.nn.Module:
-        """The model as this engine serves it, for measurements on the caller's thread that call
-        `model(input_ids=...).logits` (perplexity, entropies): a whole model as loaded; an adapter
-        on its base through the lean forward with the adapter applied (fp32)."""
+                     base_dir: Path | None = None) -> tuple[LoadedModel, torch.nn.Module]:
+        """(what `load` returns, the model as this engine serves it), for measurements on the
+        caller's thread that call `model(input_ids=...).logits` (perplexity, entropies): a whole
+        model as loaded; an adapter on its base through the lean forward with the adapter applied
+        (fp32)."""
         loaded, adapter = self._resolve(digest, folder, base_digest, base_dir)
         if adapter is None:
-            return loaded.model
+            return loaded, loaded.model
         lean = lean_for(loaded, "fp32")
         if lean is None:
             raise InvalidGenerationRequest("LoRA adapters are served on GPT-2 bases only.", param="model")
-        return _AdaptedModel(loaded.model, lean, adapter)
+        return loaded, _AdaptedModel(loaded.model, lean, adapter)
 
     def _resolve(self, digest: str, folder: Path | None, base_digest: str | None,
                  base_dir: Path | None) -> tuple[LoadedModel, LoadedAdapter | None]:

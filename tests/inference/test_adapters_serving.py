@@ -146,7 +146,7 @@ def test_measurements_read_an_adapter_as_served_not_its_bare_base(tiny_dir, adap
 
     engine = Engine(cache_bytes=256 * 1024 * 1024)
     try:
-        served = engine.served_model(digest(1), adapters[1], base_digest=BASE, base_dir=tiny_dir)
+        _, served = engine.served_model(digest(1), adapters[1], base_digest=BASE, base_dir=tiny_dir)
         merged = AutoModelForCausalLM.from_pretrained(merged_model(adapters[1], tiny_dir, tmp_path / "m1")).eval()
         bare = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
         ids = torch.tensor([sorted(_token_ids(adapters[1]))[:6] + [1, 2, 3]] * 2)
@@ -157,6 +157,7 @@ def test_measurements_read_an_adapter_as_served_not_its_bare_base(tiny_dir, adap
         text = ids[0].tolist()
         assert text_entropies(served, text, n_positions=64) == pytest.approx(
             text_entropies(merged, text, n_positions=64), abs=1e-4)
-        assert engine.served_model(BASE, tiny_dir) is engine.cache.get(BASE, tiny_dir).model  # a whole model as is
+        loaded, whole = engine.served_model(BASE, tiny_dir)
+        assert whole is loaded.model is engine.cache.get(BASE, tiny_dir).model  # a whole model as is
     finally:
         engine.close()
