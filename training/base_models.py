@@ -109,7 +109,6 @@ BASE_MODELS = {
 }
 
 
-
 def base_defaults(name: str, method: str | None = None) -> dict:
     """The hyperparameters a job on base `name` starts from where they differ from TrainConfig's
     defaults ({} for an unknown base, or one that states none): what the form, the API and the CLI

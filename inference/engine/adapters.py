@@ -55,9 +55,10 @@ class LoadedAdapter:
 
     @property
     def nbytes(self) -> int:
-        tokens = 0 if self.token_rows is None else (self.token_rows.numel() * 4 + self.token_ids.numel() * 8)
-        return tokens + sum(a.numel() * a.element_size() + b.numel() * b.element_size()
-                            for a, b in self.weights.values())
+        tensors = [t for pair in self.weights.values() for t in pair]
+        if self.token_rows is not None:
+            tensors += [self.token_rows, self.token_ids]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def token_logits(self, h: torch.Tensor, precision: str) -> torch.Tensor:
         """The logits of the adapter's tokens for hidden states `h` [rows, d], as the base's output
