@@ -187,8 +187,10 @@ def test_a_worker_killed_under_dev_run_is_named_and_restarted_while_the_rest_kee
     try:
         _wait_until_up(proc, output, seen)
         workers = {pid: cmd for pid, cmd in _still_running(seen).items() if "default@" in cmd}
-        leader = min(workers)  # the celery worker's main process (its pool threads share it)
-        os.killpg(leader, signal.SIGKILL)
+        # The celery worker's main process is the one whose parent is not a worker (process ids wrap
+        # around on a busy machine, so the smallest is not always the first); it leads its group.
+        leader = next(pid for pid in workers if (_stat(pid) or (0,))[0] not in workers)
+        os.killpg(os.getpgid(leader), signal.SIGKILL)
         deadline = time.monotonic() + 60
         while "Restarted the default worker" not in output.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
