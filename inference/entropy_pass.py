@@ -69,11 +69,11 @@ def entropy_pass_compute(*, requests: dict[str, list[int]], deadline: float) -> 
             if version.digest not in by_digest:
                 # Under the model as served: an adapter applied to its base.
                 source = engine_source(version)
-                loaded, model = engine_instance().served_model(source.pop("model_digest"), source.pop("model_dir"),
-                                                               **source)
-                bos = loaded.eos_token_id if loaded.eos_token_id is not None else 0
-                by_digest[version.digest] = text_entropies(
-                    model, ids, n_positions=loaded.n_positions, bos_token_id=bos).tolist()
+                by_digest[version.digest] = engine_instance().measure(
+                    lambda loaded, model, ids=ids: text_entropies(
+                        model, ids, n_positions=loaded.n_positions,
+                        bos_token_id=loaded.eos_token_id if loaded.eos_token_id is not None else 0).tolist(),
+                    source.pop("model_digest"), source.pop("model_dir"), **source)
         except (OSError, ModelIntegrityError, EngineError):
             out["skipped"].append(version_id)
             continue

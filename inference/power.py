@@ -149,10 +149,16 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
     """Samples of the version, plain (once) and under each scheme (at temperature 1, and half as many
     at 0.7), scored as the verifier scores them: one dict of figures per scheme."""
     folder = engine_source(version)  # the version's folders (an adapter's with its base's)
-    # Perplexity and entropies under the model itself: an adapter applied to its base, as served.
-    loaded, model = engine_instance().served_model(folder["model_digest"], folder["model_dir"],
-                                                   base_digest=folder.get("base_digest"),
-                                                   base_dir=folder.get("base_dir"))
+    keys = {family_key(scheme): _probe_keys(version, scheme) for scheme in schemes}
+    # Perplexity and entropies under the model itself: an adapter applied to its base, as served
+    # (on a thread of the engine's choosing; no database work in there).
+    return engine_instance().measure(
+        lambda loaded, model: _measure_on(loaded, model, folder, schemes, keys), folder["model_digest"],
+        folder["model_dir"], base_digest=folder.get("base_digest"), base_dir=folder.get("base_dir"))
+
+
+def _measure_on(loaded, model, folder: dict, schemes: list[Scheme], keys: dict) -> list[dict]:
+    """`_measure_all`'s samples and figures, with the model as served and each scheme's probe keys."""
     tokenizer, texts = loaded.tokenizer, _Texts(loaded, model)
     prompt = tokenizer.eos_token or tokenizer.decode([0])
     prompt_ids = tokenizer(prompt)["input_ids"]
@@ -167,7 +173,7 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
     out = []
     for scheme in schemes:
         marked, clean, cool, nll = {}, {}, {}, [0.0, 0]
-        for i, key in enumerate(_probe_keys(version, scheme)):
+        for i, key in enumerate(keys[family_key(scheme)]):
             for completion in _generate(folder, key, 1000 + i, max_new, prompt).completions:
                 total, count = _perplexity(model, prompt_ids, completion.token_ids)
                 nll[0], nll[1] = nll[0] + total, nll[1] + count

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -53,8 +54,9 @@ class LoadedAdapter:
     token_rows: torch.Tensor | None = None  # [k, d] fp32: their new embedding (and, tied, output) rows
     _heads: dict = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
+        """Bytes of its tensors (read once it is loaded: they never change after)."""
         tensors = [t for pair in self.weights.values() for t in pair]
         if self.token_rows is not None:
             tensors += [self.token_rows, self.token_ids]

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypeVar
 
 import torch
+
+from core.torch_runtime import on_passing_thread, reuse_freed_memory
 
 from .adapters import LoadedAdapter, RowAdapters
 from .cache import LoadedModel, ModelCache, lean_for, model_load, serving_precision
@@ -80,6 +83,7 @@ class BatchJob:
 
 
 _STOP = object()
+T = TypeVar("T")
 
 
 class Engine:
@@ -151,12 +155,24 @@ class Engine:
     def perplexity(self, digest: str, folder: Path, windows: torch.Tensor, *, precision: str,
                    base_digest: str | None = None, base_dir: Path | None = None) -> float:
         """`windows_perplexity` of a model (or an adapter on its base) loaded through the cache, on
-        the caller's thread."""
-        loaded, adapter = self._resolve(digest, folder, base_digest, base_dir)
-        try:
-            return windows_perplexity(loaded, windows, precision=precision, adapter=adapter)
-        finally:
-            self.cache.trim()
+        a thread of its own that ends with it (core.torch_runtime.on_passing_thread: the caller's
+        thread keeps no torch thread team that would slow the engine's)."""
+        def measure() -> float:
+            loaded, adapter = self._resolve(digest, folder, base_digest, base_dir)
+            try:
+                return windows_perplexity(loaded, windows, precision=precision, adapter=adapter)
+            finally:
+                self.cache.trim()
+
+        return on_passing_thread(measure)
+
+    def measure(self, work: Callable[[LoadedModel, torch.nn.Module], T], digest: str, folder: Path, *,
+                base_digest: str | None = None, base_dir: Path | None = None) -> T:
+        """`work(loaded, model)` with the model as this engine serves it (`served_model`), loaded
+        and run on a thread of its own that ends with it, as `perplexity` is: for measurements
+        (perplexity of samples, entropies) from a pool or web thread. `work` may call `generate`."""
+        return on_passing_thread(lambda: work(*self.served_model(digest, folder, base_digest=base_digest,
+                                                                 base_dir=base_dir)))
 
     def served_model(self, digest: str, folder: Path, *, base_digest: str | None = None,
                      base_dir: Path | None = None) -> tuple[LoadedModel, torch.nn.Module]:
@@ -193,8 +209,6 @@ class Engine:
         # Decoding allocates and frees the same large tensors (logits, KV-cache growth) every step;
         # glibc would hand them back to the OS and page-fault them in again (the first requests of a
         # process ran 2-8x slower here). Keep freed memory for reuse, as the training loop does.
-        from core.torch_runtime import reuse_freed_memory
-
         reuse_freed_memory()
         batches: dict[tuple[str, str], list[BatchJob]] = {}
         pools: dict[tuple[str, str], KVPool] = {}  # each batch's KV pool

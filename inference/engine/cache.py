@@ -91,6 +91,7 @@ class ModelCache:
         self._loader = loader
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._adapters: OrderedDict[str, LoadedAdapter] = OrderedDict()
+        self._adapter_bytes = 0  # their sum, kept as they come and go (a thousand adapters' tensors are slow to add up)
         self._lock = threading.Lock()
         self.adapter_loads = 0  # cold adapter loads, for tests and benches
 
@@ -106,15 +107,24 @@ class ModelCache:
             raise ModelTooLarge(needed=loaded.nbytes, limit=self.adapter_max_bytes)
         with self._lock:
             self.adapter_loads += 1
-            while self._adapters and self.adapter_bytes + loaded.nbytes > self.adapter_max_bytes:
-                self._adapters.popitem(last=False)
+            if digest in self._adapters:  # another thread loaded it meanwhile
+                self._adapters.move_to_end(digest)
+                return self._adapters[digest]
+            while self._adapters and self._adapter_bytes + loaded.nbytes > self.adapter_max_bytes:
+                self._adapter_evict()
             self._evict(keep=len(self._models), room_for=loaded.nbytes, why="")
-            self._adapters[digest] = self._adapters.get(digest, loaded)
-            return self._adapters[digest]
+            self._adapters[digest] = loaded
+            self._adapter_bytes += loaded.nbytes
+            return loaded
+
+    def _adapter_evict(self) -> None:
+        """Drop the least recently used adapter. The caller holds the lock."""
+        _digest, evicted = self._adapters.popitem(last=False)
+        self._adapter_bytes -= evicted.nbytes
 
     @property
     def adapter_bytes(self) -> int:
-        return sum(a.nbytes for a in self._adapters.values())
+        return self._adapter_bytes
 
     def adapter_digests(self) -> list[str]:
         with self._lock:
@@ -145,7 +155,7 @@ class ModelCache:
         decodes with an evicted adapter or model keeps its own reference until it ends."""
         while self.used_bytes + room_for > self.max_bytes:
             if self._adapters:
-                self._adapters.popitem(last=False)
+                self._adapter_evict()
             elif len(self._models) > keep:
                 evicted_digest, _ = self._models.popitem(last=False)
                 log.info("model cache: evicted %s%s", evicted_digest[:12], why)
