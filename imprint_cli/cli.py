@@ -175,11 +175,12 @@ def cmd_train(args, cfg) -> int:
 
 
 def _method_summary(job: dict) -> str:
-    """How the job trains: "LoRA r 8, alpha 16" (adapters beside the frozen base) or "full fine-tune"."""
+    """How the job trains: "LoRA r 8, alpha 16" (adapters beside the frozen base) or "full fine-tune",
+    and ", recomputing activations" when it trades compute for memory."""
     hp = job.get("hyperparameters") or {}
-    if hp.get("method") == "lora":
-        return f"LoRA r {hp.get('lora_r')}, alpha {hp.get('lora_alpha'):g}"
-    return "full fine-tune"
+    method = (f"LoRA r {hp.get('lora_r')}, alpha {hp.get('lora_alpha'):g}" if hp.get("method") == "lora"
+              else "full fine-tune")
+    return method + (", recomputing activations" if hp.get("activations") == "recompute" else "")
 
 
 class _Interrupt:

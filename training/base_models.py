@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from django.conf import settings
 
 from .builtin_base import BUILTIN, FINE_TUNE_DEFAULTS, SIZES, WEIGHTS_LICENCE
+from .config import TrainConfig
 from .errors import TrainingError
 
 TINY = "tiny"
@@ -154,23 +155,36 @@ def tokens_per_second(base: BaseModel, device: str) -> float:
     return min(_EFFECTIVE_FLOPS[device] / (6 * base.parameters), _TOKENS_PER_SECOND_CAP[device])
 
 
+def recompute_slowdown(config: TrainConfig) -> float:
+    """How much longer a step takes when `config` recomputes activations: one more forward pass of
+    the blocks, against a forward and a backward of about twice its work (full: 4/3), or of about
+    its work when the frozen base's weights need no gradients (LoRA: 3/2). Measured on a
+    GPT-2-small-config base on CPU: LoRA 1.58x, full 1.17x."""
+    if not config.recomputes_activations:
+        return 1.0
+    return 1.5 if config.is_lora else 4 / 3
+
+
 def job_estimate(*, base: BaseModel, steps: int, batch_size: int, context_length: int, device: str,
-                 measured: dict | None = None) -> dict:
+                 measured: dict | None = None, slowdown: float = 1.0) -> dict:
     """Tokens to process, expected duration on `device` and on the other kind, and compute cost.
 
     `measured` ({"tokens_per_second", "jobs"}) is the throughput recent jobs on this base and device
-    achieved, evaluations and checkpoints included; without it the duration on `device` comes from
-    the constants above. `source` says which ("measured" or "constant"), `basis` in words. Cost
+    achieved (as if they kept their activations), evaluations and checkpoints included; without it
+    the duration on `device` comes from the constants above. `slowdown`: the job's own
+    (recompute_slowdown). `source` says which ("measured" or "constant"), `basis` in words. Cost
     uses COMPUTE_RATE_CENTS_PER_HOUR, rounded up to the cent (an estimate shown before the job).
     """
     tokens = steps * batch_size * context_length
-    seconds = {d: tokens / tokens_per_second(base, d) for d in ("cpu", "cuda")}
+    seconds = {d: tokens * slowdown / tokens_per_second(base, d) for d in ("cpu", "cuda")}
     source, basis = "constant", f"the typical throughput of {base.name} on a {device} (no recent job measured)"
     if measured and measured.get("tokens_per_second"):
-        seconds[device] = tokens / measured["tokens_per_second"]
+        seconds[device] = tokens * slowdown / measured["tokens_per_second"]
         source = "measured"
         basis = (f"measured: {measured['tokens_per_second']:,.0f} tokens/s over the last {measured['jobs']} "
                  f"{base.name} job{'s' if measured['jobs'] != 1 else ''} on {device}")
+    if slowdown != 1.0:
+        basis += f"; recomputing activations takes about {slowdown:.2g}x as long"
     rate = settings.COMPUTE_RATE_CENTS_PER_HOUR
     return {
         "tokens": tokens,
@@ -186,29 +200,48 @@ def job_estimate(*, base: BaseModel, steps: int, batch_size: int, context_length
     }
 
 
-# fp32 training: weights, gradients and AdamW's two moments are 16 bytes a parameter.
+# fp32 training: weights, gradients and AdamW's two moments are 16 bytes a parameter; a frozen
+# weight (LoRA's base) is 4.
 _STATIC_BYTES_PER_PARAMETER = 16
+_FROZEN_BYTES_PER_PARAMETER = 4
 # Activations a GPT-2 block keeps for backward, per token and per unit of width, in fp32 (about 34
 # values per token and width in half precision, after Korthikanti et al. 2022, doubled for fp32;
 # attention runs as one fused kernel that stores no T x T matrix).
 _ACTIVATION_BYTES_PER_TOKEN_WIDTH = 68
+# Recomputing activations keeps each block's fp32 input instead, and one block's activations at a time.
+_BLOCK_INPUT_BYTES_PER_TOKEN_WIDTH = 4
+# LoRA parameters per unit of rank and width in one block with all four GPT-2 projections adapted:
+# c_attn (1 + 3), attn.c_proj (1 + 1), mlp.c_fc (1 + 4) and mlp.c_proj (4 + 1) times the width.
+_LORA_PARAMETERS_PER_RANK_WIDTH = 16
 
 
-def training_memory(base: BaseModel, *, micro_batch: int, context_length: int) -> dict:
-    """Estimated peak bytes of one training pass of `micro_batch` windows: the fp32 logits and
-    their gradient (micro_batch x context x vocab x 4 bytes, twice), the blocks' activations, and
-    weights, gradients and optimizer state. An estimate to refuse what cannot fit, not a promise."""
-    tokens = micro_batch * context_length
+def training_memory(base: BaseModel, config: TrainConfig, *, micro_batch: int) -> dict:
+    """Estimated peak bytes of one training pass of `micro_batch` windows of `config`: the fp32
+    logits and their gradient (micro_batch x context x vocab x 4 bytes, twice), the blocks'
+    activations (or, recomputed, their inputs and one block's), and the weights with, for what
+    trains, gradients and optimizer state (LoRA: the base frozen, the adapters and token rows
+    trained). An estimate to refuse what cannot fit, not a promise."""
+    tokens = micro_batch * config.context_length
     logits = tokens * base.vocab_size * 4 * 2
-    activations = tokens * base.n_embd * base.n_layer * _ACTIVATION_BYTES_PER_TOKEN_WIDTH
-    static = base.parameters * _STATIC_BYTES_PER_PARAMETER
+    if config.recomputes_activations:
+        activations = tokens * base.n_embd * (base.n_layer * _BLOCK_INPUT_BYTES_PER_TOKEN_WIDTH
+                                              + _ACTIVATION_BYTES_PER_TOKEN_WIDTH)
+    else:
+        activations = tokens * base.n_embd * base.n_layer * _ACTIVATION_BYTES_PER_TOKEN_WIDTH
+    if config.is_lora:
+        trained = (config.lora_r * _LORA_PARAMETERS_PER_RANK_WIDTH * base.n_embd * base.n_layer
+                   + config.lora_token_embeddings * base.n_embd)
+        static = base.parameters * _FROZEN_BYTES_PER_PARAMETER + trained * _STATIC_BYTES_PER_PARAMETER
+    else:
+        static = base.parameters * _STATIC_BYTES_PER_PARAMETER
     return {"logits": logits, "activations": activations, "static": static, "total": logits + activations + static}
 
 
-def largest_fitting_micro_batch(base: BaseModel, *, context_length: int, limit_bytes: float) -> int:
-    """The largest micro-batch whose estimate fits `limit_bytes` (0 when not even one window does)."""
-    fixed = training_memory(base, micro_batch=0, context_length=context_length)["total"]
-    per_window = training_memory(base, micro_batch=1, context_length=context_length)["total"] - fixed
+def largest_fitting_micro_batch(base: BaseModel, config: TrainConfig, *, limit_bytes: float) -> int:
+    """The largest micro-batch of `config` whose estimate fits `limit_bytes` (0 when not even one
+    window does)."""
+    fixed = training_memory(base, config, micro_batch=0)["total"]
+    per_window = training_memory(base, config, micro_batch=1)["total"] - fixed
     return max(0, int((limit_bytes - fixed) // per_window))
 
 

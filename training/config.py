@@ -23,6 +23,7 @@ from typing import Any, Self
 
 SCHEDULES = ("linear", "cosine")
 METHODS = ("lora", "full")
+ACTIVATIONS = ("keep", "recompute")
 # GPT-2's projections LoRA may adapt, by the module names peft matches (a name matches a module whose
 # dotted path ends with it): "c_proj" alone would take both the attention's and the MLP's.
 LORA_TARGETS = ("c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
@@ -84,6 +85,13 @@ class TrainConfig:
                                        optional=True, trajectory=True)
     context_length: int = _hp(64, "Context length", "Tokens per training window.", min=8, max=1024,
                               trajectory=True)
+    # The backward pass needs every block's activations; "recompute" keeps only each block's input and
+    # runs the block's forward again when the backward reaches it (transformers' gradient
+    # checkpointing, dropout replayed), so the weights it computes are the same.
+    activations: str = _hp("keep", "Activations", "keep: store every block's activations for the backward "
+                           "pass (fastest); recompute: store only each block's input and recompute the rest "
+                           "in the backward pass, about a third more compute for much less memory, so a "
+                           "larger micro-batch or context fits.", choices=ACTIVATIONS)
     weight_decay: float = _hp(0.0, "Weight decay", "AdamW weight decay on matrices and embeddings (never on "
                               "biases or LayerNorm).", min=0.0, max=1.0, trajectory=True)
     grad_clip: float = _hp(1.0, "Gradient clipping", "Largest global gradient norm; 0 turns clipping off.",
@@ -141,6 +149,10 @@ class TrainConfig:
                                      "tokens have their embedding row (shared with the output layer) trained "
                                      "beside the adapters and stored in the adapter (LoRA only; 0: none).",
                                      min=0, max=65_536, trajectory=True)
+
+    @property
+    def recomputes_activations(self) -> bool:
+        return self.activations == "recompute"
 
     @property
     def is_lora(self) -> bool:

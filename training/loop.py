@@ -125,6 +125,15 @@ def use_fused_gelu(model: torch.nn.Module) -> int:
     return swapped
 
 
+def activations_recompute(model: torch.nn.Module) -> None:
+    """Keep only each block's input for the backward pass and recompute the block's activations
+    there (transformers' activation checkpointing, non-reentrant: dropout is replayed from the saved
+    RNG state, so the gradients are the ones the stored activations give). On a LoRA model, the
+    frozen base's blocks. Only while training: evaluation and samples run as before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def run_training(
     *,
     model_path: str | Path,
@@ -319,6 +328,8 @@ class _Run:
         self.model = model_prepare(self.model, self.config, resume_from=resume_from,
                                    init_seed=_derived_seed(self.config.seed, _ADAPTER_INIT, 0),
                                    token_ids=trained_tokens(self.config, self.train_windows))
+        if self.config.recomputes_activations:
+            activations_recompute(self.model)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token")
         self.n_positions = int(self.model.config.max_position_embeddings)

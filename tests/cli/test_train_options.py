@@ -75,3 +75,13 @@ def test_train_sets_the_newly_settable_hyperparameters(imprint, capsys):
     config = TrainingJob.objects.get().config
     assert (config.steps, config.lr_schedule, config.weight_decay, config.grad_clip) == (100, "cosine", 0.01, 0.5)
     assert (config.eval_max_windows, config.keep_checkpoints) == (16, 3)
+
+
+@pytest.mark.django_db
+def test_train_recomputes_activations_when_asked_and_says_so(imprint, capsys):
+    assert imprint("--steps", "100", "--activations", "recompute") == 0
+    out = capsys.readouterr().out
+    assert "Started job" in out and "recomputing activations" in out
+    assert TrainingJob.objects.get().config.activations == "recompute"
+    assert imprint("--steps", "100", "--activations", "sometimes", "--new") == 1
+    assert "error: activations: " in capsys.readouterr().err

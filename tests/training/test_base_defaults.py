@@ -112,3 +112,43 @@ def test_a_running_jobs_eta_comes_from_its_own_pace(trainer, local_media):
     eta = selectors.job_eta(job)
     assert (eta["eta_source"], eta["eta_seconds"]) == ("measured", 178.0)  # 89 steps left at 2 s
     assert eta["cost_estimate_cents"] >= 1
+
+
+def test_a_batch_that_fits_only_recomputing_activations_is_told_so_and_fits_when_it_does(
+        api, trainer, settings, hub_reachable):
+    settings.TRAINING_DEVICE_MEMORY_GIB = 4
+    dataset = make_dataset(trainer)
+    # GPT-2 small, full fine-tune: 1.9 GiB of weights, gradients and moments, then 8 x 512 tokens a pass.
+    body = {"dataset": str(dataset.pk), "base_model": "gpt2", "steps": 100, "batch_size": 8,
+            "micro_batch_size": 8, "context_length": 512, "method": "full"}
+    refused = api.post(JOBS, body, content_type="application/json")
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "batch_exceeds_device_memory"
+    assert "set activations to recompute (the whole pass then fits" in error["message"]
+    assert not TrainingJob.objects.exists()
+    made = api.post(JOBS, {**body, "activations": "recompute"}, content_type="application/json")
+    assert made.status_code == 201, made.json()
+    assert made.json()["hyperparameters"]["activations"] == "recompute"
+    # A LoRA keeps the base's weights only (no gradients or moments for them): 6 windows a pass fit.
+    six = {**body, "micro_batch_size": 6}
+    assert api.post(JOBS, six, content_type="application/json").status_code == 400
+    lora = api.post(JOBS, {**six, "method": "lora"}, content_type="application/json")
+    assert lora.status_code == 201, lora.json()
+
+
+def test_recomputing_activations_lengthens_the_estimate_and_a_recomputing_jobs_pace_counts_as_if_it_kept_them(
+        trainer, local_media):
+    dataset = make_dataset(trainer)
+    config = {"steps": 100, "batch_size": 4, "context_length": 32}
+    keeping = services.job_create(owner=trainer, dataset=dataset, name="a", base_model="tiny", hyperparameters=config)
+    recomputing = services.job_create(owner=trainer, dataset=dataset, name="b", base_model="tiny",
+                                      hyperparameters={**config, "activations": "recompute"})
+    # tiny trains every weight: one more forward pass against a forward and a backward of twice its work
+    assert recomputing.estimate["seconds"] == pytest.approx(keeping.estimate["seconds"] * 4 / 3, abs=0.1)
+    assert "recomputing activations takes about 1.3x as long" in recomputing.estimate["basis"]
+    # It ran 100 steps of 128 tokens in 64 s recomputing: 48 s storing its activations.
+    TrainingJob.objects.filter(pk=recomputing.pk).update(state="succeeded", device="cpu", steps_computed=100,
+                                                         compute_seconds=64.0, finished_at=timezone.now())
+    later = services.job_create(owner=trainer, dataset=dataset, name="c", base_model="tiny", hyperparameters=config)
+    assert later.estimate["source"] == "measured" and later.estimate["seconds"] == pytest.approx(48.0)

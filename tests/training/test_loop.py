@@ -306,3 +306,22 @@ def test_fused_gelu_swap_keeps_the_model_function(tiny_model_dir: Path) -> None:
 def test_allocator_tuning_is_idempotent() -> None:
     first = reuse_freed_memory()
     assert reuse_freed_memory() == first
+
+
+def test_recomputing_activations_trains_the_same_weights_and_a_run_may_switch_on_resume(
+    tiny_model_dir: Path, windows, tmp_path: Path
+) -> None:
+    # Dropout on (the tiny model's default): the recomputed forward replays the same masks.
+    stored = _train(tiny_model_dir, windows, tmp_path / "stored", config=_config(steps=6, sample_every=3))
+    recorder = Recorder()
+    config = _config(steps=6, sample_every=3, activations="recompute")
+    recomputed = _train(tiny_model_dir, windows, tmp_path / "recomputed", recorder, config=config)
+    a, b = _weights(stored.output_dir), _weights(recomputed.output_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    assert recomputed.val_loss == stored.val_loss and recorder.samples  # evaluation and samples as before
+    # Memory, not the trajectory: a run paused keeping activations may resume recomputing them.
+    paused = _train(tiny_model_dir, windows, tmp_path / "split", Recorder({4: "pause"}),
+                    config=_config(steps=6, sample_every=3))
+    resumed = _train(tiny_model_dir, windows, tmp_path / "split", config=config, resume_from=paused.checkpoint_dir)
+    c = _weights(resumed.output_dir)
+    assert resumed.status == "succeeded" and all(torch.equal(a[name], c[name]) for name in a)

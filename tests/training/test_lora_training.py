@@ -140,3 +140,21 @@ def test_token_rows_train_as_peft_computes_them_without_a_new_embedding_matrix(p
     assert torch.allclose(ours(input_ids=x).logits, peft_own(input_ids=x).logits, atol=1e-5)
     assert sorted(gradients[0]) == sorted(gradients[1])
     assert all(torch.allclose(gradients[0][n], gradients[1][n], atol=1e-4) for n in gradients[0])
+
+
+def test_a_lora_run_recomputing_activations_trains_the_same_adapter(pretrained_dir, windows, tmp_path):
+    stored = _run(pretrained_dir, windows, tmp_path / "stored", _lora(steps=6))
+    recomputed = _run(pretrained_dir, windows, tmp_path / "recomputed", _lora(steps=6, activations="recompute"))
+    a = load_file(stored.output_dir / "adapter_model.safetensors")
+    b = load_file(recomputed.output_dir / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the saved adapter loads as any other: nothing of the recomputation is stored with it
+    config = json.loads((recomputed.output_dir / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA"
+
+
+def test_activations_are_kept_or_recomputed():
+    with pytest.raises(HyperparameterError) as refused:
+        TrainConfig.from_dict({"activations": "sometimes"})
+    assert refused.value.field == "activations" and "keep, recompute" in str(refused.value)
+    assert TrainConfig().activations == "keep"

@@ -35,6 +35,7 @@ from ..base_models import (
     base_model_get,
     job_estimate,
     largest_fitting_micro_batch,
+    recompute_slowdown,
     training_memory,
 )
 from ..config import HyperparameterError, TrainConfig
@@ -109,7 +110,8 @@ def job_estimate_for(*, base_model: str, config: TrainConfig) -> dict:
     device = available_device()
     return job_estimate(base=base_model_get(base_model), steps=config.steps, batch_size=config.batch_size,
                         context_length=config.context_length, device=device,
-                        measured=measured_throughput(base_model=base_model, device=device))
+                        measured=measured_throughput(base_model=base_model, device=device),
+                        slowdown=recompute_slowdown(config))
 
 
 def measured_throughput(*, base_model: str, device: str) -> dict | None:
@@ -120,12 +122,22 @@ def measured_throughput(*, base_model: str, device: str) -> dict | None:
                                          steps_computed__gt=0, compute_seconds__gt=0)
               .order_by("-finished_at").values("hyperparameters", "steps_computed", "compute_seconds")
               [: settings.TRAINING_ESTIMATE_RECENT_JOBS])
+    # Each at the pace it would have kept storing its activations.
     rates = sorted(job["steps_computed"] * job["hyperparameters"].get("batch_size", 0)
-                   * job["hyperparameters"].get("context_length", 0) / job["compute_seconds"] for job in recent)
+                   * job["hyperparameters"].get("context_length", 0) / job["compute_seconds"]
+                   * recompute_slowdown(_stored_config(job["hyperparameters"])) for job in recent)
     rates = [rate for rate in rates if rate > 0]
     if not rates:
         return None
     return {"tokens_per_second": rates[len(rates) // 2], "jobs": len(rates)}
+
+
+def _stored_config(hyperparameters: Mapping[str, Any]) -> TrainConfig:
+    """A stored job's TrainConfig; TrainConfig's defaults where a row no longer validates."""
+    try:
+        return TrainConfig.from_dict(hyperparameters)
+    except HyperparameterError:
+        return TrainConfig()
 
 
 def _train_config(hyperparameters: Mapping[str, Any], base_model: str = TINY) -> TrainConfig:
@@ -142,21 +154,30 @@ def _train_config(hyperparameters: Mapping[str, Any], base_model: str = TINY) ->
 
 def job_memory_check(*, base: BaseModel, config: TrainConfig) -> None:
     """Raises BatchTooLarge when one pass of the job's micro-batch (its batch, when it has none)
-    would not fit TRAINING_DEVICE_MEMORY_GIB, saying which micro-batch would."""
+    would not fit TRAINING_DEVICE_MEMORY_GIB, saying which micro-batch would (and, when the job
+    keeps its activations, which would if it recomputed them)."""
     micro = config.micro_batch_size or config.batch_size
-    need = training_memory(base, micro_batch=micro, context_length=config.context_length)
+    need = training_memory(base, config, micro_batch=micro)
     limit = settings.TRAINING_DEVICE_MEMORY_GIB * 2**30
     if need["total"] <= limit:
         return
-    fits = largest_fitting_micro_batch(base, context_length=config.context_length, limit_bytes=limit)
+    fits = largest_fitting_micro_batch(base, config, limit_bytes=limit)
     advice = (f"set micro_batch_size to {fits} or less (the batch of {config.batch_size} is then accumulated "
               "over several passes)" if fits else "shorten the context length")
+    recomputing = 0
+    if not config.recomputes_activations:
+        recomputing = largest_fitting_micro_batch(base, dataclasses.replace(config, activations="recompute"),
+                                                  limit_bytes=limit)
+        if recomputing > fits:
+            room = "the whole pass then fits" if recomputing >= micro else f"then up to {recomputing} windows a pass"
+            advice += f", or set activations to recompute ({room}, at about a third more compute)"
     raise BatchTooLarge(
         f"A pass of {micro} windows of {config.context_length} tokens on {base.name} needs about "
         f"{need['total'] / 2**30:.1f} GiB (the fp32 logits alone {need['logits'] / 2**30:.1f} GiB), more than "
         f"the {settings.TRAINING_DEVICE_MEMORY_GIB:g} GiB of a training device: {advice}.",
         param="micro_batch_size" if config.micro_batch_size else "batch_size",
-        extra={"estimated_bytes": need["total"], "device_memory_bytes": int(limit), "largest_micro_batch": fits})
+        extra={"estimated_bytes": need["total"], "device_memory_bytes": int(limit), "largest_micro_batch": fits,
+               "largest_micro_batch_recomputing": max(fits, recomputing)})
 
 
 def _max_context(base: BaseModel) -> int:
