@@ -170,7 +170,7 @@ def job_memory_check(*, base: BaseModel, config: TrainConfig) -> None:
                                                   limit_bytes=limit)
         if recomputing > fits:
             room = "the whole pass then fits" if recomputing >= micro else f"then up to {recomputing} windows a pass"
-            advice += f", or set activations to recompute ({room}, at about a third more compute)"
+            advice += f", or set activations to recompute ({room}, at a third to a half more compute)"
     raise BatchTooLarge(
         f"A pass of {micro} windows of {config.context_length} tokens on {base.name} needs about "
         f"{need['total'] / 2**30:.1f} GiB (the fp32 logits alone {need['logits'] / 2**30:.1f} GiB), more than "
