@@ -90,8 +90,8 @@ class TrainConfig:
     # checkpointing, dropout replayed), so the weights it computes are the same.
     activations: str = _hp("keep", "Activations", "keep: store every block's activations for the backward "
                            "pass (fastest); recompute: store only each block's input and recompute the rest "
-                           "in the backward pass, a third (full) to a half (LoRA) more compute for much less memory, so a "
-                           "larger micro-batch or context fits.", choices=ACTIVATIONS)
+                           "in the backward pass, a third (full) to a half (LoRA) more compute for much less "
+                           "memory, so a larger micro-batch or context fits.", choices=ACTIVATIONS)
     weight_decay: float = _hp(0.0, "Weight decay", "AdamW weight decay on matrices and embeddings (never on "
                               "biases or LayerNorm).", min=0.0, max=1.0, trajectory=True)
     grad_clip: float = _hp(1.0, "Gradient clipping", "Largest global gradient norm; 0 turns clipping off.",
