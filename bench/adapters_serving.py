@@ -3,7 +3,8 @@
 A GPT-2-small-config base (random weights: speed does not depend on what a model learnt) and N random
 r = 8 adapters on all four GPT-2 projections (with `--token-rows K`, each also replaces K token
 embedding rows, as jobs' adapters do), made in the run on a thread that then ends, so that the
-engine's thread is the only one that ran torch (as in the servers; see `in_own_thread`). It reports:
+engine's thread is the only one that ran torch (as in the servers: a thread that has run torch
+keeps an OpenMP team while it lives, which slows the engine's; see core.torch_runtime). It reports:
 - resident memory: the engine cache's bytes for the base alone, then with all N adapters loaded;
 - first-token latency of a request on a cold adapter (read from disk on admission) against a warm one;
 - aggregate tok/s of 8 concurrent requests on 8 different adapters against 8 concurrent requests on
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
+from core.torch_runtime import on_passing_thread  # noqa: E402
 from inference.engine import Engine, GenerationRequest  # noqa: E402
 from tests.support.adapters import merged_model, random_adapter  # noqa: E402
 from tests.support.corpus import corpus_documents  # noqa: E402
@@ -70,18 +72,6 @@ def aggregate(engine, requests) -> float:
     return sum(r.completion_tokens for r in results) / (time.perf_counter() - started)
 
 
-def in_own_thread(work):
-    """Run `work` in a thread that then exits. A thread that has run torch's parallel (OpenMP) ops
-    keeps its thread team while it lives; with more OpenMP threads than cores, libgomp stops
-    spinning and every small parallel op then waits on a wake-up (matmuls at batch 8 ran 2x slower
-    on this 2-core machine). In the servers only the engine's thread runs the model."""
-    out = []
-    thread = threading.Thread(target=lambda: out.append(work()))
-    thread.start()
-    thread.join()
-    return out[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -95,7 +85,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        base, adapters, merged, cold_dir = in_own_thread(lambda: (
+        base, adapters, merged, cold_dir = on_passing_thread(lambda: (
             (b := base_folder(root, args.quick)),
             a := [random_adapter(root / f"a{i}", b, seed=i, r=8, std=0.02, tokens=args.token_rows)
                   for i in range(count)],
