@@ -7,8 +7,9 @@ processes (so each peak is its own).
 
 Peak memory is the process's peak resident set (ru_maxrss) minus its resident set before the run;
 on CUDA, torch's peak allocated bytes. Last line: `ratio: X` with X = LoRA tok/s / full tok/s
-(goals: >= 1.2, and LoRA's peak memory <= 0.5x full's). Also reported: LoRA with adapters only, and
-LoRA recomputing activations (`activations: recompute`).
+(goals: >= 1.2, and LoRA's peak memory <= 0.5x full's). Also reported: LoRA with adapters only, LoRA
+recomputing activations (`activations: recompute`) and LoRA without adapter dropout (`lora_dropout`
+0: its masks are drawn for every adapted projection's input, every step).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def one_run(method: str, quick: bool, token_rows: int | None = None, recompute: bool = False) -> dict:
+def one_run(method: str, quick: bool, token_rows: int | None = None, recompute: bool = False,
+            dropout: float | None = None) -> dict:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -57,6 +59,7 @@ def one_run(method: str, quick: bool, token_rows: int | None = None, recompute: 
         speed = Speed()
         rows = {} if token_rows is None else {"lora_token_embeddings": token_rows}
         rows |= {"activations": "recompute"} if recompute else {}
+        rows |= {"lora_dropout": dropout} if dropout is not None else {}
         config = TrainConfig(steps=steps, batch_size=batch, context_length=seq, sample_every=10**6,
                              checkpoint_every=10**6, sample_count=0, eval_max_windows=1, method=method, **rows)
         run_training(model_path=folder, train_windows=windows[:48], val_windows=windows[48:], config=config,
@@ -72,16 +75,18 @@ def main() -> None:
     parser.add_argument("--one", choices=["lora", "full"])
     parser.add_argument("--token-rows", type=int, default=None, help="(with --one lora) lora_token_embeddings")
     parser.add_argument("--recompute", action="store_true", help="(with --one) activations: recompute")
+    parser.add_argument("--dropout", type=float, default=None, help="(with --one lora) lora_dropout")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one, args.quick, args.token_rows, args.recompute)))
+        print(json.dumps(one_run(args.one, args.quick, args.token_rows, args.recompute, args.dropout)))
         return
     results = {}
     # LoRA as jobs train it (with the data's token rows, up to 1,024 here), and adapters alone.
     # And LoRA recomputing activations: less memory for more compute.
     for name, extra in (("full", ["--one", "full"]), ("lora", ["--one", "lora"]),
                         ("lora, adapters only", ["--one", "lora", "--token-rows", "0"]),
-                        ("lora, recomputing activations", ["--one", "lora", "--recompute"])):
+                        ("lora, recomputing activations", ["--one", "lora", "--recompute"]),
+                        ("lora, no adapter dropout", ["--one", "lora", "--dropout", "0"])):
         cmd = [sys.executable, __file__, *extra] + (["--quick"] if args.quick else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         results[name] = json.loads(out)
@@ -93,6 +98,9 @@ def main() -> None:
     again = results["lora, recomputing activations"]
     print(f"recomputing activations: {again['tok_s'] / results['full']['tok_s']:.3f}x full's tok/s, "
           f"peak {again['peak'] / results['full']['peak']:.2f}x")
+    bare = results["lora, no adapter dropout"]
+    print(f"no adapter dropout (lora_dropout 0): {bare['tok_s'] / results['full']['tok_s']:.3f}x full's tok/s, "
+          f"peak {bare['peak'] / results['full']['peak']:.2f}x")
     print(f"memory: LoRA peak = {results['lora']['peak'] / results['full']['peak']:.2f}x full")
     print(f"ratio: {results['lora']['tok_s'] / results['full']['tok_s']:.3f}")
 

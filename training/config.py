@@ -132,8 +132,13 @@ class TrainConfig:
                       trajectory=True)
     lora_alpha: float = _hp(16.0, "LoRA alpha", "Adapter scale numerator: the update is multiplied by alpha / r "
                             "(LoRA only).", above=0.0, max=4096.0, trajectory=True)
-    lora_dropout: float = _hp(0.05, "LoRA dropout", "Dropout on the adapters' input while training (LoRA only).",
-                              min=0.0, max=0.9, trajectory=True)
+    # Off by default (as in peft): its masks are drawn over every adapted projection's input each
+    # step, 13 % of a LoRA step at GPT-2-small size on CPU. Measured on the built-in base and the two
+    # demo corpora (demo settings), 0.05 against 0: best validation loss 1.545 vs 1.550 and 1.319 vs
+    # 1.320, English words in samples 93.5 vs 92.2 % and 94.2 vs 93.6 %, runs 1.16x and 1.21x faster.
+    # The model's own dropout (GPT-2's 0.1) still applies, and the version is the best evaluation.
+    lora_dropout: float = _hp(0.0, "LoRA dropout", "Dropout on the adapters' input while training (LoRA only; "
+                              "0: none, the fastest).", min=0.0, max=0.9, trajectory=True)
     # All four, as LoRAX serves GPT-2: at r 8 that is 1.18M parameters (4.7 MB fp32, ~1 % of GPT-2
     # small) against 0.3M for peft's c_attn-only default. Not yet chosen by a quality measurement.
     lora_target_modules: str = _hp(",".join(LORA_TARGETS), "LoRA target modules", "Comma-separated GPT-2 "
