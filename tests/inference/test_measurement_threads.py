@@ -19,17 +19,17 @@ from inference.engine import Engine
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
 
 
-def _threads() -> int:
-    """The process's threads, once the count has held for 0.2 s: an ended thread's team leaves a
-    moment after it."""
-    count, since = len(os.listdir("/proc/self/task")), time.monotonic()
+def _threads() -> set[int]:
+    """The process's threads (their ids), once the set has held for 0.2 s: an ended thread's team
+    leaves a moment after it."""
+    found, since = set(os.listdir("/proc/self/task")), time.monotonic()
     deadline = since + 10
     while time.monotonic() - since < 0.2 and time.monotonic() < deadline:
         time.sleep(0.02)
-        now = len(os.listdir("/proc/self/task"))
-        if now != count:
-            count, since = now, time.monotonic()
-    return count
+        now = set(os.listdir("/proc/self/task"))
+        if now != found:
+            found, since = now, time.monotonic()
+    return {int(tid) for tid in found}
 
 
 def _big_op() -> float:
@@ -38,12 +38,13 @@ def _big_op() -> float:
 
 
 def _threads_while_a_pool_thread_lives(work) -> int:
-    """The process's threads while a long-lived thread (a pool thread) that ran `work` still
-    lives, less those that were there before it started and itself."""
+    """How many threads started while a long-lived thread (a pool thread) ran `work` are still
+    there while it lives, itself aside (threads that ended meanwhile, anyone's, do not count)."""
     ran, leave = threading.Event(), threading.Event()
-    errors = []
+    errors, native = [], []
 
     def pool_thread():
+        native.append(threading.get_native_id())
         try:
             work()
         except BaseException as exc:  # noqa: BLE001 - reported on the test's thread
@@ -57,7 +58,7 @@ def _threads_while_a_pool_thread_lives(work) -> int:
     try:
         assert ran.wait(60)
         assert not errors, errors
-        return _threads() - before - 1
+        return len(_threads() - before - set(native))
     finally:
         leave.set()
         thread.join()
