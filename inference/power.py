@@ -149,16 +149,16 @@ def _measure_all(version: ModelVersion, schemes: list[Scheme]) -> list[dict]:
     """Samples of the version, plain (once) and under each scheme (at temperature 1, and half as many
     at 0.7), scored as the verifier scores them: one dict of figures per scheme."""
     folder = engine_source(version)  # the version's folders (an adapter's with its base's)
-    keys = {family_key(scheme): _probe_keys(version, scheme) for scheme in schemes}
+    probes = [(scheme, _probe_keys(version, scheme)) for scheme in schemes]
     # Perplexity and entropies under the model itself: an adapter applied to its base, as served
     # (on a thread of the engine's choosing; no database work in there).
     return engine_instance().measure(
-        lambda loaded, model: _measure_on(loaded, model, folder, schemes, keys), folder["model_digest"],
+        lambda loaded, model: _measure_on(loaded, model, folder, probes), folder["model_digest"],
         folder["model_dir"], base_digest=folder.get("base_digest"), base_dir=folder.get("base_dir"))
 
 
-def _measure_on(loaded, model, folder: dict, schemes: list[Scheme], keys: dict) -> list[dict]:
-    """`_measure_all`'s samples and figures, with the model as served and each scheme's probe keys."""
+def _measure_on(loaded, model, folder: dict, probes: list[tuple[Scheme, list[WatermarkKey]]]) -> list[dict]:
+    """`_measure_all`'s samples and figures, with the model as served, for each (scheme, its probe keys)."""
     tokenizer, texts = loaded.tokenizer, _Texts(loaded, model)
     prompt = tokenizer.eos_token or tokenizer.decode([0])
     prompt_ids = tokenizer(prompt)["input_ids"]
@@ -171,9 +171,9 @@ def _measure_on(loaded, model, folder: dict, schemes: list[Scheme], keys: dict) 
             plain_nll[0], plain_nll[1] = plain_nll[0] + total, plain_nll[1] + count
     entropies = [e for text in plain for e in texts.entropies(text).tolist()]
     out = []
-    for scheme in schemes:
+    for scheme, keys in probes:
         marked, clean, cool, nll = {}, {}, {}, [0.0, 0]
-        for i, key in enumerate(keys[family_key(scheme)]):
+        for i, key in enumerate(keys):
             for completion in _generate(folder, key, 1000 + i, max_new, prompt).completions:
                 total, count = _perplexity(model, prompt_ids, completion.token_ids)
                 nll[0], nll[1] = nll[0] + total, nll[1] + count
