@@ -85,12 +85,15 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        base, adapters, merged, cold_dir = on_passing_thread(lambda: (
-            (b := base_folder(root, args.quick)),
-            a := [random_adapter(root / f"a{i}", b, seed=i, r=8, std=0.02, tokens=args.token_rows)
-                  for i in range(count)],
-            merged_model(a[0], b, root / "merged"),
-            random_adapter(root / "cold", b, seed=10**6, r=8, std=0.02, tokens=args.token_rows)))
+
+        def build():
+            base = base_folder(root, args.quick)
+            adapters = [random_adapter(root / f"a{i}", base, seed=i, r=8, std=0.02, tokens=args.token_rows)
+                        for i in range(count)]
+            cold = random_adapter(root / "cold", base, seed=10**6, r=8, std=0.02, tokens=args.token_rows)
+            return base, adapters, merged_model(adapters[0], base, root / "merged"), cold
+
+        base, adapters, merged, cold_dir = on_passing_thread(build)
         # Room for every adapter (1,000 at GPT-2-small size: 4.7 GB), so none is evicted.
         engine = Engine(cache_bytes=16 * 1024**3, adapter_bytes=8 * 1024**3, max_batch=8)
         prompt = "In the beginning was the word, and the word"
